@@ -1,0 +1,82 @@
+"""Apply and inspect the Alembic history from code (CLI, server start-up, tests)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+
+from alembic import command
+from core.db.engine import create_engine
+from core.settings import to_async_url
+
+ALEMBIC_DIR = Path(__file__).resolve().parents[2] / "alembic"
+
+
+def alembic_config(url: str) -> Config:
+    """An Alembic config bound to ``url``, independent of the working directory."""
+    config = Config()
+    config.set_main_option("script_location", str(ALEMBIC_DIR))
+    config.attributes["database_url"] = to_async_url(url)
+    return config
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Bring the schema up to ``revision``. Must not be called from a running event loop."""
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    """Take the schema down to ``revision``."""
+    command.downgrade(alembic_config(url), revision)
+
+
+def head_revision() -> str:
+    """The newest revision the code knows."""
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert head is not None
+    return head
+
+
+async def current_revision(url: str) -> str | None:
+    """The revision the database is at, or None for an empty database."""
+
+    def read(connection: Connection) -> str | None:
+        return MigrationContext.configure(connection).get_current_revision()
+
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(read)
+    finally:
+        await engine.dispose()
+
+
+class SchemaOutOfDateError(RuntimeError):
+    """The database schema is not the one the code was written for."""
+
+
+async def require_current_schema(url: str) -> None:
+    """Refuse to go on unless the database is at the head revision."""
+    have, want = await current_revision(url), head_revision()
+    if have != want:
+        msg = (
+            f"database schema is at {have or 'nothing (empty database)'}, "
+            f"this version needs {want}: run `precisionpulse db upgrade`"
+        )
+        raise SchemaOutOfDateError(msg)
+
+
+def run_upgrade_in_thread(url: str) -> None:
+    """Upgrade from code that may already run an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        upgrade(url)
+        return
+    msg = "call upgrade() outside the event loop, e.g. through asyncio.to_thread"
+    raise RuntimeError(msg)

@@ -1,0 +1,247 @@
+"""The data model, one set of tables for PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from core.db.types import BigIntId, ExactDecimal, UtcDateTime, utcnow
+
+# Stable constraint names let Alembic batch mode find and alter constraints on SQLite.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+HLC_LENGTH = 96  # 15 + 1 + 6 + 1 + node id up to 73 characters
+DEVICE_ID_LENGTH = 64  # protocol v1: [A-Za-z0-9_-]{1,64}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with the naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, datetime: UtcDateTime, Decimal: ExactDecimal}
+
+
+class Synced:
+    """Columns every synced table carries: an HLC ``updated_at`` and a tombstone."""
+
+    updated_at: Mapped[str] = mapped_column(String(HLC_LENGTH))
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class User(Synced, Base):
+    """A person who signs in to the web UI or a station."""
+
+    __tablename__ = "users"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(128), default="")
+    password_hash: Mapped[str] = mapped_column(String(256))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Role(Synced, Base):
+    """A named set of permissions."""
+
+    __tablename__ = "roles"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(String(256), default="")
+    builtin: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Permission(Synced, Base):
+    """One thing a role may allow, such as ``devices:write``."""
+
+    __tablename__ = "permissions"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(String(256), default="")
+
+
+class RolePermission(Synced, Base):
+    """A role grants a permission (a tombstone when revoked, so sync can see it)."""
+
+    __tablename__ = "role_permissions"
+    role_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True
+    )
+    permission_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("permissions.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class UserRole(Synced, Base):
+    """A user holds a role (a tombstone when taken away)."""
+
+    __tablename__ = "user_roles"
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    role_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class AuthSession(Base):
+    """One sign-in: the refresh tokens it rotates through form one family."""
+
+    __tablename__ = "auth_sessions"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_reason: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class RefreshToken(Base):
+    """A refresh token, stored only as its SHA-256; usable once."""
+
+    __tablename__ = "refresh_tokens"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("auth_sessions.id", ondelete="CASCADE"), index=True
+    )
+    issued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Device(Base):
+    """A station: its identity and MQTT credentials."""
+
+    __tablename__ = "devices"
+    id: Mapped[str] = mapped_column(String(DEVICE_ID_LENGTH), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), default="")
+    description: Mapped[str] = mapped_column(String(512), default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Mosquitto's own PBKDF2-SHA512 format, so the broker password file can be rebuilt.
+    mqtt_password_hash: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class DeviceConfig(Synced, Base):
+    """The configuration a device should run (desired) and says it runs (reported)."""
+
+    __tablename__ = "device_configs"
+    device_id: Mapped[str] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    )
+    desired: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    desired_version: Mapped[int] = mapped_column(Integer, default=0)
+    reported: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    reported_version: Mapped[int] = mapped_column(Integer, default=0)
+    reported_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Command(Base):
+    """A command sent to a device and where it stands in its lifecycle."""
+
+    __tablename__ = "commands"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    device_id: Mapped[str] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # queued → sent → delivered → succeeded | failed | rejected, or expired / timed_out
+    state: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    delivered_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Telemetry(Base):
+    """One channel value of one sample; a sample is stored once per stream and seq."""
+
+    __tablename__ = "telemetry"
+    device_id: Mapped[str] = mapped_column(String(DEVICE_ID_LENGTH), primary_key=True)
+    stream: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ts: Mapped[datetime]
+    value_int: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    value_dec: Mapped[Decimal | None] = mapped_column(ExactDecimal, default=None)
+    value_bool: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    replayed: Mapped[bool] = mapped_column(Boolean, default=False)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_telemetry_device_channel_ts", "device_id", "channel", "ts"),)
+
+
+class OfflineEvent(Base):
+    """A period a device was offline, and why."""
+
+    __tablename__ = "offline_events"
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    device_id: Mapped[str] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE"), index=True
+    )
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+    reason: Mapped[str] = mapped_column(String(32))
+
+
+class AuditEntry(Base):
+    """An append-only audit row; each carries the hash of the row before it."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target_type: Mapped[str] = mapped_column(String(32), default="")
+    target_id: Mapped[str] = mapped_column(String(128), default="")
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+__all__ = [
+    "AuditEntry",
+    "AuthSession",
+    "Base",
+    "Command",
+    "Device",
+    "DeviceConfig",
+    "OfflineEvent",
+    "Permission",
+    "RefreshToken",
+    "Role",
+    "RolePermission",
+    "Telemetry",
+    "User",
+    "UserRole",
+    "UniqueConstraint",
+]

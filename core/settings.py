@@ -1,0 +1,64 @@
+"""Settings read from the environment (prefix ``PP_``) or passed in directly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Anything that still holds this value is a development secret, never a production one.
+DEV_SECRET_KEY = "dev-insecure-secret-change-me-0123456789abcdef"
+# A key shorter than 32 bytes is too weak for HS256 signatures.
+MIN_SECRET_LENGTH = 32
+
+
+class Settings(BaseSettings):
+    """Every knob of the server, agent and CLI in one place."""
+
+    model_config = SettingsConfigDict(env_prefix="PP_", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    database_url: str = f"sqlite+aiosqlite:///{Path('data') / 'precisionpulse.db'}"
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    secret_key: str = DEV_SECRET_KEY
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    node_id: str = "server"
+
+    # Short access tokens keep revocation windows small; refresh tokens carry the session.
+    access_token_minutes: int = 15
+    refresh_token_days: int = 14
+    # After this many failed logins in a row the account is locked, doubling each time.
+    login_max_failures: int = 5
+    login_lock_seconds: int = 30
+
+    @model_validator(mode="after")
+    def _refuse_default_secret(self) -> Settings:
+        if self.env != "development" and (
+            self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < MIN_SECRET_LENGTH
+        ):
+            msg = (
+                "PP_SECRET_KEY must be set to a random value of at least "
+                f"{MIN_SECRET_LENGTH} characters outside development (PP_ENV={self.env})"
+            )
+            raise ValueError(msg)
+        return self
+
+    @property
+    def async_database_url(self) -> str:
+        """The database URL with an async driver, whatever form it was given in."""
+        return to_async_url(self.database_url)
+
+
+def to_async_url(url: str) -> str:
+    """Map plain ``postgresql://`` and ``sqlite://`` URLs onto their async drivers."""
+    for plain, driver in (
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    return url
