@@ -67,3 +67,17 @@ class Clock:
         with self._lock:
             if (other.wall_ms, other.counter) > (self._last.wall_ms, self._last.counter):
                 self._last = Stamp(other.wall_ms, other.counter, self._node)
+
+
+_process_clock = Clock("server")
+
+
+def configure(node: str) -> None:
+    """Name this process's replica (the server, or a station's device id)."""
+    global _process_clock
+    _process_clock = Clock(node)
+
+
+def now() -> str:
+    """A fresh stamp from this process's clock."""
+    return _process_clock.now()

@@ -163,9 +163,7 @@ class Command(Base):
 
     __tablename__ = "commands"
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    device_id: Mapped[str] = mapped_column(
-        ForeignKey("devices.id", ondelete="CASCADE"), index=True
-    )
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # queued → sent → delivered → succeeded | failed | rejected, or expired / timed_out
@@ -204,9 +202,7 @@ class OfflineEvent(Base):
 
     __tablename__ = "offline_events"
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
-    device_id: Mapped[str] = mapped_column(
-        ForeignKey("devices.id", ondelete="CASCADE"), index=True
-    )
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
     started_at: Mapped[datetime]
     ended_at: Mapped[datetime | None] = mapped_column(default=None)
     reason: Mapped[str] = mapped_column(String(32))
@@ -241,7 +237,7 @@ __all__ = [
     "Role",
     "RolePermission",
     "Telemetry",
+    "UniqueConstraint",
     "User",
     "UserRole",
-    "UniqueConstraint",
 ]

@@ -1,0 +1,15 @@
+"""The REST API under /api/v1."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from webui.api import audit, auth, devices, health, roles, users
+
+
+def router() -> APIRouter:
+    """Every /api/v1 route."""
+    api = APIRouter(prefix="/api/v1")
+    for module in (auth, users, roles, devices, audit, health):
+        api.include_router(module.router)
+    return api

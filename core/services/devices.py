@@ -1,0 +1,138 @@
+"""Devices (stations): registration, credentials, edits and disabling."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import hlc
+from core.db.models import Device, DeviceConfig
+from core.errors import ConflictError, InvalidError, NotFoundError
+from core.passwords import mosquitto_hash, new_device_secret
+from core.services import audit
+from core.services.actor import Actor
+
+DEVICE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # protocol v1: also the MQTT username
+
+
+@dataclass(frozen=True)
+class DeviceCredentials:
+    """What a new device needs to connect; the password is shown once and never again."""
+
+    device: Device
+    username: str
+    password: str
+
+
+def _snapshot(device: Device) -> dict[str, Any]:
+    return {
+        "name": device.name,
+        "description": device.description,
+        "enabled": device.enabled,
+    }
+
+
+async def list_devices(session: AsyncSession, *, actor: Actor) -> list[Device]:
+    """Every device, by id."""
+    actor.require("devices:read")
+    return list(await session.scalars(select(Device).order_by(Device.id)))
+
+
+async def get_device(session: AsyncSession, *, actor: Actor, device_id: str) -> Device:
+    """One device, or NotFoundError."""
+    actor.require("devices:read")
+    device = await session.get(Device, device_id)
+    if device is None:
+        msg = f"no device with id '{device_id}'"
+        raise NotFoundError(msg)
+    return device
+
+
+async def create_device(
+    session: AsyncSession, *, actor: Actor, device_id: str, name: str = "", description: str = ""
+) -> DeviceCredentials:
+    """Register a device and make its MQTT credentials."""
+    actor.require("devices:write")
+    if not DEVICE_ID.fullmatch(device_id):
+        msg = "device id: 1 to 64 letters, digits, '_' or '-'"
+        raise InvalidError(msg, field="id")
+    if await session.get(Device, device_id) is not None:
+        msg = f"a device with id '{device_id}' already exists"
+        raise ConflictError(msg, field="id")
+    password = new_device_secret()
+    device = Device(
+        id=device_id,
+        name=name or device_id,
+        description=description,
+        mqtt_password_hash=mosquitto_hash(password),
+    )
+    session.add(device)
+    session.add(DeviceConfig(device_id=device_id, updated_at=hlc.now()))
+    await session.flush()
+    await audit.record(
+        session,
+        actor=actor.name,
+        action="device.create",
+        target_type="device",
+        target_id=device_id,
+        after=_snapshot(device),
+    )
+    return DeviceCredentials(device=device, username=device_id, password=password)
+
+
+async def update_device(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    device_id: str,
+    name: str | None = None,
+    description: str | None = None,
+    enabled: bool | None = None,
+) -> Device:
+    """Rename, describe, disable or re-enable a device."""
+    actor.require("devices:write")
+    device = await get_device(session, actor=actor, device_id=device_id)
+    before = _snapshot(device)
+    if name is not None:
+        device.name = name
+    if description is not None:
+        device.description = description
+    if enabled is not None:
+        device.enabled = enabled
+    await session.flush()
+    after = _snapshot(device)
+    action = "device.update"
+    if enabled is not None and before["enabled"] != enabled:
+        action = "device.enable" if enabled else "device.disable"
+    await audit.record(
+        session,
+        actor=actor.name,
+        action=action,
+        target_type="device",
+        target_id=device_id,
+        before=before,
+        after=after,
+    )
+    return device
+
+
+async def rotate_credentials(
+    session: AsyncSession, *, actor: Actor, device_id: str
+) -> DeviceCredentials:
+    """Issue a new MQTT password; the old one stops working."""
+    actor.require("devices:write")
+    device = await get_device(session, actor=actor, device_id=device_id)
+    password = new_device_secret()
+    device.mqtt_password_hash = mosquitto_hash(password)
+    await audit.record(
+        session,
+        actor=actor.name,
+        action="device.rotate_credentials",
+        target_type="device",
+        target_id=device_id,
+    )
+    return DeviceCredentials(device=device, username=device_id, password=password)

@@ -1,0 +1,257 @@
+"""User accounts: create, edit, disable, delete, and their roles."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import hlc
+from core.db.models import Permission, Role, RolePermission, User, UserRole
+from core.errors import ConflictError, InvalidError, NotFoundError
+from core.passwords import MIN_PASSWORD_LENGTH, hash_password
+from core.rbac import ADMIN
+from core.services import audit
+from core.services.actor import Actor
+
+USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{2,64}$")
+
+
+def check_username(username: str) -> str:
+    """The username, or InvalidError saying what is wrong with it."""
+    if not USERNAME.fullmatch(username):
+        msg = "2 to 64 letters, digits or . _ @ -"
+        raise InvalidError(f"username: {msg}", field="username")
+    return username
+
+
+def check_password(password: str) -> str:
+    """The password, or InvalidError if it is too short."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        msg = f"password: at least {MIN_PASSWORD_LENGTH} characters"
+        raise InvalidError(msg, field="password")
+    return password
+
+
+async def role_names(session: AsyncSession, user_id: uuid.UUID) -> list[str]:
+    """The names of a user's live roles."""
+    query = (
+        select(Role.name)
+        .join(UserRole, UserRole.role_id == Role.id)
+        .where(UserRole.user_id == user_id, ~UserRole.deleted, ~Role.deleted)
+        .order_by(Role.name)
+    )
+    return list(await session.scalars(query))
+
+
+async def permission_names(session: AsyncSession, user_id: uuid.UUID) -> frozenset[str]:
+    """Everything a user's roles grant."""
+    query = (
+        select(Permission.name)
+        .join(RolePermission, RolePermission.permission_id == Permission.id)
+        .join(UserRole, UserRole.role_id == RolePermission.role_id)
+        .join(Role, Role.id == UserRole.role_id)
+        .where(
+            UserRole.user_id == user_id,
+            ~UserRole.deleted,
+            ~RolePermission.deleted,
+            ~Role.deleted,
+            ~Permission.deleted,
+        )
+    )
+    return frozenset(await session.scalars(query))
+
+
+async def actor_for(session: AsyncSession, user: User) -> Actor:
+    """The acting identity of a signed-in user."""
+    return Actor(
+        name=user.username,
+        user_id=user.id,
+        permissions=await permission_names(session, user.id),
+        roles=tuple(await role_names(session, user.id)),
+    )
+
+
+async def list_users(session: AsyncSession, *, actor: Actor) -> list[User]:
+    """Every user that is not deleted, by username."""
+    actor.require("users:manage")
+    return list(await session.scalars(select(User).where(~User.deleted).order_by(User.username)))
+
+
+async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
+    """A user that is not deleted, or NotFoundError."""
+    user = await session.get(User, user_id)
+    if user is None or user.deleted:
+        msg = f"no user with id {user_id}"
+        raise NotFoundError(msg)
+    return user
+
+
+async def find_by_username(session: AsyncSession, username: str) -> User | None:
+    """The live user with this username, if any."""
+    return await session.scalar(select(User).where(User.username == username, ~User.deleted))
+
+
+async def _role_ids(session: AsyncSession, names: list[str]) -> set[uuid.UUID]:
+    found = {
+        r.name: r.id
+        for r in await session.scalars(select(Role).where(Role.name.in_(names), ~Role.deleted))
+    }
+    missing = sorted(set(names) - found.keys())
+    if missing:
+        msg = f"unknown role(s): {', '.join(missing)}"
+        raise InvalidError(msg, field="roles")
+    return set(found.values())
+
+
+async def _set_roles(session: AsyncSession, user: User, wanted: set[uuid.UUID]) -> None:
+    rows = {
+        r.role_id: r
+        for r in await session.scalars(select(UserRole).where(UserRole.user_id == user.id))
+    }
+    for role_id in wanted | rows.keys():
+        keep, row = role_id in wanted, rows.get(role_id)
+        if row is None:
+            session.add(UserRole(user_id=user.id, role_id=role_id, updated_at=hlc.now()))
+        elif row.deleted == keep:
+            row.deleted, row.updated_at = not keep, hlc.now()
+    await session.flush()
+
+
+async def snapshot(session: AsyncSession, user: User) -> dict[str, Any]:
+    """What the audit log keeps of a user (never the password hash)."""
+    return {
+        "username": user.username,
+        "display_name": user.display_name,
+        "is_active": user.is_active,
+        "roles": await role_names(session, user.id),
+    }
+
+
+async def create_user(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    username: str,
+    password: str,
+    display_name: str = "",
+    roles: list[str],
+) -> User:
+    """A new active user with the given roles."""
+    actor.require("users:manage")
+    check_username(username)
+    check_password(password)
+    if await session.scalar(select(User).where(User.username == username)) is not None:
+        msg = f"a user named '{username}' already exists"
+        raise ConflictError(msg, field="username")
+    role_ids = await _role_ids(session, roles)
+    user = User(
+        username=username,
+        display_name=display_name,
+        password_hash=hash_password(password),
+        updated_at=hlc.now(),
+    )
+    session.add(user)
+    await session.flush()
+    await _set_roles(session, user, role_ids)
+    await audit.record(
+        session,
+        actor=actor.name,
+        action="user.create",
+        target_type="user",
+        target_id=str(user.id),
+        after=await snapshot(session, user),
+    )
+    return user
+
+
+async def _active_admins(session: AsyncSession) -> int:
+    query = (
+        select(func.count(func.distinct(User.id)))
+        .join(UserRole, UserRole.user_id == User.id)
+        .join(Role, Role.id == UserRole.role_id)
+        .where(Role.name == ADMIN, ~UserRole.deleted, User.is_active, ~User.deleted)
+    )
+    return int(await session.scalar(query) or 0)
+
+
+async def update_user(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    user_id: uuid.UUID,
+    display_name: str | None = None,
+    is_active: bool | None = None,
+    password: str | None = None,
+    roles: list[str] | None = None,
+) -> User:
+    """Change a user's name, roles, password or whether they may sign in."""
+    actor.require("users:manage")
+    user = await get_user(session, user_id)
+    before = await snapshot(session, user)
+    if display_name is not None:
+        user.display_name = display_name
+    if password is not None:
+        user.password_hash = hash_password(check_password(password))
+        user.failed_logins, user.locked_until = 0, None
+    if is_active is not None:
+        user.is_active = is_active
+    if roles is not None:
+        await _set_roles(session, user, await _role_ids(session, roles))
+    user.updated_at = hlc.now()
+    await session.flush()
+    await _keep_an_admin(session)
+    after = await snapshot(session, user)
+    action = "user.password" if password is not None and after == before else "user.update"
+    await audit.record(
+        session,
+        actor=actor.name,
+        action=action,
+        target_type="user",
+        target_id=str(user.id),
+        before=before,
+        after=after,
+    )
+    return user
+
+
+async def delete_user(session: AsyncSession, *, actor: Actor, user_id: uuid.UUID) -> None:
+    """Tombstone a user; their sign-ins stop working at once."""
+    actor.require("users:manage")
+    user = await get_user(session, user_id)
+    before = await snapshot(session, user)
+    user.deleted, user.is_active, user.updated_at = True, False, hlc.now()
+    await session.flush()
+    await _keep_an_admin(session)
+    await audit.record(
+        session,
+        actor=actor.name,
+        action="user.delete",
+        target_type="user",
+        target_id=str(user.id),
+        before=before,
+    )
+
+
+async def _keep_an_admin(session: AsyncSession) -> None:
+    if await _active_admins(session) == 0:
+        msg = "this would leave no active Admin: nobody could manage the system any more"
+        raise ConflictError(msg)
+
+
+async def bootstrap_user(
+    session: AsyncSession, *, username: str, password: str, roles: list[str], display_name: str = ""
+) -> User:
+    """Create a user from the shell, where no signed-in actor exists yet."""
+    shell = Actor(name="cli", permissions=frozenset({"users:manage"}))
+    return await create_user(
+        session,
+        actor=shell,
+        username=username,
+        password=password,
+        display_name=display_name,
+        roles=roles,
+    )

@@ -1,0 +1,102 @@
+"""Shared fixtures: a migrated database per backend, and the whole server in-process.
+
+Every test that takes ``database_url`` runs on SQLite and, when PP_TEST_DATABASE_URL
+points at a PostgreSQL server, on PostgreSQL too (in a database the suite creates and drops).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+from core.db import migrations
+from core.db.engine import Database
+from core.services import roles
+from core.settings import Settings
+
+PG_ENV = "PP_TEST_DATABASE_URL"
+BACKENDS = ["sqlite", "postgresql"] if os.environ.get(PG_ENV) else ["sqlite"]
+
+
+def _dsn(url: str, database: str) -> str:
+    parsed = make_url(url).set(drivername="postgresql", database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+async def _admin_sql(url: str, sql: str) -> None:
+    connection = await asyncpg.connect(_dsn(url, make_url(url).database or "postgres"))
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped at the end."""
+    base = os.environ[PG_ENV]
+    name = f"pp_test_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_admin_sql(base, f'CREATE DATABASE "{name}"'))
+    try:
+        yield _dsn(base, name)
+    finally:
+        asyncio.run(_admin_sql(base, f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file that each test copies (copying beats migrating each time)."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    migrations.upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_migrated(pg_server_url: str) -> str:
+    """The session's PostgreSQL database, migrated to head."""
+    migrations.upgrade(pg_server_url)
+    return pg_server_url
+
+
+# Truncation order does not matter with CASCADE; alembic_version stays.
+_PG_TABLES = (
+    "telemetry, offline_events, commands, device_configs, devices, refresh_tokens, "
+    "auth_sessions, user_roles, role_permissions, roles, permissions, users, audit_log"
+)
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database on each backend."""
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "test.db"
+        shutil.copy(template, path)
+        return f"sqlite+aiosqlite:///{path}"
+    url: str = request.getfixturevalue("pg_migrated")
+    asyncio.run(_admin_sql(url, f"TRUNCATE {_PG_TABLES} RESTART IDENTITY CASCADE"))
+    return url
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """Settings pointing at the test database."""
+    return Settings(database_url=database_url, login_lock_seconds=1)
+
+
+@pytest.fixture
+async def database(settings: Settings) -> AsyncIterator[Database]:
+    """An open database with the built-in roles in place."""
+    database = Database(settings.async_database_url)
+    async with database.session() as session:
+        await roles.ensure_builtins(session)
+    yield database
+    await database.close()

@@ -1,0 +1,76 @@
+"""/api/v1/devices: stations (read needs ``devices:read``, changes ``devices:write``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
+
+from core.db.models import Device
+from core.services import devices
+from core.services.actor import Actor
+from webui.api.schemas import DeviceCreate, DeviceCredentialsOut, DeviceOut, DeviceUpdate
+from webui.deps import SessionDep, require
+
+router = APIRouter(prefix="/devices", tags=["devices"])
+Reader = Annotated[Actor, Depends(require("devices:read"))]
+Writer = Annotated[Actor, Depends(require("devices:write"))]
+
+
+def _out(device: Device) -> DeviceOut:
+    return DeviceOut.model_validate(device, from_attributes=True)
+
+
+def _credentials(created: devices.DeviceCredentials) -> DeviceCredentialsOut:
+    return DeviceCredentialsOut(
+        device=_out(created.device), mqtt_username=created.username, mqtt_password=created.password
+    )
+
+
+@router.get("")
+async def list_devices(session: SessionDep, actor: Reader) -> list[DeviceOut]:
+    """Every device."""
+    return [_out(d) for d in await devices.list_devices(session, actor=actor)]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_device(
+    body: DeviceCreate, session: SessionDep, actor: Writer
+) -> DeviceCredentialsOut:
+    """Register a device; the answer holds its MQTT password, shown this once."""
+    created = await devices.create_device(
+        session, actor=actor, device_id=body.id, name=body.name, description=body.description
+    )
+    return _credentials(created)
+
+
+@router.get("/{device_id}")
+async def get_device(device_id: str, session: SessionDep, actor: Reader) -> DeviceOut:
+    """One device."""
+    return _out(await devices.get_device(session, actor=actor, device_id=device_id))
+
+
+@router.patch("/{device_id}")
+async def update_device(
+    device_id: str, body: DeviceUpdate, session: SessionDep, actor: Writer
+) -> DeviceOut:
+    """Rename or describe a device, or disable it with ``enabled: false``."""
+    device = await devices.update_device(
+        session, actor=actor, device_id=device_id, **body.model_dump(exclude_unset=True)
+    )
+    return _out(device)
+
+
+@router.post("/{device_id}/disable")
+async def disable_device(device_id: str, session: SessionDep, actor: Writer) -> DeviceOut:
+    """Stop accepting anything from this device."""
+    device = await devices.update_device(session, actor=actor, device_id=device_id, enabled=False)
+    return _out(device)
+
+
+@router.post("/{device_id}/credentials")
+async def rotate_credentials(
+    device_id: str, session: SessionDep, actor: Writer
+) -> DeviceCredentialsOut:
+    """Issue a new MQTT password (shown once); the old one stops working."""
+    return _credentials(await devices.rotate_credentials(session, actor=actor, device_id=device_id))

@@ -1,0 +1,137 @@
+"""Request and response bodies of /api/v1."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+USERNAME_PATTERN = r"^[A-Za-z0-9_.@-]{2,64}$"
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+class Strict(BaseModel):
+    """Unknown fields are an error, so a typo is never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoginIn(Strict):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class RefreshIn(Strict):
+    refresh_token: str = Field(min_length=1, max_length=512)
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: str = "bearer"
+    expires_in: int
+
+
+class MeOut(BaseModel):
+    id: uuid.UUID
+    username: str
+    display_name: str
+    roles: list[str]
+    permissions: list[str]
+
+
+class UserOut(BaseModel):
+    id: uuid.UUID
+    username: str
+    display_name: str
+    is_active: bool
+    roles: list[str]
+    created_at: datetime
+    updated_at: str
+
+
+class UserCreate(Strict):
+    username: str = Field(pattern=USERNAME_PATTERN)
+    password: str = Field(min_length=8, max_length=1024)
+    display_name: str = Field(default="", max_length=128)
+    roles: list[str] = Field(default_factory=list)
+
+
+class UserUpdate(Strict):
+    display_name: str | None = Field(default=None, max_length=128)
+    password: str | None = Field(default=None, min_length=8, max_length=1024)
+    is_active: bool | None = None
+    roles: list[str] | None = None
+
+
+class PermissionOut(BaseModel):
+    name: str
+    description: str
+
+
+class RoleOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    description: str
+    builtin: bool
+    permissions: list[str]
+    updated_at: str
+
+
+class RoleCreate(Strict):
+    name: str = Field(min_length=1, max_length=64)
+    description: str = Field(default="", max_length=256)
+    permissions: list[str] = Field(default_factory=list)
+
+
+class RoleUpdate(Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=64)
+    description: str | None = Field(default=None, max_length=256)
+    permissions: list[str] | None = None
+
+
+class DeviceOut(BaseModel):
+    id: str
+    name: str
+    description: str
+    enabled: bool
+    created_at: datetime
+    last_seen_at: datetime | None
+
+
+class DeviceCreate(Strict):
+    id: str = Field(pattern=DEVICE_ID_PATTERN)
+    name: str = Field(default="", max_length=128)
+    description: str = Field(default="", max_length=512)
+
+
+class DeviceUpdate(Strict):
+    name: str | None = Field(default=None, max_length=128)
+    description: str | None = Field(default=None, max_length=512)
+    enabled: bool | None = None
+
+
+class DeviceCredentialsOut(BaseModel):
+    device: DeviceOut
+    mqtt_username: str
+    mqtt_password: str = Field(description="Shown once: store it on the station now")
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target_type: str
+    target_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    hash: str
+
+
+class AuditVerifyOut(BaseModel):
+    rows: int
+    intact: bool
+    first_bad_id: int | None

@@ -1,0 +1,64 @@
+"""Composition root: one NiceGUI/FastAPI server with the API, pages and database."""
+
+from __future__ import annotations
+
+import asyncio
+
+from nicegui import app, ui
+
+from core import hlc
+from core.db.engine import Database
+from core.db.migrations import require_current_schema
+from core.services import roles
+from core.settings import Settings
+from webui import api, pages
+from webui.api import errors
+
+TITLE = "PrecisionPulse"
+
+
+async def prepare(settings: Settings) -> None:
+    """Refuse an out-of-date schema, then create or repair the built-in roles."""
+    await require_current_schema(settings.async_database_url)
+    database = Database(settings.async_database_url)
+    try:
+        async with database.session() as session:
+            await roles.ensure_builtins(session)
+    finally:
+        await database.close()
+
+
+def build(settings: Settings) -> None:
+    """Register everything on the NiceGUI app; no I/O happens until a request comes."""
+    hlc.configure(settings.node_id)
+    database = Database(settings.async_database_url)
+    app.state.settings = settings
+    app.state.database = database
+    errors.install(app)
+    app.include_router(api.router())
+    pages.register()
+    app.on_shutdown(database.close)
+
+
+def run_kwargs(settings: Settings) -> dict[str, object]:
+    """The ``ui.run`` arguments shared by the server and the test harness."""
+    return {
+        "title": TITLE,
+        "storage_secret": settings.secret_key,
+        "fastapi_docs": {"title": f"{TITLE} API", "version": "1"},
+        "reload": False,
+        "show": False,
+        "show_welcome_message": False,
+        "favicon": "📈",
+    }
+
+
+def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
+    """Run the server until interrupted (after checking the schema)."""
+    asyncio.run(prepare(settings))
+    build(settings)
+    ui.run(
+        host=host or settings.http_host,
+        port=port or settings.http_port,
+        **run_kwargs(settings),  # type: ignore[arg-type]
+    )

@@ -1,0 +1,90 @@
+"""FastAPI dependencies: the database session, the signed-in user, permission checks."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.db.engine import Database
+from core.db.models import User
+from core.errors import AuthError
+from core.services import auth
+from core.services.actor import Actor
+from core.settings import Settings
+
+_bearer = HTTPBearer(auto_error=False, description="Access token from /api/v1/auth/login")
+
+
+def get_settings(request: Request) -> Settings:
+    """The settings the server was started with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_database(request: Request) -> Database:
+    """The server's database."""
+    database: Database = request.app.state.database
+    return database
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session per request: committed when the handler returns, rolled back on error."""
+    async with get_database(request).session() as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller of a request: user, acting identity and sign-in session."""
+
+    user: User
+    actor: Actor
+    session_id: uuid.UUID
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+async def get_principal(
+    session: SessionDep,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The signed-in caller, or 401."""
+    if credentials is None:
+        raise _unauthorized("not signed in: send 'Authorization: Bearer <access token>'")
+    try:
+        user, actor, session_id = await auth.authenticate(
+            session, settings=settings, access_token=credentials.credentials
+        )
+    except AuthError as error:
+        raise _unauthorized(error.message) from error
+    return Principal(user, actor, session_id)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require(permission: str) -> Callable[[Principal], Awaitable[Actor]]:
+    """A dependency that lets the request through only with ``permission``."""
+
+    async def check(principal: PrincipalDep) -> Actor:
+        if not principal.actor.can(permission):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"'{permission}' is required")
+        return principal.actor
+
+    check.permission = permission  # type: ignore[attr-defined]
+    return check
