@@ -178,6 +178,14 @@ async def resolve_session(
     return user, await users.actor_for(session, user)
 
 
+async def resolve_session_id(session: AsyncSession, *, session_id: uuid.UUID) -> tuple[User, Actor]:
+    """The user and actor of a live sign-in session known only by its id (the web UI)."""
+    auth_session = await session.get(AuthSession, session_id)
+    if auth_session is None:
+        raise AuthError("this session has ended; sign in again")
+    return await resolve_session(session, user_id=auth_session.user_id, session_id=session_id)
+
+
 async def authenticate(
     session: AsyncSession, *, settings: Settings, access_token: str
 ) -> tuple[User, Actor, uuid.UUID]:

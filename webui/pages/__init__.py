@@ -5,6 +5,8 @@ from __future__ import annotations
 
 def register() -> None:
     """Register every page."""
-    from webui.pages import login
+    # Imported here, not at module level: the test harness drops page modules between tests.
+    from webui.pages import audit, devices, login, overview, roles, users
 
-    login.register()
+    for page in (login, overview, users, roles, devices, audit):
+        page.register()

@@ -1,13 +1,38 @@
-"""/login."""
+"""/login: sign in with username and password."""
 
 from __future__ import annotations
 
 from nicegui import ui
 
+from core.errors import AuthError
+from webui import signin
+
 
 def register() -> None:
-    """Register the login page."""
+    """Register /login."""
 
     @ui.page("/login")
-    def login_page() -> None:
-        ui.label("Sign in")
+    async def login_page() -> None:
+        if await signin.current_actor() is not None:
+            ui.navigate.to("/")
+            return
+        ui.page_title("Sign in · PrecisionPulse")
+
+        async def attempt() -> None:
+            try:
+                await signin.sign_in(username.value.strip(), password.value)
+            except AuthError as error:
+                message.set_text(error.message)
+                message.set_visibility(True)
+                password.value = ""
+                return
+            ui.navigate.to("/")
+
+        with ui.card().classes("absolute-center w-80"):
+            ui.label("PrecisionPulse").classes("text-xl font-bold")
+            username = ui.input("Username").props("autofocus").classes("w-full")
+            password = ui.input("Password", password=True).classes("w-full")
+            password.on("keydown.enter", attempt)
+            message = ui.label("").classes("text-negative").mark("login-error")
+            message.set_visibility(False)
+            ui.button("Sign in", on_click=attempt).classes("w-full")

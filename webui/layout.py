@@ -1,0 +1,60 @@
+"""The app shell every page shares: header with the user, navigation by permission."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from nicegui import ui
+
+from core.services.actor import Actor
+from webui import signin
+
+# (label, route, icon, permission needed to see it; None = everyone signed in)
+NAVIGATION: list[tuple[str, str, str, str | None]] = [
+    ("Overview", "/", "dashboard", None),
+    ("Devices", "/devices", "router", "devices:read"),
+    ("Users", "/users", "people", "users:manage"),
+    ("Roles", "/roles", "admin_panel_settings", "roles:manage"),
+    ("Audit log", "/audit", "history", "audit:read"),
+]
+
+
+@contextmanager
+def frame(title: str, actor: Actor) -> Iterator[None]:
+    """Header, navigation drawer and a content column titled ``title``."""
+    ui.page_title(f"{title} · PrecisionPulse")
+    with ui.header().classes("items-center justify-between bg-slate-800"):
+        ui.label("PrecisionPulse").classes("text-lg font-bold")
+        with ui.row().classes("items-center gap-4"):
+            roles = ", ".join(actor.roles) or "no role"
+            ui.label(f"{actor.name} · {roles}").mark("current-user")
+
+            async def logout() -> None:
+                await signin.sign_out(actor)
+                ui.navigate.to("/login")
+
+            ui.button("Sign out", icon="logout", on_click=logout).props("flat color=white")
+    with ui.left_drawer(value=True).classes("bg-slate-100"):
+        for label, route, icon, permission in NAVIGATION:
+            if permission is None or actor.can(permission):
+                with (
+                    ui.link(target=route)
+                    .classes("no-underline text-slate-800")
+                    .mark(f"nav {label}"),
+                    ui.row().classes("items-center gap-2 p-1"),
+                ):
+                    ui.icon(icon)
+                    ui.label(label)
+    with ui.column().classes("w-full p-4 gap-4"):
+        ui.label(title).classes("text-2xl font-semibold")
+        yield
+
+
+def not_allowed(actor: Actor, permission: str) -> None:
+    """What a signed-in user sees on a page their roles do not open."""
+    with frame("Not allowed", actor):
+        ui.label(f"Your roles do not allow this page (it needs '{permission}').").mark(
+            "not-allowed"
+        )
+        ui.link("Back to the overview", "/")

@@ -1,0 +1,135 @@
+"""/users: list, create, edit, disable and delete user accounts (``users:manage``)."""
+
+from __future__ import annotations
+
+from nicegui import ui
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.db.models import User
+from core.services import roles, users
+from core.services.actor import Actor
+from webui import signin
+from webui.forms import submit, value
+from webui.layout import frame
+
+
+def register() -> None:
+    """Register /users."""
+
+    @ui.page("/users")
+    async def users_page() -> None:
+        actor = await signin.guard("users:manage")
+        if actor is None:
+            return
+        with frame("Users", actor):
+            await UsersView(actor).build()
+
+
+class UsersView:
+    """The user list with a create form and an edit dialog per user."""
+
+    def __init__(self, actor: Actor) -> None:
+        self.actor = actor
+        self.role_names: list[str] = []
+
+    async def build(self) -> None:
+        """Lay out the create form and the list."""
+        async with signin.database().session() as session:
+            self.role_names = [r.name for r in await roles.list_roles(session)]
+        self._create_form()
+        self.listing = ui.column().classes("w-full gap-1")
+        await self.refresh()
+
+    def _create_form(self) -> None:
+        with ui.card().classes("w-full").mark("new-user"):
+            ui.label("New user").classes("font-semibold")
+            with ui.row().classes("w-full items-start"):
+                username = ui.input("Username").mark("new-username")
+                display = ui.input("Display name")
+                password = ui.input("Password", password=True).mark("new-password")
+                chosen = ui.select(self.role_names, multiple=True, label="Roles", value=[])
+                chosen.classes("min-w-48").mark("new-roles")
+
+            async def create() -> None:
+                async def work(session: AsyncSession) -> User:
+                    return await users.create_user(
+                        session,
+                        actor=self.actor,
+                        username=value(username),
+                        password=password.value,
+                        display_name=value(display),
+                        roles=list(chosen.value or []),
+                    )
+
+                fields = {"username": username, "password": password, "roles": chosen}
+                created = await submit(work, fields, done=f"User '{value(username)}' created")
+                if created is not None:
+                    username.value = display.value = password.value = ""
+                    chosen.value = []
+                    await self.refresh()
+
+            ui.button("Create user", icon="person_add", on_click=create)
+
+    async def refresh(self) -> None:
+        """Reload the list from the database."""
+        async with signin.database().session() as session:
+            listed = [
+                (u, await users.role_names(session, u.id))
+                for u in await users.list_users(session, actor=self.actor)
+            ]
+        self.listing.clear()
+        with self.listing:
+            for user, role_list in listed:
+                self._row(user, role_list)
+
+    def _row(self, user: User, role_list: list[str]) -> None:
+        with ui.row().classes("w-full items-center border-b py-1").mark(f"user {user.username}"):
+            ui.label(user.username).classes("w-40 font-mono")
+            ui.label(user.display_name).classes("w-48")
+            ui.label(", ".join(role_list) or "no role").classes("w-48")
+            ui.badge("active" if user.is_active else "disabled").props(
+                f"color={'positive' if user.is_active else 'grey'}"
+            )
+            ui.button("Edit", on_click=lambda: self._edit(user, role_list)).props("flat").mark(
+                f"edit {user.username}"
+            )
+
+    def _edit(self, user: User, role_list: list[str]) -> None:
+        with ui.dialog(value=True) as dialog, ui.card().classes("w-96").mark("edit-user"):
+            ui.label(f"Edit {user.username}").classes("font-semibold")
+            display = ui.input("Display name", value=user.display_name)
+            chosen = ui.select(self.role_names, multiple=True, label="Roles", value=role_list)
+            chosen.mark("edit-roles")
+            active = ui.switch("Active (may sign in)", value=user.is_active).mark("edit-active")
+            password = ui.input("New password (optional)", password=True).mark("edit-password")
+
+            async def save() -> None:
+                async def work(session: AsyncSession) -> User:
+                    return await users.update_user(
+                        session,
+                        actor=self.actor,
+                        user_id=user.id,
+                        display_name=value(display),
+                        roles=list(chosen.value or []),
+                        is_active=bool(active.value),
+                        password=password.value or None,
+                    )
+
+                fields = {"roles": chosen, "password": password}
+                if await submit(work, fields, done=f"User '{user.username}' saved") is not None:
+                    dialog.close()
+                    await self.refresh()
+
+            async def delete() -> None:
+                async def work(session: AsyncSession) -> bool:
+                    await users.delete_user(session, actor=self.actor, user_id=user.id)
+                    return True
+
+                if await submit(work, done=f"User '{user.username}' deleted"):
+                    dialog.close()
+                    await self.refresh()
+
+            with ui.row():
+                ui.button("Save", on_click=save).mark("save-user")
+                ui.button("Delete", color="negative", on_click=delete).mark("delete-user")
+                ui.button("Cancel", on_click=dialog.close).props("flat")
