@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import secrets
+import socket
 import sys
 from collections.abc import Sequence
 
+from alembic.util import CommandError
 from pydantic import ValidationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from core.db import migrations
-from core.db.engine import Database
+from core.db.engine import Database, UnsupportedDatabaseError
 from core.errors import DomainError
-from core.rbac import BUILTIN_ROLES
+from core.rbac import ADMIN, BUILTIN_ROLES
 from core.services import roles, users
 from core.settings import Settings
 
@@ -36,6 +42,10 @@ def _parser() -> argparse.ArgumentParser:
 
     user = commands.add_parser("user", help="user accounts").add_subparsers(
         dest="action", required=True
+    )
+    user.add_parser(
+        "bootstrap",
+        help="when no user exists yet, create 'admin' (password: PP_ADMIN_PASSWORD or generated)",
     )
     create = user.add_parser("create", help="create a user (the first admin, say)")
     create.add_argument("--username", required=True)
@@ -73,17 +83,65 @@ async def _create_user(settings: Settings, args: argparse.Namespace, password: s
         await database.close()
 
 
+async def _bootstrap_admin(settings: Settings) -> str:
+    await migrations.require_current_schema(settings.async_database_url)
+    database = Database(settings.async_database_url)
+    try:
+        async with database.session() as session:
+            await roles.ensure_builtins(session)
+            if await users.any_user(session):
+                return "users exist already: nothing to bootstrap"
+            password = os.environ.get("PP_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+            await users.bootstrap_user(session, username="admin", password=password, roles=[ADMIN])
+    finally:
+        await database.close()
+    shown = "from PP_ADMIN_PASSWORD" if os.environ.get("PP_ADMIN_PASSWORD") else password
+    return f"created the first user: admin / {shown} (shown once; change it after signing in)"
+
+
+def _settings_problems(error: ValidationError) -> str:
+    """What is wrong with the settings, without echoing their values (they hold secrets)."""
+    lines = []
+    for problem in error.errors(include_url=False, include_input=False):
+        where = "PP_" + "_".join(str(part) for part in problem["loc"]).upper()
+        text = problem["msg"].removeprefix("Value error, ")
+        lines.append(text if where == "PP_" else f"{where}: {text}")
+    return "; ".join(lines)
+
+
+def _redacted(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(unparsable URL)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = _parser().parse_args(argv)
     try:
         settings = Settings()
     except ValidationError as error:
-        print(f"error: bad settings: {error}", file=sys.stderr)
+        print(f"error: bad settings: {_settings_problems(error)}", file=sys.stderr)
         return 2
     try:
         return _dispatch(settings, args)
-    except (DomainError, migrations.SchemaOutOfDateError) as error:
+    except (DomainError, migrations.SchemaOutOfDateError, migrations.MigrationError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except CommandError as error:  # Alembic: unknown revision and the like
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except (ArgumentError, UnsupportedDatabaseError) as error:
+        print(f"error: bad PP_DATABASE_URL: {error}", file=sys.stderr)
+        return 2
+    except (DBAPIError, ConnectionError, TimeoutError, socket.gaierror) as error:
+        # Unreachable server, unknown host, missing database, bad credentials.
+        reason = error.orig if isinstance(error, DBAPIError) else error
+        url = _redacted(settings.database_url)
+        print(f"error: cannot use the database at {url}: {reason}", file=sys.stderr)
+        return 1
+    except OSError as error:  # an unwritable data directory, say
         print(f"error: {error}", file=sys.stderr)
         return 1
 
@@ -94,17 +152,18 @@ def _dispatch(settings: Settings, args: argparse.Namespace) -> int:
         from webui.app import serve  # the UI stack loads only for the server
 
         serve(settings, host=args.host, port=args.port)
-    elif args.command == "db" and args.action == "upgrade":
-        migrations.upgrade(url, args.revision)
-        print(f"database at {asyncio.run(migrations.current_revision(url))}")
-    elif args.command == "db" and args.action == "downgrade":
-        migrations.downgrade(url, args.revision)
-        print(f"database at {asyncio.run(migrations.current_revision(url))}")
+    elif args.command == "db" and args.action in ("upgrade", "downgrade"):
+        move = migrations.upgrade if args.action == "upgrade" else migrations.downgrade
+        move(url, args.revision)
+        have = asyncio.run(migrations.current_revision(url))
+        print(f"database at {have or 'nothing (base)'}")
     elif args.command == "db":
         have = asyncio.run(migrations.current_revision(url))
         print(f"database at {have or 'nothing'}; code needs {migrations.head_revision()}")
+    elif args.command == "user" and args.action == "bootstrap":
+        print(asyncio.run(_bootstrap_admin(settings)))
     elif args.command == "user":
-        password = sys.stdin.readline().rstrip("\n")
+        password = sys.stdin.readline().rstrip("\r\n")
         print(asyncio.run(_create_user(settings, args, password)))
     return 0
 

@@ -81,6 +81,11 @@ async def list_users(session: AsyncSession, *, actor: Actor) -> list[User]:
     return list(await session.scalars(select(User).where(~User.deleted).order_by(User.username)))
 
 
+async def any_user(session: AsyncSession) -> bool:
+    """Whether any user exists at all, deleted ones included."""
+    return await session.scalar(select(User.id).limit(1)) is not None
+
+
 async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
     """A user that is not deleted, or NotFoundError."""
     user = await session.get(User, user_id)

@@ -57,7 +57,7 @@ class DevicesView:
                     self._show_credentials(created)
                     await self.refresh()
 
-            ui.button("Register", icon="add", on_click=create)
+            ui.button("Register", icon="add", on_click=create).mark("register-device")
 
     @staticmethod
     def _show_credentials(created: devices.DeviceCredentials) -> None:

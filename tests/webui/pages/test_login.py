@@ -25,7 +25,7 @@ async def test_admin_signs_in_and_sees_admin_navigation(user: User) -> None:
     """An Admin lands on the overview with every admin screen in reach."""
     await sign_in(user, "ada", ADMIN_PASSWORD)
     await user.should_see("Overview")
-    await user.should_see(marker="current-user")
+    await user.should_see(marker="current-user", retries=30)
     await user.should_see("ada · Admin")
     for label in ("Users", "Roles", "Devices", "Audit log"):
         await user.should_see(marker=f"nav {label}")
@@ -34,13 +34,13 @@ async def test_admin_signs_in_and_sees_admin_navigation(user: User) -> None:
 async def test_wrong_password_is_shown_in_place(user: User) -> None:
     """A failed sign-in says why and stays on the form."""
     await sign_in(user, "ada", "not-the-password")
-    await user.should_see("wrong username or password")
+    await user.should_see("wrong username or password", retries=30)
     await user.should_see("Sign in")
 
 
 async def test_viewer_sees_no_admin_navigation_and_is_refused(user: User) -> None:
     """A Viewer has no admin links and a clear refusal on typed URLs."""
-    await sign_in(user, "vic", VIEWER_PASSWORD)
+    await signed_in(user, "vic", VIEWER_PASSWORD)
     await user.should_see("vic · Viewer")
     await user.should_see(marker="nav Devices")
     for label in ("Users", "Roles", "Audit log"):
@@ -53,9 +53,14 @@ async def test_viewer_sees_no_admin_navigation_and_is_refused(user: User) -> Non
 
 async def test_sign_out_ends_the_session(user: User) -> None:
     """After signing out, pages send the browser back to the login form."""
-    await sign_in(user, "ada", ADMIN_PASSWORD)
-    await user.should_see("Overview")
+    await signed_in(user, "ada", ADMIN_PASSWORD)
     user.find("Sign out").click()
-    await user.should_see("Sign in")
+    await user.should_see("Sign in", retries=30)
     await user.open("/users")
     await user.should_see("Sign in")
+
+
+async def signed_in(user: User, username: str, password: str) -> None:
+    """Sign in and wait until the app shell is there."""
+    await sign_in(user, username, password)
+    await user.should_see(marker="current-user", retries=30)
