@@ -29,10 +29,23 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+SUPPORTED_BACKENDS = ("postgresql", "sqlite")
+
+
+class UnsupportedDatabaseError(ValueError):
+    """The URL names a database other than PostgreSQL or SQLite."""
+
+
 def create_engine(url: str) -> AsyncEngine:
     """An async engine for PostgreSQL (asyncpg) or SQLite (aiosqlite)."""
     url = to_async_url(url)
     parsed = make_url(url)
+    if parsed.get_backend_name() not in SUPPORTED_BACKENDS:
+        msg = (
+            f"{parsed.get_backend_name()!r} is not supported; "
+            "use postgresql://user:password@host/database or sqlite:///path/to/file.db"
+        )
+        raise UnsupportedDatabaseError(msg)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

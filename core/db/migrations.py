@@ -60,6 +60,10 @@ class SchemaOutOfDateError(RuntimeError):
     """The database schema is not the one the code was written for."""
 
 
+class MigrationError(RuntimeError):
+    """A migration would have left the database inconsistent, so it was rolled back."""
+
+
 async def require_current_schema(url: str) -> None:
     """Refuse to go on unless the database is at the head revision."""
     have, want = await current_revision(url), head_revision()

@@ -1,0 +1,336 @@
+"""The Alembic history on both backends: round trip, no drift, triggers, the SQLite traps.
+
+Every test gets a database of its own that nothing has migrated yet: a temporary file on
+SQLite, and on PostgreSQL (when PP_TEST_DATABASE_URL is set) a database created for the
+test on that server and dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.command import upgrade as alembic_upgrade
+from alembic.operations import Operations
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Column, String, delete, func, insert, inspect, select, text, update
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError
+
+from core.db import migrations
+from core.db.engine import Database, create_engine
+from core.db.models import AuditEntry, Base, Role, User, UserRole
+from core.services import roles, users
+
+PG_ENV = "PP_TEST_DATABASE_URL"
+BACKENDS = ["sqlite", "postgresql"] if os.environ.get(PG_ENV) else ["sqlite"]
+TABLES = set(Base.metadata.tables)
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _dsn(url: str, database: str) -> str:
+    parsed = make_url(url).set(drivername="postgresql", database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+async def _admin_sql(sql: str) -> None:
+    base = os.environ[PG_ENV]
+    connection = await asyncpg.connect(_dsn(base, make_url(base).database or "postgres"))
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+async def _with_connection(url: str, work: Callable[[Connection], Any]) -> Any:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            result = await connection.run_sync(work)
+            await connection.commit()
+            return result
+    finally:
+        await engine.dispose()
+
+
+def on_db(url: str, work: Callable[[Connection], Any]) -> Any:
+    """Run ``work`` on a sync view of an async connection, committing if it succeeds."""
+    return asyncio.run(_with_connection(url, work))
+
+
+def table_names(url: str) -> set[str]:
+    return set(on_db(url, lambda c: inspect(c).get_table_names()))
+
+
+def audit_guards(url: str) -> set[str]:
+    """The append-only triggers (and, on PostgreSQL, their function) that exist."""
+
+    def read(connection: Connection) -> set[str]:
+        if connection.dialect.name == "sqlite":
+            sql = "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+            return set(connection.scalars(text(sql)))
+        triggers = connection.scalars(text("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"))
+        functions = connection.scalars(
+            text("SELECT proname FROM pg_proc WHERE proname = 'audit_log_append_only'")
+        )
+        return {f"trigger {t}" for t in triggers} | {f"function {f}" for f in functions}
+
+    return on_db(url, read)
+
+
+def add_user_with_role(url: str) -> None:
+    async def work() -> None:
+        database = Database(url)
+        try:
+            async with database.session() as session:
+                await roles.ensure_builtins(session)
+                await users.bootstrap_user(
+                    session, username="keeper", password="long-enough-password", roles=["Admin"]
+                )
+        finally:
+            await database.close()
+
+    asyncio.run(work())
+
+
+def count(url: str, table: Any) -> int:
+    return on_db(url, lambda c: c.scalar(select(func.count()).select_from(table)))
+
+
+# --- fixtures ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'migrations.db'}"
+
+
+@pytest.fixture(params=BACKENDS)
+def blank_url(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[str]:
+    """An empty database no migration has touched, on each backend."""
+    if request.param == "sqlite":
+        yield sqlite_url
+        return
+    name = f"pp_migtest_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin_sql(f'CREATE DATABASE "{name}"'))
+    try:
+        yield _dsn(os.environ[PG_ENV], name)
+    finally:
+        asyncio.run(_admin_sql(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def migrated_url(blank_url: str) -> str:
+    migrations.upgrade(blank_url)
+    return blank_url
+
+
+def scratch_history(tmp_path: Path, upgrade_body: str) -> Path:
+    """A copy of the real env.py and history plus a throwaway revision 9999 after head."""
+    scripts = tmp_path / "alembic"
+    shutil.copytree(migrations.ALEMBIC_DIR, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    head = migrations.head_revision()
+    revision = (
+        '"""throwaway revision for a test"""\n'
+        "import sqlalchemy as sa\n"
+        "from alembic import op\n\n"
+        f'revision = "9999"\ndown_revision = "{head}"\n'
+        "branch_labels = None\ndepends_on = None\n\n\n"
+        f"def upgrade() -> None:\n{upgrade_body}\n\n"
+        "def downgrade() -> None:\n    pass\n"
+    )
+    (scripts / "versions" / "9999_scratch.py").write_text(revision)
+    return scripts
+
+
+def upgrade_with(scripts: Path, url: str) -> None:
+    config = migrations.alembic_config(url)
+    config.set_main_option("script_location", str(scripts))
+    alembic_upgrade(config, "head")
+
+
+# --- the history ---------------------------------------------------------------------------
+
+
+def test_upgrade_downgrade_upgrade_round_trip(blank_url: str) -> None:
+    migrations.upgrade(blank_url)
+    assert table_names(blank_url) == TABLES | {"alembic_version"}
+    assert asyncio.run(migrations.current_revision(blank_url)) == migrations.head_revision()
+
+    migrations.downgrade(blank_url, "base")
+    assert table_names(blank_url) == {"alembic_version"}
+    assert asyncio.run(migrations.current_revision(blank_url)) is None
+
+    migrations.upgrade(blank_url)
+    assert table_names(blank_url) == TABLES | {"alembic_version"}
+    assert asyncio.run(migrations.current_revision(blank_url)) == migrations.head_revision()
+
+
+def test_migrated_schema_matches_the_models(migrated_url: str) -> None:
+    """What autogenerate would write next is nothing at all, on either backend."""
+
+    def diff(connection: Connection) -> list[Any]:
+        context = MigrationContext.configure(
+            connection,
+            opts={
+                "compare_type": True,
+                "compare_server_default": True,
+                "target_metadata": Base.metadata,
+            },
+        )
+        return compare_metadata(context, Base.metadata)
+
+    assert on_db(migrated_url, diff) == []
+
+
+# --- the append-only audit log -------------------------------------------------------------
+
+
+def test_audit_log_refuses_update_and_delete(migrated_url: str) -> None:
+    table = AuditEntry.__table__
+    on_db(
+        migrated_url,
+        lambda c: c.execute(
+            insert(table).values(actor="t", action="a", prev_hash="0" * 64, hash="1" * 64)
+        ),
+    )
+    for statement in (update(table).values(actor="forger"), delete(table)):
+        with pytest.raises(DBAPIError, match="append-only"):
+            on_db(migrated_url, lambda c, s=statement: c.execute(s))
+    assert on_db(migrated_url, lambda c: c.scalar(select(table.c.actor))) == "t"
+
+
+def test_audit_guards_come_and_go_with_the_schema(blank_url: str) -> None:
+    migrations.upgrade(blank_url)
+    if make_url(blank_url).get_backend_name() == "sqlite":
+        expected = {"audit_log_no_update", "audit_log_no_delete"}
+    else:
+        expected = {"trigger audit_log_append_only", "function audit_log_append_only"}
+    assert audit_guards(blank_url) == expected
+
+    migrations.downgrade(blank_url, "base")
+    assert audit_guards(blank_url) == set()
+
+
+# --- refusing to run against the wrong schema ----------------------------------------------
+
+
+def test_require_current_schema(blank_url: str) -> None:
+    with pytest.raises(migrations.SchemaOutOfDateError, match=r"precisionpulse db upgrade"):
+        asyncio.run(migrations.require_current_schema(blank_url))
+
+    migrations.upgrade(blank_url)
+    asyncio.run(migrations.require_current_schema(blank_url))
+
+    migrations.downgrade(blank_url, "base")
+    with pytest.raises(migrations.SchemaOutOfDateError, match=r"precisionpulse db upgrade"):
+        asyncio.run(migrations.require_current_schema(blank_url))
+
+
+def test_require_current_schema_refuses_an_unknown_revision(migrated_url: str) -> None:
+    """A database migrated by newer code is not at this code's head either."""
+    on_db(migrated_url, lambda c: c.execute(text("UPDATE alembic_version SET version_num = 'f00'")))
+    with pytest.raises(migrations.SchemaOutOfDateError, match=r"at f00.*db upgrade"):
+        asyncio.run(migrations.require_current_schema(migrated_url))
+
+
+# --- SQLite: batch rebuilds must not cascade -----------------------------------------------
+
+REBUILD_ROLES = (
+    '    with op.batch_alter_table("roles", recreate="always") as batch:\n'
+    '        batch.add_column(sa.Column("note", sa.String(32), nullable=True))\n'
+)
+
+
+def _rebuild_roles(connection: Connection) -> None:
+    """What a batch migration does to ``roles`` on SQLite: copy, drop, rename."""
+    context = MigrationContext.configure(connection, opts={"render_as_batch": True})
+    with (
+        Operations.context(context) as op,
+        op.batch_alter_table("roles", recreate="always") as batch,
+    ):
+        batch.add_column(Column("note", String(32), nullable=True))
+
+
+@pytest.mark.parametrize("foreign_keys", ["OFF", "ON"])
+def test_sqlite_batch_rebuild_cascades_unless_foreign_keys_are_off(
+    sqlite_url: str, foreign_keys: str
+) -> None:
+    """The trap env.py avoids: dropping the old ``roles`` deletes every user_roles row."""
+    migrations.upgrade(sqlite_url)
+    add_user_with_role(sqlite_url)
+    assert count(sqlite_url, UserRole) == 1
+
+    def migrate(connection: Connection) -> None:
+        # env.py's approach: the pragma set outside any transaction, then the migration.
+        connection.exec_driver_sql(f"PRAGMA foreign_keys={foreign_keys}")
+        connection.commit()
+        _rebuild_roles(connection)
+        connection.commit()
+
+    on_db(sqlite_url, migrate)
+    columns = on_db(sqlite_url, lambda c: [col["name"] for col in inspect(c).get_columns("roles")])
+    assert "note" in columns, "the roles table was not rebuilt"
+    assert count(sqlite_url, Role) > 0
+    assert count(sqlite_url, User) == 1
+    # The connection pool turns foreign keys back on for every new connection.
+    assert on_db(sqlite_url, lambda c: c.exec_driver_sql("PRAGMA foreign_keys").scalar()) == 1
+    if foreign_keys == "OFF":
+        assert count(sqlite_url, UserRole) == 1
+    else:
+        assert count(sqlite_url, UserRole) == 0  # this is what env.py must prevent
+
+
+def test_env_py_batch_rebuild_keeps_child_rows(sqlite_url: str, tmp_path: Path) -> None:
+    """A real revision after head, run through the real env.py, rebuilds roles safely."""
+    migrations.upgrade(sqlite_url)
+    add_user_with_role(sqlite_url)
+
+    upgrade_with(scratch_history(tmp_path, REBUILD_ROLES), sqlite_url)
+
+    assert asyncio.run(migrations.current_revision(sqlite_url)) == "9999"
+    columns = on_db(sqlite_url, lambda c: [col["name"] for col in inspect(c).get_columns("roles")])
+    assert "note" in columns
+    assert count(sqlite_url, UserRole) == 1
+    assert on_db(sqlite_url, lambda c: c.exec_driver_sql("PRAGMA foreign_keys").scalar()) == 1
+
+
+def test_env_py_rolls_back_a_revision_that_breaks_foreign_keys(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """With the pragma off nothing stops a dangling reference, so env.py checks and undoes."""
+    migrations.upgrade(sqlite_url)
+    add_user_with_role(sqlite_url)
+    dangling = REBUILD_ROLES + "    op.execute(\"UPDATE user_roles SET role_id = X'00'\")\n"
+    with pytest.raises(migrations.MigrationError, match="broken foreign keys"):
+        upgrade_with(scratch_history(tmp_path, dangling), sqlite_url)
+
+    # All of it was undone, the DDL of the table rebuild included.
+    assert asyncio.run(migrations.current_revision(sqlite_url)) == migrations.head_revision()
+    columns = on_db(sqlite_url, lambda c: [col["name"] for col in inspect(c).get_columns("roles")])
+    assert "note" not in columns
+    assert on_db(sqlite_url, lambda c: c.execute(text("PRAGMA foreign_key_check")).all()) == []
+    assert count(sqlite_url, UserRole) == 1
+
+
+def test_env_py_rolls_back_a_failing_revision(blank_url: str, tmp_path: Path) -> None:
+    """A revision that fails halfway leaves the database as it was, on both backends."""
+    migrations.upgrade(blank_url)
+    failing = (
+        '    op.create_table("half_done", sa.Column("id", sa.Integer, primary_key=True))\n'
+        '    op.execute("SELECT * FROM no_such_table")\n'
+    )
+    with pytest.raises(DBAPIError):
+        upgrade_with(scratch_history(tmp_path, failing), blank_url)
+    assert "half_done" not in table_names(blank_url)
+    assert asyncio.run(migrations.current_revision(blank_url)) == migrations.head_revision()
