@@ -8,7 +8,8 @@ import os
 import secrets
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
 
 from alembic.util import CommandError
 from pydantic import ValidationError
@@ -22,14 +23,19 @@ from core.rbac import ADMIN, BUILTIN_ROLES
 from core.services import roles, users
 from core.settings import Settings
 
+COMMAND_GROUP = "precisionpulse.commands"
+# What a plugin's sub-parser stores as ``run``: handles the parsed command, returns an exit code.
+Command = Callable[[Settings, argparse.Namespace], int]
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="precisionpulse", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run the web server (API and UI)")
-    serve.add_argument("--host", help="listen address (default: PP_HTTP_HOST)")
-    serve.add_argument("--port", type=int, help="listen port (default: PP_HTTP_PORT)")
+    # Front ends add their own commands (``serve``, later ``agent``…) through entry points,
+    # so core never imports them.
+    for plugin in entry_points(group=COMMAND_GROUP):
+        plugin.load()(commands)
 
     db = commands.add_parser("db", help="database schema").add_subparsers(
         dest="action", required=True
@@ -148,11 +154,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(settings: Settings, args: argparse.Namespace) -> int:
     url = settings.async_database_url
-    if args.command == "serve":
-        from webui.app import serve  # the UI stack loads only for the server
-
-        serve(settings, host=args.host, port=args.port)
-    elif args.command == "db" and args.action in ("upgrade", "downgrade"):
+    run: Command | None = getattr(args, "run", None)
+    if run is not None:
+        return run(settings, args)
+    if args.command == "db" and args.action in ("upgrade", "downgrade"):
         move = migrations.upgrade if args.action == "upgrade" else migrations.downgrade
         move(url, args.revision)
         have = asyncio.run(migrations.current_revision(url))

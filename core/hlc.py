@@ -57,8 +57,11 @@ class Clock:
             wall = self._wall()
             if wall > self._last.wall_ms:
                 self._last = Stamp(wall, 0, self._node)
-            else:
+            elif self._last.counter + 1 < 10**COUNTER_DIGITS:
                 self._last = Stamp(self._last.wall_ms, self._last.counter + 1, self._node)
+            else:
+                # The counter is full (a remote stamp or a stuck clock): borrow a millisecond.
+                self._last = Stamp(self._last.wall_ms + 1, 0, self._node)
             return str(self._last)
 
     def observe(self, remote: str) -> None:

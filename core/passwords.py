@@ -48,14 +48,14 @@ def verify_mosquitto_hash(password: str, encoded: str) -> bool:
     """Whether ``password`` matches a ``$7$`` hash."""
     try:
         _, kind, iterations, salt, digest = encoded.split("$")
-    except ValueError:
+        if kind != "7":
+            return False
+        actual = hashlib.pbkdf2_hmac(
+            "sha512", password.encode(), base64.b64decode(salt), int(iterations)
+        )
+        return hmac.compare_digest(actual, base64.b64decode(digest))
+    except ValueError:  # a malformed hash (binascii.Error is a ValueError) matches nothing
         return False
-    if kind != "7":
-        return False
-    actual = hashlib.pbkdf2_hmac(
-        "sha512", password.encode(), base64.b64decode(salt), int(iterations)
-    )
-    return hmac.compare_digest(actual, base64.b64decode(digest))
 
 
 def new_device_secret() -> str:

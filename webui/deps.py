@@ -40,7 +40,9 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": commit before the response is sent, so a client never hears of a change
+# that is not yet stored (or whose commit then fails); FastAPI's default commits after it.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 @dataclass(frozen=True)

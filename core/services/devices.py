@@ -45,7 +45,8 @@ async def list_devices(session: AsyncSession, *, actor: Actor) -> list[Device]:
 async def get_device(session: AsyncSession, *, actor: Actor, device_id: str) -> Device:
     """One device, or NotFoundError."""
     actor.require("devices:read")
-    device = await session.get(Device, device_id)
+    # An id no device can have is simply not found (and never reaches the database).
+    device = await session.get(Device, device_id) if DEVICE_ID.fullmatch(device_id) else None
     if device is None:
         msg = f"no device with id '{device_id}'"
         raise NotFoundError(msg)

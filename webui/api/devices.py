@@ -4,17 +4,25 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Path, status
 
 from core.db.models import Device
 from core.services import devices
 from core.services.actor import Actor
-from webui.api.schemas import DeviceCreate, DeviceCredentialsOut, DeviceOut, DeviceUpdate
+from webui.api.schemas import (
+    DEVICE_ID_PATTERN,
+    DeviceCreate,
+    DeviceCredentialsOut,
+    DeviceOut,
+    DeviceUpdate,
+)
 from webui.deps import SessionDep, require
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 Reader = Annotated[Actor, Depends(require("devices:read"))]
 Writer = Annotated[Actor, Depends(require("devices:write"))]
+# A malformed id is a 422 naming the field, never a database error (NUL breaks PostgreSQL).
+DeviceId = Annotated[str, Path(pattern=DEVICE_ID_PATTERN)]
 
 
 def _out(device: Device) -> DeviceOut:
@@ -45,14 +53,14 @@ async def create_device(
 
 
 @router.get("/{device_id}")
-async def get_device(device_id: str, session: SessionDep, actor: Reader) -> DeviceOut:
+async def get_device(device_id: DeviceId, session: SessionDep, actor: Reader) -> DeviceOut:
     """One device."""
     return _out(await devices.get_device(session, actor=actor, device_id=device_id))
 
 
 @router.patch("/{device_id}")
 async def update_device(
-    device_id: str, body: DeviceUpdate, session: SessionDep, actor: Writer
+    device_id: DeviceId, body: DeviceUpdate, session: SessionDep, actor: Writer
 ) -> DeviceOut:
     """Rename or describe a device, or disable it with ``enabled: false``."""
     device = await devices.update_device(
@@ -62,7 +70,7 @@ async def update_device(
 
 
 @router.post("/{device_id}/disable")
-async def disable_device(device_id: str, session: SessionDep, actor: Writer) -> DeviceOut:
+async def disable_device(device_id: DeviceId, session: SessionDep, actor: Writer) -> DeviceOut:
     """Stop accepting anything from this device."""
     device = await devices.update_device(session, actor=actor, device_id=device_id, enabled=False)
     return _out(device)
@@ -70,7 +78,7 @@ async def disable_device(device_id: str, session: SessionDep, actor: Writer) -> 
 
 @router.post("/{device_id}/credentials")
 async def rotate_credentials(
-    device_id: str, session: SessionDep, actor: Writer
+    device_id: DeviceId, session: SessionDep, actor: Writer
 ) -> DeviceCredentialsOut:
     """Issue a new MQTT password (shown once); the old one stops working."""
     return _credentials(await devices.rotate_credentials(session, actor=actor, device_id=device_id))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 
 from core.errors import (
     AuthError,
@@ -35,6 +36,13 @@ async def _domain_error(_: Request, error: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=code, headers=headers)
 
 
+async def _integrity_error(_: Request, error: Exception) -> JSONResponse:
+    # Services check for duplicates first; this is the race two requests can still lose.
+    body = {"detail": "this clashes with a change made at the same moment; reload and retry"}
+    return JSONResponse(body, status_code=status.HTTP_409_CONFLICT)
+
+
 def install(app: FastAPI) -> None:
     """Map every DomainError raised by a service onto its HTTP status."""
     app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(IntegrityError, _integrity_error)

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.@-]{2,64}$"
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -16,6 +16,16 @@ class Strict(BaseModel):
     """Unknown fields are an error, so a typo is never silently ignored."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        # PostgreSQL cannot store NUL in text: refuse it here rather than fail with a 500.
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(text, str) and "\x00" in text for text in texts):
+            msg = "must not contain NUL characters"
+            raise ValueError(msg)
+        return value
 
 
 class LoginIn(Strict):
