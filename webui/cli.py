@@ -17,7 +17,7 @@ def register(commands: Any) -> None:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    from webui.app import serve
+    from webui.app import serve  # the UI stack loads only when serving
 
     serve(settings, host=args.host, port=args.port)
     return 0

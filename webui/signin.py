@@ -70,7 +70,7 @@ async def guard(permission: str | None = None) -> Actor | None:
         ui.navigate.to("/login")
         return None
     if permission is not None and not actor.can(permission):
-        from webui.layout import not_allowed
+        from webui.layout import not_allowed  # layout imports signin: a cycle at module level
 
         not_allowed(actor, permission)
         return None
