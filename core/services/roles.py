@@ -12,7 +12,7 @@ from core import hlc
 from core.db.models import Permission, Role, RolePermission, UserRole
 from core.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from core.rbac import BUILTIN_ROLES, PERMISSIONS, builtin_id
-from core.services import audit
+from core.services import audit, links
 from core.services.actor import Actor
 
 
@@ -41,21 +41,13 @@ async def ensure_builtins(session: AsyncSession) -> None:
 
 
 async def _set_grants(session: AsyncSession, role: Role, wanted: set[uuid.UUID]) -> None:
-    rows = {
-        r.permission_id: r
-        for r in await session.scalars(
-            select(RolePermission).where(RolePermission.role_id == role.id)
-        )
-    }
-    for permission_id in wanted | rows.keys():
-        row = rows.get(permission_id)
-        keep = permission_id in wanted
-        if row is None:
-            session.add(
-                RolePermission(role_id=role.id, permission_id=permission_id, updated_at=hlc.now())
-            )
-        elif row.deleted == keep:
-            row.deleted, row.updated_at = not keep, hlc.now()
+    await links.reconcile(
+        session,
+        owner=RolePermission.role_id,
+        owner_id=role.id,
+        other=RolePermission.permission_id,
+        wanted=wanted,
+    )
 
 
 async def list_permissions(session: AsyncSession) -> list[Permission]:

@@ -14,7 +14,7 @@ from core.db.models import Permission, Role, RolePermission, User, UserRole
 from core.errors import ConflictError, InvalidError, NotFoundError
 from core.passwords import MIN_PASSWORD_LENGTH, hash_password
 from core.rbac import ADMIN
-from core.services import audit
+from core.services import audit, links
 from core.services.actor import Actor
 
 USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{2,64}$")
@@ -113,17 +113,9 @@ async def _role_ids(session: AsyncSession, names: list[str]) -> set[uuid.UUID]:
 
 
 async def _set_roles(session: AsyncSession, user: User, wanted: set[uuid.UUID]) -> None:
-    rows = {
-        r.role_id: r
-        for r in await session.scalars(select(UserRole).where(UserRole.user_id == user.id))
-    }
-    for role_id in wanted | rows.keys():
-        keep, row = role_id in wanted, rows.get(role_id)
-        if row is None:
-            session.add(UserRole(user_id=user.id, role_id=role_id, updated_at=hlc.now()))
-        elif row.deleted == keep:
-            row.deleted, row.updated_at = not keep, hlc.now()
-    await session.flush()
+    await links.reconcile(
+        session, owner=UserRole.user_id, owner_id=user.id, other=UserRole.role_id, wanted=wanted
+    )
 
 
 async def snapshot(session: AsyncSession, user: User) -> dict[str, Any]:
