@@ -16,7 +16,9 @@ _DEVICE_PREFIX = f"{ROOT}/dev/"
 SERVER_STATUS = f"{ROOT}/server/status"
 INGEST_GROUP = "pp-ingest"  # one group for every server replica, so each sample is taken once
 
-_DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# A device id is also its MQTT username; the API, services and topics all check this one.
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+_DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 _SHARE_GROUP = re.compile(r"[^/+#]+")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,10 +12,9 @@ from core import hlc
 from core.db.models import Device, DeviceConfig
 from core.errors import ConflictError, InvalidError, NotFoundError
 from core.passwords import mosquitto_hash, new_device_secret
+from core.protocol import topics
 from core.services import audit
 from core.services.actor import Actor
-
-DEVICE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # protocol v1: also the MQTT username
 
 
 @dataclass(frozen=True)
@@ -46,7 +44,7 @@ async def get_device(session: AsyncSession, *, actor: Actor, device_id: str) -> 
     """One device, or NotFoundError."""
     actor.require("devices:read")
     # An id no device can have is simply not found (and never reaches the database).
-    device = await session.get(Device, device_id) if DEVICE_ID.fullmatch(device_id) else None
+    device = await session.get(Device, device_id) if topics.is_device_id(device_id) else None
     if device is None:
         msg = f"no device with id '{device_id}'"
         raise NotFoundError(msg)
@@ -58,7 +56,7 @@ async def create_device(
 ) -> DeviceCredentials:
     """Register a device and make its MQTT credentials."""
     actor.require("devices:write")
-    if not DEVICE_ID.fullmatch(device_id):
+    if not topics.is_device_id(device_id):
         msg = "device id: 1 to 64 letters, digits, '_' or '-'"
         raise InvalidError(msg, field="id")
     if await session.get(Device, device_id) is not None:

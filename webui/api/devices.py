@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, status
 
 from core.db.models import Device
+from core.protocol.topics import DEVICE_ID_PATTERN
 from core.services import devices
 from core.services.actor import Actor
 from webui.api.schemas import (
-    DEVICE_ID_PATTERN,
     DeviceCreate,
     DeviceCredentialsOut,
     DeviceOut,

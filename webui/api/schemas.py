@@ -8,8 +8,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from core.protocol.topics import DEVICE_ID_PATTERN
+
 USERNAME_PATTERN = r"^[A-Za-z0-9_.@-]{2,64}$"
-DEVICE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
 
 class Strict(BaseModel):
