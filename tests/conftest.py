@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 
 from core.db import migrations
 from core.db.engine import Database
+from core.db.models import Base
 from core.services import roles
 from core.settings import Settings
 
@@ -67,10 +68,7 @@ def pg_migrated(pg_server_url: str) -> str:
 
 
 # Truncation order does not matter with CASCADE; alembic_version stays.
-_PG_TABLES = (
-    "telemetry, offline_events, commands, device_configs, devices, refresh_tokens, "
-    "auth_sessions, user_roles, role_permissions, roles, permissions, users, audit_log"
-)
+_PG_TABLES = ", ".join(Base.metadata.tables)  # every table of the model, none forgotten
 
 
 @pytest.fixture(params=BACKENDS)

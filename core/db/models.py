@@ -197,6 +197,30 @@ class Telemetry(Base):
     __table_args__ = (Index("ix_telemetry_device_channel_ts", "device_id", "channel", "ts"),)
 
 
+class TelemetryStream(Base):
+    """A device's stream and its ack watermark: every seq up to it is durably stored."""
+
+    __tablename__ = "telemetry_streams"
+    device_id: Mapped[str] = mapped_column(String(DEVICE_ID_LENGTH), primary_key=True)
+    stream: Mapped[str] = mapped_column(String(64), primary_key=True)
+    acked_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class QuarantinedSample(Base):
+    """A sample that names its device, stream and seq but cannot be stored, with why."""
+
+    __tablename__ = "telemetry_quarantine"
+    device_id: Mapped[str] = mapped_column(String(DEVICE_ID_LENGTH), primary_key=True)
+    stream: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    ts: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(String(512))
+    raw: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class OfflineEvent(Base):
     """A period a device was offline, and why."""
 

@@ -18,6 +18,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any, Literal, TypeGuard
 
+from core.protocol.drops import Drop, DropReason
 from core.protocol.topics import check_device_id
 
 Value = int | bool | Decimal
@@ -28,6 +29,7 @@ VERSION = 1
 MESSAGE_TYPE = "telemetry"
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # integers are stored as BIGINT
+MAX_TS_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last time a datetime holds
 # What a PostgreSQL NUMERIC without precision holds, so every accepted decimal is storable.
 NUMERIC_MAX_SCALE = 16383
 NUMERIC_MAX_INT_DIGITS = 131072
@@ -36,16 +38,6 @@ _CHANNEL = re.compile(r"[a-z0-9_.-]{1,64}")
 _STREAM = re.compile(r"[A-Za-z0-9_.:-]{1,64}")  # fits telemetry.stream (64); a UUID is 36
 # A JSON number's syntax, ASCII digits only: Decimal() would also take " 1", "+1", "1_0", "٣".
 _DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
-
-
-class DropReason(StrEnum):
-    """Why a whole message was dropped (the labels of the drop counters)."""
-
-    MALFORMED = "malformed"
-    UNSUPPORTED_VERSION = "unsupported_version"
-    DEVICE_MISMATCH = "device_mismatch"
-    TOO_LARGE = "too_large"
-    TOO_MANY_SAMPLES = "too_many_samples"
 
 
 class QuarantineReason(StrEnum):
@@ -116,7 +108,7 @@ class Sample:
         if not (_is_int(self.seq) and 1 <= self.seq <= INT64_MAX):
             msg = f"seq must be an integer from 1 to 2**63-1: {self.seq!r}"
             raise ValueError(msg)
-        if not (_is_int(self.ts) and 0 <= self.ts <= INT64_MAX):
+        if not (_is_int(self.ts) and 0 <= self.ts <= MAX_TS_MS):
             msg = f"ts must be integer milliseconds since the epoch: {self.ts!r}"
             raise ValueError(msg)
         if not self.values:
@@ -163,14 +155,6 @@ class Batch:
         if not self.samples and not self.quarantined:
             msg = "a batch holds at least one sample"
             raise ValueError(msg)
-
-
-@dataclass(frozen=True)
-class Drop:
-    """A message that cannot be attributed: nothing is stored and nothing acked."""
-
-    reason: DropReason
-    detail: str
 
 
 class _Malformed(Exception):
@@ -264,7 +248,7 @@ def _sample_envelope(raw: object) -> tuple[int, int, dict[str, Any]]:
     seq, ts, values = raw.get("seq"), raw.get("ts"), raw.get("values")
     if not (_is_int(seq) and 1 <= seq <= INT64_MAX):
         raise _Malformed(f"seq must be an integer from 1 to 2**63-1: {seq!r}")
-    if not (_is_int(ts) and 0 <= ts <= INT64_MAX):
+    if not (_is_int(ts) and 0 <= ts <= MAX_TS_MS):
         raise _Malformed(f"ts must be integer milliseconds since the epoch: {ts!r}")
     if not isinstance(values, dict):
         raise _Malformed(f"values of sample {seq} is not a JSON object")
