@@ -1,0 +1,1 @@
+"""The one MQTT connection of a process: its endpoint, routing table and supervisor."""

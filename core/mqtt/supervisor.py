@@ -1,0 +1,263 @@
+"""One asyncio supervisor around the process's one MQTT connection (the only aiomqtt user).
+
+It re-enters the client in a loop with capped, jittered backoff; subscribes every route
+again on each connect; publishes a birth message and registers a last will; bounds the
+QoS 1/2 messages in flight; tells listeners when the link comes and goes; gives up, and
+says so, when the broker refuses the credentials; and on ``stop`` publishes a farewell
+before it disconnects cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
+
+from core.mqtt.endpoint import Endpoint
+from core.mqtt.routing import Route, Router
+
+log = logging.getLogger(__name__)
+
+# CONNACK codes that no retry can fix: MQTT 3.1.1's 4/5 and MQTT 5's 0x86/0x87.
+AUTH_FAILURES = frozenset({4, 5, 134, 135})
+
+
+class LinkState(StrEnum):
+    """Where the connection to the broker stands."""
+
+    STARTING = "starting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    AUTH_FAILED = "auth_failed"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class LinkEvent:
+    """A change of link state, with when it happened and why."""
+
+    state: LinkState
+    since: datetime
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message to publish (birth, will and farewell are given this way)."""
+
+    topic: str
+    payload: bytes
+    qos: int = 0
+    retain: bool = False
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Capped exponential backoff with jitter, so a fleet does not reconnect in lockstep."""
+
+    initial: float = 0.2  # seconds; a restarted broker is usually back within a second
+    cap: float = 10.0  # seconds; the longest a station waits to notice the broker is back
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        """The wait before reconnect ``attempt`` (0-based): between half and all of the bound."""
+        bound = min(self.cap, self.initial * 2 ** min(attempt, 32))
+        return rng.uniform(bound / 2, bound)
+
+
+class NotConnectedError(RuntimeError):
+    """Raised by ``publish`` while the link is down."""
+
+
+@dataclass
+class Options:
+    """How a supervisor connects: identity, session, presence messages and limits."""
+
+    client_id: str
+    birth: Outgoing | None = None
+    will: Outgoing | None = None
+    farewell: Outgoing | None = None  # published by stop(): a clean disconnect fires no will
+    clean_session: bool = False  # a persistent session keeps QoS 1 messages while we are away
+    keepalive: int = 30  # seconds; the broker declares us lost after 1.5x this
+    # QoS 1/2 messages we keep in flight: at or below the broker's max_inflight_messages.
+    inflight_window: int = 100
+    publish_timeout: float = 10.0  # seconds to wait for a PUBACK before calling the link bad
+    backoff: Backoff = field(default_factory=Backoff)
+
+
+class Supervisor:
+    """Keeps one MQTT connection up, routes what arrives and publishes what is given."""
+
+    def __init__(self, endpoint: Endpoint, options: Options, router: Router | None = None) -> None:
+        self.endpoint = endpoint
+        self.options = options
+        self.router = router or Router()
+        self._client: aiomqtt.Client | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._window = asyncio.Semaphore(options.inflight_window)
+        self._listeners: list[Callable[[LinkEvent], None]] = []
+        self._event = LinkEvent(LinkState.STOPPED, datetime.now(UTC))
+        self._connected = asyncio.Event()
+        self._rng = random.Random()
+        self.connects = 0
+
+    # -- state -------------------------------------------------------------------------
+
+    @property
+    def event(self) -> LinkEvent:
+        """The current state, since when, and why."""
+        return self._event
+
+    @property
+    def connected(self) -> bool:
+        """Whether messages can be published right now."""
+        return self._event.state is LinkState.CONNECTED
+
+    def add_listener(self, listener: Callable[[LinkEvent], None]) -> Callable[[], None]:
+        """Call ``listener`` on every state change; returns the function that removes it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def _set(self, state: LinkState, detail: str = "") -> None:
+        if state is self._event.state and detail == self._event.detail:
+            return
+        self._event = LinkEvent(state, datetime.now(UTC), detail)
+        if state is LinkState.CONNECTED:
+            self._connected.set()
+        else:
+            self._connected.clear()
+        for listener in list(self._listeners):
+            try:
+                listener(self._event)
+            except Exception:
+                log.exception("link listener failed")
+
+    async def wait_connected(self) -> None:
+        """Wait until the link is up (wrap in ``asyncio.timeout`` to bound the wait)."""
+        await self._connected.wait()
+
+    # -- routes and publishing ---------------------------------------------------------
+
+    async def route(self, route: Route[Any]) -> None:
+        """Add a route; it is subscribed now if connected, and again on every connect."""
+        self.router.add(route)
+        client = self._client
+        if client is not None and self.connected:
+            await client.subscribe(route.topic_filter, qos=route.qos)
+
+    async def publish(
+        self, topic: str, payload: bytes, *, qos: int = 0, retain: bool = False
+    ) -> None:
+        """Publish now; QoS 1/2 returns once the broker has it. NotConnectedError if down."""
+        client = self._client
+        if client is None or not self.connected:
+            msg = f"not connected to {self.endpoint} ({self._event.state})"
+            raise NotConnectedError(msg)
+        if qos == 0:
+            await client.publish(topic, payload, qos=0, retain=retain)
+            return
+        async with self._window:
+            await client.publish(
+                topic, payload, qos=qos, retain=retain, timeout=self.options.publish_timeout
+            )
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start connecting in the background; returns at once."""
+        if self._task is not None and not self._task.done():
+            return
+        self._set(LinkState.STARTING)
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="mqtt-supervisor")
+
+    async def stop(self) -> None:
+        """Publish the farewell (if connected), disconnect cleanly and stop reconnecting."""
+        farewell = self.options.farewell
+        if farewell is not None and self.connected:
+            with contextlib.suppress(aiomqtt.MqttError, NotConnectedError, TimeoutError):
+                async with asyncio.timeout(self.options.publish_timeout):
+                    await self.publish(
+                        farewell.topic, farewell.payload, qos=farewell.qos, retain=farewell.retain
+                    )
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._set(LinkState.STOPPED)
+
+    def _new_client(self) -> aiomqtt.Client:
+        will = self.options.will
+        return aiomqtt.Client(
+            self.endpoint.host,
+            self.endpoint.port,
+            username=self.endpoint.username,
+            password=self.endpoint.password,
+            identifier=self.options.client_id,
+            clean_session=self.options.clean_session,
+            keepalive=self.options.keepalive,
+            will=aiomqtt.Will(will.topic, will.payload, will.qos, will.retain) if will else None,
+            tls_context=self.endpoint.ssl_context(),
+            max_inflight_messages=self.options.inflight_window,
+            timeout=self.options.publish_timeout,
+        )
+
+    async def _run(self) -> None:
+        attempt = 0
+        while True:
+            client = self._new_client()
+            try:
+                async with client:
+                    attempt = 0
+                    await self._session(client)
+            except MqttConnectError as error:
+                if _code(error) in AUTH_FAILURES:
+                    detail = f"{self.endpoint} refused the credentials: {error}; not retrying"
+                    log.error("%s", detail)
+                    self._set(LinkState.AUTH_FAILED, detail)
+                    return
+                self._lost(f"connect refused: {error}")
+            except (aiomqtt.MqttError, OSError) as error:
+                self._lost(str(error) or type(error).__name__)
+            finally:
+                self._client = None
+            delay = self.options.backoff.delay(attempt, self._rng)
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    async def _session(self, client: aiomqtt.Client) -> None:
+        """One connection's life: resubscribe, announce, then route until it drops."""
+        for route in list(self.router.routes):
+            await client.subscribe(route.topic_filter, qos=route.qos)
+        birth = self.options.birth
+        if birth is not None:
+            await client.publish(birth.topic, birth.payload, qos=birth.qos, retain=birth.retain)
+        self._client = client
+        self.connects += 1
+        self._set(LinkState.CONNECTED, str(self.endpoint))
+        log.info("connected to %s", self.endpoint)
+        async for message in client.messages:
+            payload = message.payload
+            data = payload if isinstance(payload, bytes) else str(payload or "").encode()
+            await self.router.dispatch(message.topic.value, data)
+
+    def _lost(self, detail: str) -> None:
+        if self._event.state is LinkState.CONNECTED:
+            log.warning("lost the link to %s: %s", self.endpoint, detail)
+        self._set(LinkState.RECONNECTING, detail)
+
+
+def _code(error: aiomqtt.MqttCodeError) -> int | None:
+    rc = error.rc
+    if isinstance(rc, int):
+        return rc
+    value = getattr(rc, "value", None)
+    return value if isinstance(value, int) else None
