@@ -21,7 +21,25 @@ class Settings(BaseSettings):
 
     env: Literal["development", "production"] = "development"
     database_url: str = f"sqlite+aiosqlite:///{Path('data') / 'precisionpulse.db'}"
+    # The broker; mqtts:// for TLS. An empty URL runs the server without the MQTT link.
     mqtt_url: str = "mqtt://127.0.0.1:1883"
+    mqtt_username: str | None = None
+    mqtt_password: str | None = None
+    mqtt_ca_file: Path | None = None  # the CA that signed the broker's certificate
+    mqtt_client_id: str = ""  # default: pp-<node_id>; must be unique per connection
+    # Split ingest among server replicas with $share (Mosquitto, EMQX; not amqtt).
+    mqtt_shared_ingest: bool = True
+    # QoS 1/2 messages in flight; keep at or below the broker's max_inflight_messages.
+    mqtt_inflight_window: int = 100
+
+    # Telemetry limits (protocol v1 defaults) and ingest batching.
+    telemetry_max_payload_bytes: int = 256 * 1024
+    telemetry_max_samples: int = 1000
+    telemetry_max_channels: int = 256
+    ingest_linger_ms: float = 2.0  # wait this long for more messages before a commit
+    ingest_max_rows: int = 20_000  # rows per transaction; COPY is fastest at thousands
+    ingest_queue_messages: int = 2_000  # received, not yet stored; the receive loop waits beyond
+    ingest_workers: int = 2  # concurrent transactions (PostgreSQL; SQLite writes one at a time)
     secret_key: str = DEV_SECRET_KEY
     http_host: str = "127.0.0.1"
     http_port: int = 8080

@@ -87,7 +87,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     """Settings pointing at the test database."""
-    return Settings(database_url=database_url, login_lock_seconds=1)
+    return Settings(database_url=database_url, login_lock_seconds=1, mqtt_url="")
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ from core.db.migrations import require_current_schema
 from core.services import roles
 from core.settings import Settings
 from webui import api, pages
-from webui.api import errors
+from webui.api import errors, metrics
+from webui.backbone.server import Backbone
 
 TITLE = "PrecisionPulse"
 
@@ -32,11 +33,16 @@ def build(settings: Settings) -> None:
     """Register everything on the NiceGUI app; no I/O happens until a request comes."""
     hlc.configure(settings.node_id)
     database = Database(settings.async_database_url)
+    backbone = Backbone(settings, database)
     app.state.settings = settings
     app.state.database = database
+    app.state.backbone = backbone
     errors.install(app)
     app.include_router(api.router())
+    app.include_router(metrics.router)
     pages.register()
+    app.on_startup(backbone.start)
+    app.on_shutdown(backbone.stop)  # before the database closes: ingest drains into it
     app.on_shutdown(database.close)
 
 

@@ -1,8 +1,10 @@
-"""/api/v1/health: is the server up and its database reachable."""
+"""/api/v1/health: is the server up, its database reachable, and its broker link up."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Any
+
+from fastapi import APIRouter, Request
 from sqlalchemy import text
 
 from webui.deps import SessionDep
@@ -11,7 +13,7 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health")
-async def health(session: SessionDep) -> dict[str, str]:
-    """Up, with the database answering."""
+async def health(request: Request, session: SessionDep) -> dict[str, Any]:
+    """Up, with the database answering; the broker link as it stands (down is not an error)."""
     await session.execute(text("SELECT 1"))
-    return {"status": "ok", "database": "ok"}
+    return {"status": "ok", "database": "ok", "broker": request.app.state.backbone.link()}

@@ -1,0 +1,186 @@
+"""Telemetry ingest: validated batches from the link, stored in batched transactions, acked.
+
+The receive loop only checks the device and enqueues (a bounded queue: when the database
+falls behind, the loop waits instead of memory growing). Workers take whatever has queued
+up — more under load, so commits grow with the rate — store it exactly once, and publish
+each touched stream's watermark. A failed transaction is not retried here: nothing of it
+was acked, so the station replays it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from core.db.engine import Database
+from core.mqtt.routing import Route
+from core.protocol import topics
+from core.protocol.drops import Drop, DropReason
+from core.protocol.messages import Ack
+from core.protocol.telemetry import DEFAULT_LIMITS, Batch, Limits, parse_batch
+from core.services import telemetry
+from webui.backbone.directory import DeviceDirectory, Standing
+from webui.backbone.metrics import Metrics
+
+log = logging.getLogger(__name__)
+FAILURE_PAUSE = 1.0  # seconds a worker waits after a failed transaction, not to spin on it
+
+Publish = Callable[[str, bytes], Awaitable[None]]
+DropSink = Callable[[DropReason, str, str], None]
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """How ingest batches its work (from settings)."""
+
+    limits: Limits = DEFAULT_LIMITS
+    linger_ms: float = 2.0
+    max_rows: int = 20_000
+    queue_messages: int = 2_000
+    workers: int = 2
+    shared: bool = True  # subscribe through $share so replicas split the load
+
+
+@dataclass(frozen=True)
+class _Received:
+    batch: Batch
+    rows: int
+    at: float  # monotonic arrival time, for the lag histogram
+
+
+class Ingest:
+    """Subscribes to live and replayed telemetry and stores it exactly once."""
+
+    def __init__(
+        self,
+        database: Database,
+        directory: DeviceDirectory,
+        metrics: Metrics,
+        *,
+        publish_ack: Publish,
+        drop: DropSink,
+        options: IngestOptions,
+    ) -> None:
+        self._database = database
+        self._directory = directory
+        self._metrics = metrics
+        self._publish_ack = publish_ack
+        self._drop = drop
+        self.options = options
+        self._queue: asyncio.Queue[_Received] = asyncio.Queue(options.queue_messages)
+        self._workers: list[asyncio.Task[None]] = []
+        self._busy = 0
+
+    def routes(self) -> list[Route[Batch]]:
+        """The live and replay subscriptions (QoS 0 and 1, as the protocol sends them)."""
+        plain = [(topics.ALL_TELEMETRY, 0), (topics.ALL_TELEMETRY_REPLAY, 1)]
+        return [
+            Route(topics.shared(f) if self.options.shared else f, qos, self._decode, self._accept)
+            for f, qos in plain
+        ]
+
+    def _decode(self, topic: topics.ParsedTopic, payload: bytes) -> Batch | Drop:
+        assert topic.device_id is not None  # the routes match device topics only
+        return parse_batch(payload, topic.device_id, limits=self.options.limits)
+
+    async def _accept(self, batch: Batch) -> None:
+        standing = await self._directory.standing(batch.device_id)
+        if standing is not Standing.ENABLED:
+            reason = (
+                DropReason.UNKNOWN_DEVICE
+                if standing is Standing.UNKNOWN
+                else DropReason.DISABLED_DEVICE
+            )
+            self._drop(reason, f"{standing.value} device", topics.telemetry(batch.device_id))
+            return
+        rows = sum(len(sample.values) for sample in batch.samples)
+        await self._queue.put(_Received(batch, rows, time.monotonic()))
+
+    @property
+    def pending(self) -> int:
+        """Messages received and not yet committed."""
+        return self._queue.qsize() + self._busy
+
+    async def start(self) -> None:
+        """Start the workers."""
+        loop = asyncio.get_running_loop()
+        count = self.options.workers if self._database.dialect == "postgresql" else 1
+        self._workers = [
+            loop.create_task(self._work(), name=f"ingest-{n}") for n in range(max(1, count))
+        ]
+
+    async def drain(self) -> None:
+        """Wait until everything received so far is committed (or failed)."""
+        await self._queue.join()
+
+    async def stop(self) -> None:
+        """Store what is queued, then stop the workers."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(10):
+                await self.drain()
+        for worker in self._workers:
+            worker.cancel()
+        for worker in self._workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+        self._workers = []
+
+    async def _take(self) -> list[_Received]:
+        """The next transaction's messages: at least one, then whatever queued meanwhile."""
+        taken = [await self._queue.get()]
+        self._busy += 1
+        rows = taken[0].rows
+        linger = self.options.linger_ms / 1000
+        deadline = time.monotonic() + linger
+        while rows < self.options.max_rows:
+            try:
+                item = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                if linger <= 0 or time.monotonic() >= deadline:
+                    break
+                await asyncio.sleep(linger / 4)
+                continue
+            taken.append(item)
+            self._busy += 1
+            rows += item.rows
+        return taken
+
+    async def _work(self) -> None:
+        while True:
+            taken = await self._take()
+            try:
+                await self._commit(taken)
+            except Exception:
+                self._metrics.store_failures.inc()
+                log.exception(
+                    "storing %d telemetry messages failed; stations replay them", len(taken)
+                )
+                await asyncio.sleep(FAILURE_PAUSE)
+            finally:
+                self._busy -= len(taken)
+                for _ in taken:
+                    self._queue.task_done()
+
+    async def _commit(self, taken: list[_Received]) -> None:
+        async with self._database.session() as session:
+            stored = await telemetry.store(session, [item.batch for item in taken])
+        now = time.monotonic()
+        for item in taken:
+            self._metrics.lag.observe(now - item.at)
+        self._metrics.batch_rows.observe(stored.rows)
+        self._metrics.rows_stored.inc(stored.rows)
+        self._metrics.quarantined.inc(stored.quarantined)
+        await asyncio.gather(*(self._ack(mark) for mark in stored.watermarks))
+
+    async def _ack(self, mark: telemetry.Watermark) -> None:
+        ack = Ack(mark.device_id, mark.stream, mark.acked_seq)
+        try:
+            await self._publish_ack(topics.telemetry_ack(mark.device_id), ack.encode())
+        except Exception as error:  # the station asks again by replaying; nothing is lost
+            log.warning("could not ack %s/%s: %s", mark.device_id, mark.stream, error)
+            return
+        self._metrics.acks.inc()

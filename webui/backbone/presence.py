@@ -1,0 +1,219 @@
+"""Presence: each device online, offline (clean or lost) or stale, and its offline periods.
+
+Retained status messages (birth, last will, clean stop) say online/offline; heartbeats
+say the device is still there and carry what the station knows. A device that misses
+three heartbeats is stale. Every period a device is not online is an offline event with a
+start, an end once it is back, and a reason (clean, lost or stale; a stale period that
+ends in a last will becomes lost, since the device was gone from its start).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from sqlalchemy import select, update
+
+from core.db.engine import Database
+from core.db.models import Device, OfflineEvent
+from core.mqtt.routing import Route
+from core.protocol import topics
+from core.protocol.drops import Drop
+from core.protocol.messages import Heartbeat, Status
+from webui.backbone.directory import DeviceDirectory, Standing
+
+log = logging.getLogger(__name__)
+STALE_AFTER_MISSED = 3  # heartbeats; one lost QoS 0 heartbeat must not flap the badge
+SWEEP_SECONDS = 1.0  # how often stale devices are looked for
+# Until a device's first heartbeat says its period (after a server restart, say).
+ASSUMED_INTERVAL_S = 15
+
+
+@dataclass(frozen=True)
+class DeviceState:
+    """What the server knows of a device's presence right now."""
+
+    device_id: str
+    status: str  # online | offline | stale
+    reason: str | None  # clean | lost | stale when not online
+    since: datetime
+    interval_s: int | None = None
+    uptime_s: int | None = None
+    outbox: int | None = None
+    config_version: int | None = None
+    heard: float = 0.0  # monotonic time of the last status or heartbeat
+
+
+class Presence:
+    """Follows status and heartbeat topics; records offline events in the database."""
+
+    def __init__(self, database: Database, directory: DeviceDirectory) -> None:
+        self._database = database
+        self._directory = directory
+        self._states: dict[str, DeviceState] = {}
+        self._listeners: list[Callable[[DeviceState], None]] = []
+        self._sweeper: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()  # one transition at a time keeps events consistent
+
+    # -- reading -----------------------------------------------------------------------
+
+    def state(self, device_id: str) -> DeviceState | None:
+        """The presence of one device, or None if nothing was heard of it."""
+        return self._states.get(device_id)
+
+    def states(self) -> list[DeviceState]:
+        """The presence of every device heard of, by id."""
+        return [self._states[key] for key in sorted(self._states)]
+
+    def online(self) -> int:
+        """How many devices are online."""
+        return sum(1 for state in self._states.values() if state.status == "online")
+
+    def add_listener(self, listener: Callable[[DeviceState], None]) -> Callable[[], None]:
+        """Call ``listener`` with every new state; returns the function that removes it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    # -- routes --------------------------------------------------------------------------
+
+    def routes(self) -> list[Route[Status] | Route[Heartbeat]]:
+        """Status (QoS 1, retained) and heartbeat (QoS 0) of every device."""
+        return [
+            Route(topics.ALL_STATUS, 1, _decode_status, self.on_status),
+            Route(topics.ALL_HEARTBEAT, 0, _decode_heartbeat, self.on_heartbeat),
+        ]
+
+    async def on_status(self, status: Status) -> None:
+        """A birth, last will or clean stop."""
+        if await self._directory.standing(status.device_id) is Standing.UNKNOWN:
+            return
+        if status.state == "online":
+            await self._online(status.device_id)
+        else:
+            assert status.reason is not None
+            await self._offline(status.device_id, status.reason)
+
+    async def on_heartbeat(self, beat: Heartbeat) -> None:
+        """A sign of life: back online if stale, and the station's figures."""
+        if await self._directory.standing(beat.device_id) is Standing.UNKNOWN:
+            return
+        state = self._states.get(beat.device_id)
+        if state is None or state.status != "online":
+            state = await self._online(beat.device_id)
+        self._set(
+            replace(
+                state,
+                interval_s=beat.interval_s,
+                uptime_s=beat.uptime_s,
+                outbox=beat.outbox,
+                config_version=beat.config_version,
+                heard=time.monotonic(),
+            )
+        )
+
+    # -- transitions ---------------------------------------------------------------------
+
+    async def _online(self, device_id: str) -> DeviceState:
+        async with self._lock:
+            now = datetime.now(UTC)
+            async with self._database.session() as session:
+                await session.execute(
+                    update(OfflineEvent)
+                    .where(OfflineEvent.device_id == device_id, OfflineEvent.ended_at.is_(None))
+                    .values(ended_at=now)
+                )
+                await session.execute(
+                    update(Device).where(Device.id == device_id).values(last_seen_at=now)
+                )
+            previous = self._states.get(device_id)
+            state = DeviceState(device_id, "online", None, now, heard=time.monotonic())
+            if previous is not None:
+                since = previous.since if previous.status == "online" else now
+                state = replace(previous, status="online", reason=None, since=since)
+                state = replace(state, heard=time.monotonic())
+            self._set(state)
+            return state
+
+    async def _offline(
+        self, device_id: str, reason: str, status: str = "offline", heard: float | None = None
+    ) -> None:
+        async with self._lock:
+            current = self._states.get(device_id)
+            if heard is not None and (current is None or current.heard != heard):
+                return  # heard from again while the sweep waited for the lock
+            now = datetime.now(UTC)
+            async with self._database.session() as session:
+                open_event = await session.scalar(
+                    select(OfflineEvent).where(
+                        OfflineEvent.device_id == device_id, OfflineEvent.ended_at.is_(None)
+                    )
+                )
+                if open_event is None:
+                    last_seen = await session.scalar(
+                        select(Device.last_seen_at).where(Device.id == device_id)
+                    )
+                    # After a server restart the retained will is all we get: the device
+                    # was last seen when we last heard it, not when we subscribed.
+                    started = now if device_id in self._states or last_seen is None else last_seen
+                    session.add(
+                        OfflineEvent(device_id=device_id, started_at=started, reason=reason)
+                    )
+                elif open_event.reason == "stale" and reason == "lost":
+                    open_event.reason = "lost"
+            previous = self._states.get(device_id)
+            since = previous.since if previous and previous.status != "online" else now
+            base = previous or DeviceState(device_id, "offline", reason, now)
+            self._set(replace(base, status=status, reason=reason, since=since))
+
+    def _set(self, state: DeviceState) -> None:
+        self._states[state.device_id] = state
+        for listener in list(self._listeners):
+            try:
+                listener(state)
+            except Exception:
+                log.exception("presence listener failed")
+
+    # -- staleness -----------------------------------------------------------------------
+
+    async def sweep(self) -> None:
+        """Mark online devices that missed three heartbeats as stale."""
+        now = time.monotonic()
+        for state in list(self._states.values()):
+            interval = state.interval_s or ASSUMED_INTERVAL_S
+            if state.status == "online" and now - state.heard > STALE_AFTER_MISSED * interval:
+                await self._offline(state.device_id, "stale", status="stale", heard=state.heard)
+
+    async def start(self) -> None:
+        """Start looking for stale devices."""
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    async def stop(self) -> None:
+        """Stop looking."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("presence sweep failed")
+
+
+def _decode_status(topic: topics.ParsedTopic, payload: bytes) -> Status | Drop:
+    assert topic.device_id is not None
+    return Status.parse(payload, topic.device_id)
+
+
+def _decode_heartbeat(topic: topics.ParsedTopic, payload: bytes) -> Heartbeat | Drop:
+    assert topic.device_id is not None
+    return Heartbeat.parse(payload, topic.device_id)

@@ -1,0 +1,116 @@
+"""The server's MQTT side put together: one supervisor feeding ingest and presence."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.db.engine import Database
+from core.mqtt.endpoint import Endpoint
+from core.mqtt.routing import Router
+from core.mqtt.supervisor import LinkState, Options, Outgoing, Supervisor
+from core.protocol import topics
+from core.protocol.messages import encode
+from core.protocol.telemetry import Limits
+from core.settings import Settings
+from webui.backbone.directory import DeviceDirectory
+from webui.backbone.ingest import Ingest, IngestOptions
+from webui.backbone.metrics import Metrics
+from webui.backbone.presence import Presence
+
+
+def _server_status(node: str, state: str, reason: str | None = None) -> Outgoing:
+    message: dict[str, Any] = {"v": 1, "type": "server.status", "node": node, "state": state}
+    if reason is not None:
+        message["reason"] = reason
+    return Outgoing(topics.SERVER_STATUS, encode(message), qos=1, retain=True)
+
+
+def supervisor_for(settings: Settings, router: Router) -> Supervisor | None:
+    """The server's supervisor, or None when no broker is configured."""
+    if not settings.mqtt_url:
+        return None
+    endpoint = Endpoint.from_url(
+        settings.mqtt_url,
+        username=settings.mqtt_username,
+        password=settings.mqtt_password,
+        ca_file=settings.mqtt_ca_file,
+    )
+    node = settings.node_id
+    options = Options(
+        client_id=settings.mqtt_client_id or f"pp-{node}",
+        birth=_server_status(node, "online"),
+        will=_server_status(node, "offline", "lost"),
+        farewell=_server_status(node, "offline", "clean"),
+        inflight_window=settings.mqtt_inflight_window,
+    )
+    return Supervisor(endpoint, options, router)
+
+
+class Backbone:
+    """Starts and stops the link, ingest and presence together; answers health and metrics."""
+
+    def __init__(self, settings: Settings, database: Database) -> None:
+        self.router = Router()
+        self.supervisor = supervisor_for(settings, self.router)
+        self.directory = DeviceDirectory(database)
+        self.presence = Presence(database, self.directory)
+        self.metrics = Metrics(self.router, self._link_up, self.presence.online)
+        limits = Limits(
+            max_payload_bytes=settings.telemetry_max_payload_bytes,
+            max_samples=settings.telemetry_max_samples,
+            max_channels=settings.telemetry_max_channels,
+        )
+        self.ingest = Ingest(
+            database,
+            self.directory,
+            self.metrics,
+            publish_ack=self._publish_ack,
+            drop=self.router.drop,
+            options=IngestOptions(
+                limits=limits,
+                linger_ms=settings.ingest_linger_ms,
+                max_rows=settings.ingest_max_rows,
+                queue_messages=settings.ingest_queue_messages,
+                workers=settings.ingest_workers,
+                shared=settings.mqtt_shared_ingest,
+            ),
+        )
+        for route in [*self.ingest.routes(), *self.presence.routes()]:
+            self.router.add(route)
+
+    def _link_up(self) -> bool:
+        return self.supervisor is not None and self.supervisor.connected
+
+    async def _publish_ack(self, topic: str, payload: bytes) -> None:
+        assert self.supervisor is not None  # acks only follow messages the link received
+        await self.supervisor.publish(topic, payload, qos=1)
+
+    def link(self) -> dict[str, str]:
+        """The broker link for the health endpoint: state, since when, and why."""
+        if self.supervisor is None:
+            return {"state": "disabled", "since": "", "detail": "PP_MQTT_URL is empty"}
+        event = self.supervisor.event
+        return {
+            "state": event.state.value,
+            "since": event.since.isoformat(),
+            "detail": event.detail,
+        }
+
+    @property
+    def link_state(self) -> LinkState | None:
+        """The link's state, or None when disabled."""
+        return None if self.supervisor is None else self.supervisor.event.state
+
+    async def start(self) -> None:
+        """Start the workers, then connect."""
+        await self.ingest.start()
+        await self.presence.start()
+        if self.supervisor is not None:
+            await self.supervisor.start()
+
+    async def stop(self) -> None:
+        """Store and ack what was received, then say goodbye to the broker."""
+        await self.ingest.stop()
+        await self.presence.stop()
+        if self.supervisor is not None:
+            await self.supervisor.stop()
