@@ -22,6 +22,7 @@ from core.db.engine import Database
 from core.db.models import Base
 from core.services import roles
 from core.settings import Settings
+from tests.mqtt.broker import mosquitto  # noqa: F401  (a fixture for every test package)
 
 PG_ENV = "PP_TEST_DATABASE_URL"
 BACKENDS = ["sqlite", "postgresql"] if os.environ.get(PG_ENV) else ["sqlite"]

@@ -1,0 +1,256 @@
+"""Ingest end to end: a real Mosquitto, the server's backbone, and the test database.
+
+Devices publish as a station would (their own credentials, their own topics); the server
+stores, acks and counts. Every vector of the shared protocol file goes through this path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from core.db.engine import Database
+from core.db.models import Device, QuarantinedSample, Telemetry
+from core.passwords import mosquitto_hash
+from core.protocol import topics
+from core.protocol.messages import Ack
+from core.protocol.telemetry import Batch, Sample, encode_batch, parse_batch
+from core.settings import Settings
+from tests.mqtt.broker import DEVICES, SERVER, RunningBroker, eventually
+from webui.backbone.server import Backbone
+
+VECTORS = json.loads(
+    (Path(__file__).resolve().parents[1] / "data" / "telemetry-vectors.json").read_text()
+)["vectors"]
+
+
+@pytest.fixture
+async def backbone(
+    settings: Settings, database: Database, mosquitto: RunningBroker
+) -> AsyncIterator[Backbone]:
+    """The server's MQTT side, connected as the server account, with the test devices."""
+    async with database.session() as session:
+        for device_id in ("press-07", "lathe-1"):  # "ghost" stays unknown to the server
+            session.add(Device(id=device_id, mqtt_password_hash=mosquitto_hash("-")))
+        session.add(Device(id="retired", mqtt_password_hash="-", enabled=False))
+    configured = settings.model_copy(
+        update={
+            "mqtt_url": f"mqtt://127.0.0.1:{mosquitto.port}",
+            "mqtt_username": SERVER[0],
+            "mqtt_password": SERVER[1],
+            "mqtt_client_id": "pp-test-server",
+        }
+    )
+    backbone = Backbone(configured, database)
+    await backbone.start()
+    assert backbone.supervisor is not None
+    async with asyncio.timeout(10):
+        await backbone.supervisor.wait_connected()
+    yield backbone
+    await backbone.stop()
+
+
+class Station:
+    """A device's MQTT client: publishes batches and collects the acks it is sent."""
+
+    def __init__(self, client: aiomqtt.Client, device_id: str) -> None:
+        self.client, self.device_id = client, device_id
+        self.acks: dict[str, int] = {}
+        self._reader: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Station:
+        await self.client.__aenter__()
+        await self.client.subscribe(topics.telemetry_ack(self.device_id), qos=1)
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._reader is not None
+        self._reader.cancel()
+        await self.client.__aexit__(None, None, None)
+
+    async def _read(self) -> None:
+        async for message in self.client.messages:
+            assert isinstance(message.payload, bytes)
+            ack = Ack.parse(message.payload, self.device_id)
+            assert isinstance(ack, Ack), ack
+            self.acks[ack.stream] = max(self.acks.get(ack.stream, 0), ack.acked_seq)
+
+    async def publish(self, payload: bytes, *, replay: bool = True, device: str = "") -> None:
+        topic = (topics.telemetry_replay if replay else topics.telemetry)(device or self.device_id)
+        await self.client.publish(topic, payload, qos=1 if replay else 0)
+
+
+def station(broker: RunningBroker, device_id: str, password: str | None = None) -> Station:
+    client = aiomqtt.Client(
+        "127.0.0.1",
+        broker.port,
+        username=device_id,
+        password=password or DEVICES[device_id],
+        identifier=f"station-{device_id}",
+    )
+    return Station(client, device_id)
+
+
+def _batch(device: str, stream: str, *seqs: int, origin: str = "replay") -> bytes:
+    samples = [Sample(seq, 1_764_170_000_000 + seq, {"parts": seq, "on": True}) for seq in seqs]
+    return encode_batch(device_id=device, stream=stream, origin=origin, samples=samples)  # type: ignore[arg-type]
+
+
+async def _count(database: Database, model: Any = Telemetry, **where: Any) -> int:
+    async with database.session() as session:
+        query = select(func.count()).select_from(model).filter_by(**where)
+        return int((await session.execute(query)).scalar_one())
+
+
+async def test_a_duplicated_batch_is_stored_once_and_acked_twice(
+    backbone: Backbone, database: Database, mosquitto: RunningBroker
+) -> None:
+    async with station(mosquitto, "press-07") as press:
+        await press.publish(_batch("press-07", "s1", 1, 2, 3))
+        await eventually(lambda: press.acks.get("s1") == 3)
+        press.acks.clear()
+        await press.publish(_batch("press-07", "s1", 1, 2, 3))
+        await eventually(lambda: press.acks.get("s1") == 3)
+    assert await _count(database) == 6
+
+
+async def test_out_of_order_batches_ack_only_once_the_gap_fills(
+    backbone: Backbone, database: Database, mosquitto: RunningBroker
+) -> None:
+    async with station(mosquitto, "press-07") as press:
+        await press.publish(_batch("press-07", "s1", 1, 2))
+        await eventually(lambda: press.acks.get("s1") == 2)
+        await press.publish(_batch("press-07", "s1", 5, 6))
+        await press.publish(_batch("press-07", "s1", 4))
+        # Acks of one stream reach the station in order: once a later one has come,
+        # whatever ack seqs 4..6 earned has come too.
+        await press.publish(_batch("press-07", "sentinel", 1))
+        await eventually(lambda: press.acks.get("sentinel") == 1)
+        assert press.acks["s1"] == 2
+        await press.publish(_batch("press-07", "s1", 3, origin="live"), replay=False)
+        await eventually(lambda: press.acks.get("s1") == 6)
+    assert await _count(database, replayed=False) == 2  # live samples are marked as such
+
+
+async def test_foreign_unknown_and_disabled_devices_are_refused(
+    backbone: Backbone, database: Database, mosquitto: RunningBroker
+) -> None:
+    async with station(mosquitto, "press-07") as press:
+        # The broker lets the server account see everything; the envelope must match.
+        await press.publish(_batch("lathe-1", "s1", 1))
+        await press.publish(_batch("press-07", "s1", 1))
+        await eventually(lambda: press.acks.get("s1") == 1)
+    # A device the broker knows but the server does not, and a disabled one.
+    async with station(mosquitto, "ghost") as ghost:
+        await ghost.publish(_batch("ghost", "s1", 1))
+    async with station(mosquitto, "retired") as retired:
+        await retired.publish(_batch("retired", "s1", 1))
+    dropped = backbone.router.dropped
+    await eventually(lambda: dropped["unknown_device"] == 1 and dropped["disabled_device"] == 1)
+    assert dropped["device_mismatch"] == 1
+    assert await _count(database) == 2  # press-07's one sample of two channels
+
+
+@pytest.mark.parametrize("vector", VECTORS, ids=[v["name"] for v in VECTORS])
+async def test_every_protocol_vector_end_to_end(
+    vector: dict[str, Any], backbone: Backbone, database: Database, mosquitto: RunningBroker
+) -> None:
+    payload = vector["payload"]
+    raw = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+    expect = vector["expect"]
+    async with station(mosquitto, "press-07") as press:
+        await press.publish(raw, device=vector["topic_device"])
+        # A valid batch on another stream after it: once that is acked, the vector is done.
+        await press.publish(_batch("press-07", "sentinel", 1))
+        await eventually(lambda: press.acks.get("sentinel") == 1)
+    stream = payload.get("stream") if isinstance(payload, dict) else None
+    stored = await _count(database, device_id="press-07", stream=stream) if stream else 0
+    held = await _count(database, QuarantinedSample, stream=stream) if stream else 0
+    if expect == "drop":
+        assert (stored, held) == (0, 0)
+        assert backbone.router.dropped[vector["reason"]] == 1
+        assert stream not in press.acks
+        return
+    seqs = [sample["seq"] for sample in payload["samples"]]
+    contiguous = 0
+    while contiguous + 1 in seqs:  # a vector starting past seq 1 leaves a gap: acked 0
+        contiguous += 1
+    assert press.acks.get(stream) == contiguous
+    assert stored == len(vector.get("stored", []))
+    assert held == len(vector.get("quarantined_seqs", seqs if expect == "quarantine" else []))
+    if expect != "store":
+        async with database.session() as session:
+            reasons = set((await session.execute(select(QuarantinedSample.reason))).scalars())
+        assert reasons == {vector["reason"]}
+
+
+async def test_mosquitto_pub_is_stored_and_acked(
+    backbone: Backbone, database: Database, mosquitto: RunningBroker
+) -> None:
+    """A client we did not write speaks the protocol too."""
+    async with station(mosquitto, "press-07") as press:
+        payload = _batch("press-07", "cli", 1, 2).decode()
+        command = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(mosquitto.port)]
+        command += ["-u", "press-07", "-P", DEVICES["press-07"], "-q", "1"]
+        command += ["-t", topics.telemetry_replay("press-07"), "-m", payload]
+        await asyncio.to_thread(subprocess.run, command, check=True, timeout=10)
+        await eventually(lambda: press.acks.get("cli") == 2)
+    assert await _count(database, stream="cli") == 4
+
+
+_FUZZ_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+_SAMPLE = st.fixed_dictionaries(
+    {"seq": st.integers(-1, 5) | _FUZZ_VALUES, "ts": st.integers(-1, 2**64) | _FUZZ_VALUES},
+    optional={"values": st.dictionaries(st.text(max_size=70), _FUZZ_VALUES, max_size=3)},
+)
+_ENVELOPE = st.fixed_dictionaries(
+    {"v": st.sampled_from([1, 1, 2, "1"]), "type": st.sampled_from(["telemetry", "x"])},
+    optional={
+        "device_id": st.sampled_from(["press-07", "lathe-1", 7]),
+        "origin": st.sampled_from(["live", "replay", "later"]),
+        "samples": st.lists(_SAMPLE, max_size=3) | _FUZZ_VALUES,
+    },
+)
+_fuzz_streams = iter(range(10**9))
+
+
+@hypothesis_settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(message=st.binary(max_size=200) | _ENVELOPE)
+async def test_fuzzed_payloads_never_store_a_row_nor_stop_the_link(
+    message: bytes | dict[str, Any],
+    backbone: Backbone,
+    database: Database,
+    mosquitto: RunningBroker,
+) -> None:
+    """Whatever arrives, exactly what the parser accepts is stored, and the link survives."""
+    n = next(_fuzz_streams)
+    if isinstance(message, dict):
+        message = json.dumps({**message, "stream": f"fuzz-{n}"}).encode()
+    outcome = parse_batch(message, "press-07")
+    expected = sum(len(s.values) for s in outcome.samples) if isinstance(outcome, Batch) else 0
+    async with station(mosquitto, "press-07") as press:
+        await press.publish(message)
+        await press.publish(_batch("press-07", f"sentinel-{n}", 1))
+        await eventually(lambda: press.acks.get(f"sentinel-{n}") == 1)
+    assert backbone.supervisor is not None and backbone.supervisor.connected
+    assert await _count(database, stream=f"fuzz-{n}") == expected
