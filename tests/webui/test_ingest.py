@@ -22,8 +22,12 @@ from sqlalchemy import func, select
 
 from core.db.engine import Database
 from core.db.models import Device, QuarantinedSample, Telemetry
+from core.mqtt.endpoint import Endpoint
+from core.mqtt.routing import Route
+from core.mqtt.supervisor import Backoff, NotConnectedError, Options, Supervisor
 from core.passwords import mosquitto_hash
 from core.protocol import topics
+from core.protocol.drops import Drop
 from core.protocol.messages import Ack
 from core.protocol.telemetry import Batch, Sample, encode_batch, parse_batch
 from core.settings import Settings
@@ -254,3 +258,58 @@ async def test_fuzzed_payloads_never_store_a_row_nor_stop_the_link(
         await eventually(lambda: press.acks.get(f"sentinel-{n}") == 1)
     assert backbone.supervisor is not None and backbone.supervisor.connected
     assert await _count(database, stream=f"fuzz-{n}") == expected
+
+
+async def test_a_broker_crash_mid_stream_loses_nothing_acknowledged(
+    backbone: Backbone, database: Database, mosquitto: RunningBroker
+) -> None:
+    """Kill -9 the broker while a station replays; after the restart both sides reconnect,
+    what was acked before the crash is stored, and the resent rest is stored once."""
+    total, per_batch = 600, 20
+    acked = 0
+
+    async def on_ack(ack: Ack) -> None:
+        nonlocal acked
+        acked = max(acked, ack.acked_seq)
+
+    def decode_ack(topic: topics.ParsedTopic, payload: bytes) -> Ack | Drop:
+        return Ack.parse(payload, "press-07")
+
+    press = Supervisor(
+        Endpoint("127.0.0.1", mosquitto.port, username="press-07", password=DEVICES["press-07"]),
+        Options(client_id="press-07", backoff=Backoff(initial=0.05, cap=0.5)),
+    )
+    await press.route(Route(topics.telemetry_ack("press-07"), 1, decode_ack, on_ack))
+    await press.start()
+
+    async def replay() -> None:
+        """Send from just past the watermark; after a lost link, start over from there."""
+        while acked < total:
+            try:
+                await press.wait_connected()
+                for first in range(acked + 1, total + 1, per_batch):
+                    seqs = range(first, min(first + per_batch, total + 1))
+                    await press.publish(
+                        topics.telemetry_replay("press-07"), _batch("press-07", "r", *seqs), qos=1
+                    )
+                    await asyncio.sleep(0.005)  # a paced replay: the crash lands mid-stream
+                await eventually(lambda: acked >= total, within=2)
+            except (NotConnectedError, aiomqtt.MqttError, TimeoutError):
+                await asyncio.sleep(0.05)
+
+    sender = asyncio.get_running_loop().create_task(replay())
+    await eventually(lambda: acked >= total // 4)
+    await mosquitto.kill()
+    acked_before_crash = acked
+    assert acked_before_crash < total
+    assert await _count(database, stream="r") >= 2 * acked_before_crash
+    await asyncio.sleep(0.5)
+    await mosquitto.start()
+    async with asyncio.timeout(30):
+        await sender
+    await press.stop()
+    assert backbone.supervisor is not None and backbone.supervisor.connects == 2
+    async with database.session() as session:
+        seqs = (await session.execute(select(Telemetry.seq).filter_by(stream="r"))).scalars()
+        stored = sorted(seqs)
+    assert stored == sorted(list(range(1, total + 1)) * 2)  # every seq, two channels, once
