@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     # QoS 1/2 messages in flight; keep at or below the broker's max_inflight_messages.
     mqtt_inflight_window: int = 100
 
+    # The broker's password file, kept equal to the enabled devices (and the server
+    # account), and its pid file to signal a reload; unset when the broker is managed apart.
+    broker_password_file: Path | None = None
+    broker_pid_file: Path | None = None
+
     # Telemetry limits (protocol v1 defaults) and ingest batching.
     telemetry_max_payload_bytes: int = 256 * 1024
     telemetry_max_samples: int = 1000

@@ -11,12 +11,19 @@ from core.errors import AuthError
 from core.services import auth
 from core.services.actor import Actor
 from core.settings import Settings
+from webui.backbone.server import Backbone
 
 
 def database() -> Database:
     """The server's database."""
     db: Database = app.state.database
     return db
+
+
+def backbone() -> Backbone:
+    """The server's MQTT side."""
+    running: Backbone = app.state.backbone
+    return running
 
 
 def settings() -> Settings:

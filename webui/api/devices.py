@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Path, Request, status
 
 from core.db.models import Device
 from core.protocol.topics import DEVICE_ID_PATTERN
@@ -25,6 +25,11 @@ Writer = Annotated[Actor, Depends(require("devices:write"))]
 DeviceId = Annotated[str, Path(pattern=DEVICE_ID_PATTERN)]
 
 
+def _changed(request: Request, background: BackgroundTasks, device_id: str) -> None:
+    """Tell the backbone once the response is out (the transaction has committed by then)."""
+    background.add_task(request.app.state.backbone.devices_changed, device_id)
+
+
 def _out(device: Device) -> DeviceOut:
     return DeviceOut.model_validate(device, from_attributes=True)
 
@@ -43,12 +48,17 @@ async def list_devices(session: SessionDep, actor: Reader) -> list[DeviceOut]:
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_device(
-    body: DeviceCreate, session: SessionDep, actor: Writer
+    body: DeviceCreate,
+    session: SessionDep,
+    actor: Writer,
+    request: Request,
+    background: BackgroundTasks,
 ) -> DeviceCredentialsOut:
     """Register a device; the answer holds its MQTT password, shown this once."""
     created = await devices.create_device(
         session, actor=actor, device_id=body.id, name=body.name, description=body.description
     )
+    _changed(request, background, body.id)
     return _credentials(created)
 
 
@@ -60,25 +70,44 @@ async def get_device(device_id: DeviceId, session: SessionDep, actor: Reader) ->
 
 @router.patch("/{device_id}")
 async def update_device(
-    device_id: DeviceId, body: DeviceUpdate, session: SessionDep, actor: Writer
+    device_id: DeviceId,
+    body: DeviceUpdate,
+    session: SessionDep,
+    actor: Writer,
+    request: Request,
+    background: BackgroundTasks,
 ) -> DeviceOut:
     """Rename or describe a device, or disable it with ``enabled: false``."""
     device = await devices.update_device(
         session, actor=actor, device_id=device_id, **body.model_dump(exclude_unset=True)
     )
+    _changed(request, background, device_id)
     return _out(device)
 
 
 @router.post("/{device_id}/disable")
-async def disable_device(device_id: DeviceId, session: SessionDep, actor: Writer) -> DeviceOut:
-    """Stop accepting anything from this device."""
+async def disable_device(
+    device_id: DeviceId,
+    session: SessionDep,
+    actor: Writer,
+    request: Request,
+    background: BackgroundTasks,
+) -> DeviceOut:
+    """Stop accepting anything from this device (the broker refuses it from now on)."""
     device = await devices.update_device(session, actor=actor, device_id=device_id, enabled=False)
+    _changed(request, background, device_id)
     return _out(device)
 
 
 @router.post("/{device_id}/credentials")
 async def rotate_credentials(
-    device_id: DeviceId, session: SessionDep, actor: Writer
+    device_id: DeviceId,
+    session: SessionDep,
+    actor: Writer,
+    request: Request,
+    background: BackgroundTasks,
 ) -> DeviceCredentialsOut:
     """Issue a new MQTT password (shown once); the old one stops working."""
-    return _credentials(await devices.rotate_credentials(session, actor=actor, device_id=device_id))
+    rotated = await devices.rotate_credentials(session, actor=actor, device_id=device_id)
+    _changed(request, background, device_id)
+    return _credentials(rotated)

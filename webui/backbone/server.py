@@ -12,6 +12,7 @@ from core.protocol import topics
 from core.protocol.messages import encode
 from core.protocol.telemetry import Limits
 from core.settings import Settings
+from webui.backbone.accounts import BrokerAccounts
 from webui.backbone.directory import DeviceDirectory
 from webui.backbone.ingest import Ingest, IngestOptions
 from webui.backbone.metrics import Metrics
@@ -77,6 +78,23 @@ class Backbone:
         )
         for route in [*self.ingest.routes(), *self.presence.routes()]:
             self.router.add(route)
+        self.accounts: BrokerAccounts | None = None
+        if settings.broker_password_file is not None:
+            server = None
+            if settings.mqtt_username and settings.mqtt_password:
+                server = (settings.mqtt_username, settings.mqtt_password)
+            self.accounts = BrokerAccounts(
+                database,
+                settings.broker_password_file,
+                pid_file=settings.broker_pid_file,
+                server=server,
+            )
+
+    async def devices_changed(self, device_id: str) -> None:
+        """After a device is created, edited, disabled or given new credentials (committed)."""
+        self.directory.forget(device_id)
+        if self.accounts is not None:
+            await self.accounts.sync()
 
     def _link_up(self) -> bool:
         return self.supervisor is not None and self.supervisor.connected
@@ -102,7 +120,9 @@ class Backbone:
         return None if self.supervisor is None else self.supervisor.event.state
 
     async def start(self) -> None:
-        """Start the workers, then connect."""
+        """Write the broker's accounts, start the workers, then connect."""
+        if self.accounts is not None:
+            await self.accounts.sync()
         await self.ingest.start()
         await self.presence.start()
         if self.supervisor is not None:

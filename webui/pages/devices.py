@@ -53,6 +53,7 @@ class DevicesView:
 
                 created = await submit(work, {"id": device_id})
                 if created is not None:
+                    await signin.backbone().devices_changed(created.username)
                     device_id.value = name.value = ""
                     self._show_credentials(created)
                     await self.refresh()
@@ -93,7 +94,9 @@ class DevicesView:
                             session, actor=self.actor, device_id=device.id, enabled=enabled
                         )
 
-                    await submit(work, done=f"{device.id} {'enabled' if enabled else 'disabled'}")
+                    done = f"{device.id} {'enabled' if enabled else 'disabled'}"
+                    if await submit(work, done=done) is not None:
+                        await signin.backbone().devices_changed(device.id)
 
                 ui.switch("enabled", value=device.enabled, on_change=toggle).mark(
                     f"enabled {device.id}"
