@@ -1,11 +1,11 @@
 """Storing telemetry batches exactly once and advancing each stream's ack watermark.
 
-One call stores many batches in one transaction. The streams' watermark rows are locked
-first (in a fixed order, so replicas never deadlock), then the samples go in (COPY into a
+One call stores many batches in one transaction. The samples go in first (COPY into a
 staging table and ``INSERT … ON CONFLICT DO NOTHING`` on PostgreSQL, a batched insert on
-SQLite), then each watermark moves up to the highest seq below which nothing is missing.
-Under the lock the stored watermark is always the contiguous one, so it only needs to look
-past the new samples, for seqs that arrived out of order earlier.
+SQLite); then the streams' watermark rows are locked (in a fixed order, so writers never
+deadlock) until the commit, and each watermark moves up to the highest seq below which
+nothing is missing. Under the lock the stored watermark is always the contiguous one, so it
+only needs to look past the new samples, for seqs that arrived out of order earlier.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select, tuple_, union, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db.engine import Database
 from core.db.models import QuarantinedSample, Telemetry, TelemetryStream
 from core.protocol.telemetry import Batch
 
@@ -37,6 +37,16 @@ COLUMNS = (
     "value_dec",
     "value_bool",
     "replayed",
+    "received_at",
+)
+QUARANTINE_COLUMNS = (
+    "device_id",
+    "stream",
+    "seq",
+    "ts",
+    "reason",
+    "detail",
+    "raw",
     "received_at",
 )
 StreamKey = tuple[str, str]
@@ -95,42 +105,65 @@ def rows_of(batches: Iterable[Batch], received_at: datetime) -> list[tuple[Any, 
     return rows
 
 
-async def store(session: AsyncSession, batches: Sequence[Batch]) -> Stored:
-    """Store ``batches`` once each and return the watermark of every stream they touch."""
+class Writer(Protocol):
+    """The statements ``store`` needs, written for one database."""
+
+    async def insert_rows(self, rows: list[tuple[Any, ...]]) -> None:
+        """Insert telemetry rows (COLUMNS order), skipping those already stored."""
+
+    async def insert_quarantined(self, rows: list[tuple[Any, ...]]) -> None:
+        """Insert quarantine rows (QUARANTINE_COLUMNS order), skipping known ones."""
+
+    async def lock_streams(self, keys: list[StreamKey], now: datetime) -> dict[StreamKey, int]:
+        """Create missing stream rows, lock them until the commit, return their watermarks."""
+
+    async def seqs_after(self, key: StreamKey, low: int, high: int) -> set[int]:
+        """The stored and quarantined seqs of a stream in (low, high]."""
+
+    async def set_watermarks(self, marks: list[Watermark], now: datetime) -> None:
+        """Write new watermarks of locked streams."""
+
+
+async def store(database: Database, batches: Sequence[Batch]) -> Stored:
+    """Store ``batches`` once each, in one transaction, and return their streams' watermarks."""
+    if database.dialect == "postgresql":
+        from core.services.telemetry_pg import postgres_writer  # asyncpg's fast path
+
+        async with postgres_writer(database) as writer:
+            return await store_with(writer, batches)
+    async with database.session() as session:
+        return await store_with(SqliteWriter(session), batches)
+
+
+async def store_with(writer: Writer, batches: Sequence[Batch]) -> Stored:
+    """``store`` inside a transaction the writer holds."""
     received_at = datetime.now(UTC)
     seqs: dict[StreamKey, set[int]] = defaultdict(set)
     for batch in batches:
         key = (batch.device_id, batch.stream)
         seqs[key].update(sample.seq for sample in batch.samples)
         seqs[key].update(sample.seq for sample in batch.quarantined)
-    keys = sorted(seqs)  # one lock order for every writer
-    acked = await _lock_streams(session, keys, received_at)
     rows = rows_of(batches, received_at)
-    if _postgres(session):
-        await _copy(session, rows)
-    elif rows:
-        await session.execute(
-            sqlite_insert(Telemetry).on_conflict_do_nothing(),
-            [dict(zip(COLUMNS, row, strict=True)) for row in rows],
-        )
-    quarantined = await _quarantine(session, batches, received_at)
-    watermarks = []
+    if rows:
+        await writer.insert_rows(rows)
+    held = quarantine_rows_of(batches, received_at)
+    if held:
+        await writer.insert_quarantined(held)
+    # The lock comes last and is held to the commit: concurrent writers insert in parallel,
+    # and whichever locks later sees the other's committed rows when it looks past its own.
+    keys = sorted(seqs)  # one lock order for every writer
+    acked = await writer.lock_streams(keys, received_at)
+    watermarks, moved = [], []
     for key in keys:
         old = acked[key]
         new = _contiguous(old, seqs[key])
         if new > old:
-            new = await _extend(session, key, new)
-            await session.execute(
-                update(TelemetryStream)
-                .where(TelemetryStream.device_id == key[0], TelemetryStream.stream == key[1])
-                .values(acked_seq=new, updated_at=received_at)
-            )
+            new = await _extend(writer, key, new)
+            moved.append(Watermark(key[0], key[1], new))
         watermarks.append(Watermark(key[0], key[1], new))
-    return Stored(len(rows), quarantined, tuple(watermarks))
-
-
-def _postgres(session: AsyncSession) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
+    if moved:
+        await writer.set_watermarks(moved, received_at)
+    return Stored(len(rows), len(held), tuple(watermarks))
 
 
 def _contiguous(acked: int, seqs: set[int]) -> int:
@@ -139,90 +172,92 @@ def _contiguous(acked: int, seqs: set[int]) -> int:
     return acked
 
 
-async def _lock_streams(
-    session: AsyncSession, keys: list[StreamKey], now: datetime
-) -> dict[StreamKey, int]:
-    """Create missing stream rows, then lock them all and read their watermarks."""
-    postgres = _postgres(session)
-    insert = pg_insert if postgres else sqlite_insert
-    await session.execute(
-        insert(TelemetryStream).on_conflict_do_nothing(),
-        [{"device_id": d, "stream": s, "acked_seq": 0, "updated_at": now} for d, s in keys],
-    )
-    query = select(TelemetryStream.device_id, TelemetryStream.stream, TelemetryStream.acked_seq)
-    query = query.where(tuple_(TelemetryStream.device_id, TelemetryStream.stream).in_(keys))
-    if postgres:
-        query = query.order_by(TelemetryStream.device_id, TelemetryStream.stream).with_for_update()
-    result = await session.execute(query)
-    return {(d, s): acked for d, s, acked in result.all()}
-
-
-async def _copy(session: AsyncSession, rows: list[tuple[Any, ...]]) -> None:
-    """COPY the rows into a per-connection staging table, then insert the new ones."""
-    if not rows:
-        return
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    pg = raw.driver_connection
-    assert pg is not None
-    await pg.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS telemetry_staging "
-        "(LIKE telemetry INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-    )
-    await pg.copy_records_to_table("telemetry_staging", records=rows, columns=COLUMNS)
-    columns = ", ".join(COLUMNS)
-    await pg.execute(
-        f"INSERT INTO telemetry ({columns}) SELECT {columns} FROM telemetry_staging "
-        "ON CONFLICT DO NOTHING"
-    )
-
-
-async def _quarantine(session: AsyncSession, batches: Sequence[Batch], now: datetime) -> int:
-    values = [
-        {
-            "device_id": batch.device_id,
-            "stream": batch.stream,
-            "seq": sample.seq,
-            "ts": timestamp(sample.ts),
-            "reason": sample.reason.value,
-            "detail": sample.detail[:512],
-            "raw": sample.raw,
-            "received_at": now,
-        }
-        for batch in batches
-        for sample in batch.quarantined
-    ]
-    if values:
-        insert = pg_insert if _postgres(session) else sqlite_insert
-        await session.execute(insert(QuarantinedSample).on_conflict_do_nothing(), values)
-    return len(values)
-
-
-async def _extend(session: AsyncSession, key: StreamKey, acked: int) -> int:
+async def _extend(writer: Writer, key: StreamKey, acked: int) -> int:
     """Move ``acked`` past seqs stored earlier out of order, until the first gap."""
-    device_id, stream = key
     while True:
-        stored = (
-            select(Telemetry.seq)
-            .where(
-                Telemetry.device_id == device_id,
-                Telemetry.stream == stream,
-                Telemetry.seq > acked,
-                Telemetry.seq <= acked + EXTEND_WINDOW,
-            )
-            .distinct()
-        )
-        held = select(QuarantinedSample.seq).where(
-            QuarantinedSample.device_id == device_id,
-            QuarantinedSample.stream == stream,
-            QuarantinedSample.seq > acked,
-            QuarantinedSample.seq <= acked + EXTEND_WINDOW,
-        )
-        found = set((await session.execute(union(stored, held))).scalars())
+        found = await writer.seqs_after(key, acked, acked + EXTEND_WINDOW)
         new = _contiguous(acked, found)
         if new < acked + EXTEND_WINDOW:
             return new
         acked = new
+
+
+def quarantine_rows_of(batches: Iterable[Batch], received_at: datetime) -> list[tuple[Any, ...]]:
+    """The quarantine rows of ``batches``, in QUARANTINE_COLUMNS order."""
+    return [
+        (
+            batch.device_id,
+            batch.stream,
+            sample.seq,
+            timestamp(sample.ts),
+            sample.reason.value,
+            sample.detail[:512],
+            sample.raw,
+            received_at,
+        )
+        for batch in batches
+        for sample in batch.quarantined
+    ]
+
+
+class SqliteWriter:
+    """SQLite through SQLAlchemy: one writer at a time, so no lock order is needed."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def insert_rows(self, rows: list[tuple[Any, ...]]) -> None:
+        """Batched insert, duplicates ignored."""
+        await self._session.execute(
+            sqlite_insert(Telemetry).on_conflict_do_nothing(),
+            [dict(zip(COLUMNS, row, strict=True)) for row in rows],
+        )
+
+    async def insert_quarantined(self, rows: list[tuple[Any, ...]]) -> None:
+        """Batched insert, duplicates ignored."""
+        await self._session.execute(
+            sqlite_insert(QuarantinedSample).on_conflict_do_nothing(),
+            [dict(zip(QUARANTINE_COLUMNS, row, strict=True)) for row in rows],
+        )
+
+    async def lock_streams(self, keys: list[StreamKey], now: datetime) -> dict[StreamKey, int]:
+        """The insert takes SQLite's write lock, held to the commit."""
+        await self._session.execute(
+            sqlite_insert(TelemetryStream).on_conflict_do_nothing(),
+            [{"device_id": d, "stream": s, "acked_seq": 0, "updated_at": now} for d, s in keys],
+        )
+        query = select(TelemetryStream.device_id, TelemetryStream.stream, TelemetryStream.acked_seq)
+        query = query.where(tuple_(TelemetryStream.device_id, TelemetryStream.stream).in_(keys))
+        return {(d, s): acked for d, s, acked in (await self._session.execute(query)).all()}
+
+    async def seqs_after(self, key: StreamKey, low: int, high: int) -> set[int]:
+        """One query over both tables."""
+        device_id, stream = key
+        stored = select(Telemetry.seq).where(
+            Telemetry.device_id == device_id,
+            Telemetry.stream == stream,
+            Telemetry.seq > low,
+            Telemetry.seq <= high,
+        )
+        held = select(QuarantinedSample.seq).where(
+            QuarantinedSample.device_id == device_id,
+            QuarantinedSample.stream == stream,
+            QuarantinedSample.seq > low,
+            QuarantinedSample.seq <= high,
+        )
+        return set((await self._session.execute(union(stored, held))).scalars())
+
+    async def set_watermarks(self, marks: list[Watermark], now: datetime) -> None:
+        """One update per stream."""
+        for mark in marks:
+            await self._session.execute(
+                update(TelemetryStream)
+                .where(
+                    TelemetryStream.device_id == mark.device_id,
+                    TelemetryStream.stream == mark.stream,
+                )
+                .values(acked_seq=mark.acked_seq, updated_at=now)
+            )
 
 
 async def watermark(session: AsyncSession, device_id: str, stream: str) -> int:

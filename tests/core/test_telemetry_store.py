@@ -24,8 +24,7 @@ def _batch(*seqs: int, stream: str = "s1", device: str = "press-07") -> Batch:
 
 
 async def _store(database: Database, *batches: Batch) -> telemetry.Stored:
-    async with database.session() as session:
-        return await telemetry.store(session, batches)
+    return await telemetry.store(database, batches)
 
 
 async def _row_count(database: Database) -> int:

@@ -166,8 +166,7 @@ class Ingest:
                     self._queue.task_done()
 
     async def _commit(self, taken: list[_Received]) -> None:
-        async with self._database.session() as session:
-            stored = await telemetry.store(session, [item.batch for item in taken])
+        stored = await telemetry.store(self._database, [item.batch for item in taken])
         now = time.monotonic()
         for item in taken:
             self._metrics.lag.observe(now - item.at)
