@@ -1,0 +1,1 @@
+"""The MQTT broker: Mosquitto config and ACL, TLS certificates, credentials, an embedded broker."""
