@@ -165,6 +165,15 @@ async def test_foreign_unknown_and_disabled_devices_are_refused(
     await eventually(lambda: dropped["unknown_device"] == 1 and dropped["disabled_device"] == 1)
     assert dropped["device_mismatch"] == 1
     assert await _count(database) == 2  # press-07's one sample of two channels
+    exposed = backbone.metrics.render().decode()
+    for line in (
+        'pp_mqtt_messages_dropped_total{reason="unknown_device"} 1.0',
+        'pp_mqtt_messages_dropped_total{reason="device_mismatch"} 1.0',
+        "pp_telemetry_rows_total 2.0",
+        "pp_broker_link_up 1.0",
+        "pp_ingest_batch_rows_count 1.0",
+    ):
+        assert line in exposed.splitlines(), line
 
 
 @pytest.mark.parametrize("vector", VECTORS, ids=[v["name"] for v in VECTORS])
