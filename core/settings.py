@@ -41,7 +41,9 @@ class Settings(BaseSettings):
     telemetry_max_payload_bytes: int = 256 * 1024
     telemetry_max_samples: int = 1000
     telemetry_max_channels: int = 256
-    ingest_linger_ms: float = 2.0  # wait this long for more messages before a commit
+    # Extra wait for more messages before a commit; 0 batches what queued during the last
+    # commit, which grows with the rate and adds no latency when idle.
+    ingest_linger_ms: float = 0.0
     ingest_max_rows: int = 20_000  # rows per transaction; COPY is fastest at thousands
     ingest_queue_messages: int = 2_000  # received, not yet stored; the receive loop waits beyond
     ingest_workers: int = 2  # concurrent transactions (PostgreSQL; SQLite writes one at a time)

@@ -38,7 +38,7 @@ class IngestOptions:
     """How ingest batches its work (from settings)."""
 
     limits: Limits = DEFAULT_LIMITS
-    linger_ms: float = 2.0
+    linger_ms: float = 0.0
     max_rows: int = 20_000
     queue_messages: int = 2_000
     workers: int = 2
@@ -74,6 +74,7 @@ class Ingest:
         self._queue: asyncio.Queue[_Received] = asyncio.Queue(options.queue_messages)
         self._workers: list[asyncio.Task[None]] = []
         self._busy = 0
+        self._acking: set[asyncio.Task[None]] = set()
 
     def routes(self) -> list[Route[Batch]]:
         """The live and replay subscriptions (QoS 0 and 1, as the protocol sends them)."""
@@ -114,8 +115,10 @@ class Ingest:
         ]
 
     async def drain(self) -> None:
-        """Wait until everything received so far is committed (or failed)."""
+        """Wait until everything received so far is committed (or failed) and acked."""
         await self._queue.join()
+        while self._acking:
+            await asyncio.wait(set(self._acking))
 
     async def stop(self) -> None:
         """Store what is queued, then stop the workers."""
@@ -173,7 +176,11 @@ class Ingest:
         self._metrics.batch_rows.observe(stored.rows)
         self._metrics.rows_stored.inc(stored.rows)
         self._metrics.quarantined.inc(stored.quarantined)
-        await asyncio.gather(*(self._ack(mark) for mark in stored.watermarks))
+        # Acks go out on their own: the next transaction need not wait for the broker's PUBACK.
+        for mark in stored.watermarks:
+            task = asyncio.get_running_loop().create_task(self._ack(mark))
+            self._acking.add(task)
+            task.add_done_callback(self._acking.discard)
 
     async def _ack(self, mark: telemetry.Watermark) -> None:
         ack = Ack(mark.device_id, mark.stream, mark.acked_seq)

@@ -1,0 +1,1 @@
+"""Benchmarks, run from the README; each prints a summary and a final JSON line."""

@@ -1,0 +1,308 @@
+"""Ingest benchmark: publishers → Mosquitto → server ingest → PostgreSQL, next to a raw COPY.
+
+Throughput: DEVICES stations (in a separate process, as real stations are) publish
+replay batches of SAMPLES samples x CHANNELS channels at QoS 1 as fast as the broker
+takes them; the server's ingest stores them with the real table and indexes. Then the same
+rows are COPYed with bare asyncpg into a copy of the table in committed batches: the
+baseline. Latency: one-sample live messages at RATE messages/s; each is timed from publish
+to the arrival of the ack that covers it (the ack leaves only after the commit).
+
+    python -m bench.ingest [--devices 4 --messages 500 --samples 100 --channels 5 --rate 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import socket
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiomqtt
+import asyncpg
+
+from broker.launcher import embedded_broker
+from core.db import migrations
+from core.db.engine import Database
+from core.db.models import Device
+from core.passwords import mosquitto_hash
+from core.protocol import topics
+from core.protocol.messages import Ack
+from core.protocol.telemetry import Batch, Sample, encode_batch, parse_batch
+from core.services.telemetry import COLUMNS, rows_of
+from core.settings import Settings
+from webui.backbone.server import Backbone
+
+SERVER = ("server", "bench-server-secret")
+PASSWORD = "bench-device-secret"
+BASE_TS = 1_764_170_000_000
+NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)  # as the supervisor's own client
+COPY_BATCH_ROWS = 5_000  # the baseline commits like a busy ingest: thousands of rows a time
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How much the publishers send."""
+
+    devices: int
+    messages: int
+    samples: int
+    channels: int
+
+    @property
+    def points(self) -> int:
+        """Channel values in the whole run: one telemetry row each."""
+        return self.devices * self.messages * self.samples * self.channels
+
+
+def _device(n: int) -> str:
+    return f"bench-{n:03d}"
+
+
+def _batches(shape: Shape, device: str, stream: str = "throughput") -> Iterator[bytes]:
+    for message in range(shape.messages):
+        first = message * shape.samples + 1
+        samples = [
+            Sample(
+                seq,
+                BASE_TS + seq,
+                {f"ch{c}": (seq * 7 + c) % 10_000 for c in range(shape.channels)},
+            )
+            for seq in range(first, first + shape.samples)
+        ]
+        yield encode_batch(device_id=device, stream=stream, origin="replay", samples=samples)
+
+
+# -- publishers (a child process) ----------------------------------------------------------
+
+
+def _publish_process(port: int, shape: Shape, started: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    asyncio.run(_publish_all(port, shape, started))
+
+
+async def _publish_all(port: int, shape: Shape, started: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    payloads = {_device(n): list(_batches(shape, _device(n))) for n in range(shape.devices)}
+    started.put(time.time())
+    await asyncio.gather(*(_publish_device(port, d, p) for d, p in payloads.items()))
+
+
+async def _publish_device(port: int, device: str, payloads: list[bytes]) -> None:
+    async with aiomqtt.Client(
+        "127.0.0.1",
+        port,
+        username=device,
+        password=PASSWORD,
+        max_inflight_messages=200,
+        socket_options=NODELAY,
+    ) as client:
+        window = asyncio.Semaphore(200)
+
+        async def one(payload: bytes) -> None:
+            async with window:
+                await client.publish(topics.telemetry_replay(device), payload, qos=1)
+
+        await asyncio.gather(*(one(p) for p in payloads))
+
+
+def _latency_process(port: int, rate: float, seconds: float, result: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    result.put(asyncio.run(_latency(port, rate, seconds)))
+
+
+async def _latency(port: int, rate: float, seconds: float) -> list[float]:
+    device = _device(0)
+    sent: dict[int, float] = {}
+    latencies: list[float] = []
+    async with aiomqtt.Client(
+        "127.0.0.1", port, username=device, password=PASSWORD, socket_options=NODELAY
+    ) as client:
+        await client.subscribe(topics.telemetry_ack(device), qos=1)
+        count = int(rate * seconds)
+
+        async def read_acks() -> None:
+            covered = 0
+            async for message in client.messages:
+                assert isinstance(message.payload, bytes)
+                ack = Ack.parse(message.payload, device)
+                if not isinstance(ack, Ack) or ack.stream != "latency":
+                    continue
+                now = time.perf_counter()
+                for seq in range(covered + 1, ack.acked_seq + 1):
+                    latencies.append(now - sent.pop(seq))
+                covered = max(covered, ack.acked_seq)
+                if covered >= count:
+                    return
+
+        reader = asyncio.get_running_loop().create_task(read_acks())
+        start = time.perf_counter()
+        for seq in range(1, count + 1):
+            delay = start + (seq - 1) / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            # The sample time is the send time: the server's own clock is the same one.
+            sample = Sample(seq, int(time.time() * 1000), {"temp": seq % 100, "on": True})
+            payload = encode_batch(
+                device_id=device, stream="latency", origin="live", samples=[sample]
+            )
+            sent[seq] = time.perf_counter()
+            await client.publish(topics.telemetry(device), payload, qos=0)
+        async with asyncio.timeout(30):
+            await reader
+    return latencies
+
+
+# -- the server side ---------------------------------------------------------------------
+
+
+async def _create_database(server_url: str) -> tuple[str, str]:
+    name = f"pp_bench_{os.getpid()}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return name, server_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def _drop_database(server_url: str, name: str) -> None:
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def _wait_rows(backbone: Backbone, target: int) -> float:
+    """The wall time at which ingest had committed ``target`` rows (2 ms resolution)."""
+    # Polling the counter keeps the server code free of bench hooks.
+    while backbone.metrics.rows_stored._value.get() < target:  # noqa: ASYNC110
+        await asyncio.sleep(0.002)
+    return time.time()
+
+
+async def _baseline_copy(url: str, shape: Shape) -> float:
+    """Rows per second of a bare asyncpg COPY of the same rows into a same-indexed table."""
+    batches = []
+    for n in range(shape.devices):
+        for payload in _batches(shape, _device(n), stream="baseline"):
+            batch = parse_batch(payload, _device(n))
+            assert isinstance(batch, Batch), batch
+            batches.append(batch)
+    rows = rows_of(batches, received_at=datetime.now(UTC))
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await connection.execute("CREATE TABLE bench_copy (LIKE telemetry INCLUDING ALL)")
+        start = time.perf_counter()
+        for low in range(0, len(rows), COPY_BATCH_ROWS):
+            async with connection.transaction():
+                await connection.copy_records_to_table(
+                    "bench_copy", records=rows[low : low + COPY_BATCH_ROWS], columns=COLUMNS
+                )
+        return len(rows) / (time.perf_counter() - start)
+    finally:
+        await connection.close()
+
+
+async def run(args: argparse.Namespace) -> dict[str, float]:
+    """Both phases on a fresh database and broker; returns the figures."""
+    shape = Shape(args.devices, args.messages, args.samples, args.channels)
+    name, url = await _create_database(args.database_url)
+    try:
+        await asyncio.to_thread(migrations.upgrade, url)
+        workdir = Path(tempfile.mkdtemp(prefix="pp-bench-"))
+        users = {SERVER[0]: SERVER[1]} | {_device(n): PASSWORD for n in range(shape.devices)}
+        async with embedded_broker(workdir, users=users, prefer="mosquitto") as broker:
+            database = Database(Settings(database_url=url).async_database_url)
+            async with database.session() as session:
+                for n in range(shape.devices):
+                    session.add(Device(id=_device(n), mqtt_password_hash=mosquitto_hash(PASSWORD)))
+            settings = Settings(
+                database_url=url,
+                mqtt_url=f"mqtt://{broker.host}:{broker.port}",
+                mqtt_username=SERVER[0],
+                mqtt_password=SERVER[1],
+                mqtt_client_id="pp-bench-server",
+                mqtt_shared_ingest=broker.kind == "mosquitto",
+            )
+            backbone = Backbone(settings, database)
+            await backbone.start()
+            assert backbone.supervisor is not None
+            async with asyncio.timeout(10):
+                await backbone.supervisor.wait_connected()
+            try:
+                figures = await _phases(args, shape, broker.port, backbone)
+            finally:
+                await backbone.stop()
+                await database.close()
+        figures["baseline_copy_points_per_s"] = await _baseline_copy(url, shape)
+    finally:
+        await _drop_database(args.database_url, name)
+    figures["ratio"] = figures["points_per_s"] / figures["baseline_copy_points_per_s"]
+    return figures
+
+
+async def _phases(
+    args: argparse.Namespace, shape: Shape, port: int, backbone: Backbone
+) -> dict[str, float]:
+    context = multiprocessing.get_context("spawn")
+    started: multiprocessing.Queue[float] = context.Queue()
+    publisher = context.Process(target=_publish_process, args=(port, shape, started))
+    publisher.start()
+    t0 = await asyncio.to_thread(started.get, True, 60)
+    async with asyncio.timeout(300):
+        t1 = await _wait_rows(backbone, shape.points)
+    await asyncio.to_thread(publisher.join, 30)
+    throughput = shape.points / (t1 - t0)
+
+    result: multiprocessing.Queue[list[float]] = context.Queue()
+    prober = context.Process(target=_latency_process, args=(port, args.rate, args.seconds, result))
+    prober.start()
+    latencies = await asyncio.to_thread(result.get, True, args.seconds + 60)
+    await asyncio.to_thread(prober.join, 30)
+    cuts = statistics.quantiles(latencies, n=100)
+    return {
+        "points_per_s": throughput,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": cuts[98] * 1000,
+        "latency_messages": float(len(latencies)),
+    }
+
+
+def main() -> None:
+    """Parse arguments, run, print a summary and the JSON line."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--devices", type=int, default=4)
+    parser.add_argument("--messages", type=int, default=500, help="per device")
+    parser.add_argument("--samples", type=int, default=100, help="per message")
+    parser.add_argument("--channels", type=int, default=5, help="per sample")
+    parser.add_argument("--rate", type=float, default=1000, help="latency phase, messages/s")
+    parser.add_argument("--seconds", type=float, default=5, help="latency phase length")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("PP_BENCH_DATABASE_URL", "postgresql://root@127.0.0.1:5432/test"),
+        help="a PostgreSQL server; the bench creates and drops its own database there",
+    )
+    args = parser.parse_args()
+    figures = asyncio.run(run(args))
+    points = args.devices * args.messages * args.samples * args.channels
+    print(f"ingest: {points:,} points in {args.devices} streams")
+    print(f"  server ingest  {figures['points_per_s']:>12,.0f} points/s")
+    print(f"  raw COPY       {figures['baseline_copy_points_per_s']:>12,.0f} points/s")
+    print(f"  ratio          {figures['ratio']:>12.2f}")
+    print(
+        f"  latency at {args.rate:.0f} msg/s: p50 {figures['p50_ms']:.1f} ms, "
+        f"p99 {figures['p99_ms']:.1f} ms (publish → ack after commit)"
+    )
+    print(json.dumps({k: round(v, 3) for k, v in figures.items()}))
+
+
+if __name__ == "__main__":
+    main()
