@@ -16,6 +16,9 @@ from core.protocol import topics
 from core.services import audit
 from core.services.actor import Actor
 
+# A device id is its broker username; the server's own account must stay the server's.
+RESERVED_IDS = frozenset({"server"})
+
 
 @dataclass(frozen=True)
 class DeviceCredentials:
@@ -58,6 +61,9 @@ async def create_device(
     actor.require("devices:write")
     if not topics.is_device_id(device_id):
         msg = "device id: 1 to 64 letters, digits, '_' or '-'"
+        raise InvalidError(msg, field="id")
+    if device_id in RESERVED_IDS:
+        msg = f"'{device_id}' is the server's broker account, not a device id"
         raise InvalidError(msg, field="id")
     if await session.get(Device, device_id) is not None:
         msg = f"a device with id '{device_id}' already exists"

@@ -95,6 +95,7 @@ async def test_disable_by_patch_or_post(
         ({"id": "pp/v1/#"}, "id"),
         ({"id": ""}, "id"),
         ({"id": "x" * 65}, "id"),
+        ({"id": "server"}, "id"),  # the server's broker account
         ({"id": "ok", "name": "x" * 129}, "name"),
         ({"id": "ok", "owner": "me"}, "owner"),
         ({"id": "ok", "name": "\x00"}, "name"),
