@@ -35,7 +35,8 @@ def check_username(username: str) -> str:
     return username
 
 
-def _check_hash(password_hash: str) -> str:
+def check_hash(password_hash: str) -> str:
+    """Return ``password_hash`` unchanged, or raise ValueError if it is not a $7$ hash."""
     parts = password_hash.split("$")
     if not password_hash.startswith(_HASH_PREFIX) or len(parts) != 5 or not all(parts[2:]):
         msg = "not a Mosquitto $7$ hash (make one with core.passwords.mosquitto_hash)"
@@ -76,11 +77,19 @@ class PasswordFile:
     def set(self, username: str, password_hash: str) -> None:
         """Add ``username`` or replace its hash."""
         check_username(username)
-        _check_hash(password_hash)
+        check_hash(password_hash)
         with self._locked():
             entries = self.read()
             entries[username] = password_hash
             self._write(entries)
+
+    def replace(self, entries: dict[str, str]) -> None:
+        """Make the file hold exactly ``entries`` (username → hash), in one atomic write."""
+        for username, password_hash in entries.items():
+            check_username(username)
+            check_hash(password_hash)
+        with self._locked():
+            self._write(dict(entries))
 
     def remove(self, username: str) -> bool:
         """Remove ``username``; whether it was there."""

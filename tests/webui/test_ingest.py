@@ -21,17 +21,17 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from core.db.engine import Database
-from core.db.models import Device, QuarantinedSample, Telemetry
+from core.db.models import QuarantinedSample, Telemetry
 from core.mqtt.endpoint import Endpoint
 from core.mqtt.routing import Route
 from core.mqtt.supervisor import Backoff, NotConnectedError, Options, Supervisor
-from core.passwords import mosquitto_hash
 from core.protocol import topics
 from core.protocol.drops import Drop
 from core.protocol.messages import Ack
 from core.protocol.telemetry import Batch, Sample, encode_batch, parse_batch
 from core.settings import Settings
-from tests.mqtt.broker import DEVICES, SERVER, RunningBroker, eventually
+from tests.mqtt.broker import DEVICES, RunningBroker, eventually
+from tests.mqtt.server import register, running_backbone
 from webui.backbone.server import Backbone
 
 VECTORS = json.loads(
@@ -44,25 +44,10 @@ async def backbone(
     settings: Settings, database: Database, mosquitto: RunningBroker
 ) -> AsyncIterator[Backbone]:
     """The server's MQTT side, connected as the server account, with the test devices."""
-    async with database.session() as session:
-        for device_id in ("press-07", "lathe-1"):  # "ghost" stays unknown to the server
-            session.add(Device(id=device_id, mqtt_password_hash=mosquitto_hash("-")))
-        session.add(Device(id="retired", mqtt_password_hash="-", enabled=False))
-    configured = settings.model_copy(
-        update={
-            "mqtt_url": f"mqtt://127.0.0.1:{mosquitto.port}",
-            "mqtt_username": SERVER[0],
-            "mqtt_password": SERVER[1],
-            "mqtt_client_id": "pp-test-server",
-        }
-    )
-    backbone = Backbone(configured, database)
-    await backbone.start()
-    assert backbone.supervisor is not None
-    async with asyncio.timeout(10):
-        await backbone.supervisor.wait_connected()
-    yield backbone
-    await backbone.stop()
+    # "ghost" stays unknown to the server; "retired" is disabled.
+    await register(database, ["press-07", "lathe-1"], disabled=["retired"])
+    async with running_backbone(settings, database, mosquitto) as backbone:
+        yield backbone
 
 
 class Station:

@@ -13,12 +13,12 @@ import pytest
 from sqlalchemy import select
 
 from core.db.engine import Database
-from core.db.models import Device, OfflineEvent
-from core.passwords import mosquitto_hash
+from core.db.models import OfflineEvent
 from core.protocol import topics
 from core.protocol.messages import Heartbeat, Status
 from core.settings import Settings
-from tests.mqtt.broker import DEVICES, SERVER, RunningBroker, eventually
+from tests.mqtt.broker import DEVICES, RunningBroker, eventually
+from tests.mqtt.server import register, running_backbone
 from webui.backbone import presence
 from webui.backbone.server import Backbone
 
@@ -31,22 +31,9 @@ async def backbone(
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Backbone]:
     monkeypatch.setattr(presence, "SWEEP_SECONDS", 0.05)
-    async with database.session() as session:
-        session.add(Device(id="press-07", mqtt_password_hash=mosquitto_hash("-")))
-    configured = settings.model_copy(
-        update={
-            "mqtt_url": f"mqtt://127.0.0.1:{mosquitto.port}",
-            "mqtt_username": SERVER[0],
-            "mqtt_password": SERVER[1],
-        }
-    )
-    backbone = Backbone(configured, database)
-    await backbone.start()
-    assert backbone.supervisor is not None
-    async with asyncio.timeout(10):
-        await backbone.supervisor.wait_connected()
-    yield backbone
-    await backbone.stop()
+    await register(database, ["press-07"])
+    async with running_backbone(settings, database, mosquitto) as backbone:
+        yield backbone
 
 
 def _station(broker: RunningBroker) -> aiomqtt.Client:

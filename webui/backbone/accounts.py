@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from broker.credentials import PasswordFile, reload_broker
+from broker.credentials import PasswordFile, check_hash, check_username, reload_broker
 from core.db.engine import Database
 from core.db.models import Device
 from core.passwords import mosquitto_hash, verify_mosquitto_hash
@@ -56,16 +56,16 @@ class BrokerAccounts:
             wanted[username] = (
                 kept if verify_mosquitto_hash(password, kept) else mosquitto_hash(password)
             )
+        for username, password_hash in list(wanted.items()):
+            try:
+                check_username(username)
+                check_hash(password_hash)
+            except ValueError as error:  # a hash the broker cannot read: leave it out
+                log.error("broker accounts: skipped %s: %s", username, error)
+                del wanted[username]
         if wanted == current:
             return False
-        for username in current.keys() - wanted.keys():
-            self._file.remove(username)
-        for username, password_hash in wanted.items():
-            if current.get(username) != password_hash:
-                try:
-                    self._file.set(username, password_hash)
-                except ValueError as error:  # a hash the broker cannot read: leave it out
-                    log.error("broker accounts: skipped %s: %s", username, error)
+        self._file.replace(wanted)
         if self._pid_file is not None:
             reload_broker(self._pid_file)
         log.info("broker accounts: %d users written to %s", len(wanted), self._file.path)

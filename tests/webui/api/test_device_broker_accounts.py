@@ -40,8 +40,8 @@ async def test_created_disabled_and_rotated_devices_reach_the_broker(
 ) -> None:
     admin = await login_as("ada")
     accounts = PasswordFile(settings.broker_password_file)  # type: ignore[arg-type]
-    # At start the file holds the enabled devices (none yet) and the server account only.
-    assert accounts.usernames() == [SERVER[0]]
+    # Once started, the file holds the enabled devices (none yet) and the server account.
+    await eventually(lambda: accounts.usernames() == [SERVER[0]])
     assert await _can_connect(mosquitto, *SERVER)
 
     created = await client.post("/api/v1/devices", json={"id": "kiln-3"}, headers=admin)
