@@ -1,0 +1,1 @@
+"""The station's headless agent: sources, sampler, outbox, link. Runs with or without Qt."""

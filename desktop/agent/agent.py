@@ -1,0 +1,327 @@
+"""The station agent: samples into the outbox, streams live, replays the backlog, obeys acks.
+
+Every sample is committed to the outbox before anything is sent. While connected, a new
+sample goes out at once at QoS 0 (live). On each connect, what the server has not
+acknowledged is replayed at QoS 1 in seq order, a few batches in flight at a time so live
+samples are never stuck behind it; later, anything left unacknowledged for RESEND_AFTER
+(a live message the broker dropped, say) is replayed too. Rows leave the outbox only when
+the server's ack watermark covers them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.mqtt.endpoint import Endpoint
+from core.mqtt.routing import Route
+from core.mqtt.supervisor import (
+    LinkEvent,
+    LinkState,
+    NotConnectedError,
+    Options,
+    Outgoing,
+    Supervisor,
+)
+from core.protocol import topics
+from core.protocol.drops import Drop
+from core.protocol.messages import Ack, Heartbeat, Status
+from core.protocol.telemetry import Sample, Value, encode_batch
+from desktop.agent.outbox import CapPolicy, Outbox, OutboxFullError
+from desktop.agent.sources import Source
+
+log = logging.getLogger(__name__)
+RESEND_AFTER = 5.0  # seconds an unacknowledged sample waits before it is replayed again
+EVENT_LOG = 200  # events kept for the window
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """One station: who it is, where the broker is, how often it samples, where it keeps data."""
+
+    device_id: str
+    endpoint: Endpoint
+    data_dir: Path
+    interval_s: float = 1.0
+    heartbeat_s: int = 5
+    replay_batch: int = 500  # samples per replay message (the protocol allows 1,000)
+    replay_in_flight: int = 4  # replay messages awaiting PUBACK; live goes between them
+    max_rows: int = 5_000_000
+    policy: CapPolicy = CapPolicy.DROP_OLDEST
+
+    @property
+    def outbox_path(self) -> Path:
+        """The station's outbox file."""
+        return self.data_dir / f"{self.device_id}.outbox.db"
+
+
+@dataclass(frozen=True)
+class AgentEvent:
+    """Something the station's log shows: connects, drops, replays, cap events."""
+
+    at: float  # time.time()
+    kind: str
+    text: str
+
+
+@dataclass
+class AgentState:
+    """What the window shows; updated in place by the agent."""
+
+    device_id: str
+    stream: str = ""
+    link: LinkEvent | None = None
+    values: dict[str, Value] = field(default_factory=dict)
+    last_seq: int = 0
+    last_ts: int = 0
+    acked_seq: int = 0
+    depth: int = 0
+    replay_total: int = 0  # backlog size when the current replay began
+    replay_sent: int = 0
+    refused: int = 0  # samples the refuse policy turned away
+    events: deque[AgentEvent] = field(default_factory=lambda: deque(maxlen=EVENT_LOG))
+
+
+class Agent:
+    """Runs one station until stopped."""
+
+    def __init__(self, config: AgentConfig, sources: Sequence[Source]) -> None:
+        self.config = config
+        self.sources = list(sources)
+        self.outbox = Outbox(config.outbox_path, max_rows=config.max_rows, policy=config.policy)
+        self.state = AgentState(config.device_id, stream=self.outbox.stream)
+        self._io = asyncio.Lock()  # the outbox's one connection, one call at a time
+        d = config.device_id
+        status = topics.status(d)
+        self.supervisor = Supervisor(
+            config.endpoint,
+            Options(
+                client_id=f"pp-station-{d}",
+                birth=Outgoing(status, Status(d, "online").encode(), qos=1, retain=True),
+                will=Outgoing(status, Status(d, "offline", "lost").encode(), qos=1, retain=True),
+                farewell=Outgoing(
+                    status, Status(d, "offline", "clean").encode(), qos=1, retain=True
+                ),
+            ),
+        )
+        self.supervisor.add_listener(self._on_link)
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._listeners: list[Callable[[AgentEvent], None]] = []
+        self._started = time.monotonic()
+        self._replay_from = 0  # seq after which the current replay continues
+        self._replay_until = 0  # first seq that went (or goes) live on this connection
+        self._ack_moved = time.monotonic()
+        self._sync_counts()
+
+    # -- observing ---------------------------------------------------------------------
+
+    def add_listener(self, listener: Callable[[AgentEvent], None]) -> Callable[[], None]:
+        """Call ``listener`` with every event; returns the function that removes it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def _event(self, kind: str, text: str) -> None:
+        event = AgentEvent(time.time(), kind, text)
+        self.state.events.append(event)
+        log.info("%s: %s", self.config.device_id, text)
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("agent listener failed")
+
+    def _sync_counts(self) -> None:
+        self.state.depth = self.outbox.depth
+        self.state.acked_seq = self.outbox.acked_seq
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Subscribe to acks, connect, and start sampling, replaying and heartbeats."""
+        await self.supervisor.route(
+            Route(topics.telemetry_ack(self.config.device_id), 1, self._decode_ack, self._on_ack)
+        )
+        await self.supervisor.start()
+        loop = asyncio.get_running_loop()
+        for work in (self._sample_forever, self._replay_forever, self._heartbeat_forever):
+            self._tasks.append(loop.create_task(work(), name=f"{work.__name__}"))
+
+    async def stop(self) -> None:
+        """Stop sampling, publish the clean farewell, close the outbox."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await self.supervisor.stop()
+        async with self._io:
+            await asyncio.to_thread(self.outbox.close)
+
+    # -- sampling and live -----------------------------------------------------------------
+
+    async def sample_once(self) -> Sample | None:
+        """Read every source, commit the sample, and send it live if connected."""
+        values: dict[str, Value] = {}
+        for source in self.sources:
+            values.update(source.read())
+        ts = int(time.time() * 1000)
+        try:
+            async with self._io:
+                (sample,) = await asyncio.to_thread(self.outbox.append, [(ts, values)])
+                dropped = self.outbox.dropped()
+        except OutboxFullError as error:
+            self.state.refused += 1
+            if self.state.refused == 1 or self.state.refused % 1000 == 0:
+                self._event("cap", f"{error} ({self.state.refused} refused so far)")
+            return None
+        self.state.values, self.state.last_seq, self.state.last_ts = values, sample.seq, ts
+        self._sync_counts()
+        if dropped and dropped[-1].last_seq >= sample.seq - 1 and dropped[-1].count:
+            self._report_drop(dropped[-1].first_seq, dropped[-1].last_seq)
+        if self.supervisor.connected and sample.seq >= self._replay_until:
+            payload = encode_batch(
+                device_id=self.config.device_id,
+                stream=self.outbox.stream,
+                origin="live",
+                samples=[sample],
+            )
+            with contextlib.suppress(NotConnectedError):
+                await self.supervisor.publish(topics.telemetry(self.config.device_id), payload)
+        return sample
+
+    def _report_drop(self, first: int, last: int) -> None:
+        self._event("cap", f"outbox cap reached: dropped seqs {first}..{last}")
+
+    async def _sample_forever(self) -> None:
+        next_at = time.monotonic()
+        while True:
+            try:
+                await self.sample_once()
+            except Exception:
+                log.exception("sampling failed")
+            next_at += self.config.interval_s
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+
+    # -- replay ------------------------------------------------------------------------------
+
+    def _on_link(self, event: LinkEvent) -> None:
+        self.state.link = event
+        if event.state is LinkState.CONNECTED:
+            # Samples from now on go live; everything before them not yet acked is replayed.
+            self._replay_from = self.outbox.acked_seq
+            self._replay_until = self.outbox.next_seq
+            backlog = max(0, self._replay_until - 1 - self._replay_from)
+            self.state.replay_total, self.state.replay_sent = backlog, 0
+            self._event("link", f"connected to {self.config.endpoint}; {backlog} to replay")
+            self._wake.set()
+        elif event.state is LinkState.RECONNECTING:
+            self._event("link", f"link lost: {event.detail}")
+        elif event.state is LinkState.AUTH_FAILED:
+            self._event("link", event.detail)
+
+    async def _replay_forever(self) -> None:
+        window = asyncio.Semaphore(self.config.replay_in_flight)
+        in_flight: set[asyncio.Task[None]] = set()
+        while True:
+            await self.supervisor.wait_connected()
+            if self._replay_from < self._replay_until - 1:
+                async with self._io:
+                    batch = await asyncio.to_thread(
+                        self.outbox.pending, self._replay_from, self.config.replay_batch
+                    )
+                batch = [s for s in batch if s.seq < self._replay_until]
+                if not batch:
+                    self._replay_from = self._replay_until - 1
+                    continue
+                await window.acquire()
+                task = asyncio.get_running_loop().create_task(self._send_replay(batch))
+                task.add_done_callback(lambda _: window.release())
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+                self._replay_from = batch[-1].seq
+                self.state.replay_sent += len(batch)
+                continue
+            self._resend_if_stalled()
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self._wake.wait()
+
+    async def _send_replay(self, batch: list[Sample]) -> None:
+        payload = encode_batch(
+            device_id=self.config.device_id,
+            stream=self.outbox.stream,
+            origin="replay",
+            samples=batch,
+        )
+        try:
+            await self.supervisor.publish(
+                topics.telemetry_replay(self.config.device_id), payload, qos=1
+            )
+        except Exception as error:  # the link went; the next connect replays from the acks
+            log.info("replay batch %d..%d not sent: %s", batch[0].seq, batch[-1].seq, error)
+
+    def _resend_if_stalled(self) -> None:
+        """Replay again from the watermark if it has not moved for a while with rows waiting."""
+        stalled = time.monotonic() - self._ack_moved > RESEND_AFTER
+        if stalled and self.outbox.depth and self.state.last_ts:
+            self._replay_from = self.outbox.acked_seq
+            self._replay_until = self.outbox.next_seq
+            self._ack_moved = time.monotonic()
+            self._event(
+                "replay", f"no ack for {RESEND_AFTER:.0f} s: resending from {self._replay_from + 1}"
+            )
+
+    # -- acks and heartbeats ------------------------------------------------------------------
+
+    def _decode_ack(self, topic: topics.ParsedTopic, payload: bytes) -> Ack | Drop:
+        return Ack.parse(payload, self.config.device_id)
+
+    async def _on_ack(self, ack: Ack) -> None:
+        if ack.stream != self.outbox.stream or ack.acked_seq <= self.outbox.acked_seq:
+            return
+        if ack.acked_seq >= self.outbox.next_seq:
+            log.warning(
+                "ack %d beyond the last seq %d ignored", ack.acked_seq, self.outbox.next_seq - 1
+            )
+            return
+        async with self._io:
+            await asyncio.to_thread(self.outbox.acknowledge, ack.acked_seq)
+        self._ack_moved = time.monotonic()
+        self._sync_counts()
+        self._wake.set()
+
+    async def _heartbeat_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.heartbeat_s)
+            beat = Heartbeat(
+                self.config.device_id,
+                interval_s=self.config.heartbeat_s,
+                uptime_s=int(time.monotonic() - self._started),
+                outbox=self.outbox.depth,
+            )
+            with contextlib.suppress(NotConnectedError):
+                await self.supervisor.publish(
+                    topics.heartbeat(self.config.device_id), beat.encode()
+                )
+
+    def snapshot(self) -> dict[str, Any]:
+        """A plain copy of the state, for logs and tests."""
+        state = self.state
+        return {
+            "device_id": state.device_id,
+            "stream": state.stream,
+            "link": state.link.state.value if state.link else "stopped",
+            "last_seq": state.last_seq,
+            "acked_seq": state.acked_seq,
+            "depth": state.depth,
+        }

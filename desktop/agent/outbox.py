@@ -1,0 +1,204 @@
+"""The station's SQLite outbox: every sample is committed here before anything is sent.
+
+Rows leave only when the server's ack watermark covers them. The stream id and the seq
+counter live in the same file, so a restarted station goes on where it stopped and never
+reuses a seq. When the cap is reached, the declared policy applies: drop the oldest rows
+(and remember exactly which, to report them) or refuse new samples — never silently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from core.protocol.telemetry import Sample, Value
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL,
+                                   vals TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS drops (first_seq INTEGER PRIMARY KEY, last_seq INTEGER NOT NULL,
+                                  count INTEGER NOT NULL, reason TEXT NOT NULL);
+"""
+DEFAULT_MAX_ROWS = 5_000_000  # a week of one sample a second, five times over (~1 GB)
+
+
+class CapPolicy(StrEnum):
+    """What happens when the outbox is full."""
+
+    DROP_OLDEST = "drop_oldest"  # keep sampling; report the dropped seq range to the server
+    REFUSE = "refuse"  # keep what is stored; new samples are refused (and counted)
+
+
+class OutboxFullError(RuntimeError):
+    """Raised by ``append`` under the refuse policy when the cap is reached."""
+
+
+@dataclass(frozen=True)
+class DroppedRange:
+    """Samples the cap policy removed before the server had them: seqs first..last."""
+
+    first_seq: int
+    last_seq: int
+    count: int
+    reason: str
+
+
+def _encode(values: dict[str, Value]) -> str:
+    # Decimals as strings keep their scale, as on the wire.
+    return json.dumps(
+        {k: str(v) if isinstance(v, Decimal) else v for k, v in values.items()},
+        separators=(",", ":"),
+    )
+
+
+def _decode(text: str) -> dict[str, Value]:
+    raw: dict[str, Any] = json.loads(text)
+    return {k: Decimal(v) if isinstance(v, str) else v for k, v in raw.items()}
+
+
+class Outbox:
+    """A SQLite file (WAL) holding unacknowledged samples; blocking calls, run them in a thread."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_rows: int = DEFAULT_MAX_ROWS,
+        policy: CapPolicy = CapPolicy.DROP_OLDEST,
+    ) -> None:
+        if max_rows < 1:
+            msg = f"the outbox cap must be positive: {max_rows}"
+            raise ValueError(msg)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.max_rows = max_rows
+        self.policy = policy
+        # One connection, used from one worker thread at a time (the agent serialises calls).
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a process crash
+        self._db.executescript(SCHEMA)
+        with self._transaction():
+            self.stream = self._meta("stream") or self._set_meta("stream", uuid.uuid4().hex)
+            self._next_seq = int(self._meta("next_seq") or "1")
+            self.acked_seq = int(self._meta("acked_seq") or "0")
+        self._depth = self._count()
+
+    # -- meta ----------------------------------------------------------------------------
+
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _set_meta(self, key: str, value: str) -> str:
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+        return value
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on error (the connection autocommits)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM outbox").fetchone()[0])
+
+    # -- writing ---------------------------------------------------------------------------
+
+    @property
+    def depth(self) -> int:
+        """Samples waiting for the server's ack."""
+        return self._depth
+
+    @property
+    def next_seq(self) -> int:
+        """The seq the next sample gets."""
+        return self._next_seq
+
+    def append(self, samples: Sequence[tuple[int, dict[str, Value]]]) -> list[Sample]:
+        """Commit samples (ts, values) with the next seqs; returns them as numbered Samples."""
+        if not samples:
+            return []
+        room = self.max_rows - self._depth
+        if len(samples) > room and self.policy is CapPolicy.REFUSE:
+            msg = f"outbox full ({self._depth} of {self.max_rows} samples); sample refused"
+            raise OutboxFullError(msg)
+        numbered = [
+            Sample(self._next_seq + n, ts, values) for n, (ts, values) in enumerate(samples)
+        ]
+        with self._transaction():
+            self._db.executemany(
+                "INSERT INTO outbox (seq, ts, vals) VALUES (?, ?, ?)",
+                [(s.seq, s.ts, _encode(dict(s.values))) for s in numbered],
+            )
+            self._next_seq += len(numbered)
+            self._set_meta("next_seq", str(self._next_seq))
+            self._depth += len(numbered)
+            if self._depth > self.max_rows:
+                self._drop_oldest(self._depth - self.max_rows)
+        return numbered
+
+    def _drop_oldest(self, count: int) -> None:
+        rows = self._db.execute(
+            "SELECT min(seq), max(seq), count(*) FROM "
+            "(SELECT seq FROM outbox ORDER BY seq LIMIT ?)",
+            (count,),
+        ).fetchone()
+        first, last, dropped = int(rows[0]), int(rows[1]), int(rows[2])
+        self._db.execute("DELETE FROM outbox WHERE seq <= ?", (last,))
+        self._db.execute(
+            "INSERT INTO drops (first_seq, last_seq, count, reason) VALUES (?, ?, ?, ?)",
+            (first, last, dropped, "outbox_cap"),
+        )
+        self._depth -= dropped
+
+    # -- reading and acknowledging -----------------------------------------------------------
+
+    def pending(self, after_seq: int, limit: int) -> list[Sample]:
+        """Up to ``limit`` stored samples with seq > ``after_seq``, in seq order."""
+        rows = self._db.execute(
+            "SELECT seq, ts, vals FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        ).fetchall()
+        return [Sample(seq, ts, _decode(vals)) for seq, ts, vals in rows]
+
+    def acknowledge(self, acked_seq: int) -> int:
+        """Delete every sample up to the server's watermark; returns how many went."""
+        if acked_seq <= self.acked_seq:
+            return 0
+        with self._transaction():
+            gone = self._db.execute("DELETE FROM outbox WHERE seq <= ?", (acked_seq,)).rowcount
+            self._db.execute("DELETE FROM drops WHERE last_seq <= ?", (acked_seq,))
+            self.acked_seq = acked_seq
+            self._set_meta("acked_seq", str(acked_seq))
+        self._depth -= gone
+        return int(gone)
+
+    def dropped(self) -> list[DroppedRange]:
+        """Dropped ranges the server has not acknowledged yet (to report, again if needed)."""
+        rows = self._db.execute(
+            "SELECT first_seq, last_seq, count, reason FROM drops ORDER BY first_seq"
+        ).fetchall()
+        return [DroppedRange(*row) for row in rows]
+
+    def close(self) -> None:
+        """Close the file."""
+        self._db.close()
