@@ -221,6 +221,18 @@ class QuarantinedSample(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class TelemetryGap(Base):
+    """Seqs a station dropped before sending them (its outbox cap), as it reported them."""
+
+    __tablename__ = "telemetry_gaps"
+    device_id: Mapped[str] = mapped_column(String(DEVICE_ID_LENGTH), primary_key=True)
+    stream: Mapped[str] = mapped_column(String(64), primary_key=True)
+    first_seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(32))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class OfflineEvent(Base):
     """A period a device was offline, and why."""
 

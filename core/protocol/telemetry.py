@@ -35,6 +35,8 @@ NUMERIC_MAX_SCALE = 16383
 NUMERIC_MAX_INT_DIGITS = 131072
 
 _CHANNEL = re.compile(r"[a-z0-9_.-]{1,64}")
+_REASON = re.compile(r"[a-z_]{1,32}")
+MAX_GAPS = 100  # ranges one message may report; a station reports each range once it drops
 _STREAM = re.compile(r"[A-Za-z0-9_.:-]{1,64}")  # fits telemetry.stream (64); a UUID is 36
 # A JSON number's syntax, ASCII digits only: Decimal() would also take " 1", "+1", "1_0", "٣".
 _DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
@@ -135,14 +137,40 @@ class Quarantined:
 
 
 @dataclass(frozen=True)
+class Gap:
+    """Seqs a station dropped before sending (its outbox cap): first..last, never to come."""
+
+    first_seq: int
+    last_seq: int
+    reason: str = "outbox_cap"
+
+    def __post_init__(self) -> None:
+        if not (_is_int(self.first_seq) and _is_int(self.last_seq)):
+            msg = f"a gap needs integer seqs: {self.first_seq!r}..{self.last_seq!r}"
+            raise ValueError(msg)
+        if not 1 <= self.first_seq <= self.last_seq <= INT64_MAX:
+            msg = f"a gap runs from seq 1 up: {self.first_seq}..{self.last_seq}"
+            raise ValueError(msg)
+        if not isinstance(self.reason, str) or _REASON.fullmatch(self.reason) is None:
+            msg = f"a gap's reason must match [a-z_]{{1,32}}: {self.reason!r}"
+            raise ValueError(msg)
+
+    @property
+    def count(self) -> int:
+        """How many seqs the gap covers."""
+        return self.last_seq - self.first_seq + 1
+
+
+@dataclass(frozen=True)
 class Batch:
-    """An attributed telemetry message: its stored and quarantined samples."""
+    """An attributed telemetry message: its stored and quarantined samples, reported gaps."""
 
     device_id: str
     stream: str
     origin: Origin
     samples: tuple[Sample, ...]
     quarantined: tuple[Quarantined, ...] = ()
+    gaps: tuple[Gap, ...] = ()
 
     def __post_init__(self) -> None:
         check_device_id(self.device_id)
@@ -238,7 +266,25 @@ def _batch(message: object, device_id: str, limits: Limits) -> Batch:
             reason, detail = problem
             text = json.dumps(values, default=str, separators=(",", ":"))
             quarantined.append(Quarantined(seq, ts, reason, detail, text))
-    return Batch(device_id, stream, origin, tuple(stored), tuple(quarantined))
+    gaps = _gaps(message.get("dropped", []))
+    return Batch(device_id, stream, origin, tuple(stored), tuple(quarantined), gaps)
+
+
+def _gaps(raw: object) -> tuple[Gap, ...]:
+    """The optional ``dropped`` list: seq ranges the station will never send."""
+    if not isinstance(raw, list) or len(raw) > MAX_GAPS:
+        raise _Malformed(f"dropped must be a list of at most {MAX_GAPS} ranges")
+    gaps = []
+    for entry in raw:
+        if not isinstance(entry, dict):
+            raise _Malformed("a dropped range is not a JSON object")
+        first, last, reason = entry.get("first_seq"), entry.get("last_seq"), entry.get("reason")
+        try:
+            # Gap checks the types itself: a JSON value of any kind gets a clear refusal.
+            gaps.append(Gap(first, last, "outbox_cap" if reason is None else reason))  # type: ignore[arg-type]
+        except ValueError as error:
+            raise _Malformed(str(error)) from error
+    return tuple(gaps)
 
 
 def _checked_sample(seq: int, ts: int, values: dict[str, Value]) -> Sample:
@@ -295,10 +341,15 @@ def _decimal(text: str) -> Decimal | None:
 
 
 def encode_batch(
-    *, device_id: str, stream: str, origin: Origin, samples: Iterable[Sample]
+    *,
+    device_id: str,
+    stream: str,
+    origin: Origin,
+    samples: Iterable[Sample],
+    gaps: Iterable[Gap] = (),
 ) -> bytes:
     """A telemetry message as compact UTF-8 JSON; decimals go as strings to keep their scale."""
-    batch = Batch(device_id, stream, origin, tuple(samples))
+    batch = Batch(device_id, stream, origin, tuple(samples), gaps=tuple(gaps))
     message = {
         "v": VERSION,
         "type": MESSAGE_TYPE,
@@ -317,4 +368,9 @@ def encode_batch(
             for sample in batch.samples
         ],
     }
+    if batch.gaps:
+        message["dropped"] = [
+            {"first_seq": gap.first_seq, "last_seq": gap.last_seq, "reason": gap.reason}
+            for gap in batch.gaps
+        ]
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()

@@ -22,7 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.engine import Database
-from core.db.models import QuarantinedSample, Telemetry, TelemetryStream
+from core.db.models import QuarantinedSample, Telemetry, TelemetryGap, TelemetryStream
 from core.protocol.telemetry import Batch
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -50,6 +50,7 @@ QUARANTINE_COLUMNS = (
     "received_at",
 )
 StreamKey = tuple[str, str]
+Range = tuple[int, int]  # first and last seq, inclusive
 
 
 @dataclass(frozen=True)
@@ -117,8 +118,11 @@ class Writer(Protocol):
     async def lock_streams(self, keys: list[StreamKey], now: datetime) -> dict[StreamKey, int]:
         """Create missing stream rows, lock them until the commit, return their watermarks."""
 
-    async def seqs_after(self, key: StreamKey, low: int, high: int) -> set[int]:
-        """The stored and quarantined seqs of a stream in (low, high]."""
+    async def insert_gaps(self, rows: list[tuple[Any, ...]]) -> None:
+        """Insert reported gaps (GAP_COLUMNS order), skipping known ones."""
+
+    async def ranges_after(self, key: StreamKey, low: int, high: int) -> list[Range]:
+        """Stored and quarantined seqs in (low, high] as (seq, seq), and gaps reaching past low."""
 
     async def set_watermarks(self, marks: list[Watermark], now: datetime) -> None:
         """Write new watermarks of locked streams."""
@@ -138,25 +142,33 @@ async def store(database: Database, batches: Sequence[Batch]) -> Stored:
 async def store_with(writer: Writer, batches: Sequence[Batch]) -> Stored:
     """``store`` inside a transaction the writer holds."""
     received_at = datetime.now(UTC)
-    seqs: dict[StreamKey, set[int]] = defaultdict(set)
+    covered: dict[StreamKey, list[Range]] = defaultdict(list)
     for batch in batches:
-        key = (batch.device_id, batch.stream)
-        seqs[key].update(sample.seq for sample in batch.samples)
-        seqs[key].update(sample.seq for sample in batch.quarantined)
+        ranges = covered[(batch.device_id, batch.stream)]
+        ranges.extend((sample.seq, sample.seq) for sample in batch.samples)
+        ranges.extend((sample.seq, sample.seq) for sample in batch.quarantined)
+        ranges.extend((gap.first_seq, gap.last_seq) for gap in batch.gaps)
     rows = rows_of(batches, received_at)
     if rows:
         await writer.insert_rows(rows)
     held = quarantine_rows_of(batches, received_at)
     if held:
         await writer.insert_quarantined(held)
+    gaps = [
+        (b.device_id, b.stream, g.first_seq, g.last_seq, g.reason, received_at)
+        for b in batches
+        for g in b.gaps
+    ]
+    if gaps:
+        await writer.insert_gaps(gaps)
     # The lock comes last and is held to the commit: concurrent writers insert in parallel,
     # and whichever locks later sees the other's committed rows when it looks past its own.
-    keys = sorted(seqs)  # one lock order for every writer
+    keys = sorted(covered)  # one lock order for every writer
     acked = await writer.lock_streams(keys, received_at)
     watermarks, moved = [], []
     for key in keys:
         old = acked[key]
-        new = _contiguous(old, seqs[key])
+        new = _advance(old, covered[key])
         if new > old:
             new = await _extend(writer, key, new)
             moved.append(Watermark(key[0], key[1], new))
@@ -166,17 +178,19 @@ async def store_with(writer: Writer, batches: Sequence[Batch]) -> Stored:
     return Stored(len(rows), len(held), tuple(watermarks))
 
 
-def _contiguous(acked: int, seqs: set[int]) -> int:
-    while acked + 1 in seqs:
-        acked += 1
+def _advance(acked: int, ranges: Iterable[Range]) -> int:
+    """The watermark once ``ranges`` (inclusive seq ranges) are known to be covered."""
+    for first, last in sorted(ranges):
+        if first > acked + 1:
+            break
+        acked = max(acked, last)
     return acked
 
 
 async def _extend(writer: Writer, key: StreamKey, acked: int) -> int:
-    """Move ``acked`` past seqs stored earlier out of order, until the first gap."""
+    """Move ``acked`` past seqs stored (or reported dropped) earlier, until the first hole."""
     while True:
-        found = await writer.seqs_after(key, acked, acked + EXTEND_WINDOW)
-        new = _contiguous(acked, found)
+        new = _advance(acked, await writer.ranges_after(key, acked, acked + EXTEND_WINDOW))
         if new < acked + EXTEND_WINDOW:
             return new
         acked = new
@@ -256,22 +270,37 @@ class SqliteWriter:
         query = query.where(tuple_(TelemetryStream.device_id, TelemetryStream.stream).in_(keys))
         return {(d, s): acked for d, s, acked in (await self._session.execute(query)).all()}
 
-    async def seqs_after(self, key: StreamKey, low: int, high: int) -> set[int]:
-        """One query over both tables."""
+    async def insert_gaps(self, rows: list[tuple[Any, ...]]) -> None:
+        """Batched insert, duplicates ignored."""
+        columns = ("device_id", "stream", "first_seq", "last_seq", "reason", "received_at")
+        await self._session.execute(
+            sqlite_insert(TelemetryGap).on_conflict_do_nothing(),
+            [dict(zip(columns, row, strict=True)) for row in rows],
+        )
+
+    async def ranges_after(self, key: StreamKey, low: int, high: int) -> list[Range]:
+        """One query over the three tables."""
         device_id, stream = key
-        stored = select(Telemetry.seq).where(
+        stored = select(Telemetry.seq, Telemetry.seq).where(
             Telemetry.device_id == device_id,
             Telemetry.stream == stream,
             Telemetry.seq > low,
             Telemetry.seq <= high,
         )
-        held = select(QuarantinedSample.seq).where(
+        held = select(QuarantinedSample.seq, QuarantinedSample.seq).where(
             QuarantinedSample.device_id == device_id,
             QuarantinedSample.stream == stream,
             QuarantinedSample.seq > low,
             QuarantinedSample.seq <= high,
         )
-        return set((await self._session.execute(union(stored, held))).scalars())
+        gaps = select(TelemetryGap.first_seq, TelemetryGap.last_seq).where(
+            TelemetryGap.device_id == device_id,
+            TelemetryGap.stream == stream,
+            TelemetryGap.last_seq > low,
+            TelemetryGap.first_seq <= high,
+        )
+        result = await self._session.execute(union(stored, held, gaps))
+        return [(int(first), int(last)) for first, last in result.all()]
 
     async def set_watermarks(self, marks: list[Watermark], now: datetime) -> None:
         """One update per stream."""

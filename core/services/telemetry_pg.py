@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from core.db.engine import Database
-from core.services.telemetry import COLUMNS, QUARANTINE_COLUMNS, StreamKey, Watermark
+from core.services.telemetry import COLUMNS, QUARANTINE_COLUMNS, Range, StreamKey, Watermark
 
 _STAGING = (
     "CREATE TEMP TABLE IF NOT EXISTS telemetry_staging "
@@ -37,10 +37,17 @@ _LOCK = (
     "ON CONFLICT (device_id, stream) DO UPDATE SET acked_seq = s.acked_seq "
     "RETURNING device_id, stream, acked_seq"
 )
-_SEQS_AFTER = (
-    "SELECT seq FROM telemetry WHERE device_id = $1 AND stream = $2 AND seq > $3 AND seq <= $4 "
-    "UNION SELECT seq FROM telemetry_quarantine "
-    "WHERE device_id = $1 AND stream = $2 AND seq > $3 AND seq <= $4"
+_RANGES_AFTER = (
+    "SELECT seq, seq FROM telemetry "
+    "WHERE device_id = $1 AND stream = $2 AND seq > $3 AND seq <= $4 "
+    "UNION SELECT seq, seq FROM telemetry_quarantine "
+    "WHERE device_id = $1 AND stream = $2 AND seq > $3 AND seq <= $4 "
+    "UNION SELECT first_seq, last_seq FROM telemetry_gaps "
+    "WHERE device_id = $1 AND stream = $2 AND last_seq > $3 AND first_seq <= $4"
+)
+_GAPS = (
+    "INSERT INTO telemetry_gaps (device_id, stream, first_seq, last_seq, reason, received_at) "
+    "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING"
 )
 _SET = (
     "UPDATE telemetry_streams SET acked_seq = $3, updated_at = $4 "
@@ -86,10 +93,14 @@ class PostgresWriter:
         records = await self._pg.fetch(_LOCK, [d for d, _ in keys], [s for _, s in keys], now)
         return {(r["device_id"], r["stream"]): r["acked_seq"] for r in records}
 
-    async def seqs_after(self, key: StreamKey, low: int, high: int) -> set[int]:
-        """Stored and quarantined seqs in (low, high]."""
-        records = await self._pg.fetch(_SEQS_AFTER, key[0], key[1], low, high)
-        return {record["seq"] for record in records}
+    async def insert_gaps(self, rows: list[tuple[Any, ...]]) -> None:
+        """Gaps are rare: a plain batched insert."""
+        await self._pg.executemany(_GAPS, rows)
+
+    async def ranges_after(self, key: StreamKey, low: int, high: int) -> list[Range]:
+        """Stored and quarantined seqs in (low, high], and gaps reaching past low."""
+        records = await self._pg.fetch(_RANGES_AFTER, key[0], key[1], low, high)
+        return [(record[0], record[1]) for record in records]
 
     async def set_watermarks(self, marks: list[Watermark], now: datetime) -> None:
         """One batched update."""

@@ -33,7 +33,7 @@ from core.mqtt.supervisor import (
 from core.protocol import topics
 from core.protocol.drops import Drop
 from core.protocol.messages import Ack, Heartbeat, Status
-from core.protocol.telemetry import Sample, Value, encode_batch
+from core.protocol.telemetry import MAX_GAPS, Gap, Sample, Value, encode_batch
 from desktop.agent.outbox import CapPolicy, Outbox, OutboxFullError
 from desktop.agent.sources import Source
 
@@ -86,6 +86,7 @@ class AgentState:
     replay_total: int = 0  # backlog size when the current replay began
     replay_sent: int = 0
     refused: int = 0  # samples the refuse policy turned away
+    dropped: int = 0  # samples the drop-oldest policy removed before the server had them
     events: deque[AgentEvent] = field(default_factory=lambda: deque(maxlen=EVENT_LOG))
 
 
@@ -176,8 +177,10 @@ class Agent:
         ts = int(time.time() * 1000)
         try:
             async with self._io:
+                dropped_before = self.outbox.dropped_total
                 (sample,) = await asyncio.to_thread(self.outbox.append, [(ts, values)])
-                dropped = self.outbox.dropped()
+                if self.outbox.dropped_total != dropped_before:
+                    self._report_drops(dropped_before)
         except OutboxFullError as error:
             self.state.refused += 1
             if self.state.refused == 1 or self.state.refused % 1000 == 0:
@@ -185,8 +188,6 @@ class Agent:
             return None
         self.state.values, self.state.last_seq, self.state.last_ts = values, sample.seq, ts
         self._sync_counts()
-        if dropped and dropped[-1].last_seq >= sample.seq - 1 and dropped[-1].count:
-            self._report_drop(dropped[-1].first_seq, dropped[-1].last_seq)
         if self.supervisor.connected and sample.seq >= self._replay_until:
             payload = encode_batch(
                 device_id=self.config.device_id,
@@ -198,8 +199,14 @@ class Agent:
                 await self.supervisor.publish(topics.telemetry(self.config.device_id), payload)
         return sample
 
-    def _report_drop(self, first: int, last: int) -> None:
-        self._event("cap", f"outbox cap reached: dropped seqs {first}..{last}")
+    def _report_drops(self, before: int) -> None:
+        """Log a cap drop: when a range starts, then every thousand samples."""
+        total = self.outbox.dropped_total
+        if before == 0 or total // 1000 != before // 1000:
+            ranges = self.outbox.dropped()
+            spans = ", ".join(f"{r.first_seq}..{r.last_seq}" for r in ranges[-3:])
+            self._event("cap", f"outbox cap ({self.outbox.max_rows}) reached: dropped seqs {spans}")
+        self.state.dropped = total
 
     async def _sample_forever(self) -> None:
         next_at = time.monotonic()
@@ -238,12 +245,15 @@ class Agent:
                     batch = await asyncio.to_thread(
                         self.outbox.pending, self._replay_from, self.config.replay_batch
                     )
+                    dropped = self.outbox.dropped()[:MAX_GAPS]
                 batch = [s for s in batch if s.seq < self._replay_until]
                 if not batch:
                     self._replay_from = self._replay_until - 1
                     continue
+                # Every replay batch names what the cap dropped until the server's ack passes it.
+                gaps = [Gap(d.first_seq, d.last_seq, d.reason) for d in dropped]
                 await window.acquire()
-                task = asyncio.get_running_loop().create_task(self._send_replay(batch))
+                task = asyncio.get_running_loop().create_task(self._send_replay(batch, gaps))
                 task.add_done_callback(lambda _: window.release())
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
@@ -256,12 +266,13 @@ class Agent:
                 async with asyncio.timeout(1.0):
                     await self._wake.wait()
 
-    async def _send_replay(self, batch: list[Sample]) -> None:
+    async def _send_replay(self, batch: list[Sample], gaps: list[Gap]) -> None:
         payload = encode_batch(
             device_id=self.config.device_id,
             stream=self.outbox.stream,
             origin="replay",
             samples=batch,
+            gaps=gaps,
         )
         try:
             await self.supervisor.publish(

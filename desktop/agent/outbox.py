@@ -92,6 +92,7 @@ class Outbox:
             self._next_seq = int(self._meta("next_seq") or "1")
             self.acked_seq = int(self._meta("acked_seq") or "0")
         self._depth = self._count()
+        self.dropped_total = 0  # samples the cap dropped since this process opened the outbox
 
     # -- meta ----------------------------------------------------------------------------
 
@@ -164,11 +165,18 @@ class Outbox:
         ).fetchone()
         first, last, dropped = int(rows[0]), int(rows[1]), int(rows[2])
         self._db.execute("DELETE FROM outbox WHERE seq <= ?", (last,))
-        self._db.execute(
-            "INSERT INTO drops (first_seq, last_seq, count, reason) VALUES (?, ?, ?, ?)",
-            (first, last, dropped, "outbox_cap"),
-        )
+        # Extend the last range when it ends just before this one: one report, not thousands.
+        extended = self._db.execute(
+            "UPDATE drops SET last_seq = ?, count = count + ? WHERE last_seq = ?",
+            (last, dropped, first - 1),
+        ).rowcount
+        if not extended:
+            self._db.execute(
+                "INSERT INTO drops (first_seq, last_seq, count, reason) VALUES (?, ?, ?, ?)",
+                (first, last, dropped, "outbox_cap"),
+            )
         self._depth -= dropped
+        self.dropped_total += dropped
 
     # -- reading and acknowledging -----------------------------------------------------------
 

@@ -277,3 +277,28 @@ def test_deep_nesting_is_malformed_not_a_crash() -> None:
     """A payload nested past the recursion limit is just malformed."""
     outcome = parse_batch(b"[" * 100_000, "d1")
     assert isinstance(outcome, Drop) and outcome.reason is DropReason.MALFORMED
+
+
+def test_dropped_ranges_round_trip_and_bad_ones_are_malformed() -> None:
+    from core.protocol.telemetry import Gap
+
+    sample = Sample(5, 1_764_170_000_000, {"t": 1})
+    payload = encode_batch(
+        device_id="d", stream="s", origin="replay", samples=[sample], gaps=[Gap(1, 4)]
+    )
+    batch = parse_batch(payload, "d")
+    assert isinstance(batch, Batch) and batch.gaps == (Gap(1, 4, "outbox_cap"),)
+    assert batch.gaps[0].count == 4
+    message = json.loads(payload)
+    for dropped in (
+        {"first_seq": 4, "last_seq": 1},
+        {"first_seq": 0, "last_seq": 1},
+        {"first_seq": "1", "last_seq": 2},
+        {"first_seq": 1, "last_seq": 2, "reason": "Bad Reason"},
+        "1-4",
+    ):
+        bad = json.dumps({**message, "dropped": [dropped]}).encode()
+        outcome = parse_batch(bad, "d")
+        assert isinstance(outcome, Drop) and outcome.reason is DropReason.MALFORMED, dropped
+    too_many = json.dumps({**message, "dropped": [{"first_seq": 1, "last_seq": 1}] * 101})
+    assert isinstance(parse_batch(too_many.encode(), "d"), Drop)

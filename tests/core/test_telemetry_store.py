@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from core.db.engine import Database
-from core.db.models import QuarantinedSample, Telemetry
-from core.protocol.telemetry import Batch, Quarantined, QuarantineReason, Sample
+from core.db.models import QuarantinedSample, Telemetry, TelemetryGap
+from core.protocol.telemetry import Batch, Gap, Quarantined, QuarantineReason, Sample
 from core.services import telemetry
 
 TS = 1_764_170_000_123
@@ -92,3 +92,21 @@ async def test_a_long_out_of_order_run_is_walked_past(
     monkeypatch.setattr(telemetry, "EXTEND_WINDOW", 7)
     await _store(database, _batch(*range(2, 30)), _batch(31))
     assert (await _store(database, _batch(1))).watermarks[0].acked_seq == 29
+
+
+async def test_a_reported_gap_counts_toward_the_watermark(database: Database) -> None:
+    """Seqs a station dropped under its cap will never come: the watermark passes them."""
+    assert (await _store(database, _batch(1, 2))).watermarks[0].acked_seq == 2
+    assert (await _store(database, _batch(900, 901))).watermarks[0].acked_seq == 2
+    reported = Batch("press-07", "s1", "replay", _batch(3).samples, gaps=(Gap(4, 899),))
+    assert (await _store(database, reported)).watermarks[0].acked_seq == 901
+    # A gap stored before the samples that close up to it is walked over later too.
+    early = Batch("press-07", "s2", "replay", _batch(10, stream="s2").samples, gaps=(Gap(2, 9),))
+    assert (await _store(database, early)).watermarks[0].acked_seq == 0
+    assert (await _store(database, _batch(1, stream="s2"))).watermarks[0].acked_seq == 10
+    async with database.session() as session:
+        gaps = (await session.execute(select(TelemetryGap).order_by(TelemetryGap.stream))).scalars()
+        assert [(g.stream, g.first_seq, g.last_seq, g.reason) for g in gaps] == [
+            ("s1", 4, 899, "outbox_cap"),
+            ("s2", 2, 9, "outbox_cap"),
+        ]

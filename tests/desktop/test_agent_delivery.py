@@ -8,17 +8,18 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from core.db.engine import Database
-from core.db.models import Telemetry
+from core.db.models import Telemetry, TelemetryGap
 from core.mqtt.endpoint import Endpoint
 from core.settings import Settings
 from desktop.agent.agent import Agent, AgentConfig
-from desktop.agent.outbox import Outbox
+from desktop.agent.outbox import DroppedRange, Outbox
 from desktop.agent.sources import Simulated
 from tests.mqtt.broker import DEVICES, RunningBroker, eventually
 from tests.mqtt.server import register, running_backbone
@@ -147,3 +148,33 @@ async def test_a_station_killed_mid_replay_still_delivers_every_seq_once(
         await station.wait()
     seqs = await _stored_seqs(database, stream)
     assert _exactly_once(seqs[: CHANNELS * total], total)
+
+
+async def test_past_the_cap_the_dropped_range_reaches_the_server(
+    backbone: Backbone, database: Database, mosquitto: RunningBroker, tmp_path: Path
+) -> None:
+    """Offline past a 40-sample cap: the oldest go, the server learns exactly which, the
+    watermark passes them, and everything else arrives."""
+    await mosquitto.stop()
+    config = replace(_config(mosquitto, tmp_path, interval=3600), max_rows=40)
+    agent = Agent(config, [Simulated(seed=3)])
+    await agent.start()
+    try:
+        for _ in range(99):
+            await agent.sample_once()
+        await eventually(lambda: agent.outbox.next_seq == 101)  # with the sampler's first one
+        assert agent.state.depth == 40
+        assert agent.outbox.dropped() == [DroppedRange(1, 60, 60, "outbox_cap")]
+        assert [e.text for e in agent.state.events if e.kind == "cap"] == [
+            "outbox cap (40) reached: dropped seqs 1..1"  # logged once, when it began
+        ]
+        await mosquitto.start()
+        await eventually(lambda: agent.state.acked_seq >= 100, within=15)
+        assert agent.outbox.dropped() == []
+    finally:
+        await agent.stop()
+    async with database.session() as session:
+        gaps = (await session.execute(select(TelemetryGap))).scalars().all()
+    assert [(g.first_seq, g.last_seq, g.reason) for g in gaps] == [(1, 60, "outbox_cap")]
+    stored = sorted(set(await _stored_seqs(database, agent.state.stream)))
+    assert stored[:40] == list(range(61, 101))  # all the kept ones (and later live ones)
