@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import hlc
-from core.db.models import Device, DeviceConfig
+from core.db.models import Device, DeviceConfig, TelemetryGap
 from core.errors import ConflictError, InvalidError, NotFoundError
 from core.passwords import mosquitto_hash, new_device_secret
 from core.protocol import topics
@@ -123,6 +123,14 @@ async def update_device(
         after=after,
     )
     return device
+
+
+async def list_gaps(session: AsyncSession, *, actor: Actor, device_id: str) -> list[TelemetryGap]:
+    """Seq ranges the device reported dropping (its outbox cap), newest first."""
+    actor.require("devices:read")
+    await get_device(session, actor=actor, device_id=device_id)
+    query = select(TelemetryGap).where(TelemetryGap.device_id == device_id)
+    return list(await session.scalars(query.order_by(TelemetryGap.received_at.desc())))
 
 
 async def rotate_credentials(

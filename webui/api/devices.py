@@ -15,6 +15,7 @@ from webui.api.schemas import (
     DeviceCredentialsOut,
     DeviceOut,
     DeviceUpdate,
+    GapOut,
 )
 from webui.deps import SessionDep, require
 
@@ -66,6 +67,23 @@ async def create_device(
 async def get_device(device_id: DeviceId, session: SessionDep, actor: Reader) -> DeviceOut:
     """One device."""
     return _out(await devices.get_device(session, actor=actor, device_id=device_id))
+
+
+@router.get("/{device_id}/gaps")
+async def list_gaps(device_id: DeviceId, session: SessionDep, actor: Reader) -> list[GapOut]:
+    """Seq ranges the station dropped under its outbox cap, as it reported them."""
+    gaps = await devices.list_gaps(session, actor=actor, device_id=device_id)
+    return [
+        GapOut(
+            stream=g.stream,
+            first_seq=g.first_seq,
+            last_seq=g.last_seq,
+            count=g.last_seq - g.first_seq + 1,
+            reason=g.reason,
+            received_at=g.received_at,
+        )
+        for g in gaps
+    ]
 
 
 @router.patch("/{device_id}")

@@ -112,6 +112,15 @@ class DeviceOut(BaseModel):
     last_seen_at: datetime | None
 
 
+class GapOut(BaseModel):
+    stream: str
+    first_seq: int
+    last_seq: int
+    count: int
+    reason: str
+    received_at: datetime
+
+
 class DeviceCreate(Strict):
     id: str = Field(pattern=DEVICE_ID_PATTERN)
     name: str = Field(default="", max_length=128)

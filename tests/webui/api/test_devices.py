@@ -11,6 +11,8 @@ from sqlalchemy import select
 from core.db.engine import Database
 from core.db.models import Device
 from core.passwords import verify_mosquitto_hash
+from core.protocol.telemetry import Batch, Gap, Sample
+from core.services import telemetry
 from tests.webui.api.helpers import assert_rejected, audit_entries
 from tests.webui.conftest import LoginAs
 
@@ -158,3 +160,18 @@ async def test_simultaneous_duplicates_get_one_201_and_409s(
     racing = [client.post(DEVICES, json={"id": "dup"}, headers=admin) for _ in range(4)]
     statuses = sorted(r.status_code for r in await asyncio.gather(*racing))
     assert statuses == [201, 409, 409, 409]
+
+
+async def test_reported_gaps_are_listed_for_readers(
+    client: httpx.AsyncClient, login_as: LoginAs, database: Database
+) -> None:
+    admin, viewer = await login_as("ada"), await login_as("vic")
+    await client.post(DEVICES, json={"id": "kiln-3"}, headers=admin)
+    sample = Sample(61, 1_764_170_000_000, {"t": 1})
+    batch = Batch("kiln-3", "s1", "replay", (sample,), gaps=(Gap(1, 60),))
+    await telemetry.store(database, [batch])
+    listed = await client.get(f"{DEVICES}/kiln-3/gaps", headers=viewer)
+    assert listed.status_code == 200
+    [gap] = listed.json()
+    assert (gap["stream"], gap["first_seq"], gap["last_seq"], gap["count"]) == ("s1", 1, 60, 60)
+    assert (await client.get(f"{DEVICES}/nope/gaps", headers=viewer)).status_code == 404

@@ -32,6 +32,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/devices"): "devices:read",
     ("POST", "/api/v1/devices"): "devices:write",
     ("GET", "/api/v1/devices/{device_id}"): "devices:read",
+    ("GET", "/api/v1/devices/{device_id}/gaps"): "devices:read",
     ("PATCH", "/api/v1/devices/{device_id}"): "devices:write",
     ("POST", "/api/v1/devices/{device_id}/disable"): "devices:write",
     ("POST", "/api/v1/devices/{device_id}/credentials"): "devices:write",
