@@ -1,0 +1,76 @@
+"""Many stations in one process, for demos and load tests: each its own outbox and link."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+
+from core.mqtt.endpoint import Endpoint
+from desktop.agent.agent import Agent, AgentConfig
+from desktop.agent.sources import Simulated
+
+START_SPREAD_S = 2.0  # stations connect over this long, not all in the same millisecond
+
+
+def load_credentials(path: Path) -> dict[str, str]:
+    """Device id → MQTT password, from a JSON object file."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        msg = f"cannot read credentials from {path}: {error}"
+        raise ValueError(msg) from error
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in data.items()
+    ):
+        msg = f"{path} must hold a JSON object of device id → password"
+        raise ValueError(msg)
+    return data
+
+
+def new_credentials(prefix: str, count: int) -> dict[str, str]:
+    """Ids ``<prefix>-001``… with fresh random passwords (register them before use)."""
+    width = max(3, len(str(count)))
+    return {f"{prefix}-{n:0{width}d}": secrets.token_urlsafe(18) for n in range(1, count + 1)}
+
+
+class Fleet:
+    """Starts, runs and stops many agents sharing one event loop."""
+
+    def __init__(
+        self, credentials: Mapping[str, str], template: AgentConfig, *, seed: int = 0
+    ) -> None:
+        self.agents = [
+            Agent(
+                replace(
+                    template,
+                    device_id=device_id,
+                    endpoint=replace(template.endpoint, username=device_id, password=password),
+                ),
+                [Simulated(seed=seed + n)],
+            )
+            for n, (device_id, password) in enumerate(sorted(credentials.items()))
+        ]
+
+    async def start(self) -> None:
+        """Start every station, spread over START_SPREAD_S."""
+        gap = START_SPREAD_S / max(1, len(self.agents))
+        for agent in self.agents:
+            await agent.start()
+            await asyncio.sleep(gap)
+
+    async def stop(self) -> None:
+        """Stop every station cleanly (each publishes its clean farewell)."""
+        await asyncio.gather(*(agent.stop() for agent in self.agents))
+
+    def connected(self) -> int:
+        """How many stations are connected."""
+        return sum(1 for agent in self.agents if agent.supervisor.connected)
+
+
+def template(endpoint: Endpoint, data_dir: Path, rate_hz: float) -> AgentConfig:
+    """The configuration every simulated station shares but for its id and password."""
+    return AgentConfig("template", endpoint, data_dir, interval_s=1.0 / rate_hz)

@@ -1,0 +1,103 @@
+"""``precisionpulse simulate``: a fleet of simulated stations in one process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from core.settings import Settings
+
+
+def register(commands: Any) -> None:
+    """Add ``simulate`` to the command line's sub-parsers."""
+    simulate = commands.add_parser(
+        "simulate", help="run many simulated stations in one process (demos, load tests)"
+    )
+    simulate.add_argument("--devices", type=int, default=10, help="how many stations")
+    simulate.add_argument("--rate", type=float, default=1.0, help="samples a second, each")
+    simulate.add_argument(
+        "--credentials",
+        type=Path,
+        default=Path("data") / "fleet" / "credentials.json",
+        help="JSON object: device id → MQTT password",
+    )
+    simulate.add_argument(
+        "--register",
+        action="store_true",
+        help="first register the stations in the database (PP_DATABASE_URL) and write "
+        "their credentials to --credentials",
+    )
+    simulate.add_argument("--prefix", default="sim", help="device ids are PREFIX-001…")
+    simulate.add_argument("--broker", help="mqtt:// or mqtts:// URL (default: PP_MQTT_URL)")
+    simulate.add_argument("--data-dir", type=Path, default=Path("data") / "fleet")
+    simulate.set_defaults(run=_simulate)
+
+
+async def _register(settings: Settings, ids: list[str]) -> dict[str, str]:
+    from core.db.engine import Database
+    from core.db.migrations import require_current_schema
+    from core.services import devices
+    from core.services.actor import Actor
+
+    await require_current_schema(settings.async_database_url)
+    shell = Actor(name="simulate", permissions=frozenset({"devices:write", "devices:read"}))
+    database = Database(settings.async_database_url)
+    credentials = {}
+    try:
+        async with database.session() as session:
+            for device_id in ids:
+                made = await devices.create_device(
+                    session, actor=shell, device_id=device_id, name=f"simulated {device_id}"
+                )
+                credentials[made.username] = made.password
+    finally:
+        await database.close()
+    return credentials
+
+
+def _simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from core.errors import DomainError
+    from core.mqtt.endpoint import Endpoint
+    from desktop.agent.fleet import Fleet, load_credentials, new_credentials, template
+
+    if args.devices < 1 or args.rate <= 0:
+        print("error: --devices and --rate must be positive", file=sys.stderr)
+        return 1
+    try:
+        if args.register:
+            ids = sorted(new_credentials(args.prefix, args.devices))
+            credentials = asyncio.run(_register(settings, ids))
+            args.credentials.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(args.credentials, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as file:
+                json.dump(credentials, file, indent=1)
+            print(f"registered {len(credentials)} stations; credentials in {args.credentials}")
+        credentials = dict(sorted(load_credentials(args.credentials).items())[: args.devices])
+        endpoint = Endpoint.from_url(
+            args.broker or settings.mqtt_url, ca_file=settings.mqtt_ca_file
+        )
+    except (ValueError, DomainError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    fleet = Fleet(credentials, template(endpoint, args.data_dir, args.rate))
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await fleet.start()
+        print(f"{len(fleet.agents)} stations at {args.rate} Hz; Ctrl-C stops them", flush=True)
+        await stop.wait()
+        await fleet.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+    return 0
