@@ -4,9 +4,11 @@ exactly once, in order, through broker outages, station crashes and server crash
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
+import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from broker.mosquitto_process import free_port
 from core.db.engine import Database
 from core.db.models import Telemetry, TelemetryGap
 from core.mqtt.endpoint import Endpoint
@@ -21,7 +24,7 @@ from core.settings import Settings
 from desktop.agent.agent import Agent, AgentConfig
 from desktop.agent.outbox import DroppedRange, Outbox
 from desktop.agent.sources import Simulated
-from tests.mqtt.broker import DEVICES, RunningBroker, eventually
+from tests.mqtt.broker import DEVICES, SERVER, RunningBroker, eventually
 from tests.mqtt.server import register, running_backbone
 from webui.backbone.server import Backbone
 
@@ -178,3 +181,62 @@ async def test_past_the_cap_the_dropped_range_reaches_the_server(
     assert [(g.first_seq, g.last_seq, g.reason) for g in gaps] == [(1, 60, "outbox_cap")]
     stored = sorted(set(await _stored_seqs(database, agent.state.stream)))
     assert stored[:40] == list(range(61, 101))  # all the kept ones (and later live ones)
+
+
+async def _server_process(
+    settings: Settings, broker: RunningBroker, log: Path
+) -> asyncio.subprocess.Process:
+    """``precisionpulse serve`` on the test database and broker, once its link is up."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    env |= {
+        "PP_DATABASE_URL": settings.database_url,
+        "PP_MQTT_URL": f"mqtt://127.0.0.1:{broker.port}",
+        "PP_MQTT_USERNAME": SERVER[0],
+        "PP_MQTT_PASSWORD": SERVER[1],
+        "PP_MQTT_CLIENT_ID": "pp-test-server",
+    }
+    with log.open("ab") as output:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "core.cli", "serve", "--port", str(port),
+            env=env, stdout=output, stderr=output,
+        )  # fmt: skip
+
+    def linked() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=1) as r:
+                return bool(json.load(r)["broker"]["state"] == "connected")
+        except OSError:
+            return False
+
+    async with asyncio.timeout(60):
+        while not await asyncio.to_thread(linked):
+            assert process.returncode is None, f"the server exited; see {log}"
+            await asyncio.sleep(0.2)
+    return process
+
+
+async def test_a_server_killed_mid_ingest_loses_nothing_the_station_deleted(
+    settings: Settings, database: Database, mosquitto: RunningBroker, tmp_path: Path
+) -> None:
+    total = 30_000
+    await register(database, [DEVICE])
+    stream = _backlog(tmp_path, total)
+    server = await _server_process(settings, mosquitto, tmp_path / "server.log")
+    agent = Agent(_config(mosquitto, tmp_path, interval=3600), [Simulated(seed=2)])
+    await agent.start()
+    try:
+        await eventually(lambda: agent.state.acked_seq >= 2_000, within=30)
+        server.kill()
+        await server.wait()
+        deleted = agent.outbox.acked_seq  # the station has deleted every seq up to here
+        assert deleted < total, "the replay ended before the kill"
+        stored = set(await _stored_seqs(database, stream))
+        assert set(range(1, deleted + 1)) <= stored
+        server = await _server_process(settings, mosquitto, tmp_path / "server.log")
+        await eventually(lambda: agent.state.acked_seq > total, within=60)
+    finally:
+        await agent.stop()
+        server.terminate()
+        await server.wait()
+    assert _exactly_once((await _stored_seqs(database, stream))[: CHANNELS * total], total)
