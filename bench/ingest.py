@@ -16,32 +16,23 @@ import argparse
 import asyncio
 import json
 import multiprocessing
-import os
 import socket
 import statistics
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import aiomqtt
 import asyncpg
 
-from broker.launcher import embedded_broker
-from core.db import migrations
-from core.db.engine import Database
-from core.db.models import Device
-from core.passwords import mosquitto_hash
+from bench.stack import DEFAULT_DATABASE, database_of_its_own, running_stack
 from core.protocol import topics
 from core.protocol.messages import Ack
 from core.protocol.telemetry import Batch, Sample, encode_batch, parse_batch
 from core.services.telemetry import COLUMNS, rows_of
-from core.settings import Settings
 from webui.backbone.server import Backbone
 
-SERVER = ("server", "bench-server-secret")
 PASSWORD = "bench-device-secret"
 BASE_TS = 1_764_170_000_000
 NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)  # as the supervisor's own client
@@ -161,25 +152,6 @@ async def _latency(port: int, rate: float, seconds: float) -> list[float]:
 # -- the server side ---------------------------------------------------------------------
 
 
-async def _create_database(server_url: str) -> tuple[str, str]:
-    name = f"pp_bench_{os.getpid()}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return name, server_url.rsplit("/", 1)[0] + f"/{name}"
-
-
-async def _drop_database(server_url: str, name: str) -> None:
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
 async def _wait_rows(backbone: Backbone, target: int) -> float:
     """The wall time at which ingest had committed ``target`` rows (2 ms resolution)."""
     # Polling the counter keeps the server code free of bench hooks.
@@ -214,37 +186,11 @@ async def _baseline_copy(url: str, shape: Shape) -> float:
 async def run(args: argparse.Namespace) -> dict[str, float]:
     """Both phases on a fresh database and broker; returns the figures."""
     shape = Shape(args.devices, args.messages, args.samples, args.channels)
-    name, url = await _create_database(args.database_url)
-    try:
-        await asyncio.to_thread(migrations.upgrade, url)
-        workdir = Path(tempfile.mkdtemp(prefix="pp-bench-"))
-        users = {SERVER[0]: SERVER[1]} | {_device(n): PASSWORD for n in range(shape.devices)}
-        async with embedded_broker(workdir, users=users, prefer="mosquitto") as broker:
-            database = Database(Settings(database_url=url).async_database_url)
-            async with database.session() as session:
-                for n in range(shape.devices):
-                    session.add(Device(id=_device(n), mqtt_password_hash=mosquitto_hash(PASSWORD)))
-            settings = Settings(
-                database_url=url,
-                mqtt_url=f"mqtt://{broker.host}:{broker.port}",
-                mqtt_username=SERVER[0],
-                mqtt_password=SERVER[1],
-                mqtt_client_id="pp-bench-server",
-                mqtt_shared_ingest=broker.kind == "mosquitto",
-            )
-            backbone = Backbone(settings, database)
-            await backbone.start()
-            assert backbone.supervisor is not None
-            async with asyncio.timeout(10):
-                await backbone.supervisor.wait_connected()
-            try:
-                figures = await _phases(args, shape, broker.port, backbone)
-            finally:
-                await backbone.stop()
-                await database.close()
+    async with database_of_its_own(args.database_url) as url:
+        stations = {_device(n): PASSWORD for n in range(shape.devices)}
+        async with running_stack(url, stations) as stack:
+            figures = await _phases(args, shape, stack.port, stack.backbone)
         figures["baseline_copy_points_per_s"] = await _baseline_copy(url, shape)
-    finally:
-        await _drop_database(args.database_url, name)
     figures["ratio"] = figures["points_per_s"] / figures["baseline_copy_points_per_s"]
     return figures
 
@@ -287,7 +233,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5, help="latency phase length")
     parser.add_argument(
         "--database-url",
-        default=os.environ.get("PP_BENCH_DATABASE_URL", "postgresql://root@127.0.0.1:5432/test"),
+        default=DEFAULT_DATABASE,
         help="a PostgreSQL server; the bench creates and drops its own database there",
     )
     args = parser.parse_args()

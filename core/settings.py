@@ -44,9 +44,10 @@ class Settings(BaseSettings):
     # Extra wait for more messages before a commit; 0 batches what queued during the last
     # commit, which grows with the rate and adds no latency when idle.
     ingest_linger_ms: float = 0.0
-    ingest_max_rows: int = 20_000  # rows per transaction; COPY is fastest at thousands
+    ingest_max_rows: int = 5_000  # rows per transaction: big enough for COPY, short enough
+    # that a live sample never waits long for a worker
     ingest_queue_messages: int = 2_000  # received, not yet stored; the receive loop waits beyond
-    ingest_workers: int = 2  # concurrent transactions (PostgreSQL; SQLite writes one at a time)
+    ingest_workers: int = 3  # concurrent transactions (PostgreSQL; SQLite writes one at a time)
     secret_key: str = DEV_SECRET_KEY
     http_host: str = "127.0.0.1"
     http_port: int = 8080

@@ -40,6 +40,7 @@ from desktop.agent.sources import Source
 log = logging.getLogger(__name__)
 RESEND_AFTER = 5.0  # seconds an unacknowledged sample waits before it is replayed again
 EVENT_LOG = 200  # events kept for the window
+LIVE_PENDING = 100  # live sends not yet handed to the socket; past this, replay catches up
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,9 @@ class AgentConfig:
     heartbeat_s: int = 5
     replay_batch: int = 500  # samples per replay message (the protocol allows 1,000)
     replay_in_flight: int = 4  # replay messages awaiting PUBACK; live goes between them
+    # Samples replayed past the server's ack watermark at most: a broker's PUBACK is not
+    # the server's pace, and a deeper pipeline only queues replay ahead of live samples.
+    replay_ahead: int = 1_500
     max_rows: int = 5_000_000
     policy: CapPolicy = CapPolicy.DROP_OLDEST
 
@@ -114,6 +118,7 @@ class Agent:
         )
         self.supervisor.add_listener(self._on_link)
         self._wake = asyncio.Event()
+        self._live: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._listeners: list[Callable[[AgentEvent], None]] = []
         self._started = time.monotonic()
@@ -195,9 +200,24 @@ class Agent:
                 origin="live",
                 samples=[sample],
             )
-            with contextlib.suppress(NotConnectedError):
-                await self.supervisor.publish(topics.telemetry(self.config.device_id), payload)
+            self._send_live(payload)
         return sample
+
+    def _send_live(self, payload: bytes) -> None:
+        """Publish a live sample without waiting: a dying link must never stall sampling.
+
+        The sample is in the outbox either way; if this send is lost, the replay resends it.
+        """
+        if len(self._live) >= LIVE_PENDING:
+            return
+        topic = topics.telemetry(self.config.device_id)
+        task = asyncio.get_running_loop().create_task(self._publish_live(topic, payload))
+        self._live.add(task)
+        task.add_done_callback(self._live.discard)
+
+    async def _publish_live(self, topic: str, payload: bytes) -> None:
+        with contextlib.suppress(Exception):  # counted as unacked; replay covers it
+            await self.supervisor.publish(topic, payload)
 
     def _report_drops(self, before: int) -> None:
         """Log a cap drop: when a range starts, then every thousand samples."""
@@ -240,7 +260,8 @@ class Agent:
         in_flight: set[asyncio.Task[None]] = set()
         while True:
             await self.supervisor.wait_connected()
-            if self._replay_from < self._replay_until - 1:
+            ahead = self._replay_from - self.outbox.acked_seq
+            if self._replay_from < self._replay_until - 1 and ahead < self.config.replay_ahead:
                 async with self._io:
                     batch = await asyncio.to_thread(
                         self.outbox.pending, self._replay_from, self.config.replay_batch

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.db.engine import Database
 from core.mqtt.routing import Route
@@ -39,17 +40,19 @@ class IngestOptions:
 
     limits: Limits = DEFAULT_LIMITS
     linger_ms: float = 0.0
-    max_rows: int = 20_000
+    max_rows: int = 5_000
     queue_messages: int = 2_000
-    workers: int = 2
+    workers: int = 3
     shared: bool = True  # subscribe through $share so replicas split the load
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class _Received:
-    batch: Batch
-    rows: int
-    at: float  # monotonic arrival time, for the lag histogram
+    priority: int  # 0 live, 1 replay: the queue hands out live messages first
+    arrival: int  # then in arrival order
+    batch: Batch = field(compare=False)
+    rows: int = field(compare=False)
+    at: float = field(compare=False)  # monotonic arrival time, for the lag histogram
 
 
 class Ingest:
@@ -71,10 +74,15 @@ class Ingest:
         self._publish_ack = publish_ack
         self._drop = drop
         self.options = options
-        self._queue: asyncio.Queue[_Received] = asyncio.Queue(options.queue_messages)
+        # Live before replay: a station's backlog must never hold its live samples back.
+        self._queue: asyncio.PriorityQueue[_Received] = asyncio.PriorityQueue(
+            options.queue_messages
+        )
+        self._arrivals = itertools.count()
         self._workers: list[asyncio.Task[None]] = []
         self._busy = 0
         self._acking: set[asyncio.Task[None]] = set()
+        self._listeners: list[Callable[[list[Batch]], None]] = []
 
     def routes(self) -> list[Route[Batch]]:
         """The live and replay subscriptions (QoS 0 and 1, as the protocol sends them)."""
@@ -99,7 +107,15 @@ class Ingest:
             self._drop(reason, f"{standing.value} device", topics.telemetry(batch.device_id))
             return
         rows = sum(len(sample.values) for sample in batch.samples)
-        await self._queue.put(_Received(batch, rows, time.monotonic()))
+        priority = 0 if batch.origin == "live" else 1
+        await self._queue.put(
+            _Received(priority, next(self._arrivals), batch, rows, time.monotonic())
+        )
+
+    def add_listener(self, listener: Callable[[list[Batch]], None]) -> Callable[[], None]:
+        """Call ``listener`` with the batches of every commit; returns its remover."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
     @property
     def pending(self) -> int:
@@ -176,6 +192,12 @@ class Ingest:
         self._metrics.batch_rows.observe(stored.rows)
         self._metrics.rows_stored.inc(stored.rows)
         self._metrics.quarantined.inc(stored.quarantined)
+        committed = [item.batch for item in taken]
+        for listener in list(self._listeners):
+            try:
+                listener(committed)
+            except Exception:
+                log.exception("ingest listener failed")
         # Acks go out on their own: the next transaction need not wait for the broker's PUBACK.
         for mark in stored.watermarks:
             task = asyncio.get_running_loop().create_task(self._ack(mark))

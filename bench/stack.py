@@ -1,0 +1,86 @@
+"""What every end-to-end benchmark stands on: its own database, broker and server backbone."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+from broker.launcher import embedded_broker
+from core.db import migrations
+from core.db.engine import Database
+from core.db.models import Device
+from core.passwords import mosquitto_hash
+from core.settings import Settings
+from webui.backbone.server import Backbone
+
+SERVER = ("server", "bench-server-secret")
+DEFAULT_DATABASE = os.environ.get("PP_BENCH_DATABASE_URL", "postgresql://root@127.0.0.1:5432/test")
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A running bench stack."""
+
+    url: str  # the bench's own PostgreSQL database
+    port: int  # the broker's loopback port
+    backbone: Backbone
+    workdir: Path
+
+
+@asynccontextmanager
+async def database_of_its_own(server_url: str) -> AsyncIterator[str]:
+    """A fresh, migrated database on ``server_url``'s server, dropped afterwards."""
+    name = f"pp_bench_{os.getpid()}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = server_url.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        await asyncio.to_thread(migrations.upgrade, url)
+        yield url
+    finally:
+        admin = await asyncpg.connect(server_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@asynccontextmanager
+async def running_stack(url: str, stations: Mapping[str, str]) -> AsyncIterator[Stack]:
+    """Mosquitto (our config) with the stations' accounts, and the server's backbone."""
+    workdir = Path(tempfile.mkdtemp(prefix="pp-bench-"))
+    users = {SERVER[0]: SERVER[1], **stations}
+    async with embedded_broker(workdir / "broker", users=users, prefer="mosquitto") as broker:
+        database = Database(Settings(database_url=url).async_database_url)
+        async with database.session() as session:
+            for device_id, password in stations.items():
+                session.add(Device(id=device_id, mqtt_password_hash=mosquitto_hash(password)))
+        settings = Settings(
+            database_url=url,
+            mqtt_url=f"mqtt://{broker.host}:{broker.port}",
+            mqtt_username=SERVER[0],
+            mqtt_password=SERVER[1],
+            mqtt_client_id="pp-bench-server",
+            mqtt_shared_ingest=broker.kind == "mosquitto",
+        )
+        backbone = Backbone(settings, database)
+        await backbone.start()
+        assert backbone.supervisor is not None
+        async with asyncio.timeout(10):
+            await backbone.supervisor.wait_connected()
+        try:
+            yield Stack(url, broker.port, backbone, workdir)
+        finally:
+            await backbone.stop()
+            await database.close()
