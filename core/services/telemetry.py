@@ -121,8 +121,11 @@ class Writer(Protocol):
     async def insert_gaps(self, rows: list[tuple[Any, ...]]) -> None:
         """Insert reported gaps (GAP_COLUMNS order), skipping known ones."""
 
-    async def ranges_after(self, key: StreamKey, low: int, high: int) -> list[Range]:
-        """Stored and quarantined seqs in (low, high] as (seq, seq), and gaps reaching past low."""
+    async def ranges_after(
+        self, lows: dict[StreamKey, int], span: int
+    ) -> dict[StreamKey, list[Range]]:
+        """Per stream: stored and quarantined seqs in (low, low + span] as (seq, seq), and
+        gaps reaching past low; one round trip for all the streams where it can."""
 
     async def set_watermarks(self, marks: list[Watermark], now: datetime) -> None:
         """Write new watermarks of locked streams."""
@@ -165,17 +168,14 @@ async def store_with(writer: Writer, batches: Sequence[Batch]) -> Stored:
     # and whichever locks later sees the other's committed rows when it looks past its own.
     keys = sorted(covered)  # one lock order for every writer
     acked = await writer.lock_streams(keys, received_at)
-    watermarks, moved = [], []
-    for key in keys:
-        old = acked[key]
-        new = _advance(old, covered[key])
-        if new > old:
-            new = await _extend(writer, key, new)
-            moved.append(Watermark(key[0], key[1], new))
-        watermarks.append(Watermark(key[0], key[1], new))
+    advanced = {key: _advance(acked[key], covered[key]) for key in keys}
+    moved = {key: new for key, new in advanced.items() if new > acked[key]}
     if moved:
-        await writer.set_watermarks(moved, received_at)
-    return Stored(len(rows), len(held), tuple(watermarks))
+        advanced |= await _extend(writer, moved)
+        marks = [Watermark(key[0], key[1], advanced[key]) for key in moved]
+        await writer.set_watermarks(marks, received_at)
+    watermarks = tuple(Watermark(key[0], key[1], advanced[key]) for key in keys)
+    return Stored(len(rows), len(held), watermarks)
 
 
 def _advance(acked: int, ranges: Iterable[Range]) -> int:
@@ -187,13 +187,20 @@ def _advance(acked: int, ranges: Iterable[Range]) -> int:
     return acked
 
 
-async def _extend(writer: Writer, key: StreamKey, acked: int) -> int:
-    """Move ``acked`` past seqs stored (or reported dropped) earlier, until the first hole."""
-    while True:
-        new = _advance(acked, await writer.ranges_after(key, acked, acked + EXTEND_WINDOW))
-        if new < acked + EXTEND_WINDOW:
-            return new
-        acked = new
+async def _extend(writer: Writer, lows: dict[StreamKey, int]) -> dict[StreamKey, int]:
+    """Move each watermark past seqs stored (or reported dropped) earlier, to its first hole."""
+    done: dict[StreamKey, int] = {}
+    while lows:
+        found = await writer.ranges_after(lows, EXTEND_WINDOW)
+        next_lows = {}
+        for key, low in lows.items():
+            new = _advance(low, found.get(key, []))
+            if new < low + EXTEND_WINDOW:
+                done[key] = new
+            else:  # the whole window was covered: look further
+                next_lows[key] = new
+        lows = next_lows
+    return done
 
 
 def quarantine_rows_of(batches: Iterable[Batch], received_at: datetime) -> list[tuple[Any, ...]]:
@@ -278,29 +285,34 @@ class SqliteWriter:
             [dict(zip(columns, row, strict=True)) for row in rows],
         )
 
-    async def ranges_after(self, key: StreamKey, low: int, high: int) -> list[Range]:
-        """One query over the three tables."""
-        device_id, stream = key
-        stored = select(Telemetry.seq, Telemetry.seq).where(
-            Telemetry.device_id == device_id,
-            Telemetry.stream == stream,
-            Telemetry.seq > low,
-            Telemetry.seq <= high,
-        )
-        held = select(QuarantinedSample.seq, QuarantinedSample.seq).where(
-            QuarantinedSample.device_id == device_id,
-            QuarantinedSample.stream == stream,
-            QuarantinedSample.seq > low,
-            QuarantinedSample.seq <= high,
-        )
-        gaps = select(TelemetryGap.first_seq, TelemetryGap.last_seq).where(
-            TelemetryGap.device_id == device_id,
-            TelemetryGap.stream == stream,
-            TelemetryGap.last_seq > low,
-            TelemetryGap.first_seq <= high,
-        )
-        result = await self._session.execute(union(stored, held, gaps))
-        return [(int(first), int(last)) for first, last in result.all()]
+    async def ranges_after(
+        self, lows: dict[StreamKey, int], span: int
+    ) -> dict[StreamKey, list[Range]]:
+        """One query over the three tables per stream (SQLite round trips are in-process)."""
+        found: dict[StreamKey, list[Range]] = {}
+        for (device_id, stream), low in lows.items():
+            high = low + span
+            stored = select(Telemetry.seq, Telemetry.seq).where(
+                Telemetry.device_id == device_id,
+                Telemetry.stream == stream,
+                Telemetry.seq > low,
+                Telemetry.seq <= high,
+            )
+            held = select(QuarantinedSample.seq, QuarantinedSample.seq).where(
+                QuarantinedSample.device_id == device_id,
+                QuarantinedSample.stream == stream,
+                QuarantinedSample.seq > low,
+                QuarantinedSample.seq <= high,
+            )
+            gaps = select(TelemetryGap.first_seq, TelemetryGap.last_seq).where(
+                TelemetryGap.device_id == device_id,
+                TelemetryGap.stream == stream,
+                TelemetryGap.last_seq > low,
+                TelemetryGap.first_seq <= high,
+            )
+            result = await self._session.execute(union(stored, held, gaps))
+            found[(device_id, stream)] = [(int(a), int(b)) for a, b in result.all()]
+        return found
 
     async def set_watermarks(self, marks: list[Watermark], now: datetime) -> None:
         """One update per stream."""

@@ -37,13 +37,16 @@ _LOCK = (
     "ON CONFLICT (device_id, stream) DO UPDATE SET acked_seq = s.acked_seq "
     "RETURNING device_id, stream, acked_seq"
 )
+# Every stream's window at once: one round trip however many streams a commit touches.
 _RANGES_AFTER = (
-    "SELECT seq, seq FROM telemetry "
-    "WHERE device_id = $1 AND stream = $2 AND seq > $3 AND seq <= $4 "
-    "UNION SELECT seq, seq FROM telemetry_quarantine "
-    "WHERE device_id = $1 AND stream = $2 AND seq > $3 AND seq <= $4 "
-    "UNION SELECT first_seq, last_seq FROM telemetry_gaps "
-    "WHERE device_id = $1 AND stream = $2 AND last_seq > $3 AND first_seq <= $4"
+    "WITH k(d, s, low) AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])) "
+    "SELECT k.d, k.s, t.seq AS first, t.seq AS last FROM k JOIN telemetry t "
+    "ON t.device_id = k.d AND t.stream = k.s AND t.seq > k.low AND t.seq <= k.low + $4 "
+    "UNION SELECT k.d, k.s, q.seq, q.seq FROM k JOIN telemetry_quarantine q "
+    "ON q.device_id = k.d AND q.stream = k.s AND q.seq > k.low AND q.seq <= k.low + $4 "
+    "UNION SELECT k.d, k.s, g.first_seq, g.last_seq FROM k JOIN telemetry_gaps g "
+    "ON g.device_id = k.d AND g.stream = k.s AND g.last_seq > k.low "
+    "AND g.first_seq <= k.low + $4"
 )
 _GAPS = (
     "INSERT INTO telemetry_gaps (device_id, stream, first_seq, last_seq, reason, received_at) "
@@ -97,10 +100,18 @@ class PostgresWriter:
         """Gaps are rare: a plain batched insert."""
         await self._pg.executemany(_GAPS, rows)
 
-    async def ranges_after(self, key: StreamKey, low: int, high: int) -> list[Range]:
-        """Stored and quarantined seqs in (low, high], and gaps reaching past low."""
-        records = await self._pg.fetch(_RANGES_AFTER, key[0], key[1], low, high)
-        return [(record[0], record[1]) for record in records]
+    async def ranges_after(
+        self, lows: dict[StreamKey, int], span: int
+    ) -> dict[StreamKey, list[Range]]:
+        """Stored and quarantined seqs in (low, low + span], and gaps reaching past low."""
+        keys = list(lows)
+        records = await self._pg.fetch(
+            _RANGES_AFTER, [d for d, _ in keys], [s for _, s in keys], list(lows.values()), span
+        )
+        found: dict[StreamKey, list[Range]] = {}
+        for record in records:
+            found.setdefault((record[0], record[1]), []).append((record[2], record[3]))
+        return found
 
     async def set_watermarks(self, marks: list[Watermark], now: datetime) -> None:
         """One batched update."""
