@@ -9,55 +9,87 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.settings import Settings
 
+if TYPE_CHECKING:
+    from desktop.agent.agent import AgentConfig
+    from desktop.agent.sources import Source
+
 
 def register(commands: Any) -> None:
-    """Add ``agent`` to the command line's sub-parsers."""
+    """Add ``agent`` and ``desktop`` to the command line's sub-parsers."""
     agent = commands.add_parser(
         "agent", help="run a station headless: sample, buffer in the outbox, stream to the broker"
     )
-    agent.add_argument("--device", required=True, help="the device id (its MQTT username)")
-    agent.add_argument(
+    _add_station_arguments(agent)
+    agent.set_defaults(run=_agent)
+    desktop = commands.add_parser(
+        "desktop", help="run a station with its window: live values, chart, outbox, event log"
+    )
+    _add_station_arguments(desktop)
+    desktop.set_defaults(run=_desktop)
+
+
+def _add_station_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags every way of running a station takes."""
+    parser.add_argument("--device", required=True, help="the device id (its MQTT username)")
+    parser.add_argument(
         "--password-stdin",
         action="store_true",
         help="read the device's MQTT password from stdin (default: PP_DEVICE_PASSWORD)",
     )
-    agent.add_argument("--broker", help="mqtt:// or mqtts:// URL (default: PP_MQTT_URL)")
-    agent.add_argument("--ca-file", type=Path, help="CA of the broker (default: PP_MQTT_CA_FILE)")
-    agent.add_argument(
+    parser.add_argument("--broker", help="mqtt:// or mqtts:// URL (default: PP_MQTT_URL)")
+    parser.add_argument("--ca-file", type=Path, help="CA of the broker (default: PP_MQTT_CA_FILE)")
+    parser.add_argument(
         "--source",
         action="append",
         help="simulated, host, module:factory or an entry point; repeatable (default: simulated)",
     )
-    agent.add_argument("--interval", type=float, default=1.0, help="seconds between samples")
-    agent.add_argument("--data-dir", type=Path, default=Path("data") / "stations")
-    agent.set_defaults(run=_agent)
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds between samples")
+    parser.add_argument("--data-dir", type=Path, default=Path("data") / "stations")
 
 
-def _agent(settings: Settings, args: argparse.Namespace) -> int:
+def _station_config(
+    settings: Settings, args: argparse.Namespace
+) -> tuple[AgentConfig, list[Source]]:
+    """The station's configuration and sources from its flags; ValueError says what is wrong."""
     from core.mqtt.endpoint import Endpoint
-    from desktop.agent.agent import Agent, AgentConfig
+    from desktop.agent.agent import AgentConfig
     from desktop.agent.sources import load
 
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
     password = password or os.environ.get("PP_DEVICE_PASSWORD")
     if not password:
-        print(
-            "error: give the device's password on stdin or in PP_DEVICE_PASSWORD", file=sys.stderr
-        )
-        return 1
+        msg = "give the device's password on stdin or in PP_DEVICE_PASSWORD"
+        raise ValueError(msg)
+    endpoint = Endpoint.from_url(
+        args.broker or settings.mqtt_url,
+        username=args.device,
+        password=password,
+        ca_file=args.ca_file or settings.mqtt_ca_file,
+    )
+    sources = [load(spec) for spec in args.source or ["simulated"]]
+    return AgentConfig(args.device, endpoint, args.data_dir, interval_s=args.interval), sources
+
+
+def _desktop(settings: Settings, args: argparse.Namespace) -> int:
     try:
-        endpoint = Endpoint.from_url(
-            args.broker or settings.mqtt_url,
-            username=args.device,
-            password=password,
-            ca_file=args.ca_file or settings.mqtt_ca_file,
-        )
-        sources = [load(spec) for spec in args.source or ["simulated"]]
-        config = AgentConfig(args.device, endpoint, args.data_dir, interval_s=args.interval)
+        config, sources = _station_config(settings, args)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    from desktop.window.app import run_window  # Qt is loaded only for this command
+
+    return run_window(config, sources)
+
+
+def _agent(settings: Settings, args: argparse.Namespace) -> int:
+    from desktop.agent.agent import Agent
+
+    try:
+        config, sources = _station_config(settings, args)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -1,0 +1,1 @@
+"""The station window: watches and drives the headless agent (PySide6, pyqtgraph, qasync)."""
