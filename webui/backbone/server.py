@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from core.db.engine import Database
@@ -17,6 +18,8 @@ from webui.backbone.directory import DeviceDirectory
 from webui.backbone.ingest import Ingest, IngestOptions
 from webui.backbone.metrics import Metrics
 from webui.backbone.presence import Presence
+
+log = logging.getLogger(__name__)
 
 
 def _server_status(node: str, state: str, reason: str | None = None) -> Outgoing:
@@ -93,8 +96,16 @@ class Backbone:
     async def devices_changed(self, device_id: str) -> None:
         """After a device is created, edited, disabled or given new credentials (committed)."""
         self.directory.forget(device_id)
-        if self.accounts is not None:
+        await self._sync_accounts()
+
+    async def _sync_accounts(self) -> None:
+        """Write the broker's accounts; a broker that cannot be told must not stop ingest."""
+        if self.accounts is None:
+            return
+        try:
             await self.accounts.sync()
+        except (OSError, RuntimeError, ValueError) as error:  # BrokerReloadError included
+            log.error("broker accounts not synced: %s", error)
 
     def _link_up(self) -> bool:
         return self.supervisor is not None and self.supervisor.connected
@@ -121,8 +132,7 @@ class Backbone:
 
     async def start(self) -> None:
         """Write the broker's accounts, start the workers, then connect."""
-        if self.accounts is not None:
-            await self.accounts.sync()
+        await self._sync_accounts()
         await self.ingest.start()
         await self.presence.start()
         if self.supervisor is not None:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import aiomqtt
 import httpx
 import pytest
 
 from broker import config
 from broker.credentials import PasswordFile
+from core.db.engine import Database
 from core.settings import Settings
 from tests.mqtt.broker import SERVER, RunningBroker, eventually
 from tests.webui.conftest import LoginAs
+from webui.backbone.server import Backbone
 
 
 @pytest.fixture
@@ -59,3 +63,17 @@ async def test_created_disabled_and_rotated_devices_reach_the_broker(
     assert not await _can_connect(mosquitto, "kiln-3", new_password)
     assert accounts.usernames() == [SERVER[0]]
     assert await _can_connect(mosquitto, *SERVER)
+
+
+async def test_a_broker_that_cannot_be_told_does_not_stop_the_server(
+    settings: Settings, database: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stale pid file: the sync logs why, and ingest and presence start all the same."""
+    stale = settings.model_copy(update={"broker_pid_file": tmp_path / "gone.pid"})
+    backbone = Backbone(stale, database)
+    await backbone.start()
+    try:
+        assert backbone.ingest.pending == 0 and backbone.ingest._workers
+        assert any("broker accounts not synced" in r.getMessage() for r in caplog.records)
+    finally:
+        await backbone.stop()
