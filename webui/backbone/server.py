@@ -15,6 +15,7 @@ from core.protocol.telemetry import Limits
 from core.settings import Settings
 from webui.backbone.accounts import BrokerAccounts
 from webui.backbone.directory import DeviceDirectory
+from webui.backbone.hub import Hub
 from webui.backbone.ingest import Ingest, IngestOptions
 from webui.backbone.metrics import Metrics
 from webui.backbone.presence import Presence
@@ -79,6 +80,8 @@ class Backbone:
                 shared=settings.mqtt_shared_ingest,
             ),
         )
+        self.hub = Hub()
+        self.ingest.add_listener(self.hub.on_commit)
         for route in [*self.ingest.routes(), *self.presence.routes()]:
             self.router.add(route)
         self.accounts: BrokerAccounts | None = None
