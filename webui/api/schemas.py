@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from core.protocol.telemetry import ValueType
 from core.protocol.topics import DEVICE_ID_PATTERN
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.@-]{2,64}$"
@@ -155,3 +156,19 @@ class AuditVerifyOut(BaseModel):
     rows: int
     intact: bool
     first_bad_id: int | None
+
+
+class ChannelOut(BaseModel):
+    channel: str
+    type: ValueType = Field(description="The type of the channel's latest value")
+    latest: datetime
+
+
+class BucketOut(BaseModel):
+    start: datetime
+    end: datetime
+    count: int
+    min: float
+    max: float
+    mean: float
+    replayed: bool = Field(description="At least one sample in the bucket arrived by replay")
