@@ -9,10 +9,14 @@ from nicegui import ui
 
 from core.services.actor import Actor
 from webui import signin
+from webui.components.link_status import link_status
+from webui.components.live_chart import install_script
+from webui.components.ticker import Ticker
 
 # (label, route, icon, permission needed to see it; None = everyone signed in)
 NAVIGATION: list[tuple[str, str, str, str | None]] = [
     ("Overview", "/", "dashboard", None),
+    ("Fleet", "/fleet", "sensors", "devices:read"),
     ("Devices", "/devices", "router", "devices:read"),
     ("Users", "/users", "people", "users:manage"),
     ("Roles", "/roles", "admin_panel_settings", "roles:manage"),
@@ -21,11 +25,18 @@ NAVIGATION: list[tuple[str, str, str, str | None]] = [
 
 
 @contextmanager
-def frame(title: str, actor: Actor) -> Iterator[None]:
-    """Header, navigation drawer and a content column titled ``title``."""
+def frame(title: str, actor: Actor) -> Iterator[Ticker]:
+    """Header with the links' state, navigation, and a content column titled ``title``.
+
+    Yields the page's one ticker: live parts of the page update on it.
+    """
     ui.page_title(f"{title} · PrecisionPulse")
+    install_script()
+    ticker = Ticker()
     with ui.header().classes("items-center justify-between bg-slate-800"):
         ui.label("PrecisionPulse").classes("text-lg font-bold")
+        with ui.row().classes("items-center gap-4 text-sm"):
+            link_status(ticker)
         with ui.row().classes("items-center gap-4"):
             roles = ", ".join(actor.roles) or "no role"
             ui.label(f"{actor.name} · {roles}").mark("current-user")
@@ -48,7 +59,7 @@ def frame(title: str, actor: Actor) -> Iterator[None]:
                     ui.label(label)
     with ui.column().classes("w-full p-4 gap-4"):
         ui.label(title).classes("text-2xl font-semibold")
-        yield
+        yield ticker
 
 
 def not_allowed(actor: Actor, permission: str) -> None:

@@ -149,3 +149,21 @@ async def rotate_credentials(
         target_id=device_id,
     )
     return DeviceCredentials(device=device, username=device_id, password=password)
+
+
+async def channel_units(session: AsyncSession, *, actor: Actor, device_id: str) -> dict[str, str]:
+    """Units by channel, from the device's configuration (``{"units": {"temp": "°C"}}``).
+
+    What the station reports it applied wins over what was asked of it; anything that is not
+    a name → text mapping is ignored, since configurations are written by hand too.
+    """
+    actor.require("devices:read")
+    config = await session.get(DeviceConfig, device_id)
+    if config is None:
+        return {}
+    units: dict[str, str] = {}
+    for source in (config.desired, config.reported):
+        given = source.get("units") if isinstance(source, dict) else None
+        if isinstance(given, dict):
+            units.update({k: v for k, v in given.items() if isinstance(v, str) and v})
+    return units

@@ -47,6 +47,7 @@ class DeviceState:
     outbox: int | None = None
     config_version: int | None = None
     heard: float = 0.0  # monotonic time of the last status or heartbeat
+    heard_at: datetime | None = None  # wall time of the same, for people to read
 
 
 class Presence:
@@ -113,6 +114,7 @@ class Presence:
                 outbox=beat.outbox,
                 config_version=beat.config_version,
                 heard=time.monotonic(),
+                heard_at=datetime.now(UTC),
             )
         )
 
@@ -131,11 +133,13 @@ class Presence:
                     update(Device).where(Device.id == device_id).values(last_seen_at=now)
                 )
             previous = self._states.get(device_id)
-            state = DeviceState(device_id, "online", None, now, heard=time.monotonic())
+            state = DeviceState(
+                device_id, "online", None, now, heard=time.monotonic(), heard_at=now
+            )
             if previous is not None:
                 since = previous.since if previous.status == "online" else now
                 state = replace(previous, status="online", reason=None, since=since)
-                state = replace(state, heard=time.monotonic())
+                state = replace(state, heard=time.monotonic(), heard_at=now)
             self._set(state)
             return state
 

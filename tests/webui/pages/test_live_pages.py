@@ -1,0 +1,115 @@
+"""Fleet and device pages follow presence and the live hub without a reload."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+from nicegui import app, ui
+from nicegui.testing.user import User
+
+from core.db.engine import Database
+from core.protocol.messages import Heartbeat, Status
+from core.protocol.telemetry import Batch, Sample
+from core.services import devices
+from core.services.actor import Actor
+from tests.webui.conftest import ADMIN_PASSWORD, VIEWER_PASSWORD
+from tests.webui.pages.test_login import signed_in
+from webui.backbone.server import Backbone
+
+SHELL = Actor(name="test", permissions=frozenset({"devices:write", "devices:read"}))
+
+
+async def _register(database: Database, *ids: str) -> None:
+    async with database.session() as session:
+        for device_id in ids:
+            await devices.create_device(session, actor=SHELL, device_id=device_id, name=device_id)
+
+
+def _backbone() -> Backbone:
+    backbone: Backbone = app.state.backbone
+    return backbone
+
+
+def _batch(
+    device_id: str, seq: int, origin: str = "live", age_s: int = 0, **values: object
+) -> Batch:
+    ts = int(time.time() * 1000) - age_s * 1000
+    return Batch(device_id, "s1", origin, (Sample(seq, ts, values),))  # type: ignore[arg-type]
+
+
+async def test_fleet_page_follows_presence_and_latest_values(
+    user: User, database: Database
+) -> None:
+    """A device coming online, reporting a value and going offline shows without a reload."""
+    await _register(database, "kiln-1", "kiln-2")
+    await signed_in(user, "vic", VIEWER_PASSWORD)
+    await user.open("/fleet")
+    await user.should_see(marker="fleet kiln-1")
+    await user.should_see(content="not heard", retries=20, marker="status kiln-1")
+
+    backbone = _backbone()
+    await backbone.presence.on_status(Status("kiln-1", "online"))
+    await backbone.presence.on_heartbeat(Heartbeat("kiln-1", interval_s=5, outbox=42))
+    backbone.hub.on_commit([_batch("kiln-1", 1, temp=Decimal("21.50"), door=True)])
+    await user.should_see(content="online", retries=20, marker="status kiln-1")
+    await user.should_see(content="42 queued", retries=20, marker="backlog kiln-1")
+    await user.should_see(content="temp=21.50", retries=20, marker="latest kiln-1")
+    await user.should_see(content="door=true", retries=20, marker="latest kiln-1")
+
+    await backbone.presence.on_status(Status("kiln-1", "offline", "lost"))
+    await user.should_see(content="offline · lost", retries=20, marker="status kiln-1")
+    await user.should_see(content="not heard", retries=20, marker="status kiln-2")
+
+
+async def test_device_page_shows_values_charts_and_offline_history(
+    user: User, database: Database
+) -> None:
+    """Values keep their scale and unit, charts get appended points, transitions are listed."""
+    await _register(database, "kiln-1")
+    async with database.session() as session:
+        from core.db.models import DeviceConfig
+
+        config = await session.get(DeviceConfig, "kiln-1")
+        assert config is not None
+        config.desired = {"units": {"temp": "°C"}}
+    backbone = _backbone()
+    backbone.hub.on_commit([_batch("kiln-1", 1, temp=Decimal("20.10"))])
+    await signed_in(user, "ada", ADMIN_PASSWORD)
+    await user.open("/devices/kiln-1")
+    await user.should_see(content="20.10 °C", retries=20, marker="value temp")
+
+    await backbone.presence.on_status(Status("kiln-1", "online"))
+    backbone.hub.on_commit([_batch("kiln-1", 2, temp=Decimal("21.50"), parts=7)])
+    backbone.hub.on_commit([_batch("kiln-1", 3, "replay", age_s=60, temp=Decimal("19.00"))])
+    await user.should_see(content="21.50 °C", retries=20, marker="value temp")
+    await user.should_see(content="7", retries=20, marker="value parts")
+    await user.should_see(content="online", retries=20, marker="device-status")
+    assert "19.00" not in str(user.find(marker="value temp").elements.pop().text)  # older
+
+    charts = [e for e in user.find(ui.echart).elements if isinstance(e, ui.echart)]
+    titles = sorted(chart.options["title"]["text"] for chart in charts)
+    assert titles == ["parts", "temp (°C)"]
+    temp = next(c for c in charts if c.options["title"]["text"] == "temp (°C)")
+    # The first point was drawn with the page; later ones are appended, never resent.
+    assert temp.options["series"][0]["data"] == [[temp.options["series"][0]["data"][0][0], 20.1]]
+    assert temp.options["series"][1]["data"] == []
+
+    await backbone.presence.on_status(Status("kiln-1", "offline", "clean"))
+    await user.should_see(content="offline · clean", retries=20, marker="device-status")
+    await user.should_see(marker="offline-event clean")
+
+
+async def test_unknown_device_page_says_so(user: User) -> None:
+    """An id no device has gets a message, not a crash."""
+    await signed_in(user, "vic", VIEWER_PASSWORD)
+    await user.open("/devices/nope")
+    await user.should_see(content="no device with id 'nope'", retries=20, marker="not-found")
+
+
+async def test_every_page_shows_both_links(user: User) -> None:
+    """The browser link badge and the broker link (disabled without a broker) are on pages."""
+    await signed_in(user, "vic", VIEWER_PASSWORD)
+    await user.open("/fleet")
+    await user.should_see(marker="browser-link")
+    await user.should_see(content="Broker: disabled", retries=20, marker="broker-link")

@@ -1,0 +1,39 @@
+"""The two links every page shows: browser ↔ server and server ↔ broker."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from nicegui import ui
+
+from webui import signin
+from webui.components.ticker import Ticker
+
+BROWSER_LINK_ID = "pp-browser-link"  # the browser keeps this badge current on its own
+_COLORS = {"connected": "text-green-300", "disabled": "text-slate-300"}
+
+
+def link_status(ticker: Ticker) -> None:
+    """Both link badges; the broker one follows the backbone on the page's ticker."""
+    # Only the browser can tell it lost the server, so this badge is driven by live.js.
+    ui.html(f'<span id="{BROWSER_LINK_ID}" class="pp-link">Browser: connecting…</span>').mark(
+        "browser-link"
+    )
+    ui.run_javascript(f"ppLive.watchSocket('{BROWSER_LINK_ID}')")
+    broker = ui.label().mark("broker-link")
+    shown: list[str] = [""]
+
+    def update() -> None:
+        link = signin.backbone().link()
+        state = link["state"]
+        text = f"Broker: {state}"
+        if link["since"]:
+            text += f" since {datetime.fromisoformat(link['since']).astimezone():%H:%M:%S}"
+        if state != "connected" and link["detail"]:
+            text += f" ({link['detail']})"
+        if text != shown[0]:  # unchanged text sends nothing to the browser
+            shown[0] = text
+            broker.text = text
+            broker.classes(replace=_COLORS.get(state, "text-red-300"))
+
+    ticker.add(update)

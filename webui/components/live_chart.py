@@ -1,0 +1,101 @@
+"""A live echart of some channels: points are appended in the browser, never resent whole."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import orjson
+from nicegui import ui
+
+from core.protocol.telemetry import Value
+from webui.backbone.hub import LivePoint
+
+WINDOW_MS = 10 * 60 * 1000  # the sliding window: ten minutes of live data
+SCRIPT = (Path(__file__).parent / "live.js").read_text()
+REPLAYED_COLOR = "#f59e0b"  # amber: replayed points must not be mistaken for live ones
+
+Update = list[list[list[float]]]  # per series, the new [ts_ms, value] points
+
+
+def plot_value(value: Value) -> float:
+    """What a chart draws for a value: booleans as 0/1, decimals as floats."""
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    return float(value)  # int or Decimal: exact values are in the current-values table
+
+
+def install_script() -> None:
+    """Give this page the browser side of live charts and the link badge."""
+    ui.add_head_html(f"<script>{SCRIPT}</script>")
+
+
+class LiveChart:
+    """Channels of one group: a line per channel for live data, amber dots for replayed."""
+
+    def __init__(self, title: str, channels: list[str], *, step: bool = False) -> None:
+        self.channels = channels
+        self.appended = 0  # points sent to the browser since the chart was drawn
+        series: list[dict[str, object]] = []
+        for channel in channels:
+            series.append(
+                {
+                    "name": channel,
+                    "type": "line",
+                    "showSymbol": False,
+                    "step": "end" if step else False,
+                    "data": [],
+                }
+            )
+            series.append(
+                {
+                    "name": f"{channel} (replayed)",
+                    "type": "scatter",
+                    "symbolSize": 5,
+                    "itemStyle": {"color": REPLAYED_COLOR},
+                    "data": [],
+                }
+            )
+        self.chart = ui.echart(
+            {
+                "title": {"text": title, "textStyle": {"fontSize": 13}},
+                "animation": False,
+                "tooltip": {"trigger": "axis"},
+                "legend": {"top": 0, "right": 0},
+                "grid": {"left": 50, "right": 16, "top": 36, "bottom": 28},
+                "xAxis": {"type": "time"},
+                "yAxis": {"type": "value", "scale": True},
+                "series": series,
+            }
+        ).classes("w-full h-56")
+
+    def seed(self, points: Iterable[LivePoint]) -> None:
+        """Draw what the hub already holds, as part of the page's first render."""
+        for index, new in enumerate(self._split(points)):
+            data = self.chart.options["series"][index]["data"]
+            data.extend(new)
+
+    def take(self, points: Iterable[LivePoint]) -> Update | None:
+        """The new points of this chart's series, or None if none concern it."""
+        update = self._split(points)
+        count = sum(len(new) for new in update)
+        if count == 0:
+            return None
+        self.appended += count
+        return update
+
+    def _split(self, points: Iterable[LivePoint]) -> Update:
+        update: Update = [[] for _ in range(2 * len(self.channels))]
+        for point in points:
+            for index, channel in enumerate(self.channels):
+                value = point.values.get(channel)
+                if value is not None:
+                    update[2 * index + point.replayed].append([point.ts_ms, plot_value(value)])
+        return update
+
+
+def send(updates: dict[int, Update]) -> None:
+    """Append each chart's new points in the browser: one message for the whole page."""
+    if updates:
+        payload = {str(chart_id): update for chart_id, update in updates.items()}
+        ui.run_javascript(f"ppLive.append({orjson.dumps(payload).decode()}, {WINDOW_MS})")

@@ -1,0 +1,173 @@
+"""/devices/{id}: one device live — presence, current values, charts, connection history."""
+
+from __future__ import annotations
+
+from nicegui import background_tasks, ui
+
+from core.db.models import OfflineEvent
+from core.errors import NotFoundError
+from core.services import devices, history, offline_events
+from core.services.actor import Actor
+from webui import signin
+from webui.backbone.hub import LivePoint, Reading
+from webui.backbone.presence import DeviceState
+from webui.components import live_chart
+from webui.components.live_chart import LiveChart
+from webui.components.presence_badge import PresenceBadge
+from webui.components.values import show_value, when, when_ms
+from webui.layout import frame
+
+
+def register() -> None:
+    """Register /devices/{device_id}."""
+
+    @ui.page("/devices/{device_id}")
+    async def device_page(device_id: str) -> None:
+        actor = await signin.guard("telemetry:read")
+        if actor is None:
+            return
+        async with signin.database().session() as session:
+            try:
+                device = await devices.get_device(session, actor=actor, device_id=device_id)
+            except NotFoundError as error:
+                with frame("Device", actor):
+                    ui.label(str(error)).mark("not-found")
+                return
+            units = await devices.channel_units(session, actor=actor, device_id=device.id)
+            known = await history.channels(session, actor=actor, device_id=device.id)
+            events = await offline_events.recent(session, actor=actor, device_id=device.id)
+        with frame(f"Device {device.id}", actor) as ticker:
+            view = DeviceView(actor, device.id, units)
+            view.build({info.channel for info in known if info.type == "boolean"}, events)
+            ticker.add(view.update)
+
+
+def presence_text(state: DeviceState | None) -> str:
+    """What presence says beyond the badge: since when, last heard, the station's figures."""
+    if state is None:
+        return "not heard since the server started"
+    parts = [f"since {when(state.since)}", f"last heard {when(state.heard_at)}"]
+    if state.outbox is not None:
+        parts.append(f"outbox {state.outbox}")
+    if state.uptime_s is not None:
+        parts.append(f"up {state.uptime_s} s")
+    if state.config_version is not None:
+        parts.append(f"config v{state.config_version}")
+    return " · ".join(parts)
+
+
+class DeviceView:
+    """Presence, values and a chart per channel, refreshed from memory on the page's ticker."""
+
+    def __init__(self, actor: Actor, device_id: str, units: dict[str, str]) -> None:
+        self.actor = actor
+        self.device_id = device_id
+        self.units = units
+        self.charts: dict[str, LiveChart] = {}
+        self.values: dict[str, ui.label] = {}
+        self.booleans: set[str] = set()
+        self.cursor = 0
+        self._status: str | None = None
+        self._presence = ""
+
+    def build(self, booleans: set[str], events: list[OfflineEvent]) -> None:
+        """Lay the page out, filled with what the hub holds now."""
+        hub = signin.backbone().hub
+        self.booleans = set(booleans)
+        with ui.row().classes("items-center gap-6"):
+            self.badge = PresenceBadge("device-status")
+            self.presence = ui.label().mark("device-presence")
+            ui.link("History", f"/devices/{self.device_id}/history").mark("history-link")
+        with ui.card().classes("w-full"):
+            ui.label("Current values").classes("font-semibold")
+            self.value_grid = ui.grid(columns=3).classes("gap-x-8 gap-y-1")
+            with self.value_grid:
+                self.no_values = ui.label("No samples yet.").mark("no-values")
+        self.chart_area = ui.column().classes("w-full gap-2")
+        with ui.card().classes("w-full"):
+            ui.label("Connection history").classes("font-semibold")
+            self.events = ui.column().classes("gap-0").mark("offline-events")
+        self._show_events(events)
+        seeded = hub.since(self.device_id, 0)
+        self.cursor = seeded[-1].n if seeded else 0
+        self._add_charts(seeded, seed=True)
+        self._show_values(hub.latest(self.device_id))
+        self._status = self._current_status()
+
+    def update(self) -> None:
+        """Append new samples, refresh values and presence; reload events on a transition."""
+        backbone = signin.backbone()
+        points = backbone.hub.since(self.device_id, self.cursor)
+        if points:
+            self.cursor = points[-1].n
+            self._add_charts(points, seed=False)
+            updates = {}
+            for chart in self.charts.values():
+                update = chart.take(points)
+                if update is not None:
+                    updates[chart.chart.id] = update
+            live_chart.send(updates)
+            self._show_values(backbone.hub.latest(self.device_id))
+        state = backbone.presence.state(self.device_id)
+        self.badge.show(state)
+        text = presence_text(state)
+        if text != self._presence:
+            self._presence = self.presence.text = text
+        status = self._current_status()
+        if status != self._status:  # a transition: the connection history has a new line
+            self._status = status
+            background_tasks.create(self._reload_events(), name="reload offline events")
+
+    def _current_status(self) -> str | None:
+        state = signin.backbone().presence.state(self.device_id)
+        return None if state is None else state.status
+
+    def _add_charts(self, points: list[LivePoint], *, seed: bool) -> None:
+        new: list[LiveChart] = []
+        for point in points:
+            for channel, value in point.values.items():
+                if channel in self.charts:
+                    continue
+                if isinstance(value, bool):
+                    self.booleans.add(channel)
+                unit = self.units.get(channel, "")
+                title = f"{channel} ({unit})" if unit else channel
+                with self.chart_area:
+                    chart = LiveChart(title, [channel], step=channel in self.booleans)
+                self.charts[channel] = chart
+                new.append(chart)
+        if seed:
+            for chart in new:
+                chart.seed(points)
+
+    def _show_values(self, latest: dict[str, Reading]) -> None:
+        for channel, reading in latest.items():
+            label = self.values.get(channel)
+            if label is None:
+                self.no_values.set_visibility(False)
+                with self.value_grid:
+                    ui.label(channel).classes("font-mono")
+                    label = self.values[channel] = ui.label().mark(f"value {channel}")
+                    self.values[f"{channel} at"] = ui.label().classes("text-slate-500")
+            text = show_value(reading.value, self.units.get(channel, ""))
+            at = self.values[f"{channel} at"]
+            if (label.text, at.text) != (text, when_ms(reading.ts_ms)):
+                label.text, at.text = text, when_ms(reading.ts_ms)
+
+    async def _reload_events(self) -> None:
+        async with signin.database().session() as session:
+            events = await offline_events.recent(
+                session, actor=self.actor, device_id=self.device_id
+            )
+        self._show_events(events)
+
+    def _show_events(self, events: list[OfflineEvent]) -> None:
+        self.events.clear()
+        with self.events:
+            if not events:
+                ui.label("No offline periods recorded.")
+            for event in events:
+                end = "still offline" if event.ended_at is None else f"to {when(event.ended_at)}"
+                ui.label(f"{when(event.started_at)} {end} · {event.reason}").mark(
+                    f"offline-event {event.reason}"
+                )

@@ -1,0 +1,110 @@
+"""/fleet: every device with its presence, last seen, backlog and latest values, live."""
+
+from __future__ import annotations
+
+from nicegui import ui
+
+from core.db.models import Device
+from core.services import devices
+from core.services.actor import Actor
+from webui import signin
+from webui.components.presence_badge import PresenceBadge
+from webui.components.ticker import Ticker
+from webui.components.values import show_value, when
+from webui.layout import frame
+
+LATEST_SHOWN = 4  # channels shown per row; the device page has them all
+HEADINGS = [
+    ("Device", "w-40"),
+    ("Name", "w-40"),
+    ("Status", "w-24"),
+    ("Last seen", "w-32"),
+    ("Backlog", "w-28"),
+    ("Latest", ""),
+]
+
+
+def register() -> None:
+    """Register /fleet."""
+
+    @ui.page("/fleet")
+    async def fleet_page() -> None:
+        actor = await signin.guard("devices:read")
+        if actor is None:
+            return
+        async with signin.database().session() as session:
+            listed = await devices.list_devices(session, actor=actor)
+        with frame("Fleet", actor) as ticker:
+            FleetView(actor, listed, ticker)
+
+
+class FleetRow:
+    """One device's line; each tick re-reads presence and the hub, both in memory."""
+
+    def __init__(self, device: Device, *, show_values: bool) -> None:
+        self.device_id = device.id
+        self.last_seen_at = device.last_seen_at
+        self.show_values = show_values
+        self._shown: tuple[str, str, str] | None = None
+        with ui.row().classes("w-full items-center border-b py-1 gap-4").mark(f"fleet {device.id}"):
+            ui.link(device.id, f"/devices/{device.id}").classes("w-40 font-mono")
+            ui.label(device.name).classes("w-40 truncate")
+            self.badge = PresenceBadge(f"status {device.id}")
+            self.seen = ui.label().classes("w-32").mark(f"seen {device.id}")
+            self.backlog = ui.label().classes("w-28").mark(f"backlog {device.id}")
+            self.values = ui.label().classes("font-mono text-sm").mark(f"latest {device.id}")
+
+    def update(self) -> None:
+        """Show what the server knows now."""
+        backbone = signin.backbone()
+        state = backbone.presence.state(self.device_id)
+        self.badge.show(state)
+        heard = state.heard_at if state is not None else None
+        seen = max(
+            (
+                t
+                for t in (heard, backbone.hub.stored_at(self.device_id), self.last_seen_at)
+                if t is not None
+            ),
+            default=None,
+        )
+        backlog = "—" if state is None or state.outbox is None else f"{state.outbox} queued"
+        latest = ""
+        if self.show_values:
+            readings = list(backbone.hub.latest(self.device_id).items())[:LATEST_SHOWN]
+            latest = "  ".join(f"{name}={show_value(r.value)}" for name, r in readings)
+        shown = (when(seen), backlog, latest)
+        if shown != self._shown:
+            self._shown = shown
+            self.seen.text, self.backlog.text, self.values.text = shown
+
+
+class FleetView:
+    """The fleet list; devices heard of after the page opened are added as they appear."""
+
+    def __init__(self, actor: Actor, listed: list[Device], ticker: Ticker) -> None:
+        self.show_values = actor.can("telemetry:read")
+        with ui.row().classes("w-full gap-4 text-sm text-slate-500"):
+            for heading, width in HEADINGS:
+                ui.label(heading).classes(width)
+        self.table = ui.column().classes("w-full gap-0")
+        self.rows: dict[str, FleetRow] = {}
+        with self.table:
+            self.empty = ui.label("No devices registered yet.").mark("fleet-empty")
+            self.empty.set_visibility(not listed)
+        for device in listed:
+            self._add(device)
+        ticker.add(self.update)
+
+    def _add(self, device: Device) -> None:
+        with self.table:
+            self.rows[device.id] = FleetRow(device, show_values=self.show_values)
+        self.empty.set_visibility(False)
+
+    def update(self) -> None:
+        """Add newly heard devices, then refresh every row."""
+        for state in signin.backbone().presence.states():
+            if state.device_id not in self.rows:
+                self._add(Device(id=state.device_id, name="", last_seen_at=None))
+        for row in self.rows.values():
+            row.update()
