@@ -60,6 +60,7 @@ def frame(title: str, actor: Actor) -> Iterator[Ticker]:
     with ui.column().classes("w-full p-4 gap-4"):
         ui.label(title).classes("text-2xl font-semibold")
         yield ticker
+    ticker.start()
 
 
 def not_allowed(actor: Actor, permission: str) -> None:

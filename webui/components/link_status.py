@@ -9,7 +9,7 @@ from nicegui import ui
 from webui import signin
 from webui.components.ticker import Ticker
 
-BROWSER_LINK_ID = "pp-browser-link"  # the browser keeps this badge current on its own
+BROWSER_LINK_ID = "pp-browser-link"  # live.js keeps the badge of this id current
 _COLORS = {"connected": "text-green-300", "disabled": "text-slate-300"}
 
 
@@ -19,7 +19,6 @@ def link_status(ticker: Ticker) -> None:
     ui.html(f'<span id="{BROWSER_LINK_ID}" class="pp-link">Browser: connecting…</span>').mark(
         "browser-link"
     )
-    ui.run_javascript(f"ppLive.watchSocket('{BROWSER_LINK_ID}')")
     broker = ui.label().mark("broker-link")
     shown: list[str] = [""]
 

@@ -35,3 +35,4 @@ window.ppLive = window.ppLive || {
     }, 500);
   },
 };
+window.ppLive.watchSocket("pp-browser-link"); // the id link_status.py gives the badge

@@ -12,11 +12,22 @@ TICK_SECONDS = 0.25  # 4 Hz: live enough for eyes, cheap enough for fifty open p
 
 
 class Ticker:
-    """Calls each registered update on one ``ui.timer``; a failing update is logged, not fatal."""
+    """Calls each registered update on one ``ui.timer``; a failing update is logged, not fatal.
+
+    The timer starts once the page is built (``start``): a timer waits for the browser to
+    connect, and NiceGUI answers the request as soon as anything waits for that, so a timer
+    made earlier would send a half-built page.
+    """
 
     def __init__(self, seconds: float = TICK_SECONDS) -> None:
+        self.seconds = seconds
         self._updates: list[Callable[[], None]] = []
-        self.timer = ui.timer(seconds, self.tick)
+        self.timer: ui.timer | None = None
+
+    def start(self) -> None:
+        """Start ticking (once, after the page's content is laid out)."""
+        if self.timer is None:
+            self.timer = ui.timer(self.seconds, self.tick)
 
     def add(self, update: Callable[[], None]) -> None:
         """Call ``update`` on every tick (and once now, so the page starts filled)."""

@@ -148,6 +148,7 @@ class DeviceView:
                 with self.value_grid:
                     ui.label(channel).classes("font-mono")
                     label = self.values[channel] = ui.label().mark(f"value {channel}")
+                    label.props(f"data-value={channel}")  # found by browser tests and benches
                     self.values[f"{channel} at"] = ui.label().classes("text-slate-500")
             text = show_value(reading.value, self.units.get(channel, ""))
             at = self.values[f"{channel} at"]

@@ -46,6 +46,7 @@ class FleetRow:
         self.last_seen_at = device.last_seen_at
         self.show_values = show_values
         self._shown: tuple[str, str, str] | None = None
+        self._read: tuple[object, int] | None = None  # (presence state, hub cursor) shown
         with ui.row().classes("w-full items-center border-b py-1 gap-4").mark(f"fleet {device.id}"):
             ui.link(device.id, f"/devices/{device.id}").classes("w-40 font-mono")
             ui.label(device.name).classes("w-40 truncate")
@@ -55,9 +56,13 @@ class FleetRow:
             self.values = ui.label().classes("font-mono text-sm").mark(f"latest {device.id}")
 
     def update(self) -> None:
-        """Show what the server knows now."""
+        """Show what the server knows now (nothing to do when neither source moved)."""
         backbone = signin.backbone()
         state = backbone.presence.state(self.device_id)
+        read = (state, backbone.hub.cursor(self.device_id))
+        if self._read is not None and read[0] is self._read[0] and read[1] == self._read[1]:
+            return  # states are replaced on change, so identity says "unchanged"
+        self._read = read
         self.badge.show(state)
         heard = state.heard_at if state is not None else None
         seen = max(

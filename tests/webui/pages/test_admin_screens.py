@@ -28,13 +28,13 @@ async def test_admin_creates_a_viewer_who_is_then_refused_admin_screens(
 ) -> None:
     """The whole first-day story: an Admin makes a Viewer account; the Viewer can't administer."""
     await signed_in(user, "ada", ADMIN_PASSWORD)
-    await user.should_see("Overview")
+    await user.should_see("Overview", retries=30)
     await user.open("/users")
     user.find(marker="new-username").type("val")
     user.find(marker="new-password").type("val-password-1")
     user.find(marker="new-roles").elements.pop().value = ["Viewer"]
     user.find("Create user").click()
-    await user.should_see(marker="user val")
+    await user.should_see(marker="user val", retries=30)
 
     async with database.session() as session:
         created = await users.find_by_username(session, "val")
@@ -44,9 +44,9 @@ async def test_admin_creates_a_viewer_who_is_then_refused_admin_screens(
     user.find("Sign out").click()
     await user.should_see("Sign in", retries=30)
     await sign_in(user, "val", "val-password-1")
-    await user.should_see("val · Viewer")
+    await user.should_see("val · Viewer", retries=30)
     await user.open("/roles")
-    await user.should_see(marker="not-allowed")
+    await user.should_see(marker="not-allowed", retries=30)
 
 
 async def test_validation_errors_show_next_to_the_field(user: User, database: Database) -> None:
@@ -79,7 +79,7 @@ async def test_admin_disables_a_user_who_then_cannot_sign_in(user: User) -> None
     user.find(marker="edit vic").click()
     user.find(marker="edit-active").elements.pop().value = False
     user.find(marker="save-user").click()
-    await user.should_see("disabled")
+    await user.should_see("disabled", retries=30)
     user.find("Sign out").click()
     await user.should_see("Sign in", retries=30)
     await sign_in(user, "vic", "viewer-password-1")
@@ -106,9 +106,9 @@ async def test_custom_role_is_created_and_builtins_are_fixed(user: User) -> None
         "commands:send",
     ]
     user.find("Create role").click()
-    await user.should_see(marker="role Operator")
-    await user.should_see("commands:send, devices:read")
-    await user.should_see(marker="edit Operator")
+    await user.should_see(marker="role Operator", retries=30)
+    await user.should_see("commands:send, devices:read", retries=30)
+    await user.should_see(marker="edit Operator", retries=30)
     await user.should_not_see(marker="edit Admin")
     await user.should_not_see(marker="edit Viewer")
 
@@ -119,8 +119,8 @@ async def test_device_registration_shows_the_password_once(user: User) -> None:
     await user.open("/devices")
     user.find(marker="new-device-id").type("press-07")
     user.find(marker="register-device").click()
-    await user.should_see(marker="device-credentials")
-    await user.should_see(marker="device press-07")
+    await user.should_see(marker="device-credentials", retries=30)
+    await user.should_see(marker="device press-07", retries=30)
     await user.open("/devices")
     await user.should_not_see(marker="device-password")
 
@@ -129,7 +129,7 @@ async def test_audit_page_lists_changes_with_an_intact_chain(user: User) -> None
     """User creation shows up in the audit log and the chain checks out."""
     await signed_in(user, "ada", ADMIN_PASSWORD)
     await user.open("/audit")
-    await user.should_see("Hash chain intact")
+    await user.should_see("Hash chain intact", retries=30)
     table = user.find(marker="audit").elements.pop()
     assert isinstance(table, ui.table)
     actions = [row["action"] for row in table.rows]

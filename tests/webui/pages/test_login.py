@@ -18,36 +18,36 @@ async def sign_in(user: User, username: str, password: str) -> None:
 async def test_anonymous_visitor_is_sent_to_login(user: User) -> None:
     """Every page needs a signed-in user."""
     await user.open("/users")
-    await user.should_see("Sign in")
+    await user.should_see("Sign in", retries=30)
 
 
 async def test_admin_signs_in_and_sees_admin_navigation(user: User) -> None:
     """An Admin lands on the overview with every admin screen in reach."""
     await sign_in(user, "ada", ADMIN_PASSWORD)
-    await user.should_see("Overview")
+    await user.should_see("Overview", retries=30)
     await user.should_see(marker="current-user", retries=30)
-    await user.should_see("ada · Admin")
+    await user.should_see("ada · Admin", retries=30)
     for label in ("Users", "Roles", "Devices", "Audit log"):
-        await user.should_see(marker=f"nav {label}")
+        await user.should_see(marker=f"nav {label}", retries=30)
 
 
 async def test_wrong_password_is_shown_in_place(user: User) -> None:
     """A failed sign-in says why and stays on the form."""
     await sign_in(user, "ada", "not-the-password")
     await user.should_see("wrong username or password", retries=30)
-    await user.should_see("Sign in")
+    await user.should_see("Sign in", retries=30)
 
 
 async def test_viewer_sees_no_admin_navigation_and_is_refused(user: User) -> None:
     """A Viewer has no admin links and a clear refusal on typed URLs."""
     await signed_in(user, "vic", VIEWER_PASSWORD)
-    await user.should_see("vic · Viewer")
-    await user.should_see(marker="nav Devices")
+    await user.should_see("vic · Viewer", retries=30)
+    await user.should_see(marker="nav Devices", retries=30)
     for label in ("Users", "Roles", "Audit log"):
         await user.should_not_see(marker=f"nav {label}")
     for route in ("/users", "/roles", "/audit"):
         await user.open(route)
-        await user.should_see(marker="not-allowed")
+        await user.should_see(marker="not-allowed", retries=30)
         await user.should_not_see(marker="new-user")
 
 
@@ -57,7 +57,7 @@ async def test_sign_out_ends_the_session(user: User) -> None:
     user.find("Sign out").click()
     await user.should_see("Sign in", retries=30)
     await user.open("/users")
-    await user.should_see("Sign in")
+    await user.should_see("Sign in", retries=30)
 
 
 async def signed_in(user: User, username: str, password: str) -> None:
