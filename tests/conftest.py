@@ -28,6 +28,25 @@ PG_ENV = "PP_TEST_DATABASE_URL"
 BACKENDS = ["sqlite", "postgresql"] if os.environ.get(PG_ENV) else ["sqlite"]
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run ``production_database`` tests on PostgreSQL only, when it is configured.
+
+    They take seconds each (brokers killed, stations restarted); the SQLite store they would
+    also exercise is covered by the quicker ingest and outbox tests on both backends.
+    """
+    if "postgresql" not in BACKENDS:
+        return
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_sqlite = callspec is not None and callspec.params.get("database_url") == "sqlite"
+        heavy = item.get_closest_marker("production_database") is not None
+        (dropped if heavy and on_sqlite else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 def _dsn(url: str, database: str) -> str:
     parsed = make_url(url).set(drivername="postgresql", database=database)
     return parsed.render_as_string(hide_password=False)

@@ -64,6 +64,7 @@ def _exactly_once(seqs: list[int], last: int) -> bool:
     return seqs == [seq for seq in range(1, last + 1) for _ in range(CHANNELS)]
 
 
+@pytest.mark.production_database
 async def test_a_broker_outage_loses_nothing_and_doubles_nothing(
     backbone: Backbone, database: Database, mosquitto: RunningBroker, tmp_path: Path
 ) -> None:
@@ -130,6 +131,7 @@ def _backlog(data_dir: Path, count: int) -> str:
     return outbox.stream
 
 
+@pytest.mark.production_database
 async def test_a_station_killed_mid_replay_still_delivers_every_seq_once(
     backbone: Backbone, database: Database, mosquitto: RunningBroker, tmp_path: Path
 ) -> None:
@@ -153,6 +155,7 @@ async def test_a_station_killed_mid_replay_still_delivers_every_seq_once(
     assert _exactly_once(seqs[: CHANNELS * total], total)
 
 
+@pytest.mark.production_database
 async def test_past_the_cap_the_dropped_range_reaches_the_server(
     backbone: Backbone, database: Database, mosquitto: RunningBroker, tmp_path: Path
 ) -> None:
@@ -216,6 +219,7 @@ async def _server_process(
     return process
 
 
+@pytest.mark.production_database
 async def test_a_server_killed_mid_ingest_loses_nothing_the_station_deleted(
     settings: Settings, database: Database, mosquitto: RunningBroker, tmp_path: Path
 ) -> None:

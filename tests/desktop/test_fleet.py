@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from broker import config
@@ -19,6 +20,7 @@ from tests.mqtt.broker import RunningBroker, eventually
 from tests.mqtt.server import register, running_backbone
 
 
+@pytest.mark.production_database
 async def test_thirty_stations_each_deliver_every_sample_once(
     settings: Settings, database: Database, mosquitto: RunningBroker, tmp_path: Path
 ) -> None:

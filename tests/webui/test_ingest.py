@@ -258,6 +258,7 @@ async def test_fuzzed_payloads_never_store_a_row_nor_stop_the_link(
     assert await _count(database, stream=f"fuzz-{n}") == expected
 
 
+@pytest.mark.production_database
 async def test_a_broker_crash_mid_stream_loses_nothing_acknowledged(
     backbone: Backbone, database: Database, mosquitto: RunningBroker
 ) -> None:
