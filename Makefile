@@ -13,10 +13,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The first look: broker, server and three simulated stations in one process (data in ./data).
 run: $(STAMP)
-	$(BIN)/precisionpulse db upgrade
-	$(BIN)/precisionpulse user bootstrap
-	$(BIN)/precisionpulse serve
+	$(BIN)/precisionpulse demo
 
 test: lint typecheck pytest
 

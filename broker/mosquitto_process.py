@@ -108,6 +108,9 @@ class MosquittoProcess:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
+                # Out of the terminal's process group: Ctrl-C must reach only its parent,
+                # which stops its clients cleanly (their farewells need the broker) and then it.
+                start_new_session=True,
             )
         try:
             async with asyncio.timeout(self.start_timeout):

@@ -1,0 +1,206 @@
+"""``precisionpulse demo``: an embedded broker, the server and three simulated stations at once.
+
+``ui.run`` owns the event loop, so the broker and the stations ride on the app's lifecycle.
+NiceGUI runs asynchronous startup hooks side by side, so one hook starts the broker, waits
+for the server's link (which retries until the broker listens, a fraction of a second
+later), then starts the stations. Shutdown hooks run one after the other in
+the order registered, so ours go around the ones ``build`` adds: the stations stop first
+(and the server records their clean offline), then the backbone drains and the database
+closes, and the broker stops last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import shutil
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+from nicegui import app, background_tasks, ui
+
+from broker.config import DEFAULT_SERVER_USERNAME, PASSWORD_FILE_NAME
+from broker.launcher import BrokerKind, EmbeddedBroker, embedded_broker
+from broker.mosquitto_process import BrokerStartError, free_port
+from core.db.migrations import upgrade
+from core.mqtt.endpoint import Endpoint
+from core.settings import Settings
+from desktop.agent.fleet import Fleet, template
+from webui.app import build, run_kwargs
+from webui.demo_setup import DemoPaths, prepare_demo
+
+RATE_HZ = 1.0  # a sample a second per station: a lively dashboard, a slowly growing database
+LINK_TIMEOUT_S = 10.0  # the stations start anyway after this; their outboxes keep every sample
+FAREWELL_TIMEOUT_S = 3.0  # for the server to record the stations' clean offline
+
+
+def demo_settings(base: Settings, paths: DemoPaths, *, kind: BrokerKind, port: int) -> Settings:
+    """``base`` pointed at the demo's SQLite file and its embedded broker on ``port``."""
+    return base.model_copy(
+        update={
+            "database_url": f"sqlite:///{paths.database}",
+            "mqtt_url": f"mqtt://127.0.0.1:{port}",
+            "mqtt_username": DEFAULT_SERVER_USERNAME,
+            "mqtt_password": secrets.token_urlsafe(18),  # new each run: only this process uses it
+            "mqtt_ca_file": None,
+            "mqtt_shared_ingest": kind == "mosquitto",  # amqtt has no $share
+            "broker_password_file": paths.broker / PASSWORD_FILE_NAME,
+            # Where configure_mosquitto tells Mosquitto to write it; amqtt needs no reload.
+            "broker_pid_file": paths.broker / "mosquitto.pid" if kind == "mosquitto" else None,
+        }
+    )
+
+
+class Companions:
+    """The broker and the stations around the server, started and stopped with it."""
+
+    def __init__(
+        self, settings: Settings, paths: DemoPaths, fleet: Fleet, kind: BrokerKind, url: str
+    ) -> None:
+        self._settings, self._paths, self._fleet, self._kind = settings, paths, fleet, kind
+        self._url = url
+        self._stack = AsyncExitStack()
+        self._task: asyncio.Task[None] | None = None
+        self._broker: EmbeddedBroker | None = None
+        self._stopping = False
+        self.failed = False  # the broker did not start
+
+    def install(self, build_server: Callable[[], None]) -> None:
+        """Register our hooks around the server's: the order is the shutdown order."""
+        app.on_startup(self._begin)
+        app.on_shutdown(self._stop_stations)  # before the backbone stops: it hears the goodbyes
+        build_server()
+        app.on_shutdown(self._stop_broker)  # after the backbone's farewell and last ack
+
+    def _begin(self) -> None:
+        self._task = background_tasks.create(self._start(), name="demo start")
+
+    async def _start(self) -> None:
+        settings = self._settings
+        assert settings.mqtt_password is not None
+        broker = embedded_broker(
+            self._paths.broker,
+            users={DEFAULT_SERVER_USERNAME: settings.mqtt_password},
+            prefer=self._kind,
+            port=Endpoint.from_url(settings.mqtt_url).port,
+        )
+        try:
+            self._broker = await self._stack.enter_async_context(broker)
+        except (BrokerStartError, OSError) as error:
+            _say(f"error: the broker did not start: {error}", file=sys.stderr)
+            self.failed = True
+            app.shutdown()
+            return
+        _say(f"broker ({self._broker.kind}) on {self._broker.host}:{self._broker.port}")
+        if self._stopping:
+            return
+        supervisor = app.state.backbone.supervisor
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(LINK_TIMEOUT_S):
+                await _until(lambda: supervisor.connected, supervisor.add_listener)
+        if not supervisor.connected:
+            _say(f"the server's broker link is not up yet: {supervisor.event.detail}")
+        await self._fleet.start()
+        count = len(self._fleet.agents)
+        _say(f"ready: {self._url} ({count} stations, a sample a second each; Ctrl-C stops it all)")
+
+    async def _stop_stations(self) -> None:
+        _say("stopping: the stations, then the server, then the broker")
+        self._stopping = True
+        if self._task is not None:
+            if self._broker is not None:
+                self._task.cancel()  # past the broker: nothing is left half-made
+            await asyncio.wait([self._task])  # a failure was reported already
+        connected = [a.config.device_id for a in self._fleet.agents if a.supervisor.connected]
+        await self._fleet.stop()
+        presence = app.state.backbone.presence
+
+        def recorded() -> bool:
+            states = [presence.state(device_id) for device_id in connected]
+            return all(s is not None and s.status == "offline" for s in states)
+
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(FAREWELL_TIMEOUT_S):
+                await _until(recorded, presence.add_listener)
+
+    async def _stop_broker(self) -> None:
+        await self._stack.aclose()
+        _say("stopped")
+
+
+async def _until(done: Callable[[], bool], listen: Callable[[Callable[[Any], None]], Any]) -> None:
+    """Wait until ``done()``, asking again whenever ``listen``'s source announces a change."""
+    changed = asyncio.Event()
+    unlisten = listen(lambda _: changed.set())
+    try:
+        while not done():
+            await changed.wait()
+            changed.clear()
+    finally:
+        unlisten()
+
+
+def run_demo(
+    base: Settings,
+    *,
+    data_dir: Path,
+    host: str | None = None,
+    port: int | None = None,
+    prefer: BrokerKind = "mosquitto",
+    reset_admin: bool = False,
+) -> int:
+    """Prepare the data directory, then run everything until SIGINT or SIGTERM; an exit code.
+
+    SIGTERM acts as Ctrl-C throughout: while preparing it raises KeyboardInterrupt; while
+    serving, uvicorn takes both signals, stops cleanly, then raises the signal again, which
+    ends ``ui.run`` with a KeyboardInterrupt that is no failure.
+    """
+    host, port = host or base.http_host, port or base.http_port
+    _check_free(host, port)
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        url = f"http://{'localhost' if host == '0.0.0.0' else host}:{port}"
+        settings, companions = _prepare(base, data_dir, prefer, reset_admin, url)
+        companions.install(lambda: build(settings))
+        with contextlib.suppress(KeyboardInterrupt):
+            ui.run(host=host, port=port, **run_kwargs(settings))  # type: ignore[arg-type]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 1 if companions.failed else 0
+
+
+def _prepare(
+    base: Settings, data_dir: Path, prefer: BrokerKind, reset_admin: bool, url: str
+) -> tuple[Settings, Companions]:
+    """Migrate, make sure of the accounts, and set up (not start) the broker and stations."""
+    # As the launcher decides, but now: the server's settings depend on it.
+    mosquitto = prefer == "mosquitto" and shutil.which("mosquitto") is not None
+    kind: BrokerKind = "mosquitto" if mosquitto else "amqtt"
+    paths = DemoPaths(data_dir)
+    settings = demo_settings(base, paths, kind=kind, port=free_port())
+    paths.root.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.async_database_url)
+    stations = asyncio.run(prepare_demo(settings, paths, new_admin_password=reset_admin))
+    endpoint = Endpoint.from_url(settings.mqtt_url)
+    fleet = Fleet(stations.credentials, template(endpoint, paths.stations, RATE_HZ))
+    return settings, Companions(settings, paths, fleet, kind, url)
+
+
+def _check_free(host: str, port: int) -> None:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            msg = f"cannot listen on {host}:{port} ({error.strerror}): choose another --port"
+            raise OSError(msg) from error
+
+
+def _say(text: str, file: Any = None) -> None:
+    print(text, file=file or sys.stdout, flush=True)

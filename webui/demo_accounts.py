@@ -1,0 +1,106 @@
+"""The demo's accounts: the first admin and its simulated stations, kept from run to run.
+
+Station passwords live in a 0600 JSON file (device id → password, the format
+``precisionpulse simulate --credentials`` reads). A station missing from the database is
+registered again; one whose stored password no longer opens it (re-keyed on the Devices
+page, a lost file) gets a new password. Disabled stations stay disabled and are not started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.db.engine import Database
+from core.db.models import Device
+from core.errors import NotFoundError
+from core.passwords import verify_mosquitto_hash
+from core.rbac import ADMIN
+from core.services import devices, users
+from core.services.actor import Actor
+from desktop.agent.fleet import load_credentials
+
+ADMIN_USERNAME = "admin"
+STATIONS = ("press-01", "lathe-02", "oven-03")  # names a control room would recognise
+_DEMO = Actor(name="demo", permissions=frozenset({"devices:read", "devices:write", "users:manage"}))
+
+
+@dataclass(frozen=True)
+class Stations:
+    """The stations to start (id → MQTT password) and which got new credentials this run."""
+
+    credentials: dict[str, str]
+    renewed: tuple[str, ...]
+    disabled: tuple[str, ...]
+
+
+async def ensure_admin(database: Database, password: str | None) -> str | None:
+    """Create ``admin`` when nobody has an account yet; its password, or None if users exist."""
+    async with database.session() as session:
+        if await users.any_user(session):
+            return None
+        password = password or secrets.token_urlsafe(12)
+        await users.bootstrap_user(
+            session, username=ADMIN_USERNAME, password=password, roles=[ADMIN]
+        )
+    return password
+
+
+async def reset_admin(database: Database, password: str | None) -> str:
+    """Give ``admin`` a new password (``password`` or a generated one) and return it."""
+    async with database.session() as session:
+        admin = await users.find_by_username(session, ADMIN_USERNAME)
+        if admin is None:
+            msg = f"no user named '{ADMIN_USERNAME}' to reset"
+            raise NotFoundError(msg)
+        password = password or secrets.token_urlsafe(12)
+        await users.update_user(
+            session, actor=_DEMO, user_id=admin.id, password=password, is_active=True
+        )
+    return password
+
+
+async def ensure_stations(database: Database, credentials_file: Path) -> Stations:
+    """Register or re-key the stations as needed, then save every password to the file."""
+    stored = _load(credentials_file)
+    renewed, disabled = [], []
+    async with database.session() as session:
+        for device_id in STATIONS:
+            device = await session.get(Device, device_id)
+            password = stored.get(device_id, "")
+            if device is None:
+                made = await devices.create_device(
+                    session, actor=_DEMO, device_id=device_id, name=f"{device_id} (simulated)"
+                )
+            elif not verify_mosquitto_hash(password, device.mqtt_password_hash):
+                made = await devices.rotate_credentials(session, actor=_DEMO, device_id=device_id)
+            else:
+                made = None
+            if made is not None:
+                stored[device_id], password = made.password, made.password
+                renewed.append(device_id)
+            if device is not None and not device.enabled:
+                disabled.append(device_id)
+    _save(credentials_file, stored)
+    started = {d: stored[d] for d in STATIONS if d not in disabled}
+    return Stations(started, tuple(renewed), tuple(disabled))
+
+
+def _load(path: Path) -> dict[str, str]:
+    try:
+        return load_credentials(path)
+    except ValueError:  # missing or unreadable: every station gets a new password
+        return {}
+
+
+def _save(path: Path, credentials: dict[str, str]) -> None:
+    """Write atomically, readable by the owner only (it holds broker passwords)."""
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.unlink(missing_ok=True)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        json.dump(credentials, file, indent=1)
+    os.replace(temp, path)
