@@ -28,7 +28,7 @@ window.ppLive = window.ppLive || {
       const up = Boolean(window.socket && window.socket.connected);
       if (!el || up === last) return;
       last = up;
-      const at = new Date().toLocaleTimeString();
+      const at = new Date().toLocaleTimeString([], { hour12: false });
       el.textContent = up ? `Browser: connected since ${at}` : `Browser: offline since ${at}, reconnecting`;
       el.dataset.state = up ? "connected" : "offline";
       el.className = up ? "pp-link text-green-300" : "pp-link text-red-300";

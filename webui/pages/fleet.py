@@ -14,14 +14,9 @@ from webui.components.values import show_value, when
 from webui.layout import frame
 
 LATEST_SHOWN = 4  # channels shown per row; the device page has them all
-HEADINGS = [
-    ("Device", "w-40"),
-    ("Name", "w-40"),
-    ("Status", "w-24"),
-    ("Last seen", "w-32"),
-    ("Backlog", "w-28"),
-    ("Latest", ""),
-]
+HEADINGS = ["Device", "Name", "Status", "Last seen", "Backlog", "Latest"]
+# One grid template for the heading and every row, so the columns line up.
+GRID = "w-full grid grid-cols-[8rem_10rem_7rem_5rem_6rem_1fr] gap-4 items-center"
 
 
 def register() -> None:
@@ -47,13 +42,16 @@ class FleetRow:
         self.show_values = show_values
         self._shown: tuple[str, str, str] | None = None
         self._read: tuple[object, int] | None = None  # (presence state, hub cursor) shown
-        with ui.row().classes("w-full items-center border-b py-1 gap-4").mark(f"fleet {device.id}"):
-            ui.link(device.id, f"/devices/{device.id}").classes("w-40 font-mono")
-            ui.label(device.name).classes("w-40 truncate")
-            self.badge = PresenceBadge(f"status {device.id}")
-            self.seen = ui.label().classes("w-32").mark(f"seen {device.id}")
-            self.backlog = ui.label().classes("w-28").mark(f"backlog {device.id}")
-            self.values = ui.label().classes("font-mono text-sm").mark(f"latest {device.id}")
+        with ui.element("div").classes(f"{GRID} border-b py-1").mark(f"fleet {device.id}"):
+            ui.link(device.id, f"/devices/{device.id}").classes("font-mono truncate")
+            ui.label(device.name).classes("truncate")
+            with ui.element("div"):
+                self.badge = PresenceBadge(f"status {device.id}")
+            self.seen = ui.label().mark(f"seen {device.id}")
+            self.backlog = ui.label().mark(f"backlog {device.id}")
+            self.values = (
+                ui.label().classes("font-mono text-sm").mark(f"latest {device.id}")
+            )
 
     def update(self) -> None:
         """Show what the server knows now (nothing to do when neither source moved)."""
@@ -89,9 +87,9 @@ class FleetView:
 
     def __init__(self, actor: Actor, listed: list[Device], ticker: Ticker) -> None:
         self.show_values = actor.can("telemetry:read")
-        with ui.row().classes("w-full gap-4 text-sm text-slate-500"):
-            for heading, width in HEADINGS:
-                ui.label(heading).classes(width)
+        with ui.element("div").classes(f"{GRID} text-sm text-slate-500"):
+            for heading in HEADINGS:
+                ui.label(heading)
         self.table = ui.column().classes("w-full gap-0")
         self.rows: dict[str, FleetRow] = {}
         with self.table:
