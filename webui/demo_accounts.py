@@ -25,7 +25,10 @@ from desktop.agent.fleet import load_credentials
 
 ADMIN_USERNAME = "admin"
 STATIONS = ("press-01", "lathe-02", "oven-03")  # names a control room would recognise
-_DEMO = Actor(name="demo", permissions=frozenset({"devices:read", "devices:write", "users:manage"}))
+_DEMO = Actor(
+    name="demo",
+    permissions=frozenset({"devices:read", "devices:write", "config:write", "users:manage"}),
+)
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,10 @@ async def reset_admin(database: Database, password: str | None) -> str:
     return password
 
 
+# The simulated source's channels (desktop.agent.sources.Simulated), shown with units.
+UNITS = {"temp": "°C", "parts": "pcs"}
+
+
 async def ensure_stations(database: Database, credentials_file: Path) -> Stations:
     """Register or re-key the stations as needed, then save every password to the file."""
     stored = _load(credentials_file)
@@ -74,6 +81,9 @@ async def ensure_stations(database: Database, credentials_file: Path) -> Station
             if device is None:
                 made = await devices.create_device(
                     session, actor=_DEMO, device_id=device_id, name=f"{device_id} (simulated)"
+                )
+                await devices.set_channel_units(
+                    session, actor=_DEMO, device_id=device_id, units=UNITS
                 )
             elif not verify_mosquitto_hash(password, device.mqtt_password_hash):
                 made = await devices.rotate_credentials(session, actor=_DEMO, device_id=device_id)

@@ -167,3 +167,27 @@ async def channel_units(session: AsyncSession, *, actor: Actor, device_id: str) 
         if isinstance(given, dict):
             units.update({k: v for k, v in given.items() if isinstance(v, str) and v})
     return units
+
+
+async def set_channel_units(
+    session: AsyncSession, *, actor: Actor, device_id: str, units: dict[str, str]
+) -> None:
+    """Ask the device to report ``units`` (channel → unit) in its desired configuration."""
+    actor.require("config:write")
+    config = await session.get(DeviceConfig, device_id)
+    if config is None:
+        msg = f"no device with id '{device_id}'"
+        raise NotFoundError(msg)
+    before = dict(config.desired)
+    config.desired = {**config.desired, "units": dict(units)}  # a new dict: JSON change tracked
+    config.desired_version += 1
+    config.updated_at = hlc.now()
+    await audit.record(
+        session,
+        actor=actor.name,
+        action="device.config",
+        target_type="device",
+        target_id=device_id,
+        before=before,
+        after=config.desired,
+    )

@@ -1,0 +1,56 @@
+"""Units by channel come from the device's configuration; setting them is audited."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from core.db.engine import Database
+from core.db.models import AuditEntry, DeviceConfig
+from core.errors import ForbiddenError, NotFoundError
+from core.services import devices
+from core.services.actor import Actor
+
+ADMIN = Actor(name="ada", permissions=frozenset({"devices:read", "devices:write", "config:write"}))
+READER = Actor(name="vic", permissions=frozenset({"devices:read"}))
+
+
+async def test_units_are_set_audited_and_read_back(database: Database) -> None:
+    async with database.session() as session:
+        await devices.create_device(session, actor=ADMIN, device_id="kiln-1")
+        assert await devices.channel_units(session, actor=READER, device_id="kiln-1") == {}
+        await devices.set_channel_units(
+            session, actor=ADMIN, device_id="kiln-1", units={"temp": "°C"}
+        )
+    async with database.session() as session:
+        assert await devices.channel_units(session, actor=READER, device_id="kiln-1") == {
+            "temp": "°C"
+        }
+        config = await session.get(DeviceConfig, "kiln-1")
+        assert config is not None and config.desired_version == 1
+        entry = (
+            await session.scalars(select(AuditEntry).where(AuditEntry.action == "device.config"))
+        ).one()
+        assert (entry.actor, entry.target_id) == ("ada", "kiln-1")
+
+
+async def test_what_the_station_reports_wins_and_junk_is_ignored(database: Database) -> None:
+    async with database.session() as session:
+        await devices.create_device(session, actor=ADMIN, device_id="kiln-1")
+        config = await session.get(DeviceConfig, "kiln-1")
+        assert config is not None
+        config.desired = {"units": {"temp": "°C", "parts": "pcs", "bad": 3}}
+        config.reported = {"units": {"temp": "K"}}
+    async with database.session() as session:
+        assert await devices.channel_units(session, actor=READER, device_id="kiln-1") == {
+            "temp": "K",
+            "parts": "pcs",
+        }
+
+
+async def test_setting_units_needs_config_write_and_a_device(database: Database) -> None:
+    async with database.session() as session:
+        with pytest.raises(ForbiddenError):
+            await devices.set_channel_units(session, actor=READER, device_id="x", units={})
+        with pytest.raises(NotFoundError):
+            await devices.set_channel_units(session, actor=ADMIN, device_id="nope", units={})
