@@ -49,9 +49,7 @@ class FleetRow:
                 self.badge = PresenceBadge(f"status {device.id}")
             self.seen = ui.label().mark(f"seen {device.id}")
             self.backlog = ui.label().mark(f"backlog {device.id}")
-            self.values = (
-                ui.label().classes("font-mono text-sm").mark(f"latest {device.id}")
-            )
+            self.values = ui.label().classes("font-mono text-sm").mark(f"latest {device.id}")
 
     def update(self) -> None:
         """Show what the server knows now (nothing to do when neither source moved)."""
