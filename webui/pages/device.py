@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from nicegui import background_tasks, ui
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db.models import OfflineEvent
+from core.db.models import Device, OfflineEvent
 from core.errors import NotFoundError
 from core.services import devices, history, offline_events
 from core.services.actor import Actor
@@ -27,11 +28,8 @@ def register() -> None:
         if actor is None:
             return
         async with signin.database().session() as session:
-            try:
-                device = await devices.get_device(session, actor=actor, device_id=device_id)
-            except NotFoundError as error:
-                with frame("Device", actor):
-                    ui.label(str(error)).mark("not-found")
+            device = await found_device(session, actor, device_id, "Device")
+            if device is None:
                 return
             units = await devices.channel_units(session, actor=actor, device_id=device.id)
             known = await history.channels(session, actor=actor, device_id=device.id)
@@ -40,6 +38,18 @@ def register() -> None:
             view = DeviceView(actor, device.id, units)
             view.build({info.channel for info in known if info.type == "boolean"}, events)
             ticker.add(view.update)
+
+
+async def found_device(
+    session: AsyncSession, actor: Actor, device_id: str, title: str
+) -> Device | None:
+    """The device, or None after showing a page that says it does not exist."""
+    try:
+        return await devices.get_device(session, actor=actor, device_id=device_id)
+    except NotFoundError as error:
+        with frame(title, actor):
+            ui.label(str(error)).mark("not-found")
+        return None
 
 
 def presence_text(state: DeviceState | None) -> str:

@@ -8,13 +8,13 @@ from urllib.parse import urlencode
 from nicegui import ui
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.errors import NotFoundError
-from core.services import devices, history
+from core.services import history
 from core.services.actor import Actor
 from webui import signin
 from webui.components.live_chart import REPLAYED_COLOR
 from webui.forms import submit
 from webui.layout import frame
+from webui.pages.device import found_device
 
 BUCKETS = 500  # about one per pixel column of the chart: more rows would draw nothing more
 RANGES = {
@@ -37,11 +37,8 @@ def register() -> None:
         if actor is None:
             return
         async with signin.database().session() as session:
-            try:
-                device = await devices.get_device(session, actor=actor, device_id=device_id)
-            except NotFoundError as error:
-                with frame("History", actor):
-                    ui.label(str(error)).mark("not-found")
+            device = await found_device(session, actor, device_id, "History")
+            if device is None:
                 return
             known = await history.channels(session, actor=actor, device_id=device.id)
         with frame(f"History of {device.id}", actor):
