@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     # that a live sample never waits long for a worker
     ingest_queue_messages: int = 2_000  # received, not yet stored; the receive loop waits beyond
     ingest_workers: int = 3  # concurrent transactions (PostgreSQL; SQLite writes one at a time)
+    # The server's key for signing desired configurations and commands (created if absent,
+    # its public half written beside it as <name>.pub.pem for stations to trust).
+    signing_key_file: Path = Path("data") / "server-signing-key.pem"
+    # What a station trusts: the server's public key (PEM), for `agent`, `desktop`, `simulate`.
+    server_public_key_file: Path | None = None
     secret_key: str = DEV_SECRET_KEY
     http_host: str = "127.0.0.1"
     http_port: int = 8080

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from core.settings import Settings
 
 if TYPE_CHECKING:
+    from core.protocol.signing import VerifyingKey
     from desktop.agent.agent import AgentConfig
     from desktop.agent.sources import Source
 
@@ -47,8 +48,38 @@ def _add_station_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         help="simulated, host, module:factory or an entry point; repeatable (default: simulated)",
     )
-    parser.add_argument("--interval", type=float, default=1.0, help="seconds between samples")
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=1.0,
+        help="seconds between samples until the device's configuration says otherwise",
+    )
+    add_server_key_argument(parser)
     parser.add_argument("--data-dir", type=Path, default=Path("data") / "stations")
+
+
+def add_server_key_argument(parser: argparse.ArgumentParser) -> None:
+    """``--server-key``: the public key desired configurations must be signed with."""
+    parser.add_argument(
+        "--server-key",
+        type=Path,
+        help="the server's public key (PEM; the server writes it as server-signing-key.pub.pem)"
+        " — without it desired configurations are refused (default: PP_SERVER_PUBLIC_KEY_FILE)",
+    )
+
+
+def server_keys(settings: Settings, given: Path | None) -> tuple[VerifyingKey, ...]:
+    """The server key a station trusts, from the flag or settings; ValueError if unreadable."""
+    from core.protocol.signing import VerifyingKey
+
+    path = given or settings.server_public_key_file
+    if path is None:
+        return ()
+    try:
+        return (VerifyingKey.from_pem(path.read_bytes()),)
+    except (OSError, ValueError) as error:
+        msg = f"cannot use {path} as the server's public key: {error}"
+        raise ValueError(msg) from error
 
 
 def _station_config(
@@ -71,7 +102,11 @@ def _station_config(
         ca_file=args.ca_file or settings.mqtt_ca_file,
     )
     sources = [load(spec) for spec in args.source or ["simulated"]]
-    return AgentConfig(args.device, endpoint, args.data_dir, interval_s=args.interval), sources
+    keys = server_keys(settings, args.server_key)
+    config = AgentConfig(
+        args.device, endpoint, args.data_dir, interval_s=args.interval, server_keys=keys
+    )
+    return config, sources
 
 
 def _desktop(settings: Settings, args: argparse.Namespace) -> int:

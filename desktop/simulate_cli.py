@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from core.settings import Settings
+from desktop.cli import add_server_key_argument, server_keys
 
 
 def register(commands: Any) -> None:
@@ -37,6 +38,7 @@ def register(commands: Any) -> None:
     simulate.add_argument("--prefix", default="sim", help="device ids are PREFIX-001…")
     simulate.add_argument("--broker", help="mqtt:// or mqtts:// URL (default: PP_MQTT_URL)")
     simulate.add_argument("--data-dir", type=Path, default=Path("data") / "fleet")
+    add_server_key_argument(simulate)
     simulate.set_defaults(run=_simulate)
 
 
@@ -83,10 +85,11 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
         endpoint = Endpoint.from_url(
             args.broker or settings.mqtt_url, ca_file=settings.mqtt_ca_file
         )
+        keys = server_keys(settings, args.server_key)
     except (ValueError, DomainError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    fleet = Fleet(credentials, template(endpoint, args.data_dir, args.rate))
+    fleet = Fleet(credentials, template(endpoint, args.data_dir, args.rate, keys))
 
     async def run() -> None:
         stop = asyncio.Event()

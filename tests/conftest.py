@@ -105,9 +105,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
-    """Settings pointing at the test database."""
-    return Settings(database_url=database_url, login_lock_seconds=1, mqtt_url="")
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    """Settings pointing at the test database, with a signing key of the test's own."""
+    return Settings(
+        database_url=database_url,
+        login_lock_seconds=1,
+        mqtt_url="",
+        signing_key_file=tmp_path / "keys" / "server-signing-key.pem",
+    )
 
 
 @pytest.fixture

@@ -33,6 +33,7 @@ from core.mqtt.endpoint import Endpoint
 from core.settings import Settings
 from desktop.agent.fleet import Fleet, template
 from webui.app import build, run_kwargs
+from webui.backbone.server import server_signing_key
 from webui.demo_setup import DemoPaths, prepare_demo
 
 RATE_HZ = 1.0  # a sample a second per station: a lively dashboard, a slowly growing database
@@ -49,6 +50,7 @@ def demo_settings(base: Settings, paths: DemoPaths, *, kind: BrokerKind, port: i
             "mqtt_username": DEFAULT_SERVER_USERNAME,
             "mqtt_password": secrets.token_urlsafe(18),  # new each run: only this process uses it
             "mqtt_ca_file": None,
+            "signing_key_file": paths.signing_key,
             "mqtt_shared_ingest": kind == "mosquitto",  # amqtt has no $share
             "broker_password_file": paths.broker / PASSWORD_FILE_NAME,
             # Where configure_mosquitto tells Mosquitto to write it; amqtt needs no reload.
@@ -188,7 +190,8 @@ def _prepare(
     upgrade(settings.async_database_url)
     stations = asyncio.run(prepare_demo(settings, paths, new_admin_password=reset_admin))
     endpoint = Endpoint.from_url(settings.mqtt_url)
-    fleet = Fleet(stations.credentials, template(endpoint, paths.stations, RATE_HZ))
+    trusted = (server_signing_key(paths.signing_key).public_key(),)
+    fleet = Fleet(stations.credentials, template(endpoint, paths.stations, RATE_HZ, trusted))
     return settings, Companions(settings, paths, fleet, kind, url)
 
 

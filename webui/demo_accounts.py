@@ -82,8 +82,8 @@ async def ensure_stations(database: Database, credentials_file: Path) -> Station
                 made = await devices.create_device(
                     session, actor=_DEMO, device_id=device_id, name=f"{device_id} (simulated)"
                 )
-                await devices.set_channel_units(
-                    session, actor=_DEMO, device_id=device_id, units=UNITS
+                await devices.update_config(
+                    session, actor=_DEMO, device_id=device_id, changes={"units": UNITS}
                 )
             elif not verify_mosquitto_hash(password, device.mqtt_password_hash):
                 made = await devices.rotate_credentials(session, actor=_DEMO, device_id=device_id)

@@ -35,6 +35,11 @@ class DemoPaths:
         return self.root.resolve() / "stations"
 
     @property
+    def signing_key(self) -> Path:
+        """The server's signing key; stations trust its public half beside it."""
+        return self.root.resolve() / "server-signing-key.pem"
+
+    @property
     def credentials(self) -> Path:
         """The stations' MQTT passwords (0600)."""
         return self.root.resolve() / "stations.json"

@@ -25,10 +25,12 @@ def encode(message: dict[str, Any]) -> bytes:
     return orjson.dumps(message)
 
 
-def _envelope(payload: bytes, kind: str, device_id: str) -> dict[str, Any] | Drop:
+def read_envelope(
+    payload: bytes, kind: str, device_id: str, *, max_bytes: int = MAX_BYTES
+) -> dict[str, Any] | Drop:
     """The JSON object of a ``kind`` message for ``device_id``, or why it is dropped."""
-    if len(payload) > MAX_BYTES:
-        return Drop(DropReason.TOO_LARGE, f"{len(payload)} bytes > {MAX_BYTES}")
+    if len(payload) > max_bytes:
+        return Drop(DropReason.TOO_LARGE, f"{len(payload)} bytes > {max_bytes}")
     try:
         message = orjson.loads(payload)
     except orjson.JSONDecodeError as error:
@@ -45,7 +47,7 @@ def _envelope(payload: bytes, kind: str, device_id: str) -> dict[str, Any] | Dro
     return message
 
 
-def _count(value: object) -> int | None:
+def json_count(value: object) -> int | None:
     """A non-negative JSON integer, or None."""
     return value if type(value) is int and 0 <= value < 2**63 else None
 
@@ -74,10 +76,10 @@ class Ack:
     @classmethod
     def parse(cls, payload: bytes, device_id: str) -> Ack | Drop:
         """Read an ack received on ``device_id``'s topic."""
-        message = _envelope(payload, cls.TYPE, device_id)
+        message = read_envelope(payload, cls.TYPE, device_id)
         if isinstance(message, Drop):
             return message
-        stream, acked = message.get("stream"), _count(message.get("acked_seq"))
+        stream, acked = message.get("stream"), json_count(message.get("acked_seq"))
         if not isinstance(stream, str) or not stream or acked is None:
             return Drop(DropReason.MALFORMED, "an ack needs a stream and a non-negative acked_seq")
         return cls(device_id, stream, acked)
@@ -112,7 +114,7 @@ class Status:
     @classmethod
     def parse(cls, payload: bytes, device_id: str) -> Status | Drop:
         """Read a status received on ``device_id``'s topic."""
-        message = _envelope(payload, cls.TYPE, device_id)
+        message = read_envelope(payload, cls.TYPE, device_id)
         if isinstance(message, Drop):
             return message
         state, reason = message.get("state"), message.get("reason")
@@ -156,11 +158,11 @@ class Heartbeat:
     @classmethod
     def parse(cls, payload: bytes, device_id: str) -> Heartbeat | Drop:
         """Read a heartbeat received on ``device_id``'s topic."""
-        message = _envelope(payload, cls.TYPE, device_id)
+        message = read_envelope(payload, cls.TYPE, device_id)
         if isinstance(message, Drop):
             return message
         fields = {
-            name: _count(message.get(name, 0))
+            name: json_count(message.get(name, 0))
             for name in ("interval_s", "uptime_s", "outbox", "config_version")
         }
         interval = fields["interval_s"]

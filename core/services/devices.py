@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ from core.db.models import Device, DeviceConfig, TelemetryGap
 from core.errors import ConflictError, InvalidError, NotFoundError
 from core.passwords import mosquitto_hash, new_device_secret
 from core.protocol import topics
+from core.protocol.station_config import ConfigError, check_settings
 from core.services import audit
 from core.services.actor import Actor
 
@@ -169,17 +171,36 @@ async def channel_units(session: AsyncSession, *, actor: Actor, device_id: str) 
     return units
 
 
-async def set_channel_units(
-    session: AsyncSession, *, actor: Actor, device_id: str, units: dict[str, str]
-) -> None:
-    """Ask the device to report ``units`` (channel → unit) in its desired configuration."""
-    actor.require("config:write")
+async def device_config(session: AsyncSession, *, actor: Actor, device_id: str) -> DeviceConfig:
+    """The device's desired configuration and what it last reported."""
+    actor.require("devices:read")
     config = await session.get(DeviceConfig, device_id)
     if config is None:
         msg = f"no device with id '{device_id}'"
         raise NotFoundError(msg)
+    return config
+
+
+async def update_config(
+    session: AsyncSession, *, actor: Actor, device_id: str, changes: Mapping[str, Any]
+) -> DeviceConfig:
+    """Change settings of the device's desired configuration (``None`` removes one).
+
+    The result must be a configuration a station can run (``check_settings``), or nothing
+    changes and ``InvalidError`` says why. Each change is a new version, audited; the
+    backbone publishes it signed once the transaction has committed.
+    """
+    actor.require("config:write")
+    config = await device_config(session, actor=actor, device_id=device_id)
     before = dict(config.desired)
-    config.desired = {**config.desired, "units": dict(units)}  # a new dict: JSON change tracked
+    merged = {**before, **changes}
+    try:
+        desired = check_settings({k: v for k, v in merged.items() if v is not None})
+    except ConfigError as error:
+        raise InvalidError(str(error)) from error
+    if desired == before:
+        return config
+    config.desired = desired  # a new dict: the JSON change is tracked
     config.desired_version += 1
     config.updated_at = hlc.now()
     await audit.record(
@@ -189,5 +210,7 @@ async def set_channel_units(
         target_type="device",
         target_id=device_id,
         before=before,
-        after=config.desired,
+        after={**desired, "version": config.desired_version},
     )
+    await session.flush()
+    return config

@@ -6,6 +6,11 @@ acknowledged is replayed at QoS 1 in seq order, a few batches in flight at a tim
 samples are never stuck behind it; later, anything left unacknowledged for RESEND_AFTER
 (a live message the broker dropped, say) is replayed too. Rows leave the outbox only when
 the server's ack watermark covers them.
+
+The sampling interval and heartbeat period come from the device's configuration: the
+server's signed ``config/desired`` is verified, applied at once, kept in the outbox file
+(a restart offline keeps it) and answered on ``config/reported``; the station's own flags
+only fill in what no configuration has said yet.
 """
 
 from __future__ import annotations
@@ -31,8 +36,16 @@ from core.mqtt.supervisor import (
     Supervisor,
 )
 from core.protocol import topics
-from core.protocol.drops import Drop
+from core.protocol.drops import Drop, DropReason
 from core.protocol.messages import Ack, Heartbeat, Status
+from core.protocol.signing import VerifyingKey
+from core.protocol.station_config import (
+    ConfigReport,
+    DesiredConfig,
+    Outcome,
+    Refused,
+    read_desired,
+)
 from core.protocol.telemetry import MAX_GAPS, Gap, Sample, Value, encode_batch
 from desktop.agent.outbox import CapPolicy, Outbox, OutboxFullError
 from desktop.agent.sources import Source
@@ -59,6 +72,8 @@ class AgentConfig:
     replay_ahead: int = 1_500
     max_rows: int = 5_000_000
     policy: CapPolicy = CapPolicy.DROP_OLDEST
+    # The server's public keys: desired configurations must be signed by one of them.
+    server_keys: tuple[VerifyingKey, ...] = ()
 
     @property
     def outbox_path(self) -> Path:
@@ -91,6 +106,10 @@ class AgentState:
     replay_sent: int = 0
     refused: int = 0  # samples the refuse policy turned away
     dropped: int = 0  # samples the drop-oldest policy removed before the server had them
+    config_version: int = 0  # the configuration applied; 0 while none has been
+    settings: dict[str, Any] = field(default_factory=dict)  # as the configuration gave them
+    interval_s: float = 1.0  # in effect: the configuration's, else the station's flag
+    heartbeat_s: int = 5
     events: deque[AgentEvent] = field(default_factory=lambda: deque(maxlen=EVENT_LOG))
 
 
@@ -125,7 +144,10 @@ class Agent:
         self._replay_from = 0  # seq after which the current replay continues
         self._replay_until = 0  # first seq that went (or goes) live on this connection
         self._ack_moved = time.monotonic()
+        self._retimed = asyncio.Event()  # the sampling interval changed
+        self._reported = -1  # the applied version the server was last told of
         self._sync_counts()
+        self._use_settings(*self.outbox.applied_config())
 
     # -- observing ---------------------------------------------------------------------
 
@@ -152,8 +174,12 @@ class Agent:
 
     async def start(self) -> None:
         """Subscribe to acks, connect, and start sampling, replaying and heartbeats."""
+        d = self.config.device_id
         await self.supervisor.route(
-            Route(topics.telemetry_ack(self.config.device_id), 1, self._decode_ack, self._on_ack)
+            Route(topics.telemetry_ack(d), 1, self._decode_ack, self._on_ack)
+        )
+        await self.supervisor.route(
+            Route(topics.config_desired(d), 1, self._decode_desired, self._on_desired)
         )
         await self.supervisor.start()
         loop = asyncio.get_running_loop()
@@ -235,8 +261,14 @@ class Agent:
                 await self.sample_once()
             except Exception:
                 log.exception("sampling failed")
-            next_at += self.config.interval_s
-            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            last, next_at = next_at, next_at + self.state.interval_s
+            while (delay := next_at - time.monotonic()) > 0:
+                self._retimed.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._retimed.wait()
+                    # A new interval counts from the last sample, not from the old schedule.
+                    next_at = last + self.state.interval_s
 
     # -- replay ------------------------------------------------------------------------------
 
@@ -333,18 +365,85 @@ class Agent:
         self._wake.set()
 
     async def _heartbeat_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.heartbeat_s)
-            beat = Heartbeat(
-                self.config.device_id,
-                interval_s=self.config.heartbeat_s,
-                uptime_s=int(time.monotonic() - self._started),
-                outbox=self.outbox.depth,
-            )
-            with contextlib.suppress(NotConnectedError):
-                await self.supervisor.publish(
-                    topics.heartbeat(self.config.device_id), beat.encode()
-                )
+        last = time.monotonic()
+        while True:  # looks every second, so a shorter period applies at once
+            await asyncio.sleep(min(1.0, self.state.heartbeat_s))
+            if time.monotonic() - last >= self.state.heartbeat_s:
+                last = time.monotonic()
+                await self._beat()
+
+    async def _beat(self) -> None:
+        beat = Heartbeat(
+            self.config.device_id,
+            interval_s=self.state.heartbeat_s,
+            uptime_s=int(time.monotonic() - self._started),
+            outbox=self.outbox.depth,
+            config_version=self.state.config_version,
+        )
+        with contextlib.suppress(NotConnectedError):
+            await self.supervisor.publish(topics.heartbeat(self.config.device_id), beat.encode())
+
+    # -- configuration --------------------------------------------------------------------
+
+    def _use_settings(self, version: int, settings: dict[str, Any]) -> None:
+        state = self.state
+        state.config_version, state.settings = version, settings
+        state.interval_s = float(settings.get("interval_s", self.config.interval_s))
+        state.heartbeat_s = int(settings.get("heartbeat_s", self.config.heartbeat_s))
+        self._retimed.set()
+
+    def _decode_desired(
+        self, topic: topics.ParsedTopic, payload: bytes
+    ) -> DesiredConfig | Refused | Drop:
+        if not payload:  # the server cleared the retained message: nothing is asked
+            return Drop(DropReason.MALFORMED, "empty desired configuration")
+        now_ms = int(time.time() * 1000)
+        return read_desired(payload, self.config.device_id, self.config.server_keys, now_ms=now_ms)
+
+    async def _on_desired(self, desired: DesiredConfig | Refused) -> None:
+        applied = self.state.config_version
+        if isinstance(desired, Refused):
+            self._event("config", f"desired configuration refused: {desired.detail}")
+            await self._report("rejected", desired.version or 0, desired.detail)
+            return
+        if desired.version < applied:  # say so: a restored server must not think it applies
+            detail = f"version {desired.version} is older than the applied {applied}"
+            self._event("config", f"desired configuration refused: {detail}")
+            await self._report("rejected", desired.version, detail)
+            return
+        if desired.version == applied:  # the retained copy, again on every connect
+            if self._reported != applied:
+                await self._report("applied", applied)
+            return
+        async with self._io:
+            await asyncio.to_thread(self.outbox.save_config, desired.version, desired.settings)
+        self._use_settings(desired.version, desired.settings)
+        self._event(
+            "config",
+            f"configuration v{desired.version} applied: a sample every "
+            f"{self.state.interval_s:g} s, a heartbeat every {self.state.heartbeat_s} s",
+        )
+        await self._report("applied", desired.version)
+        await self._beat()  # the server sees the new version without waiting a period
+
+    async def _report(self, outcome: Outcome, desired_version: int, detail: str = "") -> None:
+        state = self.state
+        report = ConfigReport(
+            self.config.device_id,
+            state.config_version,
+            state.settings,
+            outcome,
+            desired_version,
+            detail,
+        )
+        topic = topics.config_reported(self.config.device_id)
+        try:
+            await self.supervisor.publish(topic, report.encode(), qos=1, retain=True)
+        except Exception as error:  # the retained desired comes again on the next connect
+            log.info("config report not sent: %s", error)
+            return
+        if outcome == "applied":
+            self._reported = state.config_version
 
     def snapshot(self) -> dict[str, Any]:
         """A plain copy of the state, for logs and tests."""
@@ -356,4 +455,5 @@ class Agent:
             "last_seq": state.last_seq,
             "acked_seq": state.acked_seq,
             "depth": state.depth,
+            "config_version": state.config_version,
         }

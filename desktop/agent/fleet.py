@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from core.mqtt.endpoint import Endpoint
+from core.protocol.signing import VerifyingKey
 from desktop.agent.agent import Agent, AgentConfig
 from desktop.agent.sources import Simulated
 
@@ -71,6 +72,13 @@ class Fleet:
         return sum(1 for agent in self.agents if agent.supervisor.connected)
 
 
-def template(endpoint: Endpoint, data_dir: Path, rate_hz: float) -> AgentConfig:
+def template(
+    endpoint: Endpoint,
+    data_dir: Path,
+    rate_hz: float,
+    server_keys: tuple[VerifyingKey, ...] = (),
+) -> AgentConfig:
     """The configuration every simulated station shares but for its id and password."""
-    return AgentConfig("template", endpoint, data_dir, interval_s=1.0 / rate_hz)
+    return AgentConfig(
+        "template", endpoint, data_dir, interval_s=1.0 / rate_hz, server_keys=server_keys
+    )

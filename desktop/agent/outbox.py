@@ -1,9 +1,10 @@
 """The station's SQLite outbox: every sample is committed here before anything is sent.
 
-Rows leave only when the server's ack watermark covers them. The stream id and the seq
-counter live in the same file, so a restarted station goes on where it stopped and never
-reuses a seq. When the cap is reached, the declared policy applies: drop the oldest rows
-(and remember exactly which, to report them) or refuse new samples — never silently.
+Rows leave only when the server's ack watermark covers them. The stream id, the seq
+counter and the applied configuration live in the same file, so a restarted station goes
+on where it stopped, with the settings it had, and never reuses a seq. When the cap is
+reached, the declared policy applies: drop the oldest rows (and remember exactly which, to
+report them) or refuse new samples — never silently.
 """
 
 from __future__ import annotations
@@ -206,6 +207,17 @@ class Outbox:
             "SELECT first_seq, last_seq, count, reason FROM drops ORDER BY first_seq"
         ).fetchall()
         return [DroppedRange(*row) for row in rows]
+
+    def applied_config(self) -> tuple[int, dict[str, Any]]:
+        """The configuration version the station last applied, and its settings ({} if none)."""
+        version = int(self._meta("config_version") or "0")
+        return version, json.loads(self._meta("config") or "{}")
+
+    def save_config(self, version: int, settings: dict[str, Any]) -> None:
+        """Remember an applied configuration, so the station starts with it even offline."""
+        with self._transaction():
+            self._set_meta("config_version", str(version))
+            self._set_meta("config", json.dumps(settings, separators=(",", ":")))
 
     def close(self) -> None:
         """Close the file."""

@@ -47,11 +47,24 @@ class StationController(QObject):
         view.title.setText(config.device_id)
         view.config_device.setText(config.device_id)
         view.config_broker.setText(str(config.endpoint))
-        view.config_interval.setText(f"{config.interval_s:g} s between samples")
         policy = config.policy.value.replace("_", " ")
         view.config_cap.setText(f"{config.max_rows:,} rows, then {policy}")
         view.config_outbox.setText(str(config.outbox_path))
         view.config_stream.setText(self.agent.state.stream)
+        self._show_settings()
+
+    def _show_settings(self) -> None:
+        """What the configuration in effect says (it changes when the server sends one)."""
+        state, view = self.agent.state, self.view
+        self._shown_version = state.config_version
+        view.config_interval.setText(
+            f"{state.interval_s:g} s between samples, a heartbeat every {state.heartbeat_s} s"
+        )
+        view.config_version.setText(
+            f"version {state.config_version}, signed by the server"
+            if state.config_version
+            else "none received yet: the station's own settings"
+        )
 
     def refresh(self) -> None:
         """Show the agent's state as it is now (the timer calls this ~5 times a second)."""
@@ -66,6 +79,8 @@ class StationController(QObject):
         view.dropped.setText(f"{state.dropped:,}")
         view.refused.setText(f"{state.refused:,}")
         self._show_replay(state.replay_total, state.replay_sent)
+        if state.config_version != self._shown_version:
+            self._show_settings()
         if state.last_seq != self._shown_seq:
             self._shown_seq = state.last_seq
             view.values_model.set_values(state.values)

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from core.db.engine import Database
 from core.db.models import AuditEntry, DeviceConfig
-from core.errors import ForbiddenError, NotFoundError
+from core.errors import ForbiddenError, InvalidError, NotFoundError
 from core.services import devices
 from core.services.actor import Actor
 
@@ -19,8 +19,8 @@ async def test_units_are_set_audited_and_read_back(database: Database) -> None:
     async with database.session() as session:
         await devices.create_device(session, actor=ADMIN, device_id="kiln-1")
         assert await devices.channel_units(session, actor=READER, device_id="kiln-1") == {}
-        await devices.set_channel_units(
-            session, actor=ADMIN, device_id="kiln-1", units={"temp": "°C"}
+        await devices.update_config(
+            session, actor=ADMIN, device_id="kiln-1", changes={"units": {"temp": "°C"}}
         )
     async with database.session() as session:
         assert await devices.channel_units(session, actor=READER, device_id="kiln-1") == {
@@ -51,6 +51,37 @@ async def test_what_the_station_reports_wins_and_junk_is_ignored(database: Datab
 async def test_setting_units_needs_config_write_and_a_device(database: Database) -> None:
     async with database.session() as session:
         with pytest.raises(ForbiddenError):
-            await devices.set_channel_units(session, actor=READER, device_id="x", units={})
+            await devices.update_config(session, actor=READER, device_id="x", changes={})
         with pytest.raises(NotFoundError):
-            await devices.set_channel_units(session, actor=ADMIN, device_id="nope", units={})
+            await devices.update_config(session, actor=ADMIN, device_id="nope", changes={})
+
+
+async def test_a_config_change_is_checked_merged_and_versioned(database: Database) -> None:
+    async with database.session() as session:
+        await devices.create_device(session, actor=ADMIN, device_id="kiln-1")
+        await devices.update_config(
+            session, actor=ADMIN, device_id="kiln-1", changes={"interval_s": 2, "heartbeat_s": 5}
+        )
+        with pytest.raises(InvalidError, match=r"interval_s must be 0\.05-3600 s"):
+            await devices.update_config(
+                session, actor=ADMIN, device_id="kiln-1", changes={"interval_s": 0}
+            )
+        with pytest.raises(InvalidError, match="unknown setting"):
+            await devices.update_config(
+                session, actor=ADMIN, device_id="kiln-1", changes={"rate": 3}
+            )
+        # None removes a setting; a change that changes nothing is no new version.
+        await devices.update_config(
+            session, actor=ADMIN, device_id="kiln-1", changes={"heartbeat_s": None}
+        )
+        config = await devices.update_config(
+            session, actor=ADMIN, device_id="kiln-1", changes={"interval_s": 2.0}
+        )
+        assert (config.desired, config.desired_version) == ({"interval_s": 2.0}, 2)
+        entries = await session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "device.config")
+        )
+        assert [e.after for e in entries] == [
+            {"interval_s": 2.0, "heartbeat_s": 5, "version": 1},
+            {"interval_s": 2.0, "version": 2},
+        ]

@@ -1,4 +1,5 @@
-"""/api/v1/devices: stations (read needs ``devices:read``, changes ``devices:write``)."""
+"""/api/v1/devices: stations (read needs ``devices:read``, changes ``devices:write``, their
+configuration ``config:write``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from core.protocol.topics import DEVICE_ID_PATTERN
 from core.services import devices
 from core.services.actor import Actor
 from webui.api.schemas import (
+    DeviceConfigOut,
+    DeviceConfigUpdate,
     DeviceCreate,
     DeviceCredentialsOut,
     DeviceOut,
@@ -22,6 +25,7 @@ from webui.deps import SessionDep, require
 router = APIRouter(prefix="/devices", tags=["devices"])
 Reader = Annotated[Actor, Depends(require("devices:read"))]
 Writer = Annotated[Actor, Depends(require("devices:write"))]
+ConfigWriter = Annotated[Actor, Depends(require("config:write"))]
 # A malformed id is a 422 naming the field, never a database error (NUL breaks PostgreSQL).
 DeviceId = Annotated[str, Path(pattern=DEVICE_ID_PATTERN)]
 
@@ -101,6 +105,30 @@ async def update_device(
     )
     _changed(request, background, device_id)
     return _out(device)
+
+
+@router.get("/{device_id}/config")
+async def get_config(device_id: DeviceId, session: SessionDep, actor: Reader) -> DeviceConfigOut:
+    """The configuration the device should run, and what it last reported running."""
+    config = await devices.device_config(session, actor=actor, device_id=device_id)
+    return DeviceConfigOut.model_validate(config, from_attributes=True)
+
+
+@router.patch("/{device_id}/config")
+async def update_config(
+    device_id: DeviceId,
+    body: DeviceConfigUpdate,
+    session: SessionDep,
+    actor: ConfigWriter,
+    request: Request,
+    background: BackgroundTasks,
+) -> DeviceConfigOut:
+    """Change the desired configuration (a new version); the station gets it signed."""
+    config = await devices.update_config(
+        session, actor=actor, device_id=device_id, changes=body.model_dump(exclude_unset=True)
+    )
+    background.add_task(request.app.state.backbone.config_changed, device_id)
+    return DeviceConfigOut.model_validate(config, from_attributes=True)
 
 
 @router.post("/{device_id}/disable")

@@ -134,6 +134,22 @@ class DeviceUpdate(Strict):
     enabled: bool | None = None
 
 
+class DeviceConfigUpdate(Strict):
+    """Settings to change in the desired configuration; ``null`` removes one."""
+
+    interval_s: float | None = Field(default=None, description="seconds between samples")
+    heartbeat_s: int | None = Field(default=None, description="seconds between heartbeats")
+    units: dict[str, str] | None = Field(default=None, description="channel → unit")
+
+
+class DeviceConfigOut(BaseModel):
+    desired: dict[str, Any]
+    desired_version: int
+    reported: dict[str, Any]
+    reported_version: int
+    reported_at: datetime | None
+
+
 class DeviceCredentialsOut(BaseModel):
     device: DeviceOut
     mqtt_username: str

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
 from core.db.engine import Database
 from core.mqtt.endpoint import Endpoint
 from core.mqtt.routing import Router
-from core.mqtt.supervisor import LinkState, Options, Outgoing, Supervisor
+from core.mqtt.supervisor import LinkEvent, LinkState, Options, Outgoing, Supervisor
 from core.protocol import topics
 from core.protocol.messages import encode
+from core.protocol.signing import SigningKey, load_or_create
 from core.protocol.telemetry import Limits
 from core.settings import Settings
 from webui.backbone.accounts import BrokerAccounts
+from webui.backbone.configs import DeviceConfigs
 from webui.backbone.directory import DeviceDirectory
 from webui.backbone.hub import Hub
 from webui.backbone.ingest import Ingest, IngestOptions
@@ -51,6 +55,16 @@ def supervisor_for(settings: Settings, router: Router) -> Supervisor | None:
     return Supervisor(endpoint, options, router)
 
 
+def server_signing_key(path: Path) -> SigningKey:
+    """The server's signing key (created when absent), its public half kept beside it."""
+    key = load_or_create(path)
+    public = path.with_name(f"{path.stem}.pub.pem")
+    pem = key.public_key().to_pem()
+    if not public.exists() or public.read_bytes() != pem:
+        public.write_bytes(pem)
+    return key
+
+
 class Backbone:
     """Starts and stops the link, ingest and presence together; answers health and metrics."""
 
@@ -82,8 +96,13 @@ class Backbone:
         )
         self.hub = Hub()
         self.ingest.add_listener(self.hub.on_commit)
-        for route in [*self.ingest.routes(), *self.presence.routes()]:
+        self.signing_key = server_signing_key(settings.signing_key_file)
+        self.configs = DeviceConfigs(database, self.signing_key, self._publish_retained)
+        for route in [*self.ingest.routes(), *self.presence.routes(), *self.configs.routes()]:
             self.router.add(route)
+        self._background: set[asyncio.Task[None]] = set()
+        if self.supervisor is not None:
+            self.supervisor.add_listener(self._on_link)
         self.accounts: BrokerAccounts | None = None
         if settings.broker_password_file is not None:
             server = None
@@ -101,6 +120,26 @@ class Backbone:
         self.directory.forget(device_id)
         await self._sync_accounts()
 
+    async def config_changed(self, device_id: str) -> None:
+        """After a device's desired configuration changed (committed): publish it."""
+        if self._link_up():
+            try:
+                await self.configs.publish(device_id)
+            except Exception as error:  # the next connect publishes every configuration
+                log.warning("desired configuration of %s not published: %s", device_id, error)
+
+    def _on_link(self, event: LinkEvent) -> None:
+        if event.state is LinkState.CONNECTED:  # retained copies may be gone: publish all
+            task = asyncio.get_running_loop().create_task(self._publish_configs())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _publish_configs(self) -> None:
+        try:
+            await self.configs.publish_all()
+        except Exception:  # the next connect tries again; a change publishes on its own
+            log.exception("publishing desired configurations failed")
+
     async def _sync_accounts(self) -> None:
         """Write the broker's accounts; a broker that cannot be told must not stop ingest."""
         if self.accounts is None:
@@ -112,6 +151,10 @@ class Backbone:
 
     def _link_up(self) -> bool:
         return self.supervisor is not None and self.supervisor.connected
+
+    async def _publish_retained(self, topic: str, payload: bytes) -> None:
+        assert self.supervisor is not None  # configurations are published only when linked
+        await self.supervisor.publish(topic, payload, qos=1, retain=True)
 
     async def _publish_ack(self, topic: str, payload: bytes) -> None:
         assert self.supervisor is not None  # acks only follow messages the link received
@@ -143,6 +186,8 @@ class Backbone:
 
     async def stop(self) -> None:
         """Store and ack what was received, then say goodbye to the broker."""
+        for task in list(self._background):
+            task.cancel()
         await self.ingest.stop()
         await self.presence.stop()
         if self.supervisor is not None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from pytestqt.qtbot import QtBot
 
 from core.mqtt.supervisor import LinkEvent, LinkState
+from core.protocol.station_config import DesiredConfig
 from desktop.agent.agent import Agent, AgentEvent
 from desktop.agent.outbox import CapPolicy
 from desktop.agent.sources import Simulated
@@ -49,12 +50,23 @@ def test_shows_the_configuration_in_effect(
     assert view.config_device.text() == DEVICE
     assert view.config_broker.text() == str(agent.config.endpoint)
     assert "unused" not in view.config_broker.text()  # the password is never shown
-    assert view.config_interval.text() == "0.05 s between samples"
+    assert view.config_interval.text() == "0.05 s between samples, a heartbeat every 5 s"
+    assert view.config_version.text() == "none received yet: the station's own settings"
     assert view.config_cap.text() == "10,000 rows, then drop oldest"
     assert view.config_outbox.text() == str(agent.config.outbox_path)
     assert view.config_stream.text() == agent.state.stream
     assert view.badge.text() == "offline"  # not started yet
     assert view.replay.text() == "nothing to replay"
+
+
+async def test_a_configuration_from_the_server_shows_once_applied(
+    agent: Agent, view: StationView, controller: StationController
+) -> None:
+    await agent._on_desired(DesiredConfig(DEVICE, 4, {"interval_s": 2, "heartbeat_s": 10}))
+    controller.refresh()
+    assert view.config_interval.text() == "2 s between samples, a heartbeat every 10 s"
+    assert view.config_version.text() == "version 4, signed by the server"
+    assert any("configuration v4 applied" in line for line in log_lines(view))
 
 
 async def test_new_samples_fill_the_table_and_the_chart(

@@ -175,3 +175,29 @@ async def test_reported_gaps_are_listed_for_readers(
     [gap] = listed.json()
     assert (gap["stream"], gap["first_seq"], gap["last_seq"], gap["count"]) == ("s1", 1, 60, 60)
     assert (await client.get(f"{DEVICES}/nope/gaps", headers=viewer)).status_code == 404
+
+
+async def test_configuration_is_changed_checked_and_read_back(
+    client: httpx.AsyncClient, login_as: LoginAs
+) -> None:
+    """Each change is a version; a setting no station can run is a 422 that changes nothing."""
+    admin = await login_as("ada")
+    await client.post(DEVICES, json={"id": "press-07"}, headers=admin)
+    url = f"{DEVICES}/press-07/config"
+    changed = await client.patch(url, json={"interval_s": 0.5, "units": {"t": "K"}}, headers=admin)
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["desired"] == {"interval_s": 0.5, "units": {"t": "K"}}
+    for body, reason in [
+        ({"interval_s": 0}, "interval_s must be 0.05-3600 s"),
+        ({"heartbeat_s": 9999}, "heartbeat_s must be whole seconds"),
+        ({"units": {"Bad Name": "K"}}, "bad channel name"),
+        ({"rate": 2}, "rate"),
+    ]:
+        refused = await client.patch(url, json=body, headers=admin)
+        assert refused.status_code == 422 and reason in refused.text, refused.text
+    removed = await client.patch(url, json={"units": None}, headers=admin)
+    assert removed.json()["desired"] == {"interval_s": 0.5}
+    read = (await client.get(url, headers=await login_as("vic"))).json()
+    assert read["desired_version"] == 2 and read["reported_version"] == 0
+    missing = await client.patch(f"{DEVICES}/nope/config", json={}, headers=admin)
+    assert missing.status_code == 404

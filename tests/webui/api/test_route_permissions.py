@@ -33,6 +33,8 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/devices"): "devices:write",
     ("GET", "/api/v1/devices/{device_id}"): "devices:read",
     ("GET", "/api/v1/devices/{device_id}/gaps"): "devices:read",
+    ("GET", "/api/v1/devices/{device_id}/config"): "devices:read",
+    ("PATCH", "/api/v1/devices/{device_id}/config"): "config:write",
     ("GET", "/api/v1/devices/{device_id}/channels"): "telemetry:read",
     ("GET", "/api/v1/devices/{device_id}/history"): "telemetry:read",
     ("GET", "/api/v1/devices/{device_id}/telemetry.csv"): "reports:read",
@@ -50,6 +52,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/v1/roles/{role_id}"): {"description": "changed"},
     ("POST", "/api/v1/devices"): {"id": "press-99"},
     ("PATCH", "/api/v1/devices/{device_id}"): {"name": "Press"},
+    ("PATCH", "/api/v1/devices/{device_id}/config"): {"interval_s": 2},
 }
 VIEWER_PERMISSIONS = BUILTIN_ROLES[VIEWER][1]
 LOGOUT = ("POST", "/api/v1/auth/logout")
