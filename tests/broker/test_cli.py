@@ -1,4 +1,8 @@
-"""`precisionpulse broker ...`, run as a user would."""
+"""`precisionpulse broker ...`, run as a user would.
+
+The actions are ``main()`` calls in-process (a subprocess costs seconds of imports); ``broker run``
+stays a real process, since only one can take Ctrl-C as a user would send it.
+"""
 
 from __future__ import annotations
 
@@ -20,32 +24,20 @@ from core.passwords import verify_mosquitto_hash
 TIMEOUT = 60  # seconds; a cold start of the command line imports the database stack
 
 
-def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``python -m core.cli ARGS`` without any PP_ setting from the test's environment."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("PP_")}
-    return subprocess.run(
-        [sys.executable, "-m", "core.cli", *args],
-        capture_output=True,
-        text=True,
-        env=environ,
-        cwd=cwd,
-        timeout=TIMEOUT,
-        check=False,
-    )
-
-
-def test_certs_are_written_once_unless_forced(tmp_path: Path) -> None:
+def test_certs_are_written_once_unless_forced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "certs"
-    first = run("broker", "certs", "--out", str(out), "--client", "press-07", cwd=tmp_path)
-    assert first.returncode == 0, first.stderr
+    assert cli.main(["broker", "certs", "--out", str(out), "--client", "press-07"]) == 0
     names = {"ca.crt", "ca.key", "server.crt", "server.key", "press-07.crt", "press-07.key"}
     assert {path.name for path in out.iterdir()} == names
     ca = (out / "ca.crt").read_bytes()
+    capsys.readouterr()
 
-    second = run("broker", "certs", "--out", str(out), cwd=tmp_path)
-    assert second.returncode == 1
-    assert second.stderr.startswith("error: a CA exists already"), second.stderr
-    assert "--force" in second.stderr and "Traceback" not in second.stderr
+    assert cli.main(["broker", "certs", "--out", str(out)]) == 1
+    stderr = capsys.readouterr().err
+    assert stderr.startswith("error: a CA exists already"), stderr
+    assert "--force" in stderr
     assert (out / "ca.crt").read_bytes() == ca
 
 
