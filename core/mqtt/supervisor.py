@@ -25,6 +25,7 @@ from aiomqtt.exceptions import MqttConnectError
 
 from core.mqtt.endpoint import Endpoint
 from core.mqtt.routing import Route, Router
+from core.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -189,10 +190,8 @@ class Supervisor:
                         farewell.topic, farewell.payload, qos=farewell.qos, retain=farewell.retain
                     )
         task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if task is not None:  # the client disconnects cleanly within its own timeout
+            await cancel_and_wait([task], retry_s=self.options.publish_timeout + 1)
         self._set(LinkState.STOPPED)
 
     def _new_client(self) -> aiomqtt.Client:

@@ -47,6 +47,7 @@ from core.protocol.station_config import (
     read_desired,
 )
 from core.protocol.telemetry import MAX_GAPS, Gap, Sample, Value, encode_batch
+from core.tasks import cancel_and_wait
 from desktop.agent.outbox import CapPolicy, Outbox, OutboxFullError
 from desktop.agent.sources import Source
 
@@ -188,12 +189,8 @@ class Agent:
 
     async def stop(self) -> None:
         """Stop sampling, publish the clean farewell, close the outbox."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        tasks, self._tasks = self._tasks, []
+        await cancel_and_wait(tasks)
         await self.supervisor.stop()
         async with self._io:
             await asyncio.to_thread(self.outbox.close)
