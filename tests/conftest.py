@@ -15,8 +15,10 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from passlib.context import CryptContext
 from sqlalchemy.engine import make_url
 
+from core import passwords
 from core.db import migrations
 from core.db.engine import Database
 from core.db.models import Base
@@ -26,6 +28,36 @@ from tests.mqtt.broker import mosquitto  # noqa: F401  (a fixture for every test
 
 PG_ENV = "PP_TEST_DATABASE_URL"
 BACKENDS = ["sqlite", "postgresql"] if os.environ.get(PG_ENV) else ["sqlite"]
+
+
+# Argon2 at the cost tests need to run the real algorithm, not at the cost that slows attackers:
+# the production setting spends ~0.2 s per hash or check, and most server tests create two
+# accounts and sign in (a minute and more of the suite). tests/core/test_passwords.py checks
+# the production cost itself, under the marker below.
+_TEST_ARGON2 = CryptContext(
+    schemes=["argon2"],
+    argon2__memory_cost=1024,  # KiB
+    argon2__rounds=1,
+    argon2__parallelism=1,
+)
+_TEST_DUMMY_HASH = _TEST_ARGON2.hash("not anyone's password")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the marker that keeps a test on production-cost password hashing."""
+    config.addinivalue_line(
+        "markers", "production_argon2: hash passwords at the production cost, not the test one"
+    )
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hash people's passwords with a cheap argon2 unless the test asks for the real cost."""
+    if request.node.get_closest_marker("production_argon2") is None:
+        monkeypatch.setattr(passwords, "_context", _TEST_ARGON2)
+        monkeypatch.setattr(passwords, "_DUMMY_HASH", _TEST_DUMMY_HASH)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

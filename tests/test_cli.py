@@ -44,7 +44,7 @@ class Result:
     stderr: str
 
 
-Run = Callable[..., Result]
+Run = Callable[..., Result | subprocess.CompletedProcess[str]]
 
 
 def run(

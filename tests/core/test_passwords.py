@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from passlib.hash import argon2
 
 from core.passwords import (
     MOSQUITTO_ITERATIONS,
@@ -12,6 +13,16 @@ from core.passwords import (
     verify_mosquitto_hash,
     verify_password,
 )
+
+# Runs with the production hashing cost, which the rest of the suite lowers (tests/conftest.py).
+pytestmark = pytest.mark.production_argon2
+
+
+def test_argon2_costs_at_least_rfc_9106s_second_choice() -> None:
+    """argon2id with 64 MiB and 3 passes (RFC 9106, section 4): what the suite swaps out."""
+    params = argon2.from_string(hash_password("correct horse"))
+    assert params.type == "id"
+    assert params.memory_cost >= 64 * 1024 and params.rounds >= 3
 
 
 def test_argon2_round_trip() -> None:
