@@ -117,6 +117,21 @@ def _open_offline_reasons(data_dir: Path) -> dict[str, str]:
         return dict(db.execute(query).fetchall())
 
 
+def _see_configurations_applied(demo: Demo, headers: dict[str, str]) -> None:
+    """Every station runs the units the demo set, signed by the demo server, and said so."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        configs = {
+            d: httpx.get(f"{demo.url}/api/v1/devices/{d}/config", headers=headers).json()
+            for d in STATIONS
+        }
+        if all(c["reported_version"] == c["desired_version"] == 1 for c in configs.values()):
+            assert all(c["reported"] == c["desired"] for c in configs.values()), configs
+            return
+        time.sleep(0.2)
+    pytest.fail(f"stations did not apply their configuration: {configs}\n{demo.output()}")
+
+
 def _see_stations_streaming(demo: Demo, data_dir: Path, headers: dict[str, str], rows: int) -> int:
     """All three stations registered, started, and storing telemetry beyond ``rows``."""
     devices = httpx.get(f"{demo.url}/api/v1/devices", headers=headers).json()
@@ -140,6 +155,7 @@ def test_demo_runs_stops_on_ctrl_c_and_keeps_its_data(tmp_path: Path, demos: lis
     assert password is not None, first.output()
     headers = _login(first, password.group(1))
     rows = _see_stations_streaming(first, data, headers, rows=0)
+    _see_configurations_applied(first, headers)
     credentials = json.loads((data / "stations.json").read_text())
     assert set(credentials) == STATIONS and (data / "stations.json").stat().st_mode & 0o077 == 0
 
