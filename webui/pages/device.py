@@ -13,6 +13,7 @@ from webui import signin
 from webui.backbone.hub import LivePoint, Reading
 from webui.backbone.presence import DeviceState
 from webui.components import live_chart
+from webui.components.config_card import ConfigCard
 from webui.components.live_chart import LiveChart
 from webui.components.presence_badge import PresenceBadge
 from webui.components.values import show_value, when, when_ms
@@ -34,10 +35,17 @@ def register() -> None:
             units = await devices.channel_units(session, actor=actor, device_id=device.id)
             known = await history.channels(session, actor=actor, device_id=device.id)
             events = await offline_events.recent(session, actor=actor, device_id=device.id)
+            config = None
+            if actor.can("devices:read"):
+                config = await devices.device_config(session, actor=actor, device_id=device.id)
         with frame(f"Device {device.id}", actor) as ticker:
             view = DeviceView(actor, device.id, units)
             view.build({info.channel for info in known if info.type == "boolean"}, events)
             ticker.add(view.update)
+            if config is not None:
+                card = ConfigCard(actor, device.id)
+                card.build(config)
+                ticker.add(lambda: card.follow(view.reported_version()))
 
 
 async def found_device(
@@ -127,6 +135,11 @@ class DeviceView:
         if status != self._status:  # a transition: the connection history has a new line
             self._status = status
             background_tasks.create(self._reload_events(), name="reload offline events")
+
+    def reported_version(self) -> int | None:
+        """The configuration version the station's heartbeats name, if heard."""
+        state = signin.backbone().presence.state(self.device_id)
+        return None if state is None else state.config_version
 
     def _current_status(self) -> str | None:
         state = signin.backbone().presence.state(self.device_id)

@@ -5,17 +5,22 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
+import pytest
 from nicegui import app, ui
 from nicegui.testing.user import User
 
 from core.db.engine import Database
 from core.protocol.messages import Heartbeat, Status
+from core.protocol.station_config import ConfigReport
 from core.protocol.telemetry import Batch, Sample
 from core.services import devices
 from core.services.actor import Actor
 from tests.webui.conftest import ADMIN_PASSWORD, VIEWER_PASSWORD
 from tests.webui.pages.test_login import signed_in
 from webui.backbone.server import Backbone
+
+# What a user sees here does not depend on the database: PostgreSQL alone (tests/conftest.py).
+pytestmark = pytest.mark.backends("one")
 
 SHELL = Actor(name="test", permissions=frozenset({"devices:write", "devices:read"}))
 
@@ -98,6 +103,49 @@ async def test_device_page_shows_values_charts_and_offline_history(
     await backbone.presence.on_status(Status("kiln-1", "offline", "clean"))
     await user.should_see(content="offline · clean", retries=20, marker="device-status")
     await user.should_see(marker="offline-event clean")
+
+
+async def test_an_admin_changes_the_configuration_and_sees_the_station_apply_it(
+    user: User, database: Database
+) -> None:
+    """The form sends a new version; a bad value is refused in words; the report shows."""
+    await _register(database, "kiln-1")
+    await signed_in(user, "ada", ADMIN_PASSWORD)
+    await user.open("/devices/kiln-1")
+    await user.should_see(content="Nothing asked yet", retries=20, marker="config-desired")
+    await user.should_see(content="has not reported", marker="config-reported")
+
+    user.find(marker="config-interval").type("0.5")
+    user.find(marker="config-heartbeat").type("10")
+    user.find(marker="config-save").click()
+    await user.should_see(
+        content="version 1: a sample every 0.5 s; a heartbeat every 10 s",
+        retries=20,
+        marker="config-desired",
+    )
+    user.find(marker="config-interval").clear().type("0.01")
+    user.find(marker="config-save").click()
+    await user.should_see(content="interval_s must be 0.05-3600 s", retries=20)
+    await user.should_see(content="version 1:", marker="config-desired")  # nothing changed
+
+    # The station applies it: its report is stored, its heartbeat names the version.
+    backbone = _backbone()
+    settings = {"interval_s": 0.5, "heartbeat_s": 10}
+    await backbone.configs._on_report(ConfigReport("kiln-1", 1, settings, "applied", 1))
+    await backbone.presence.on_heartbeat(Heartbeat("kiln-1", interval_s=10, config_version=1))
+    await user.should_see(
+        content="The station runs version 1", retries=40, marker="config-reported"
+    )
+
+
+async def test_a_viewer_sees_the_configuration_without_the_form(
+    user: User, database: Database
+) -> None:
+    await _register(database, "kiln-1")
+    await signed_in(user, "vic", VIEWER_PASSWORD)
+    await user.open("/devices/kiln-1")
+    await user.should_see(content="Nothing asked yet", retries=20, marker="config-desired")
+    await user.should_not_see(marker="config-save")
 
 
 async def test_unknown_device_page_says_so(user: User) -> None:
