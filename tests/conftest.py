@@ -44,9 +44,14 @@ _TEST_DUMMY_HASH = _TEST_ARGON2.hash("not anyone's password")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the marker that keeps a test on production-cost password hashing."""
+    """Register the markers of this conftest (pyproject.toml lists the project-wide ones)."""
     config.addinivalue_line(
         "markers", "production_argon2: hash passwords at the production cost, not the test one"
+    )
+    config.addinivalue_line(
+        "markers",
+        "backends(how): 'one' runs a database test on PostgreSQL alone when it is configured, "
+        "'each' (the default) on every backend",
     )
 
 
@@ -60,20 +65,32 @@ def _cheap_password_hashing(
         monkeypatch.setattr(passwords, "_DUMMY_HASH", _TEST_DUMMY_HASH)
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Run ``production_database`` tests on PostgreSQL only, when it is configured.
+def _backends(item: pytest.Item) -> str:
+    """``one`` or ``each``: on how many backends a test of ``database_url`` should run."""
+    marker = item.get_closest_marker("backends")
+    return str(marker.args[0]) if marker is not None else "each"
 
-    They take seconds each (brokers killed, stations restarted); the SQLite store they would
-    also exercise is covered by the quicker ingest and outbox tests on both backends.
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run some tests on PostgreSQL only, when it is configured (else on SQLite).
+
+    ``production_database`` tests take seconds each (brokers killed, stations restarted); the
+    SQLite store they would also exercise is covered by the quicker ingest and outbox tests on
+    both backends. ``backends("one")`` tests check what a user sees of the API or the pages,
+    which the database does not change; tests of storage, migrations, ingest, history and
+    constraint races run on each backend (the default, or ``backends("each")`` to override
+    a module's mark).
     """
     if "postgresql" not in BACKENDS:
         return
-    kept, dropped = [], []
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
     for item in items:
         callspec = getattr(item, "callspec", None)
         on_sqlite = callspec is not None and callspec.params.get("database_url") == "sqlite"
         heavy = item.get_closest_marker("production_database") is not None
-        (dropped if heavy and on_sqlite else kept).append(item)
+        one = _backends(item) == "one"
+        (dropped if on_sqlite and (heavy or one) else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept

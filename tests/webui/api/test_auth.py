@@ -6,9 +6,13 @@ import asyncio
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.webui.api.helpers import audit_entries
 from tests.webui.conftest import ADMIN_PASSWORD, LoginAs
+
+# What a user sees here does not depend on the database: PostgreSQL alone (tests/conftest.py).
+pytestmark = pytest.mark.backends("one")
 
 LOGIN, REFRESH, ME = "/api/v1/auth/login", "/api/v1/auth/refresh", "/api/v1/auth/me"
 

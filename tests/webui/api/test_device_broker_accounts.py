@@ -16,6 +16,9 @@ from tests.mqtt.broker import SERVER, RunningBroker, eventually
 from tests.webui.conftest import LoginAs
 from webui.backbone.server import Backbone
 
+# What a user sees here does not depend on the database: PostgreSQL alone (tests/conftest.py).
+pytestmark = pytest.mark.backends("one")
+
 
 @pytest.fixture
 def settings(settings: Settings, mosquitto: RunningBroker) -> Settings:

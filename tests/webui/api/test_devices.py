@@ -16,6 +16,9 @@ from core.services import telemetry
 from tests.webui.api.helpers import assert_rejected, audit_entries
 from tests.webui.conftest import LoginAs
 
+# What a user sees here does not depend on the database: PostgreSQL alone (tests/conftest.py).
+pytestmark = pytest.mark.backends("one")
+
 DEVICES = "/api/v1/devices"
 
 
@@ -112,6 +115,7 @@ async def test_bad_input_is_422_naming_the_field(
     assert (await client.get(DEVICES, headers=admin)).json() == []
 
 
+@pytest.mark.backends("each")  # a constraint or stored data, per database
 async def test_duplicate_id_is_409(client: httpx.AsyncClient, login_as: LoginAs) -> None:
     """Registering an id twice is a conflict naming the id."""
     admin = await login_as("ada")
@@ -152,6 +156,7 @@ async def test_changes_are_audited_with_before_and_after(
     assert secret["mqtt_password"] not in str(rows)
 
 
+@pytest.mark.backends("each")  # a constraint or stored data, per database
 async def test_simultaneous_duplicates_get_one_201_and_409s(
     client: httpx.AsyncClient, login_as: LoginAs
 ) -> None:
@@ -162,6 +167,7 @@ async def test_simultaneous_duplicates_get_one_201_and_409s(
     assert statuses == [201, 409, 409, 409]
 
 
+@pytest.mark.backends("each")  # a constraint or stored data, per database
 async def test_reported_gaps_are_listed_for_readers(
     client: httpx.AsyncClient, login_as: LoginAs, database: Database
 ) -> None:
@@ -177,6 +183,7 @@ async def test_reported_gaps_are_listed_for_readers(
     assert (await client.get(f"{DEVICES}/nope/gaps", headers=viewer)).status_code == 404
 
 
+@pytest.mark.backends("each")  # a constraint or stored data, per database
 async def test_configuration_is_changed_checked_and_read_back(
     client: httpx.AsyncClient, login_as: LoginAs
 ) -> None:

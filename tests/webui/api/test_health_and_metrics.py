@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import httpx
+import pytest
+
+# What a user sees here does not depend on the database: PostgreSQL alone (tests/conftest.py).
+pytestmark = pytest.mark.backends("one")
 
 
 async def test_health_reports_a_disabled_broker_link(client: httpx.AsyncClient) -> None:

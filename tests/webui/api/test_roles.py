@@ -11,6 +11,9 @@ from core.rbac import PERMISSIONS
 from tests.webui.api.helpers import assert_rejected, audit_entries
 from tests.webui.conftest import LoginAs
 
+# What a user sees here does not depend on the database: PostgreSQL alone (tests/conftest.py).
+pytestmark = pytest.mark.backends("one")
+
 ROLES = "/api/v1/roles"
 
 
@@ -83,6 +86,7 @@ async def test_bad_input_is_422_naming_the_field(
     assert len((await client.get(ROLES, headers=admin)).json()) == 2
 
 
+@pytest.mark.backends("each")  # a constraint or stored data, per database
 async def test_duplicate_names_are_409(client: httpx.AsyncClient, login_as: LoginAs) -> None:
     """A name in use, built-in or custom, on create or rename, is a conflict."""
     admin = await login_as("ada")

@@ -10,6 +10,9 @@ import pytest
 from tests.webui.api.helpers import assert_rejected, audit_entries
 from tests.webui.conftest import LoginAs
 
+# What a user sees here does not depend on the database: PostgreSQL alone (tests/conftest.py).
+pytestmark = pytest.mark.backends("one")
+
 USERS = "/api/v1/users"
 
 
@@ -75,6 +78,7 @@ async def test_bad_input_is_422_naming_the_field(
     assert len((await client.get(USERS, headers=admin)).json()) == 2
 
 
+@pytest.mark.backends("each")  # a constraint or stored data, per database
 async def test_duplicate_username_is_409(client: httpx.AsyncClient, login_as: LoginAs) -> None:
     """A taken username (even of a deleted user) is a conflict naming the field."""
     admin = await login_as("ada")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import pytest
 from nicegui import ui
 from nicegui.testing.user import User
 
@@ -12,6 +13,9 @@ from core.db.engine import Database
 from core.services import users
 from tests.webui.conftest import ADMIN_PASSWORD
 from tests.webui.pages.test_login import sign_in, signed_in
+
+# What a user sees here does not depend on the database: PostgreSQL alone (tests/conftest.py).
+pytestmark = pytest.mark.backends("one")
 
 
 async def eventually(condition: Callable[[], object], seconds: float = 3.0) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from nicegui.testing.user import User
 
 from tests.webui.conftest import ADMIN_PASSWORD, VIEWER_PASSWORD
+
+# What a user sees here does not depend on the database: PostgreSQL alone (tests/conftest.py).
+pytestmark = pytest.mark.backends("one")
 
 
 async def sign_in(user: User, username: str, password: str) -> None:
