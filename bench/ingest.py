@@ -21,22 +21,18 @@ import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import aiomqtt
-import asyncpg
 
-from bench.stack import DEFAULT_DATABASE, database_of_its_own, running_stack
+from bench.stack import DEFAULT_DATABASE, database_of_its_own, raw_copy_rate, running_stack
 from core.protocol import topics
 from core.protocol.messages import Ack
 from core.protocol.telemetry import Batch, Sample, encode_batch, parse_batch
-from core.services.telemetry import COLUMNS, rows_of
 from webui.backbone.server import Backbone
 
 PASSWORD = "bench-device-secret"
 BASE_TS = 1_764_170_000_000
 NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)  # as the supervisor's own client
-COPY_BATCH_ROWS = 5_000  # the baseline commits like a busy ingest: thousands of rows a time
 
 
 @dataclass(frozen=True)
@@ -75,11 +71,11 @@ def _batches(shape: Shape, device: str, stream: str = "throughput") -> Iterator[
 # -- publishers (a child process) ----------------------------------------------------------
 
 
-def _publish_process(port: int, shape: Shape, started: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _publish_process(port: int, shape: Shape, started: multiprocessing.Queue) -> None:
     asyncio.run(_publish_all(port, shape, started))
 
 
-async def _publish_all(port: int, shape: Shape, started: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+async def _publish_all(port: int, shape: Shape, started: multiprocessing.Queue) -> None:
     payloads = {_device(n): list(_batches(shape, _device(n))) for n in range(shape.devices)}
     started.put(time.time())
     await asyncio.gather(*(_publish_device(port, d, p) for d, p in payloads.items()))
@@ -103,7 +99,7 @@ async def _publish_device(port: int, device: str, payloads: list[bytes]) -> None
         await asyncio.gather(*(one(p) for p in payloads))
 
 
-def _latency_process(port: int, rate: float, seconds: float, result: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _latency_process(port: int, rate: float, seconds: float, result: multiprocessing.Queue) -> None:
     result.put(asyncio.run(_latency(port, rate, seconds)))
 
 
@@ -168,19 +164,7 @@ async def _baseline_copy(url: str, shape: Shape) -> float:
             batch = parse_batch(payload, _device(n))
             assert isinstance(batch, Batch), batch
             batches.append(batch)
-    rows = rows_of(batches, received_at=datetime.now(UTC))
-    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await connection.execute("CREATE TABLE bench_copy (LIKE telemetry INCLUDING ALL)")
-        start = time.perf_counter()
-        for low in range(0, len(rows), COPY_BATCH_ROWS):
-            async with connection.transaction():
-                await connection.copy_records_to_table(
-                    "bench_copy", records=rows[low : low + COPY_BATCH_ROWS], columns=COLUMNS
-                )
-        return len(rows) / (time.perf_counter() - start)
-    finally:
-        await connection.close()
+    return await raw_copy_rate(url, batches)
 
 
 async def run(args: argparse.Namespace) -> dict[str, float]:

@@ -1,11 +1,12 @@
 """Replay benchmark: a station buffers POINTS offline, reconnects, and replays them.
 
 End to end (station process → Mosquitto → server ingest → PostgreSQL) replay throughput,
-next to the rate a bare SELECT reads the same outbox in the same run; and the latency of
-the station's live samples (sampled → committed on the server) while the replay runs,
-next to the same station idle.
+next to the rates a bare SELECT reads the same outbox and a bare COPY stores the same points
+in the same run; and the latency of the station's live samples (sampled → committed on the
+server) while the replay runs, next to the same station idle. Each phase drops the samples
+of its first WARMUP_S after the connect.
 
-    python -m bench.replay [--points 1000000 --channels 5 --live-hz 10]
+    python -m bench.replay [--points 1000000 --channels 5 --live-hz 10 --idle-samples 150]
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-from bench.stack import DEFAULT_DATABASE, database_of_its_own, running_stack
+from bench.stack import DEFAULT_DATABASE, database_of_its_own, raw_copy_rate, running_stack
 from core.mqtt.endpoint import Endpoint
-from core.protocol.telemetry import Batch, Value
+from core.protocol.telemetry import Batch, Sample, Value
 from desktop.agent.agent import Agent, AgentConfig
 from desktop.agent.outbox import Outbox
 from webui.backbone.server import Backbone
@@ -31,6 +32,10 @@ from webui.backbone.server import Backbone
 PASSWORD = "bench-station-secret"
 IDLE, REPLAYING = "bench-idle", "bench-replay"
 BASE_TS = 1_764_170_000_000
+# A fresh station process and the server's first statements (pool connections, the staging
+# table) take a few hundred ms in the first second: startup, not the steady state measured.
+WARMUP_S = 2.0
+SETTLE_S = 0.5  # after the idle phase, for its last samples to be committed
 
 
 class Channels:
@@ -46,6 +51,13 @@ class Channels:
             f"ch{c}": self.n + c if c % 2 else Decimal(self.n % 10_000) / 100
             for c in range(self.count)
         }
+
+
+def _backlog(samples: int, channels: int) -> Batch:
+    """The points ``_fill`` buffers, as one batch (for the raw COPY baseline)."""
+    source = Channels(channels)
+    buffered = (Sample(n + 1, BASE_TS + n, source.read()) for n in range(samples))
+    return Batch(REPLAYING, "baseline", "replay", tuple(buffered))
 
 
 def _fill(path: Path, samples: int, channels: int) -> None:
@@ -71,7 +83,7 @@ def _raw_read_rate(path: Path, channels: int) -> float:
 
 def _station(
     port: int, device: str, data_dir: Path, hz: float, channels: int, events: multiprocessing.Queue
-) -> None:  # type: ignore[type-arg]
+) -> None:
     """A station process: connect, report when connected and when the backlog is acked."""
 
     async def run() -> None:
@@ -93,8 +105,9 @@ def _station(
 class LiveProbe:
     """Collects sampled → committed latencies (ms) of one station's live samples."""
 
-    def __init__(self, backbone: Backbone, device: str) -> None:
+    def __init__(self, backbone: Backbone, device: str, *, since: float) -> None:
         self.device = device
+        self.since_ms = since * 1000  # samples taken before this wall time are not counted
         self.latencies: list[float] = []
         self._remove = backbone.ingest.add_listener(self._committed)
 
@@ -102,7 +115,9 @@ class LiveProbe:
         now = time.time() * 1000
         for batch in batches:
             if batch.device_id == self.device and batch.origin == "live":
-                self.latencies.extend(now - sample.ts for sample in batch.samples)
+                self.latencies.extend(
+                    now - sample.ts for sample in batch.samples if sample.ts >= self.since_ms
+                )
 
     def close(self) -> list[float]:
         """Stop collecting; the latencies so far."""
@@ -119,7 +134,7 @@ def _p99(values: list[float]) -> float:
 
 
 async def run(args: argparse.Namespace) -> dict[str, float]:
-    """Idle latency, then the replay with live samples running; returns the figures."""
+    """Idle latency, the replay with live samples running, then a raw COPY; the figures."""
     samples = args.points // args.channels
     workdir = Path(tempfile.mkdtemp(prefix="pp-replay-"))
     _fill(workdir / f"{REPLAYING}.outbox.db", samples, args.channels)
@@ -147,24 +162,31 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
             return process
 
         idle = station(IDLE)
-        await event(IDLE, "connected", 60)
-        probe = LiveProbe(stack.backbone, IDLE)
-        await asyncio.sleep(args.idle_seconds)
+        connected = await event(IDLE, "connected", 60)
+        probe = LiveProbe(stack.backbone, IDLE, since=connected + WARMUP_S)
+        until = connected + WARMUP_S + args.idle_samples / args.live_hz + SETTLE_S
+        await asyncio.sleep(until - time.time())
         idle_latency = probe.close()
         idle.terminate()
 
         replaying = station(REPLAYING)
         connected = await event(REPLAYING, "connected", 60)
-        probe = LiveProbe(stack.backbone, REPLAYING)
+        probe = LiveProbe(stack.backbone, REPLAYING, since=connected + WARMUP_S)
         acked = await event(REPLAYING, "acked", 900)
         replay_latency = probe.close()
         replaying.terminate()
+        await stack.backbone.ingest.drain()
+        copy = await raw_copy_rate(url, [_backlog(samples, args.channels)])
+    replay = samples * args.channels / (acked - connected)
     return {
-        "replay_points_per_s": samples * args.channels / (acked - connected),
+        "replay_points_per_s": replay,
+        "raw_copy_points_per_s": copy,
+        "replay_to_raw_copy": replay / copy,
         "raw_sqlite_read_points_per_s": raw,
         "replay_seconds": acked - connected,
         "idle_live_p50_ms": _p50(idle_latency),
         "idle_live_p99_ms": _p99(idle_latency),
+        "live_samples_idle": float(len(idle_latency)),
         "replay_live_p50_ms": _p50(replay_latency),
         "replay_live_p99_ms": _p99(replay_latency),
         "live_samples_during_replay": float(len(replay_latency)),
@@ -177,7 +199,9 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=1_000_000, help="buffered offline")
     parser.add_argument("--channels", type=int, default=5, help="per sample")
     parser.add_argument("--live-hz", type=float, default=10, help="live samples a second")
-    parser.add_argument("--idle-seconds", type=float, default=5, help="idle latency phase")
+    parser.add_argument(
+        "--idle-samples", type=int, default=150, help="idle phase, after the warm-up"
+    )
     parser.add_argument("--database-url", default=DEFAULT_DATABASE)
     args = parser.parse_args()
     figures = asyncio.run(run(args))
@@ -186,6 +210,8 @@ def main() -> None:
         f"  end-to-end replay  {figures['replay_points_per_s']:>12,.0f} points/s "
         f"({figures['replay_seconds']:.1f} s)"
     )
+    print(f"  raw COPY           {figures['raw_copy_points_per_s']:>12,.0f} points/s")
+    print(f"  replay / raw COPY  {figures['replay_to_raw_copy']:>12.2f}")
     print(f"  raw SQLite read    {figures['raw_sqlite_read_points_per_s']:>12,.0f} points/s")
     print(
         f"  live p50/p99 idle          {figures['idle_live_p50_ms']:.1f} / "

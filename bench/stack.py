@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -17,11 +19,14 @@ from core.db import migrations
 from core.db.engine import Database
 from core.db.models import Device
 from core.passwords import mosquitto_hash
+from core.protocol.telemetry import Batch
+from core.services.telemetry import COLUMNS, rows_of
 from core.settings import Settings
 from webui.backbone.server import Backbone
 
 SERVER = ("server", "bench-server-secret")
 DEFAULT_DATABASE = os.environ.get("PP_BENCH_DATABASE_URL", "postgresql://root@127.0.0.1:5432/test")
+COPY_BATCH_ROWS = 5_000  # the baseline commits like a busy ingest: thousands of rows a time
 
 
 @dataclass(frozen=True)
@@ -84,3 +89,20 @@ async def running_stack(url: str, stations: Mapping[str, str]) -> AsyncIterator[
         finally:
             await backbone.stop()
             await database.close()
+
+
+async def raw_copy_rate(url: str, batches: Iterable[Batch]) -> float:
+    """Rows a second a bare asyncpg COPY stores of ``batches``, into a same-indexed table."""
+    rows = rows_of(batches, received_at=datetime.now(UTC))
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await connection.execute("CREATE TABLE bench_copy (LIKE telemetry INCLUDING ALL)")
+        start = time.perf_counter()
+        for low in range(0, len(rows), COPY_BATCH_ROWS):
+            async with connection.transaction():
+                await connection.copy_records_to_table(
+                    "bench_copy", records=rows[low : low + COPY_BATCH_ROWS], columns=COLUMNS
+                )
+        return len(rows) / (time.perf_counter() - start)
+    finally:
+        await connection.close()

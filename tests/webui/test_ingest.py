@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from core.protocol import topics
 from core.protocol.drops import Drop
 from core.protocol.messages import Ack
 from core.protocol.telemetry import Batch, Sample, encode_batch, parse_batch
+from core.services import telemetry
 from core.settings import Settings
 from tests.mqtt.broker import DEVICES, RunningBroker, eventually
 from tests.mqtt.server import register, running_backbone
@@ -209,6 +210,38 @@ async def test_mosquitto_pub_is_stored_and_acked(
         await asyncio.to_thread(subprocess.run, command, check=True, timeout=10)
         await eventually(lambda: press.acks.get("cli") == 2)
     assert await _count(database, stream="cli") == 4
+
+
+async def test_live_samples_are_stored_while_every_other_worker_is_in_a_replay(
+    backbone: Backbone,
+    database: Database,
+    mosquitto: RunningBroker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A backlog's transactions never hold a station's live samples back."""
+    if database.dialect != "postgresql":
+        pytest.skip("SQLite has one writer: live waits for it like everything else")
+    store, release = telemetry.store, asyncio.Event()
+    held: list[str] = []
+
+    async def replays_wait(database: Database, batches: Sequence[Batch]) -> telemetry.Stored:
+        if any(batch.origin == "replay" for batch in batches):
+            held.extend(batch.stream for batch in batches)
+            await release.wait()
+        return await store(database, batches)
+
+    monkeypatch.setattr(telemetry, "store", replays_wait)
+    backlog = [f"backlog-{n}" for n in range(backbone.ingest.options.workers)]
+    async with station(mosquitto, "press-07") as press:
+        for count, stream in enumerate(backlog, start=1):  # each held by a worker of its own
+            await press.publish(_batch("press-07", stream, 1))
+            await eventually(lambda: len(held) == count)  # noqa: B023 (awaited in the loop)
+        await press.publish(_batch("press-07", "live", 1, origin="live"), replay=False)
+        await eventually(lambda: press.acks.get("live") == 1)
+        assert backlog == held and not set(backlog) & set(press.acks)
+        release.set()
+        await eventually(lambda: all(press.acks.get(stream) == 1 for stream in backlog))
+    assert await _count(database, stream="live") == 2
 
 
 _FUZZ_VALUES = st.recursive(

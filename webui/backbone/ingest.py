@@ -1,21 +1,22 @@
 """Telemetry ingest: validated batches from the link, stored in batched transactions, acked.
 
-The receive loop only checks the device and enqueues (a bounded queue: when the database
-falls behind, the loop waits instead of memory growing). Workers take whatever has queued
-up — more under load, so commits grow with the rate — store it exactly once, and publish
-each touched stream's watermark. A failed transaction is not retried here: nothing of it
-was acked, so the station replays it.
+The receive loop only checks the device and enqueues, live and replayed messages in lanes
+of their own (bounded: when the database falls behind, the loop waits instead of memory
+growing). Workers take whatever has queued up in one lane — more under load, so commits
+grow with the rate — store it exactly once, and publish each touched stream's watermark.
+One worker takes live messages only, so a backlog's long transactions never hold a live
+sample back; the others take live before replay. A failed transaction is not retried
+here: nothing of it was acked, so the station replays it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from core.db.engine import Database
 from core.mqtt.routing import Route
@@ -41,18 +42,19 @@ class IngestOptions:
     limits: Limits = DEFAULT_LIMITS
     linger_ms: float = 0.0
     max_rows: int = 5_000
-    queue_messages: int = 2_000
-    workers: int = 3
+    queue_messages: int = 2_000  # in each lane, live and replay
+    workers: int = 3  # taking either lane; on PostgreSQL one more takes live messages only
     shared: bool = True  # subscribe through $share so replicas split the load
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class _Received:
-    priority: int  # 0 live, 1 replay: the queue hands out live messages first
-    arrival: int  # then in arrival order
-    batch: Batch = field(compare=False)
-    rows: int = field(compare=False)
-    at: float = field(compare=False)  # monotonic arrival time, for the lag histogram
+    batch: Batch
+    rows: int
+    at: float  # monotonic arrival time, for the lag histogram
+
+
+_Lane = asyncio.Queue[_Received]  # live or replayed messages waiting for a worker
 
 
 class Ingest:
@@ -74,11 +76,9 @@ class Ingest:
         self._publish_ack = publish_ack
         self._drop = drop
         self.options = options
-        # Live before replay: a station's backlog must never hold its live samples back.
-        self._queue: asyncio.PriorityQueue[_Received] = asyncio.PriorityQueue(
-            options.queue_messages
-        )
-        self._arrivals = itertools.count()
+        self._live: _Lane = asyncio.Queue(options.queue_messages)
+        self._replay: _Lane = asyncio.Queue(options.queue_messages)
+        self._arrived = asyncio.Event()  # set on every enqueue; idle workers wait on it
         self._workers: list[asyncio.Task[None]] = []
         self._busy = 0
         self._acking: set[asyncio.Task[None]] = set()
@@ -107,10 +107,9 @@ class Ingest:
             self._drop(reason, f"{standing.value} device", topics.telemetry(batch.device_id))
             return
         rows = sum(len(sample.values) for sample in batch.samples)
-        priority = 0 if batch.origin == "live" else 1
-        await self._queue.put(
-            _Received(priority, next(self._arrivals), batch, rows, time.monotonic())
-        )
+        lane = self._live if batch.origin == "live" else self._replay
+        await lane.put(_Received(batch, rows, time.monotonic()))
+        self._arrived.set()
 
     def add_listener(self, listener: Callable[[list[Batch]], None]) -> Callable[[], None]:
         """Call ``listener`` with the batches of every commit; returns its remover."""
@@ -120,19 +119,26 @@ class Ingest:
     @property
     def pending(self) -> int:
         """Messages received and not yet committed."""
-        return self._queue.qsize() + self._busy
+        return self._live.qsize() + self._replay.qsize() + self._busy
 
     async def start(self) -> None:
-        """Start the workers."""
+        """Start the workers: general ones, and one for live messages only."""
         loop = asyncio.get_running_loop()
-        count = self.options.workers if self._database.dialect == "postgresql" else 1
+        both = (self._live, self._replay)
+        if self._database.dialect == "postgresql":
+            general = max(1, self.options.workers)
+            lanes = [both] * general + [(self._live,)]
+        else:
+            lanes = [both]  # SQLite has one writer: a second worker would only wait for it
         self._workers = [
-            loop.create_task(self._work(), name=f"ingest-{n}") for n in range(max(1, count))
+            loop.create_task(self._work(taking), name=f"ingest-{n}")
+            for n, taking in enumerate(lanes)
         ]
 
     async def drain(self) -> None:
         """Wait until everything received so far is committed (or failed) and acked."""
-        await self._queue.join()
+        await self._live.join()
+        await self._replay.join()
         while self._acking:
             await asyncio.wait(set(self._acking))
 
@@ -148,16 +154,29 @@ class Ingest:
                 await worker
         self._workers = []
 
-    async def _take(self) -> list[_Received]:
-        """The next transaction's messages: at least one, then whatever queued meanwhile."""
-        taken = [await self._queue.get()]
+    async def _ready(self, lanes: tuple[_Lane, ...]) -> _Lane:
+        """The first of ``lanes`` with a message waiting, once there is one."""
+        while True:
+            for lane in lanes:
+                if not lane.empty():
+                    return lane
+            self._arrived.clear()
+            await self._arrived.wait()
+
+    async def _take(self, lanes: tuple[_Lane, ...]) -> tuple[_Lane, list[_Received]]:
+        """The next transaction's messages: one lane's oldest, then whatever queued there.
+
+        A transaction holds one lane only: a live message never waits for replay rows.
+        """
+        lane = await self._ready(lanes)
+        taken = [lane.get_nowait()]
         self._busy += 1
         rows = taken[0].rows
         linger = self.options.linger_ms / 1000
         deadline = time.monotonic() + linger
         while rows < self.options.max_rows:
             try:
-                item = self._queue.get_nowait()
+                item = lane.get_nowait()
             except asyncio.QueueEmpty:
                 if linger <= 0 or time.monotonic() >= deadline:
                     break
@@ -166,11 +185,11 @@ class Ingest:
             taken.append(item)
             self._busy += 1
             rows += item.rows
-        return taken
+        return lane, taken
 
-    async def _work(self) -> None:
+    async def _work(self, lanes: tuple[_Lane, ...]) -> None:
         while True:
-            taken = await self._take()
+            lane, taken = await self._take(lanes)
             try:
                 await self._commit(taken)
             except Exception:
@@ -182,7 +201,7 @@ class Ingest:
             finally:
                 self._busy -= len(taken)
                 for _ in taken:
-                    self._queue.task_done()
+                    lane.task_done()
 
     async def _commit(self, taken: list[_Received]) -> None:
         stored = await telemetry.store(self._database, [item.batch for item in taken])
