@@ -5,8 +5,10 @@ of their own (bounded: when the database falls behind, the loop waits instead of
 growing). Workers take whatever has queued up in one lane — more under load, so commits
 grow with the rate — store it exactly once, and publish each touched stream's watermark.
 One worker takes live messages only, so a backlog's long transactions never hold a live
-sample back; the others take live before replay. A failed transaction is not retried
-here: nothing of it was acked, so the station replays it.
+sample back; the others take live before replay. Replayed messages (up to a thousand
+samples each) are parsed in threads, not on the receive loop: a live message that arrives
+behind one is read at once instead of after it. A failed transaction is not retried here:
+nothing of it was acked, so the station replays it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from core.db.engine import Database
 from core.mqtt.routing import Route
@@ -30,6 +33,7 @@ from webui.backbone.metrics import Metrics
 
 log = logging.getLogger(__name__)
 FAILURE_PAUSE = 1.0  # seconds a worker waits after a failed transaction, not to spin on it
+PARSING = 8  # replayed messages parsed at once; past this the receive loop waits
 
 Publish = Callable[[str, bytes], Awaitable[None]]
 DropSink = Callable[[DropReason, str, str], None]
@@ -55,6 +59,14 @@ class _Received:
 
 
 _Lane = asyncio.Queue[_Received]  # live or replayed messages waiting for a worker
+
+
+@dataclass(frozen=True)
+class _Unparsed:
+    """A replayed message as received: parsed later, off the receive loop."""
+
+    device_id: str
+    payload: bytes
 
 
 class Ingest:
@@ -83,18 +95,43 @@ class Ingest:
         self._busy = 0
         self._acking: set[asyncio.Task[None]] = set()
         self._listeners: list[Callable[[list[Batch]], None]] = []
+        self._parsing = asyncio.Semaphore(PARSING)
+        self._parsers: set[asyncio.Task[None]] = set()
 
-    def routes(self) -> list[Route[Batch]]:
+    def routes(self) -> list[Route[Any]]:
         """The live and replay subscriptions (QoS 0 and 1, as the protocol sends them)."""
-        plain = [(topics.ALL_TELEMETRY, 0), (topics.ALL_TELEMETRY_REPLAY, 1)]
+        share = topics.shared if self.options.shared else str
         return [
-            Route(topics.shared(f) if self.options.shared else f, qos, self._decode, self._accept)
-            for f, qos in plain
+            Route(share(topics.ALL_TELEMETRY), 0, self._decode, self._accept),
+            Route(share(topics.ALL_TELEMETRY_REPLAY), 1, self._later, self._parse_aside),
         ]
 
     def _decode(self, topic: topics.ParsedTopic, payload: bytes) -> Batch | Drop:
         assert topic.device_id is not None  # the routes match device topics only
         return parse_batch(payload, topic.device_id, limits=self.options.limits)
+
+    def _later(self, topic: topics.ParsedTopic, payload: bytes) -> _Unparsed:
+        assert topic.device_id is not None
+        return _Unparsed(topic.device_id, payload)
+
+    async def _parse_aside(self, message: _Unparsed) -> None:
+        """Hand a replayed message to a thread; wait only when PARSING are under way."""
+        await self._parsing.acquire()
+        task = asyncio.get_running_loop().create_task(self._parse_then_accept(message))
+        self._parsers.add(task)
+        task.add_done_callback(self._parsers.discard)
+
+    async def _parse_then_accept(self, message: _Unparsed) -> None:
+        try:
+            parsed = await asyncio.to_thread(
+                parse_batch, message.payload, message.device_id, limits=self.options.limits
+            )
+        finally:
+            self._parsing.release()
+        if isinstance(parsed, Drop):
+            self._drop(parsed.reason, parsed.detail, topics.telemetry_replay(message.device_id))
+            return
+        await self._accept(parsed)
 
     async def _accept(self, batch: Batch) -> None:
         standing = await self._directory.standing(batch.device_id)
@@ -119,7 +156,7 @@ class Ingest:
     @property
     def pending(self) -> int:
         """Messages received and not yet committed."""
-        return self._live.qsize() + self._replay.qsize() + self._busy
+        return len(self._parsers) + self._live.qsize() + self._replay.qsize() + self._busy
 
     async def start(self) -> None:
         """Start the workers: general ones, and one for live messages only."""
@@ -137,6 +174,8 @@ class Ingest:
 
     async def drain(self) -> None:
         """Wait until everything received so far is committed (or failed) and acked."""
+        while self._parsers:
+            await asyncio.wait(set(self._parsers))
         await self._live.join()
         await self._replay.join()
         while self._acking:
