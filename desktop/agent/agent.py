@@ -122,7 +122,7 @@ class Agent:
         self.sources = list(sources)
         self.outbox = Outbox(config.outbox_path, max_rows=config.max_rows, policy=config.policy)
         self.state = AgentState(config.device_id, stream=self.outbox.stream)
-        self._io = asyncio.Lock()  # the outbox's one connection, one call at a time
+        self._io = asyncio.Lock()  # the outbox's writing connection, one call at a time
         d = config.device_id
         status = topics.status(d)
         self.supervisor = Supervisor(
@@ -291,10 +291,11 @@ class Agent:
             await self.supervisor.wait_connected()
             ahead = self._replay_from - self.outbox.acked_seq
             if self._replay_from < self._replay_until - 1 and ahead < self.config.replay_ahead:
+                # Read beside the writer: a sample is never committed behind this read.
+                batch = await asyncio.to_thread(
+                    self.outbox.pending, self._replay_from, self.config.replay_batch
+                )
                 async with self._io:
-                    batch = await asyncio.to_thread(
-                        self.outbox.pending, self._replay_from, self.config.replay_batch
-                    )
                     dropped = self.outbox.dropped()[:MAX_GAPS]
                 batch = [s for s in batch if s.seq < self._replay_until]
                 if not batch:
@@ -317,7 +318,8 @@ class Agent:
                     await self._wake.wait()
 
     async def _send_replay(self, batch: list[Sample], gaps: list[Gap]) -> None:
-        payload = encode_batch(
+        payload = await asyncio.to_thread(  # ~10 ms for 500 samples: not on the loop
+            encode_batch,
             device_id=self.config.device_id,
             stream=self.outbox.stream,
             origin="replay",

@@ -67,7 +67,11 @@ def _decode(text: str) -> dict[str, Value]:
 
 
 class Outbox:
-    """A SQLite file (WAL) holding unacknowledged samples; blocking calls, run them in a thread."""
+    """A SQLite file (WAL) holding unacknowledged samples; blocking calls, run them in a thread.
+
+    Writes (and ``dropped``) share one connection: one call at a time. ``pending`` reads
+    on a second connection and may run beside them.
+    """
 
     def __init__(
         self,
@@ -88,6 +92,8 @@ class Outbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a process crash
         self._db.executescript(SCHEMA)
+        self._reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._reader.execute("PRAGMA query_only=1")
         with self._transaction():
             self.stream = self._meta("stream") or self._set_meta("stream", uuid.uuid4().hex)
             self._next_seq = int(self._meta("next_seq") or "1")
@@ -182,8 +188,12 @@ class Outbox:
     # -- reading and acknowledging -----------------------------------------------------------
 
     def pending(self, after_seq: int, limit: int) -> list[Sample]:
-        """Up to ``limit`` stored samples with seq > ``after_seq``, in seq order."""
-        rows = self._db.execute(
+        """Up to ``limit`` stored samples with seq > ``after_seq``, in seq order.
+
+        On a connection of its own (WAL lets it read while the other writes): the replay
+        may call this from its thread while a sample is being committed.
+        """
+        rows = self._reader.execute(
             "SELECT seq, ts, vals FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
             (after_seq, limit),
         ).fetchall()
@@ -221,4 +231,5 @@ class Outbox:
 
     def close(self) -> None:
         """Close the file."""
+        self._reader.close()
         self._db.close()

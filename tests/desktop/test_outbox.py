@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 
@@ -57,3 +58,18 @@ def test_refuse_keeps_what_is_stored(tmp_path: Path) -> None:
         outbox.append([(9, VALUES)])
     assert outbox.depth == 3 and outbox.next_seq == 4  # no seq was used up
     assert [s.seq for s in outbox.pending(0, 10)] == [1, 2, 3]
+
+
+def test_the_replay_reads_beside_a_write_in_progress(tmp_path: Path) -> None:
+    """pending() has a connection of its own: it neither waits for nor sees an open write."""
+    outbox = Outbox(tmp_path / "o.db")
+    outbox.append([(1000, VALUES)])
+    writer = outbox._db  # a sample being committed, caught halfway
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO outbox (seq, ts, vals) VALUES (2, 2000, '{}')")
+    with ThreadPoolExecutor(1) as pool:
+        read = pool.submit(outbox.pending, 0, 10).result(timeout=5)
+    assert [s.seq for s in read] == [1]
+    writer.execute("COMMIT")
+    assert [s.seq for s in outbox.pending(0, 10)] == [1, 2]
+    outbox.close()
