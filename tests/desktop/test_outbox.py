@@ -66,7 +66,7 @@ def test_the_replay_reads_beside_a_write_in_progress(tmp_path: Path) -> None:
     outbox.append([(1000, VALUES)])
     writer = outbox._db  # a sample being committed, caught halfway
     writer.execute("BEGIN IMMEDIATE")
-    writer.execute("INSERT INTO outbox (seq, ts, vals) VALUES (2, 2000, '{}')")
+    writer.execute("INSERT INTO outbox (seq, ts, vals) VALUES (2, 2000, '{\"parts\":4}')")
     with ThreadPoolExecutor(1) as pool:
         read = pool.submit(outbox.pending, 0, 10).result(timeout=5)
     assert [s.seq for s in read] == [1]
