@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -37,7 +36,8 @@ async def test_thirty_stations_each_deliver_every_sample_once(
         await fleet.start()
         try:
             await eventually(lambda: fleet.connected() == 30)
-            await asyncio.sleep(1.5)
+            # Until every station has sampled the five rows the assertions below ask for.
+            await eventually(lambda: all(a.outbox.next_seq - 1 >= 5 for a in fleet.agents))
             sampled = {a.config.device_id: a.outbox.next_seq - 1 for a in fleet.agents}
             await eventually(
                 lambda: all(a.state.acked_seq >= sampled[a.config.device_id] for a in fleet.agents)
