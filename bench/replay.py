@@ -82,13 +82,28 @@ def _raw_read_rate(path: Path, channels: int) -> float:
 
 
 def _station(
-    port: int, device: str, data_dir: Path, hz: float, channels: int, events: multiprocessing.Queue
+    port: int,
+    device: str,
+    data_dir: Path,
+    hz: float,
+    channels: int,
+    events: multiprocessing.Queue,
+    pacing: tuple[int, int],
 ) -> None:
     """A station process: connect, report when connected and when the backlog is acked."""
 
     async def run() -> None:
         endpoint = Endpoint("127.0.0.1", port, username=device, password=PASSWORD)
-        config = AgentConfig(device, endpoint, data_dir, interval_s=1 / hz, heartbeat_s=60)
+        batch, ahead = pacing
+        config = AgentConfig(
+            device,
+            endpoint,
+            data_dir,
+            interval_s=1 / hz,
+            heartbeat_s=60,
+            replay_batch=batch,
+            replay_ahead=ahead,
+        )
         agent = Agent(config, [Channels(channels)])
         backlog = agent.outbox.next_seq - 1
         await agent.start()
@@ -140,6 +155,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
     _fill(workdir / f"{REPLAYING}.outbox.db", samples, args.channels)
     raw = _raw_read_rate(workdir / f"{REPLAYING}.outbox.db", args.channels)
     context = multiprocessing.get_context("spawn")
+    pacing = (args.replay_batch, args.replay_ahead)
     async with (
         database_of_its_own(args.database_url) as url,
         running_stack(url, {IDLE: PASSWORD, REPLAYING: PASSWORD}) as stack,
@@ -156,7 +172,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         def station(device: str) -> multiprocessing.process.BaseProcess:
             process = context.Process(
                 target=_station,
-                args=(stack.port, device, workdir, args.live_hz, args.channels, events),
+                args=(stack.port, device, workdir, args.live_hz, args.channels, events, pacing),
             )
             process.start()
             return process
@@ -201,6 +217,18 @@ def main() -> None:
     parser.add_argument("--live-hz", type=float, default=10, help="live samples a second")
     parser.add_argument(
         "--idle-samples", type=int, default=150, help="idle phase, after the warm-up"
+    )
+    parser.add_argument(
+        "--replay-batch",
+        type=int,
+        default=AgentConfig.replay_batch,
+        help="samples a replay message (the station's setting)",
+    )
+    parser.add_argument(
+        "--replay-ahead",
+        type=int,
+        default=AgentConfig.replay_ahead,
+        help="samples replayed past the server's ack at most (the station's setting)",
     )
     parser.add_argument("--database-url", default=DEFAULT_DATABASE)
     args = parser.parse_args()
