@@ -9,6 +9,7 @@ same rules as ``render_acl``. amqtt has no MQTT 5 and no ``$share``: never for p
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,6 +25,9 @@ from broker.config import DEFAULT_SERVER_USERNAME
 from broker.credentials import PasswordFile
 from core.passwords import verify_mosquitto_hash
 from core.protocol import topics
+
+log = logging.getLogger(__name__)
+SHUTDOWN_TIMEOUT_S = 10.0  # amqtt waits on its clients' sessions; never forever
 
 
 class PasswordFileAuth(BaseAuthPlugin):
@@ -120,4 +124,8 @@ async def running_amqtt(
     try:
         yield broker
     finally:
-        await broker.shutdown()
+        try:
+            async with asyncio.timeout(SHUTDOWN_TIMEOUT_S):
+                await broker.shutdown()
+        except TimeoutError:  # its clients are cut off anyway when the process ends
+            log.warning("amqtt did not shut down within %s s; left as it was", SHUTDOWN_TIMEOUT_S)

@@ -144,6 +144,9 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> None:
         print(f"broker ({broker.kind}) listening on {broker.host}:{broker.port}", flush=True)
         if shown:
             print(shown, flush=True)
+        # Ctrl-C ends the wait like SIGTERM does: the broker then shuts down on the normal
+        # path, not from inside a cancellation.
         stop = asyncio.Event()
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
         await stop.wait()
