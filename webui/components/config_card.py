@@ -66,18 +66,18 @@ class ConfigCard:
                     self.heartbeat.mark("config-heartbeat")
                     ui.button("Send to the station", on_click=self.save).mark("config-save")
                 self.error = ui.label().classes("text-negative").mark("config-error")
-        self.show(config)
+        self.show(config, fill_form=True)
 
-    async def reload(self) -> None:
+    async def reload(self, *, fill_form: bool = False) -> None:
         """Show the configuration as stored now."""
         async with signin.database().session() as session:
             config = await devices.device_config(
                 session, actor=self.actor, device_id=self.device_id
             )
-            self.show(config)
+            self.show(config, fill_form=fill_form)
 
-    def show(self, config: DeviceConfig) -> None:
-        """Fill the card from ``config``."""
+    def show(self, config: DeviceConfig, *, fill_form: bool) -> None:
+        """Fill the card from ``config``; the form too when asked (never under the typing)."""
         desired, version = dict(config.desired), config.desired_version
         reported, reported_version = dict(config.reported), config.reported_version
         self.desired.text = (
@@ -87,7 +87,7 @@ class ConfigCard:
         )
         self.reported.text = _reported(reported_version, reported, config.reported_at)
         self.shown_reported = reported_version
-        if self.actor.can("config:write"):
+        if fill_form and self.actor.can("config:write"):
             self.interval.value = desired.get("interval_s")
             self.heartbeat.value = desired.get("heartbeat_s")
 
@@ -131,4 +131,4 @@ class ConfigCard:
         self.error.text = ""
         await signin.backbone().config_changed(self.device_id)
         ui.notify(f"Version {version} sent to {self.device_id}")
-        await self.reload()
+        await self.reload(fill_form=True)

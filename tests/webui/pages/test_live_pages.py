@@ -136,6 +136,8 @@ async def test_an_admin_changes_the_configuration_and_sees_the_station_apply_it(
     await user.should_see(
         content="The station runs version 1", retries=40, marker="config-reported"
     )
+    typed = user.find(marker="config-interval").elements.pop()
+    assert isinstance(typed, ui.number) and typed.value == 0.01  # a reload keeps what is typed
 
 
 async def test_a_viewer_sees_the_configuration_without_the_form(
