@@ -131,6 +131,13 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> None:
     from broker.credentials import PasswordFile
     from broker.launcher import embedded_broker
 
+    # Ctrl-C ends the wait as SIGTERM does, so the broker shuts down on the normal path, not
+    # from inside a cancellation. The handlers go in before anything is announced: a
+    # process started from a non-interactive shell's background job inherits SIGINT
+    # ignored, and a Ctrl-C sent as soon as the banner shows must still count.
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
     username = settings.mqtt_username or config.DEFAULT_SERVER_USERNAME
     users, shown = {}, ""
     if settings.mqtt_password:
@@ -144,9 +151,4 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> None:
         print(f"broker ({broker.kind}) listening on {broker.host}:{broker.port}", flush=True)
         if shown:
             print(shown, flush=True)
-        # Ctrl-C ends the wait like SIGTERM does: the broker then shuts down on the normal
-        # path, not from inside a cancellation.
-        stop = asyncio.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
         await stop.wait()
