@@ -78,6 +78,7 @@ async def running_stack(url: str, stations: Mapping[str, str]) -> AsyncIterator[
             mqtt_password=SERVER[1],
             mqtt_client_id="pp-bench-server",
             mqtt_shared_ingest=broker.kind == "mosquitto",
+            signing_key_file=workdir / "server-signing-key.pem",  # not the checkout's data/
         )
         backbone = Backbone(settings, database)
         await backbone.start()
