@@ -52,7 +52,7 @@ class DeviceDirectory:
         self._read_at = -float("inf")
         self._misses: dict[str, _Entry] = {}  # devices asked for one by one since then
         self._reading = asyncio.Lock()
-        self.queries = 0  # database round trips so far, for tests and metrics
+        self.queries = 0  # database round trips so far (tests count them)
 
     async def standing(self, device_id: str) -> Standing:
         """The device's standing, at most TTL seconds old."""
