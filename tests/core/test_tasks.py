@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from core.tasks import cancel_and_wait
+from core.tasks import Listeners, TaskSet, cancel_and_wait
 
 
 async def test_a_task_that_swallows_a_cancellation_is_still_stopped() -> None:
@@ -42,3 +42,57 @@ async def test_what_a_task_ended_with_is_raised_and_finished_tasks_are_fine() ->
     await asyncio.sleep(0)
     with pytest.raises(ValueError, match="cleanup failed"):
         await cancel_and_wait([done, failing])
+
+
+def test_listeners_are_told_in_order_and_one_failing_does_not_silence_the_rest(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    heard: list[str] = []
+    listeners: Listeners[int] = Listeners("test")
+
+    def broken(event: int) -> None:
+        raise RuntimeError("boom")
+
+    listeners.add(lambda e: heard.append(f"a{e}"))
+    remove_broken = listeners.add(broken)
+    remove_b = listeners.add(lambda e: heard.append(f"b{e}"))
+    listeners.emit(1)
+    assert heard == ["a1", "b1"]
+    assert "test listener failed" in caplog.text
+    remove_b()
+    remove_b()  # removing twice is harmless
+    remove_broken()
+    listeners.emit(2)
+    assert heard == ["a1", "b1", "a2"] and len(listeners) == 1
+
+
+async def test_a_task_set_holds_tasks_until_done_and_cancels_the_rest(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tasks = TaskSet("test")
+    finished = asyncio.Event()
+
+    async def quick() -> int:
+        return 1
+
+    async def failing() -> None:
+        raise RuntimeError("lost")
+
+    async def forever() -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            finished.set()
+
+    done = tasks.spawn(quick())
+    tasks.spawn(failing(), name="failing one")
+    tasks.spawn(forever())
+    assert len(tasks) == 3
+    assert await done == 1
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert len(tasks) == 1  # the two that ended were let go
+    assert "test task failing one failed" in caplog.text
+    async with asyncio.timeout(5):
+        await tasks.cancel()
+    assert finished.is_set() and len(tasks) == 0
