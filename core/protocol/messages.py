@@ -18,6 +18,7 @@ VERSION = 1
 MAX_BYTES = 16 * 1024  # acks, presence and heartbeats are tiny; anything bigger is abuse
 State = Literal["online", "offline"]
 OfflineReason = Literal["clean", "lost"]
+MAX_STREAM = 64  # a stream id is 32 hex digits; anything much longer is not one
 
 
 def encode(message: dict[str, Any]) -> bytes:
@@ -87,11 +88,17 @@ class Ack:
 
 @dataclass(frozen=True)
 class Status:
-    """A device's retained presence: online (birth) or offline, cleanly or lost (will)."""
+    """A device's retained presence: online (birth) or offline, cleanly or lost (will).
+
+    ``stream`` names the station instance (its outbox's stream) that says it: two
+    instances behind one device identity show up as two streams (optional: "" when the
+    sender does not say).
+    """
 
     device_id: str
     state: State
     reason: OfflineReason | None = None
+    stream: str = ""
     TYPE = "status"
 
     def __post_init__(self) -> None:
@@ -109,6 +116,8 @@ class Status:
         }
         if self.reason is not None:
             message["reason"] = self.reason
+        if self.stream:
+            message["stream"] = self.stream
         return encode(message)
 
     @classmethod
@@ -117,11 +126,17 @@ class Status:
         message = read_envelope(payload, cls.TYPE, device_id)
         if isinstance(message, Drop):
             return message
-        state, reason = message.get("state"), message.get("reason")
+        state, reason, stream = (
+            message.get("state"),
+            message.get("reason"),
+            message.get("stream", ""),
+        )
+        if not isinstance(stream, str) or len(stream) > MAX_STREAM:
+            return Drop(DropReason.MALFORMED, f"bad status stream: {str(stream)[:80]!r}")
         if state == "online":
-            return cls(device_id, "online")
+            return cls(device_id, "online", stream=stream)
         if state == "offline" and reason in ("clean", "lost"):
-            return cls(device_id, "offline", reason)
+            return cls(device_id, "offline", reason, stream)
         return Drop(DropReason.MALFORMED, f"bad status: state={state!r} reason={reason!r}")
 
 

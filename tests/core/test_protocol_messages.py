@@ -17,6 +17,8 @@ def test_round_trips() -> None:
         Status("press-07", "online"),
         Status("press-07", "offline", "lost"),
         Status("press-07", "offline", "clean"),
+        Status("press-07", "online", stream="3f2c"),
+        Status("press-07", "offline", "lost", "3f2c"),
     ):
         assert Status.parse(status.encode(), "press-07") == status
     beat = Heartbeat("press-07", 5, uptime_s=60, outbox=12, config_version=3)
@@ -41,6 +43,10 @@ def test_round_trips() -> None:
         (b'{"v":1,"type":"status","device_id":"d","state":"offline"}', DropReason.MALFORMED),
         (
             b'{"v":1,"type":"status","device_id":"d","state":"away","reason":"lost"}',
+            DropReason.MALFORMED,
+        ),
+        (
+            b'{"v":1,"type":"status","device_id":"d","state":"online","stream":7}',
             DropReason.MALFORMED,
         ),
         (b" " * 20_000, DropReason.TOO_LARGE),
