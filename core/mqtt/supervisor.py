@@ -39,6 +39,8 @@ class LinkState(StrEnum):
     STARTING = "starting"
     CONNECTED = "connected"
     RECONNECTING = "reconnecting"
+    # Another client holds this identity and keeps taking the session over: waiting longer.
+    CONFLICT = "conflict"
     AUTH_FAILED = "auth_failed"
     STOPPED = "stopped"
 
