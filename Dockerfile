@@ -10,6 +10,7 @@ COPY core/__init__.py core/__init__.py
 COPY webui/__init__.py webui/__init__.py
 COPY desktop/__init__.py desktop/__init__.py
 COPY broker/__init__.py broker/__init__.py
+COPY demo/__init__.py demo/__init__.py
 RUN pip install -e .
 
 COPY . .

@@ -3,40 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 from typing import Any
 
 from core.settings import Settings
 
 
 def register(commands: Any) -> None:
-    """Add ``serve`` and ``demo`` to the command line's sub-parsers."""
+    """Add ``serve`` to the command line's sub-parsers."""
     serve = commands.add_parser("serve", help="run the web server (API and UI)")
     serve.add_argument("--host", help="listen address (default: PP_HTTP_HOST)")
     serve.add_argument("--port", type=int, help="listen port (default: PP_HTTP_PORT)")
     serve.set_defaults(run=_serve)
-
-    demo = commands.add_parser(
-        "demo", help="the first look: broker, server and three simulated stations in one process"
-    )
-    demo.add_argument(
-        "--data-dir", type=Path, default=Path("data"), help="database, broker and stations"
-    )
-    demo.add_argument("--host", help="listen address (default: PP_HTTP_HOST, 127.0.0.1)")
-    demo.add_argument("--port", type=int, help="listen port (default: PP_HTTP_PORT, 8080)")
-    demo.add_argument(
-        "--broker",
-        choices=["mosquitto", "amqtt"],
-        default="mosquitto",
-        help="Mosquitto when installed (default), else amqtt in-process",
-    )
-    demo.add_argument(
-        "--reset-admin-password",
-        action="store_true",
-        help="give 'admin' a new password (PP_ADMIN_PASSWORD or generated) and print it",
-    )
-    demo.set_defaults(run=_demo)
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -44,20 +21,3 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     serve(settings, host=args.host, port=args.port)
     return 0
-
-
-def _demo(settings: Settings, args: argparse.Namespace) -> int:
-    try:
-        from webui.demo import run_demo  # the UI stack loads only when serving
-
-        return run_demo(
-            settings,
-            data_dir=args.data_dir,
-            host=args.host,
-            port=args.port,
-            prefer=args.broker,
-            reset_admin=args.reset_admin_password,
-        )
-    except KeyboardInterrupt:  # once serving, the demo stops cleanly and returns instead
-        print("interrupted while preparing the demo: nothing was started", file=sys.stderr)
-        return 130

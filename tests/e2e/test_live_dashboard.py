@@ -14,9 +14,9 @@ import httpx
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.demo.test_launch import Demo
 from tests.e2e.conftest import ARTIFACTS
 from tests.e2e.test_first_day import WAIT_S, _see, _sign_in
-from tests.webui.test_demo import Demo
 
 PASSWORD = "e2e-admin-password-1"
 BROKER = re.compile(r"broker \(\w+\) on ([\d.]+):(\d+)")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from core.db.engine import Database
 from core.settings import Settings
+from demo.accounts import ADMIN_USERNAME, Stations, ensure_admin, ensure_stations, reset_admin
 from webui.app import prepare
 from webui.backbone.accounts import BrokerAccounts
-from webui.demo_accounts import ADMIN_USERNAME, Stations, ensure_admin, ensure_stations, reset_admin
 
 
 @dataclass(frozen=True)

@@ -31,10 +31,10 @@ from broker.mosquitto_process import BrokerStartError, free_port
 from core.db.migrations import upgrade
 from core.mqtt.endpoint import Endpoint
 from core.settings import Settings
+from demo.preparation import DemoPaths, prepare_demo
 from desktop.agent.fleet import Fleet, template
 from webui.app import build, run_kwargs
 from webui.backbone.server import server_signing_key
-from webui.demo_setup import DemoPaths, prepare_demo
 
 RATE_HZ = 1.0  # a sample a second per station: a lively dashboard, a slowly growing database
 LINK_TIMEOUT_S = 10.0  # the stations start anyway after this; their outboxes keep every sample

@@ -1,0 +1,51 @@
+"""The demo's command for the ``precisionpulse`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from core.settings import Settings
+
+
+def register(commands: Any) -> None:
+    """Add ``demo`` to the command line's sub-parsers."""
+    demo = commands.add_parser(
+        "demo", help="the first look: broker, server and three simulated stations in one process"
+    )
+    demo.add_argument(
+        "--data-dir", type=Path, default=Path("data"), help="database, broker and stations"
+    )
+    demo.add_argument("--host", help="listen address (default: PP_HTTP_HOST, 127.0.0.1)")
+    demo.add_argument("--port", type=int, help="listen port (default: PP_HTTP_PORT, 8080)")
+    demo.add_argument(
+        "--broker",
+        choices=["mosquitto", "amqtt"],
+        default="mosquitto",
+        help="Mosquitto when installed (default), else amqtt in-process",
+    )
+    demo.add_argument(
+        "--reset-admin-password",
+        action="store_true",
+        help="give 'admin' a new password (PP_ADMIN_PASSWORD or generated) and print it",
+    )
+    demo.set_defaults(run=_demo)
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        from demo.launch import run_demo  # the UI stack loads only when the demo runs
+
+        return run_demo(
+            settings,
+            data_dir=args.data_dir,
+            host=args.host,
+            port=args.port,
+            prefer=args.broker,
+            reset_admin=args.reset_admin_password,
+        )
+    except KeyboardInterrupt:  # once serving, the demo stops cleanly and returns instead
+        print("interrupted while preparing the demo: nothing was started", file=sys.stderr)
+        return 130
