@@ -73,7 +73,7 @@ class Companions:
         self._stopping = False
         self.failed = False  # the broker did not start
 
-    def install(self, build_server: Callable[[], None]) -> None:
+    def install(self, build_server: Callable[[], object]) -> None:
         """Register our hooks around the server's: the order is the shutdown order."""
         app.on_startup(self._begin)
         app.on_shutdown(self._stop_stations)  # before the backbone stops: it hears the goodbyes
@@ -102,7 +102,7 @@ class Companions:
         _say(f"broker ({self._broker.kind}) on {self._broker.host}:{self._broker.port}")
         if self._stopping:
             return
-        supervisor = app.state.backbone.supervisor
+        supervisor = app.state.services.backbone.supervisor
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(LINK_TIMEOUT_S):
                 await _until(lambda: supervisor.connected, supervisor.add_listener)
@@ -121,7 +121,7 @@ class Companions:
             await asyncio.wait([self._task])  # a failure was reported already
         connected = [a.config.device_id for a in self._fleet.agents if a.supervisor.connected]
         await self._fleet.stop()
-        presence = app.state.backbone.presence
+        presence = app.state.services.backbone.presence
 
         def recorded() -> bool:
             states = [presence.state(device_id) for device_id in connected]

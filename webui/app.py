@@ -14,6 +14,7 @@ from core.settings import Settings
 from webui import api, pages
 from webui.api import errors, metrics
 from webui.backbone.server import Backbone
+from webui.services import Services
 
 TITLE = "PrecisionPulse"
 
@@ -29,21 +30,21 @@ async def prepare(settings: Settings) -> None:
         await database.close()
 
 
-def build(settings: Settings) -> None:
+def build(settings: Settings) -> Services:
     """Register everything on the NiceGUI app; no I/O happens until a request comes."""
     hlc.configure(settings.node_id)
     database = Database(settings.async_database_url)
     backbone = Backbone(settings, database)
-    app.state.settings = settings
-    app.state.database = database
-    app.state.backbone = backbone
+    services = Services(settings, database, backbone)
+    app.state.services = services  # what the API's dependencies hand out (webui/deps.py)
     errors.install(app)
     app.include_router(api.router())
     app.include_router(metrics.router)
-    pages.register()
+    pages.register(services)
     app.on_startup(backbone.start)
     app.on_shutdown(backbone.stop)  # before the database closes: ingest drains into it
     app.on_shutdown(database.close)
+    return services
 
 
 def run_kwargs(settings: Settings) -> dict[str, object]:

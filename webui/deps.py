@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the database session, the signed-in user, permission checks."""
+"""FastAPI dependencies: the app's services, a database session, the signed-in user, permissions."""
 
 from __future__ import annotations
 
@@ -17,29 +17,47 @@ from core.errors import AuthError
 from core.services import auth
 from core.services.actor import Actor
 from core.settings import Settings
+from webui.backbone.server import Backbone
+from webui.services import Services
 
 _bearer = HTTPBearer(auto_error=False, description="Access token from /api/v1/auth/login")
 
 
-def get_settings(request: Request) -> Settings:
+def get_services(request: Request) -> Services:
+    """The services the composition root built (``webui.app.build`` sets them once)."""
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_settings(services: ServicesDep) -> Settings:
     """The settings the server was started with."""
-    settings: Settings = request.app.state.settings
-    return settings
+    return services.settings
 
 
-def get_database(request: Request) -> Database:
+def get_database(services: ServicesDep) -> Database:
     """The server's database."""
-    database: Database = request.app.state.database
-    return database
+    return services.database
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A session per request: committed when the handler returns, rolled back on error."""
-    async with get_database(request).session() as session:
-        yield session
+def get_backbone(services: ServicesDep) -> Backbone:
+    """The server's MQTT side."""
+    return services.backbone
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
+BackboneDep = Annotated[Backbone, Depends(get_backbone)]
+
+
+async def get_session(database: DatabaseDep) -> AsyncIterator[AsyncSession]:
+    """A session per request: committed when the handler returns, rolled back on error."""
+    async with database.session() as session:
+        yield session
+
+
 # scope="function": commit before the response is sent, so a client never hears of a change
 # that is not yet stored (or whose commit then fails); FastAPI's default commits after it.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -9,13 +9,14 @@ from nicegui import ui
 from nicegui.elements.mixins.validation_element import ValidationElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db.engine import Database
 from core.errors import DomainError
-from webui import signin
 
 T = TypeVar("T")
 
 
 async def submit(
+    database: Database,
     work: Callable[[AsyncSession], Awaitable[T]],
     fields: Mapping[str, ValidationElement] | None = None,
     *,
@@ -26,7 +27,7 @@ async def submit(
     for element in fields.values():
         element.error = None
     try:
-        async with signin.database().session() as session:
+        async with database.session() as session:
             result = await work(session)
     except DomainError as error:
         target = fields.get(error.field or "")

@@ -1,4 +1,4 @@
-"""The app shell every page shares: header with the user, navigation by permission."""
+"""The app shell every page shares: who may enter, the header with the user, navigation."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from webui import signin
 from webui.components.link_status import link_status
 from webui.components.live_chart import install_script
 from webui.components.ticker import Ticker
+from webui.services import Services
 
 # (label, route, icon, permission needed to see it; None = everyone signed in)
 NAVIGATION: list[tuple[str, str, str, str | None]] = [
@@ -24,8 +25,20 @@ NAVIGATION: list[tuple[str, str, str, str | None]] = [
 ]
 
 
+async def guard(services: Services, permission: str | None = None) -> Actor | None:
+    """The actor if allowed here; otherwise send to sign-in or show why not, and None."""
+    actor = await signin.current_actor(services.database)
+    if actor is None:
+        ui.navigate.to("/login")
+        return None
+    if permission is not None and not actor.can(permission):
+        not_allowed(services, actor, permission)
+        return None
+    return actor
+
+
 @contextmanager
-def frame(title: str, actor: Actor) -> Iterator[Ticker]:
+def frame(services: Services, title: str, actor: Actor) -> Iterator[Ticker]:
     """Header with the links' state, navigation, and a content column titled ``title``.
 
     Yields the page's one ticker: live parts of the page update on it.
@@ -36,13 +49,13 @@ def frame(title: str, actor: Actor) -> Iterator[Ticker]:
     with ui.header().classes("items-center justify-between bg-slate-800"):
         ui.label("PrecisionPulse").classes("text-lg font-bold")
         with ui.row().classes("items-center gap-4 text-sm"):
-            link_status(ticker)
+            link_status(ticker, services.backbone.link)
         with ui.row().classes("items-center gap-4"):
             roles = ", ".join(actor.roles) or "no role"
             ui.label(f"{actor.name} · {roles}").mark("current-user")
 
             async def logout() -> None:
-                await signin.sign_out(actor)
+                await signin.sign_out(services.database, actor)
                 ui.navigate.to("/login")
 
             ui.button("Sign out", icon="logout", on_click=logout).props("flat color=white")
@@ -63,9 +76,9 @@ def frame(title: str, actor: Actor) -> Iterator[Ticker]:
     ticker.start()
 
 
-def not_allowed(actor: Actor, permission: str) -> None:
+def not_allowed(services: Services, actor: Actor, permission: str) -> None:
     """What a signed-in user sees on a page their roles do not open."""
-    with frame("Not allowed", actor):
+    with frame(services, "Not allowed", actor):
         ui.label(f"Your roles do not allow this page (it needs '{permission}').").mark(
             "not-allowed"
         )

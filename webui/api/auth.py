@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, status
 
 from core.errors import AuthError
 from core.services import auth
 from webui.api.schemas import LoginIn, MeOut, RefreshIn, TokenOut
-from webui.deps import PrincipalDep, SessionDep, SettingsDep, get_database
+from webui.deps import DatabaseDep, PrincipalDep, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -19,11 +19,11 @@ def _tokens(pair: auth.TokenPair) -> TokenOut:
 
 
 @router.post("/login")
-async def login(body: LoginIn, request: Request, settings: SettingsDep) -> TokenOut:
+async def login(body: LoginIn, database: DatabaseDep, settings: SettingsDep) -> TokenOut:
     """Exchange a username and password for an access and a refresh token."""
     failure: AuthError | None = None
     # Committed even when sign-in fails: the failure count and the audit row must stay.
-    async with get_database(request).session() as session:
+    async with database.session() as session:
         try:
             pair = await auth.login(
                 session, settings=settings, username=body.username, password=body.password
@@ -36,10 +36,10 @@ async def login(body: LoginIn, request: Request, settings: SettingsDep) -> Token
 
 
 @router.post("/refresh")
-async def refresh(body: RefreshIn, request: Request, settings: SettingsDep) -> TokenOut:
+async def refresh(body: RefreshIn, database: DatabaseDep, settings: SettingsDep) -> TokenOut:
     """Rotate the refresh token; reusing an old one ends the whole session."""
     failure: AuthError | None = None
-    async with get_database(request).session() as session:
+    async with database.session() as session:
         try:
             pair = await auth.refresh(session, settings=settings, refresh_token=body.refresh_token)
         except AuthError as error:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Path, Request, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Path, status
 
 from core.db.models import Device
 from core.protocol.topics import DEVICE_ID_PATTERN
@@ -20,7 +20,8 @@ from webui.api.schemas import (
     DeviceUpdate,
     GapOut,
 )
-from webui.deps import SessionDep, require
+from webui.backbone.server import Backbone
+from webui.deps import BackboneDep, SessionDep, require
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 Reader = Annotated[Actor, Depends(require("devices:read"))]
@@ -30,9 +31,9 @@ ConfigWriter = Annotated[Actor, Depends(require("config:write"))]
 DeviceId = Annotated[str, Path(pattern=DEVICE_ID_PATTERN)]
 
 
-def _changed(request: Request, background: BackgroundTasks, device_id: str) -> None:
+def _changed(backbone: Backbone, background: BackgroundTasks, device_id: str) -> None:
     """Tell the backbone once the response is out (the transaction has committed by then)."""
-    background.add_task(request.app.state.backbone.devices_changed, device_id)
+    background.add_task(backbone.devices_changed, device_id)
 
 
 def _out(device: Device) -> DeviceOut:
@@ -56,14 +57,14 @@ async def create_device(
     body: DeviceCreate,
     session: SessionDep,
     actor: Writer,
-    request: Request,
+    backbone: BackboneDep,
     background: BackgroundTasks,
 ) -> DeviceCredentialsOut:
     """Register a device; the answer holds its MQTT password, shown this once."""
     created = await devices.create_device(
         session, actor=actor, device_id=body.id, name=body.name, description=body.description
     )
-    _changed(request, background, body.id)
+    _changed(backbone, background, body.id)
     return _credentials(created)
 
 
@@ -96,14 +97,14 @@ async def update_device(
     body: DeviceUpdate,
     session: SessionDep,
     actor: Writer,
-    request: Request,
+    backbone: BackboneDep,
     background: BackgroundTasks,
 ) -> DeviceOut:
     """Rename or describe a device, or disable it with ``enabled: false``."""
     device = await devices.update_device(
         session, actor=actor, device_id=device_id, **body.model_dump(exclude_unset=True)
     )
-    _changed(request, background, device_id)
+    _changed(backbone, background, device_id)
     return _out(device)
 
 
@@ -120,14 +121,14 @@ async def update_config(
     body: DeviceConfigUpdate,
     session: SessionDep,
     actor: ConfigWriter,
-    request: Request,
+    backbone: BackboneDep,
     background: BackgroundTasks,
 ) -> DeviceConfigOut:
     """Change the desired configuration (a new version); the station gets it signed."""
     config = await devices.update_config(
         session, actor=actor, device_id=device_id, changes=body.model_dump(exclude_unset=True)
     )
-    background.add_task(request.app.state.backbone.config_changed, device_id)
+    background.add_task(backbone.config_changed, device_id)
     return DeviceConfigOut.model_validate(config, from_attributes=True)
 
 
@@ -136,12 +137,12 @@ async def disable_device(
     device_id: DeviceId,
     session: SessionDep,
     actor: Writer,
-    request: Request,
+    backbone: BackboneDep,
     background: BackgroundTasks,
 ) -> DeviceOut:
     """Stop accepting anything from this device (the broker refuses it from now on)."""
     device = await devices.update_device(session, actor=actor, device_id=device_id, enabled=False)
-    _changed(request, background, device_id)
+    _changed(backbone, background, device_id)
     return _out(device)
 
 
@@ -150,10 +151,10 @@ async def rotate_credentials(
     device_id: DeviceId,
     session: SessionDep,
     actor: Writer,
-    request: Request,
+    backbone: BackboneDep,
     background: BackgroundTasks,
 ) -> DeviceCredentialsOut:
     """Issue a new MQTT password (shown once); the old one stops working."""
     rotated = await devices.rotate_credentials(session, actor=actor, device_id=device_id)
-    _changed(request, background, device_id)
+    _changed(backbone, background, device_id)
     return _credentials(rotated)

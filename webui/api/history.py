@@ -16,12 +16,11 @@ from core.services import export, history
 from core.services.actor import Actor
 from webui.api.devices import DeviceId
 from webui.api.schemas import BucketOut, ChannelOut
-from webui.deps import SessionDep, get_database, require
+from webui.deps import DatabaseDep, SessionDep, require
 
 router = APIRouter(prefix="/devices", tags=["history"])
 TelemetryReader = Annotated[Actor, Depends(require("telemetry:read"))]
 Exporter = Annotated[Actor, Depends(require("reports:read"))]
-DatabaseDep = Annotated[Database, Depends(get_database)]
 Start = Annotated[datetime, Query(description="ISO-8601 with a timezone, inclusive")]
 End = Annotated[datetime, Query(description="ISO-8601 with a timezone, exclusive")]
 DEFAULT_BUCKETS = 500  # about one per pixel column of a plot half a screen wide

@@ -17,8 +17,8 @@ from core.db.models import DeviceConfig
 from core.errors import InvalidError
 from core.services import devices
 from core.services.actor import Actor
-from webui import signin
 from webui.components.values import when
+from webui.services import Services
 
 RELOAD_EVERY_S = 1.0
 
@@ -45,7 +45,8 @@ def _reported(version: int, settings: dict[str, Any], at: datetime | None) -> st
 class ConfigCard:
     """Desired and reported configuration, and the form to change it."""
 
-    def __init__(self, actor: Actor, device_id: str) -> None:
+    def __init__(self, services: Services, actor: Actor, device_id: str) -> None:
+        self.services = services
         self.actor = actor
         self.device_id = device_id
         self.shown_reported = 0
@@ -70,7 +71,7 @@ class ConfigCard:
 
     async def reload(self, *, fill_form: bool = False) -> None:
         """Show the configuration as stored now."""
-        async with signin.database().session() as session:
+        async with self.services.database.session() as session:
             config = await devices.device_config(
                 session, actor=self.actor, device_id=self.device_id
             )
@@ -120,7 +121,7 @@ class ConfigCard:
             else heartbeat,
         }
         try:
-            async with signin.database().session() as session:
+            async with self.services.database.session() as session:
                 config = await devices.update_config(
                     session, actor=self.actor, device_id=self.device_id, changes=changes
                 )
@@ -129,6 +130,6 @@ class ConfigCard:
             self.error.text = str(error)
             return
         self.error.text = ""
-        await signin.backbone().config_changed(self.device_id)
+        await self.services.backbone.config_changed(self.device_id)
         ui.notify(f"Version {version} sent to {self.device_id}")
         await self.reload(fill_form=True)

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from nicegui import ui
 
-from webui import signin
 from webui.components.ticker import Ticker
 
 BROWSER_LINK_ID = "pp-browser-link"  # live.js keeps the badge of this id current
 _COLORS = {"connected": "text-green-300", "disabled": "text-slate-300"}
 
 
-def link_status(ticker: Ticker) -> None:
-    """Both link badges; the broker one follows the backbone on the page's ticker."""
+def link_status(ticker: Ticker, broker_link: Callable[[], dict[str, str]]) -> None:
+    """Both link badges; the broker one follows ``broker_link`` on the page's ticker."""
     # Only the browser can tell it lost the server, so this badge is driven by live.js.
     ui.html(f'<span id="{BROWSER_LINK_ID}" class="pp-link">Browser: connecting…</span>').mark(
         "browser-link"
@@ -23,7 +23,7 @@ def link_status(ticker: Ticker) -> None:
     shown: list[str] = [""]
 
     def update() -> None:
-        link = signin.backbone().link()
+        link = broker_link()
         state = link["state"]
         text = f"Broker: {state}"
         if link["since"]:

@@ -1,10 +1,12 @@
-"""NiceGUI pages; each module registers its routes from ``register()``."""
+"""NiceGUI pages; each module registers its routes from ``register(services)``."""
 
 from __future__ import annotations
 
+from webui.services import Services
 
-def register() -> None:
-    """Register every page."""
+
+def register(services: Services) -> None:
+    """Register every page, each working with ``services``."""
     # Imported here, not at module level: the test harness drops page modules between tests.
     from webui.pages import (
         audit,
@@ -20,4 +22,4 @@ def register() -> None:
     )
 
     for page in (login, overview, fleet, device, history, export, users, roles, devices, audit):
-        page.register()
+        page.register(services)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from nicegui import ui
 
 from core.services import audit
-from webui import signin
-from webui.layout import frame
+from webui.layout import frame, guard
+from webui.services import Services
 
 COLUMNS = [
     {"name": "at", "label": "When (UTC)", "field": "at", "align": "left"},
@@ -17,18 +17,18 @@ COLUMNS = [
 ]
 
 
-def register() -> None:
+def register(services: Services) -> None:
     """Register /audit."""
 
     @ui.page("/audit")
     async def audit_page() -> None:
-        actor = await signin.guard("audit:read")
+        actor = await guard(services, "audit:read")
         if actor is None:
             return
-        async with signin.database().session() as session:
+        async with services.database.session() as session:
             report = await audit.verify_chain(session)
             entries = await audit.recent(session, limit=200)
-        with frame("Audit log", actor):
+        with frame(services, "Audit log", actor):
             if report.intact:
                 ui.label(f"Hash chain intact over {report.rows} entries.").mark("chain")
             else:

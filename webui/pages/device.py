@@ -9,7 +9,6 @@ from core.db.models import Device, OfflineEvent
 from core.errors import NotFoundError
 from core.services import devices, history, offline_events
 from core.services.actor import Actor
-from webui import signin
 from webui.backbone.hub import LivePoint, Reading
 from webui.backbone.presence import DeviceState
 from webui.components import live_chart
@@ -17,19 +16,20 @@ from webui.components.config_card import ConfigCard
 from webui.components.live_chart import LiveChart
 from webui.components.presence_badge import PresenceBadge
 from webui.components.values import show_value, when, when_ms
-from webui.layout import frame
+from webui.layout import frame, guard
+from webui.services import Services
 
 
-def register() -> None:
+def register(services: Services) -> None:
     """Register /devices/{device_id}."""
 
     @ui.page("/devices/{device_id}")
     async def device_page(device_id: str) -> None:
-        actor = await signin.guard("telemetry:read")
+        actor = await guard(services, "telemetry:read")
         if actor is None:
             return
-        async with signin.database().session() as session:
-            device = await found_device(session, actor, device_id, "Device")
+        async with services.database.session() as session:
+            device = await found_device(services, session, actor, device_id, "Device")
             if device is None:
                 return
             units = await devices.channel_units(session, actor=actor, device_id=device.id)
@@ -38,24 +38,24 @@ def register() -> None:
             config = None
             if actor.can("devices:read"):
                 config = await devices.device_config(session, actor=actor, device_id=device.id)
-        with frame(f"Device {device.id}", actor) as ticker:
-            view = DeviceView(actor, device.id, units)
+        with frame(services, f"Device {device.id}", actor) as ticker:
+            view = DeviceView(services, actor, device.id, units)
             view.build({info.channel for info in known if info.type == "boolean"}, events)
             ticker.add(view.update)
             if config is not None:
-                card = ConfigCard(actor, device.id)
+                card = ConfigCard(services, actor, device.id)
                 card.build(config)
                 ticker.add(lambda: card.follow(view.reported_version()))
 
 
 async def found_device(
-    session: AsyncSession, actor: Actor, device_id: str, title: str
+    services: Services, session: AsyncSession, actor: Actor, device_id: str, title: str
 ) -> Device | None:
     """The device, or None after showing a page that says it does not exist."""
     try:
         return await devices.get_device(session, actor=actor, device_id=device_id)
     except NotFoundError as error:
-        with frame(title, actor):
+        with frame(services, title, actor):
             ui.label(str(error)).mark("not-found")
         return None
 
@@ -77,7 +77,11 @@ def presence_text(state: DeviceState | None) -> str:
 class DeviceView:
     """Presence, values and a chart per channel, refreshed from memory on the page's ticker."""
 
-    def __init__(self, actor: Actor, device_id: str, units: dict[str, str]) -> None:
+    def __init__(
+        self, services: Services, actor: Actor, device_id: str, units: dict[str, str]
+    ) -> None:
+        self.backbone = services.backbone
+        self.database = services.database
         self.actor = actor
         self.device_id = device_id
         self.units = units
@@ -90,7 +94,7 @@ class DeviceView:
 
     def build(self, booleans: set[str], events: list[OfflineEvent]) -> None:
         """Lay the page out, filled with what the hub holds now."""
-        hub = signin.backbone().hub
+        hub = self.backbone.hub
         self.booleans = set(booleans)
         with ui.row().classes("items-center gap-6"):
             self.badge = PresenceBadge("device-status")
@@ -114,7 +118,7 @@ class DeviceView:
 
     def update(self) -> None:
         """Append new samples, refresh values and presence; reload events on a transition."""
-        backbone = signin.backbone()
+        backbone = self.backbone
         points = backbone.hub.since(self.device_id, self.cursor)
         if points:
             self.cursor = points[-1].n
@@ -138,11 +142,11 @@ class DeviceView:
 
     def reported_version(self) -> int | None:
         """The configuration version the station's heartbeats name, if heard."""
-        state = signin.backbone().presence.state(self.device_id)
+        state = self.backbone.presence.state(self.device_id)
         return None if state is None else state.config_version
 
     def _current_status(self) -> str | None:
-        state = signin.backbone().presence.state(self.device_id)
+        state = self.backbone.presence.state(self.device_id)
         return None if state is None else state.status
 
     def _add_charts(self, points: list[LivePoint], *, seed: bool) -> None:
@@ -179,7 +183,7 @@ class DeviceView:
                 label.text, at.text = text, when_ms(reading.ts_ms)
 
     async def _reload_events(self) -> None:
-        async with signin.database().session() as session:
+        async with self.database.session() as session:
             events = await offline_events.recent(
                 session, actor=self.actor, device_id=self.device_id
             )

@@ -8,27 +8,28 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.db.models import Device
 from core.services import devices
 from core.services.actor import Actor
-from webui import signin
 from webui.forms import submit, value
-from webui.layout import frame
+from webui.layout import frame, guard
+from webui.services import Services
 
 
-def register() -> None:
+def register(services: Services) -> None:
     """Register /devices."""
 
     @ui.page("/devices")
     async def devices_page() -> None:
-        actor = await signin.guard("devices:read")
+        actor = await guard(services, "devices:read")
         if actor is None:
             return
-        with frame("Devices", actor):
-            await DevicesView(actor).build()
+        with frame(services, "Devices", actor):
+            await DevicesView(services, actor).build()
 
 
 class DevicesView:
     """The device list; writers also get a register form and enable switches."""
 
-    def __init__(self, actor: Actor) -> None:
+    def __init__(self, services: Services, actor: Actor) -> None:
+        self.services = services
         self.actor = actor
 
     async def build(self) -> None:
@@ -51,9 +52,9 @@ class DevicesView:
                         session, actor=self.actor, device_id=value(device_id), name=value(name)
                     )
 
-                created = await submit(work, {"id": device_id})
+                created = await submit(self.services.database, work, {"id": device_id})
                 if created is not None:
-                    await signin.backbone().devices_changed(created.username)
+                    await self.services.backbone.devices_changed(created.username)
                     device_id.value = name.value = ""
                     self._show_credentials(created)
                     await self.refresh()
@@ -71,7 +72,7 @@ class DevicesView:
 
     async def refresh(self) -> None:
         """Reload the list from the database."""
-        async with signin.database().session() as session:
+        async with self.services.database.session() as session:
             listed = await devices.list_devices(session, actor=self.actor)
         self.listing.clear()
         with self.listing:
@@ -95,8 +96,8 @@ class DevicesView:
                         )
 
                     done = f"{device.id} {'enabled' if enabled else 'disabled'}"
-                    if await submit(work, done=done) is not None:
-                        await signin.backbone().devices_changed(device.id)
+                    if await submit(self.services.database, work, done=done) is not None:
+                        await self.services.backbone.devices_changed(device.id)
 
                 ui.switch("enabled", value=device.enabled, on_change=toggle).mark(
                     f"enabled {device.id}"

@@ -15,9 +15,10 @@ from nicegui import app
 
 from webui import signin
 from webui.api.history import csv_response
+from webui.services import Services
 
 
-def register() -> None:
+def register(services: Services) -> None:
     """Register /devices/{device_id}/export.csv."""
 
     @app.get("/devices/{device_id}/export.csv", include_in_schema=False)
@@ -27,13 +28,13 @@ def register() -> None:
         end: datetime,
         channel: Annotated[list[str] | None, Query()] = None,
     ) -> Response:
-        actor = await signin.current_actor()
+        actor = await signin.current_actor(services.database)
         if actor is None:
             return JSONResponse({"detail": "sign in first"}, status_code=401)
-        async with signin.database().session() as session:
+        async with services.database.session() as session:
             return await csv_response(
                 session,
-                signin.database(),
+                services.database,
                 actor=actor,
                 device_id=device_id,
                 start=start,

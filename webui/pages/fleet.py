@@ -7,11 +7,12 @@ from nicegui import ui
 from core.db.models import Device
 from core.services import devices
 from core.services.actor import Actor
-from webui import signin
+from webui.backbone.server import Backbone
 from webui.components.presence_badge import PresenceBadge
 from webui.components.ticker import Ticker
 from webui.components.values import show_value, when
-from webui.layout import frame
+from webui.layout import frame, guard
+from webui.services import Services
 
 LATEST_SHOWN = 4  # channels shown per row; the device page has them all
 HEADINGS = ["Device", "Name", "Status", "Last seen", "Backlog", "Latest"]
@@ -19,24 +20,25 @@ HEADINGS = ["Device", "Name", "Status", "Last seen", "Backlog", "Latest"]
 GRID = "w-full grid grid-cols-[8rem_10rem_7rem_5rem_6rem_1fr] gap-4 items-center"
 
 
-def register() -> None:
+def register(services: Services) -> None:
     """Register /fleet."""
 
     @ui.page("/fleet")
     async def fleet_page() -> None:
-        actor = await signin.guard("devices:read")
+        actor = await guard(services, "devices:read")
         if actor is None:
             return
-        async with signin.database().session() as session:
+        async with services.database.session() as session:
             listed = await devices.list_devices(session, actor=actor)
-        with frame("Fleet", actor) as ticker:
-            FleetView(actor, listed, ticker)
+        with frame(services, "Fleet", actor) as ticker:
+            FleetView(services.backbone, actor, listed, ticker)
 
 
 class FleetRow:
     """One device's line; each tick re-reads presence and the hub, both in memory."""
 
-    def __init__(self, device: Device, *, show_values: bool) -> None:
+    def __init__(self, backbone: Backbone, device: Device, *, show_values: bool) -> None:
+        self.backbone = backbone
         self.device_id = device.id
         self.last_seen_at = device.last_seen_at
         self.show_values = show_values
@@ -53,7 +55,7 @@ class FleetRow:
 
     def update(self) -> None:
         """Show what the server knows now (nothing to do when neither source moved)."""
-        backbone = signin.backbone()
+        backbone = self.backbone
         state = backbone.presence.state(self.device_id)
         read = (state, backbone.hub.cursor(self.device_id))
         if self._read is not None and read[0] is self._read[0] and read[1] == self._read[1]:
@@ -83,7 +85,10 @@ class FleetRow:
 class FleetView:
     """The fleet list; devices heard of after the page opened are added as they appear."""
 
-    def __init__(self, actor: Actor, listed: list[Device], ticker: Ticker) -> None:
+    def __init__(
+        self, backbone: Backbone, actor: Actor, listed: list[Device], ticker: Ticker
+    ) -> None:
+        self.backbone = backbone
         self.show_values = actor.can("telemetry:read")
         with ui.element("div").classes(f"{GRID} text-sm text-slate-500"):
             for heading in HEADINGS:
@@ -99,12 +104,12 @@ class FleetView:
 
     def _add(self, device: Device) -> None:
         with self.table:
-            self.rows[device.id] = FleetRow(device, show_values=self.show_values)
+            self.rows[device.id] = FleetRow(self.backbone, device, show_values=self.show_values)
         self.empty.set_visibility(False)
 
     def update(self) -> None:
         """Add newly heard devices, then refresh every row."""
-        for state in signin.backbone().presence.states():
+        for state in self.backbone.presence.states():
             if state.device_id not in self.rows:
                 self._add(Device(id=state.device_id, name="", last_seen_at=None))
         for row in self.rows.values():

@@ -8,13 +8,14 @@ from urllib.parse import urlencode
 from nicegui import ui
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db.engine import Database
 from core.services import history
 from core.services.actor import Actor
-from webui import signin
 from webui.components.live_chart import REPLAYED_COLOR
 from webui.forms import submit
-from webui.layout import frame
+from webui.layout import frame, guard
 from webui.pages.device import found_device
+from webui.services import Services
 
 BUCKETS = 500  # about one per pixel column of the chart: more rows would draw nothing more
 RANGES = {
@@ -28,21 +29,23 @@ RANGES = {
 TIME_FORMAT = "%Y-%m-%d %H:%M"
 
 
-def register() -> None:
+def register(services: Services) -> None:
     """Register /devices/{device_id}/history."""
 
     @ui.page("/devices/{device_id}/history")
     async def history_page(device_id: str) -> None:
-        actor = await signin.guard("telemetry:read")
+        actor = await guard(services, "telemetry:read")
         if actor is None:
             return
-        async with signin.database().session() as session:
-            device = await found_device(session, actor, device_id, "History")
+        async with services.database.session() as session:
+            device = await found_device(services, session, actor, device_id, "History")
             if device is None:
                 return
             known = await history.channels(session, actor=actor, device_id=device.id)
-        with frame(f"History of {device.id}", actor):
-            HistoryView(actor, device.id, [info.channel for info in known]).build()
+        with frame(services, f"History of {device.id}", actor):
+            HistoryView(
+                services.database, actor, device.id, [info.channel for info in known]
+            ).build()
 
 
 def parse_time(text: str, field: str) -> datetime:
@@ -57,7 +60,10 @@ def parse_time(text: str, field: str) -> datetime:
 class HistoryView:
     """Range and channel pickers, the downsampled chart, and the CSV export."""
 
-    def __init__(self, actor: Actor, device_id: str, channels: list[str]) -> None:
+    def __init__(
+        self, database: Database, actor: Actor, device_id: str, channels: list[str]
+    ) -> None:
+        self.database = database
         self.actor = actor
         self.device_id = device_id
         self.channels = channels
@@ -115,7 +121,7 @@ class HistoryView:
                 buckets=BUCKETS,
             )
 
-        buckets = await submit(work)
+        buckets = await submit(self.database, work)
         if buckets is None:
             return
         samples = sum(bucket.count for bucket in buckets)

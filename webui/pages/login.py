@@ -6,21 +6,27 @@ from nicegui import ui
 
 from core.errors import AuthError
 from webui import signin
+from webui.services import Services
 
 
-def register() -> None:
+def register(services: Services) -> None:
     """Register /login."""
 
     @ui.page("/login")
     async def login_page() -> None:
-        if await signin.current_actor() is not None:
+        if await signin.current_actor(services.database) is not None:
             ui.navigate.to("/")
             return
         ui.page_title("Sign in · PrecisionPulse")
 
         async def attempt() -> None:
             try:
-                await signin.sign_in(username.value.strip(), password.value)
+                await signin.sign_in(
+                    services.database,
+                    services.settings,
+                    username=username.value.strip(),
+                    password=password.value,
+                )
             except AuthError as error:
                 message.set_text(error.message)
                 message.set_visibility(True)

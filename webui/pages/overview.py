@@ -5,21 +5,21 @@ from __future__ import annotations
 from nicegui import ui
 
 from core.services import overview
-from webui import signin
-from webui.layout import NAVIGATION, frame
+from webui.layout import NAVIGATION, frame, guard
+from webui.services import Services
 
 
-def register() -> None:
+def register(services: Services) -> None:
     """Register /."""
 
     @ui.page("/")
     async def overview_page() -> None:
-        actor = await signin.guard()
+        actor = await guard(services)
         if actor is None:
             return
-        async with signin.database().session() as session:
+        async with services.database.session() as session:
             counts = await overview.counts(session, actor=actor)
-        with frame("Overview", actor):
+        with frame(services, "Overview", actor):
             with ui.row().classes("gap-4"):
                 for label, count in counts.items():
                     with ui.card().mark(f"count {label}"):

@@ -5,31 +5,33 @@ from __future__ import annotations
 from nicegui import ui
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db.engine import Database
 from core.db.models import Role
 from core.rbac import PERMISSIONS
 from core.services import roles
 from core.services.actor import Actor
-from webui import signin
 from webui.forms import submit, value
-from webui.layout import frame
+from webui.layout import frame, guard
+from webui.services import Services
 
 
-def register() -> None:
+def register(services: Services) -> None:
     """Register /roles."""
 
     @ui.page("/roles")
     async def roles_page() -> None:
-        actor = await signin.guard("roles:manage")
+        actor = await guard(services, "roles:manage")
         if actor is None:
             return
-        with frame("Roles", actor):
-            await RolesView(actor).build()
+        with frame(services, "Roles", actor):
+            await RolesView(services.database, actor).build()
 
 
 class RolesView:
     """The role list with a create form; custom roles can be edited and deleted."""
 
-    def __init__(self, actor: Actor) -> None:
+    def __init__(self, database: Database, actor: Actor) -> None:
+        self.database = database
         self.actor = actor
 
     async def build(self) -> None:
@@ -51,7 +53,7 @@ class RolesView:
                     )
 
                 fields = {"name": name, "permissions": granted}
-                if await submit(work, fields, done=f"Role '{value(name)}' created"):
+                if await submit(self.database, work, fields, done=f"Role '{value(name)}' created"):
                     name.value = description.value = ""
                     granted.value = []
                     await self.refresh()
@@ -69,7 +71,7 @@ class RolesView:
 
     async def refresh(self) -> None:
         """Reload the list from the database."""
-        async with signin.database().session() as session:
+        async with self.database.session() as session:
             listed = [
                 (r, await roles.permissions_of(session, r.id))
                 for r in await roles.list_roles(session)
@@ -108,7 +110,7 @@ class RolesView:
                     )
 
                 fields = {"name": name, "permissions": picker}
-                if await submit(work, fields, done=f"Role '{value(name)}' saved"):
+                if await submit(self.database, work, fields, done=f"Role '{value(name)}' saved"):
                     dialog.close()
                     await self.refresh()
 
@@ -117,7 +119,7 @@ class RolesView:
                     await roles.delete_role(session, actor=self.actor, role_id=role.id)
                     return True
 
-                if await submit(work, done=f"Role '{role.name}' deleted"):
+                if await submit(self.database, work, done=f"Role '{role.name}' deleted"):
                     dialog.close()
                     await self.refresh()
 

@@ -5,36 +5,38 @@ from __future__ import annotations
 from nicegui import ui
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db.engine import Database
 from core.db.models import User
 from core.services import roles, users
 from core.services.actor import Actor
-from webui import signin
 from webui.forms import submit, value
-from webui.layout import frame
+from webui.layout import frame, guard
+from webui.services import Services
 
 
-def register() -> None:
+def register(services: Services) -> None:
     """Register /users."""
 
     @ui.page("/users")
     async def users_page() -> None:
-        actor = await signin.guard("users:manage")
+        actor = await guard(services, "users:manage")
         if actor is None:
             return
-        with frame("Users", actor):
-            await UsersView(actor).build()
+        with frame(services, "Users", actor):
+            await UsersView(services.database, actor).build()
 
 
 class UsersView:
     """The user list with a create form and an edit dialog per user."""
 
-    def __init__(self, actor: Actor) -> None:
+    def __init__(self, database: Database, actor: Actor) -> None:
+        self.database = database
         self.actor = actor
         self.role_names: list[str] = []
 
     async def build(self) -> None:
         """Lay out the create form and the list."""
-        async with signin.database().session() as session:
+        async with self.database.session() as session:
             self.role_names = [r.name for r in await roles.list_roles(session)]
         self._create_form()
         self.listing = ui.column().classes("w-full gap-1")
@@ -62,7 +64,9 @@ class UsersView:
                     )
 
                 fields = {"username": username, "password": password, "roles": chosen}
-                created = await submit(work, fields, done=f"User '{value(username)}' created")
+                created = await submit(
+                    self.database, work, fields, done=f"User '{value(username)}' created"
+                )
                 if created is not None:
                     username.value = display.value = password.value = ""
                     chosen.value = []
@@ -72,7 +76,7 @@ class UsersView:
 
     async def refresh(self) -> None:
         """Reload the list from the database."""
-        async with signin.database().session() as session:
+        async with self.database.session() as session:
             listed = [
                 (u, await users.role_names(session, u.id))
                 for u in await users.list_users(session, actor=self.actor)
@@ -116,7 +120,10 @@ class UsersView:
                     )
 
                 fields = {"roles": chosen, "password": password}
-                if await submit(work, fields, done=f"User '{user.username}' saved") is not None:
+                if (
+                    await submit(self.database, work, fields, done=f"User '{user.username}' saved")
+                    is not None
+                ):
                     dialog.close()
                     await self.refresh()
 
@@ -125,7 +132,7 @@ class UsersView:
                     await users.delete_user(session, actor=self.actor, user_id=user.id)
                     return True
 
-                if await submit(work, done=f"User '{user.username}' deleted"):
+                if await submit(self.database, work, done=f"User '{user.username}' deleted"):
                     dialog.close()
                     await self.refresh()
 

@@ -18,6 +18,7 @@ from core.services.actor import Actor
 from tests.webui.conftest import ADMIN_PASSWORD, VIEWER_PASSWORD
 from tests.webui.pages.test_login import signed_in
 from webui.backbone.server import Backbone
+from webui.services import Services
 
 # What a user sees here does not depend on the database: PostgreSQL alone (tests/conftest.py).
 pytestmark = pytest.mark.backends("one")
@@ -32,8 +33,8 @@ async def _register(database: Database, *ids: str) -> None:
 
 
 def _backbone() -> Backbone:
-    backbone: Backbone = app.state.backbone
-    return backbone
+    services: Services = app.state.services
+    return services.backbone
 
 
 def _batch(
