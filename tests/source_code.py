@@ -16,22 +16,18 @@ from typing import Literal
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("core", "webui", "desktop", "broker", "demo")  # what the wheel ships
 TOOLS = ("bench", "alembic")  # run from the checkout; they stand on the packages too
-# Where an import sits: it runs on import, when its function is called, or never (types only).
+# Where an import sits: it runs on import (module level, class body), when its function
+# is called, or never (types only).
 Where = Literal["module", "function", "type_checking"]
 
 
 @dataclass(frozen=True)
 class Import:
-    """One module a file imports, by absolute dotted name, and where and how."""
+    """One module a file imports, by absolute dotted name, and where the import sits."""
 
     module: str
     line: int
     where: Where
-
-    @property
-    def at_import_time(self) -> bool:
-        """Whether it runs when the file is imported (module level or a class body)."""
-        return self.where == "module"
 
     @property
     def top(self) -> str:
