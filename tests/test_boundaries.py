@@ -28,10 +28,7 @@ FORBIDDEN = {
 # a strict xfail: once the file is fixed its case fails as XPASS, and its line here must go.
 KNOWN: dict[tuple[str, str], str] = {}
 # Import cycles being broken now, package -> the cycle; remove each once it is gone.
-KNOWN_CYCLES = {
-    "webui": "webui.signin -> webui.layout -> webui.components.link_status -> webui.signin "
-    "(being broken)",
-}
+KNOWN_CYCLES: dict[str, str] = {}
 KNOWN_DEFERRED_CYCLES = {
     **KNOWN_CYCLES,
     "core": "core.services.telemetry imports core.services.telemetry_pg in a function, "
