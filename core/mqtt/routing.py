@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 
 from core.protocol import topics
 from core.protocol.drops import Drop, DropReason
+from core.tasks import Listeners
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -53,6 +54,19 @@ class Route(Generic[T]):
             raise ValueError(msg)
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """A message that decoded: its topic, its envelope, and whether it is a retained copy.
+
+    A retained copy is the broker replaying a stored message to a new subscription (on every
+    connect), not news from its sender.
+    """
+
+    topic: topics.ParsedTopic
+    envelope: Any
+    retained: bool = False
+
+
 @dataclass
 class Router:
     """Routes received messages to handlers; counts every message and every drop by reason."""
@@ -60,6 +74,8 @@ class Router:
     routes: list[Route[Any]] = field(default_factory=list)
     received: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
+    # Told of every message that decoded, before its handler runs.
+    delivered: Listeners[Delivery] = field(default_factory=lambda: Listeners("router"))
 
     def add(self, route: Route[Any]) -> None:
         """Add a route; the supervisor subscribes to it on every connect."""
@@ -70,8 +86,11 @@ class Router:
         self.dropped[reason.value] += 1
         log.warning("dropped a message on %s (%s): %s", topic, reason.value, detail)
 
-    async def dispatch(self, topic: str, payload: bytes) -> None:
-        """Decode and hand one message to every matching route; never raises."""
+    async def dispatch(self, topic: str, payload: bytes, *, retained: bool = False) -> None:
+        """Decode and hand one message to every matching route; never raises.
+
+        ``retained``: the broker sent a retained copy because we subscribed.
+        """
         self.received += 1
         parsed = topics.parse(topic)
         if parsed is None:
@@ -84,6 +103,7 @@ class Router:
             if isinstance(envelope, Drop):
                 self.drop(envelope.reason, envelope.detail, topic)
                 continue
+            self.delivered.emit(Delivery(parsed, envelope, retained))
             try:
                 await route.handle(envelope)
             except Exception as error:  # a handler's bug must not stop the receive loop

@@ -1,12 +1,13 @@
-"""Devices (stations): registration, credentials, edits and disabling."""
+"""Devices (stations): registration, credentials, edits, disabling, and when each was last heard."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import hlc
@@ -125,6 +126,25 @@ async def update_device(
         after=after,
     )
     return device
+
+
+async def record_last_seen(session: AsyncSession, *, seen: Mapping[str, datetime]) -> set[str]:
+    """Store when each device was last heard; returns the ids of the devices that exist.
+
+    A stored time never moves back (another replica, or a late write, may be ahead).
+    """
+    known = set(await session.scalars(select(Device.id).where(Device.id.in_(list(seen)))))
+    for device_id in sorted(known):  # one order for every writer: no deadlock between them
+        at = seen[device_id]
+        await session.execute(
+            update(Device)
+            .where(
+                Device.id == device_id,
+                or_(Device.last_seen_at.is_(None), Device.last_seen_at < at),
+            )
+            .values(last_seen_at=at)
+        )
+    return known
 
 
 async def list_gaps(session: AsyncSession, *, actor: Actor, device_id: str) -> list[TelemetryGap]:

@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from core.db.engine import Database
@@ -28,7 +29,9 @@ from core.protocol.drops import Drop, DropReason
 from core.protocol.messages import Ack
 from core.protocol.telemetry import DEFAULT_LIMITS, Batch, Limits, parse_batch
 from core.services import telemetry
+from core.tasks import Listeners
 from webui.backbone.directory import DeviceDirectory, Standing
+from webui.backbone.identity import Sighting
 from webui.backbone.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -67,6 +70,7 @@ class _Unparsed:
 
     device_id: str
     payload: bytes
+    at: datetime  # when it arrived: its sighting keeps its place among live messages
 
 
 class Ingest:
@@ -97,6 +101,8 @@ class Ingest:
         self._listeners: list[Callable[[list[Batch]], None]] = []
         self._parsing = asyncio.Semaphore(PARSING)
         self._parsers: set[asyncio.Task[None]] = set()
+        # Each accepted batch's station instance, on arrival (before any database work).
+        self.sightings: Listeners[Sighting] = Listeners("ingest sightings")
 
     def routes(self) -> list[Route[Any]]:
         """The live and replay subscriptions (QoS 0 and 1, as the protocol sends them)."""
@@ -112,7 +118,7 @@ class Ingest:
 
     def _later(self, topic: topics.ParsedTopic, payload: bytes) -> _Unparsed:
         assert topic.device_id is not None
-        return _Unparsed(topic.device_id, payload)
+        return _Unparsed(topic.device_id, payload, datetime.now(UTC))
 
     async def _parse_aside(self, message: _Unparsed) -> None:
         """Hand a replayed message to a thread; wait only when PARSING are under way."""
@@ -131,9 +137,9 @@ class Ingest:
         if isinstance(parsed, Drop):
             self._drop(parsed.reason, parsed.detail, topics.telemetry_replay(message.device_id))
             return
-        await self._accept(parsed)
+        await self._accept(parsed, message.at)
 
-    async def _accept(self, batch: Batch) -> None:
+    async def _accept(self, batch: Batch, at: datetime | None = None) -> None:
         standing = await self._directory.standing(batch.device_id)
         if standing is not Standing.ENABLED:
             reason = (
@@ -143,6 +149,7 @@ class Ingest:
             )
             self._drop(reason, f"{standing.value} device", topics.telemetry(batch.device_id))
             return
+        self.sightings.emit(Sighting(batch.device_id, batch.stream, at or datetime.now(UTC)))
         rows = sum(len(sample.values) for sample in batch.samples)
         lane = self._live if batch.origin == "live" else self._replay
         await lane.put(_Received(batch, rows, time.monotonic()))

@@ -25,7 +25,9 @@ from core.mqtt.routing import Route
 from core.protocol import topics
 from core.protocol.drops import Drop
 from core.protocol.messages import Heartbeat, Status
+from core.tasks import Listeners
 from webui.backbone.directory import DeviceDirectory, Standing
+from webui.backbone.identity import Sighting
 
 log = logging.getLogger(__name__)
 STALE_AFTER_MISSED = 3  # heartbeats; one lost QoS 0 heartbeat must not flap the badge
@@ -60,6 +62,9 @@ class Presence:
         self._listeners: list[Callable[[DeviceState], None]] = []
         self._sweeper: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # one transition at a time keeps events consistent
+        # Births that name their station instance. Not wills or farewells: they say an
+        # instance left, and a late will of a replaced outbox must not look like its turn.
+        self.sightings: Listeners[Sighting] = Listeners("presence sightings")
 
     # -- reading -----------------------------------------------------------------------
 
@@ -93,6 +98,8 @@ class Presence:
         """A birth, last will or clean stop."""
         if await self._directory.standing(status.device_id) is Standing.UNKNOWN:
             return
+        if status.state == "online" and status.stream:
+            self.sightings.emit(Sighting(status.device_id, status.stream, datetime.now(UTC)))
         if status.state == "online":
             await self._online(status.device_id)
         else:
@@ -128,9 +135,6 @@ class Presence:
                     update(OfflineEvent)
                     .where(OfflineEvent.device_id == device_id, OfflineEvent.ended_at.is_(None))
                     .values(ended_at=now)
-                )
-                await session.execute(
-                    update(Device).where(Device.id == device_id).values(last_seen_at=now)
                 )
             previous = self._states.get(device_id)
             state = DeviceState(

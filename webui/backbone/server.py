@@ -20,7 +20,9 @@ from webui.backbone.accounts import BrokerAccounts
 from webui.backbone.configs import DeviceConfigs
 from webui.backbone.directory import DeviceDirectory
 from webui.backbone.hub import Hub
+from webui.backbone.identity import Identity
 from webui.backbone.ingest import Ingest, IngestOptions
+from webui.backbone.last_seen import LastSeen
 from webui.backbone.metrics import Metrics
 from webui.backbone.presence import Presence
 
@@ -96,6 +98,11 @@ class Backbone:
         )
         self.hub = Hub()
         self.ingest.add_listener(self.hub.on_commit)
+        self.last_seen = LastSeen(database)
+        self.router.delivered.add(self.last_seen.on_delivery)
+        self.identity = Identity(database)
+        self.ingest.sightings.add(self.identity.seen)
+        self.presence.sightings.add(self.identity.seen)
         self.signing_key = server_signing_key(settings.signing_key_file)
         self.configs = DeviceConfigs(database, self.signing_key, self._publish_retained)
         for route in [*self.ingest.routes(), *self.presence.routes(), *self.configs.routes()]:
@@ -181,6 +188,8 @@ class Backbone:
         await self._sync_accounts()
         await self.ingest.start()
         await self.presence.start()
+        await self.last_seen.start()
+        await self.identity.start()
         if self.supervisor is not None:
             await self.supervisor.start()
 
@@ -192,3 +201,5 @@ class Backbone:
         await self.presence.stop()
         if self.supervisor is not None:
             await self.supervisor.stop()
+        await self.identity.stop()
+        await self.last_seen.stop()  # after the link: the last messages' times are stored too
