@@ -14,7 +14,13 @@ from datetime import datetime
 from typing import Any
 
 from core.db.engine import Database
-from core.services.telemetry import COLUMNS, QUARANTINE_COLUMNS, Range, StreamKey, Watermark
+from core.services.telemetry_writer import (
+    COLUMNS,
+    QUARANTINE_COLUMNS,
+    Range,
+    StreamKey,
+    Watermark,
+)
 
 _STAGING = (
     "CREATE TEMP TABLE IF NOT EXISTS telemetry_staging "

@@ -1,0 +1,70 @@
+"""What storing telemetry asks of a database: the row layouts and the Writer protocol.
+
+``core.services.telemetry`` runs the algorithm; ``telemetry_pg`` and ``telemetry_sqlite``
+write the statements for their database. All three stand on this module, none on another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+COLUMNS = (
+    "device_id",
+    "stream",
+    "seq",
+    "channel",
+    "ts",
+    "value_int",
+    "value_dec",
+    "value_bool",
+    "replayed",
+    "received_at",
+)
+QUARANTINE_COLUMNS = (
+    "device_id",
+    "stream",
+    "seq",
+    "ts",
+    "reason",
+    "detail",
+    "raw",
+    "received_at",
+)
+StreamKey = tuple[str, str]
+Range = tuple[int, int]  # first and last seq, inclusive
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """A stream's ack watermark after a commit: every seq up to ``acked_seq`` is stored."""
+
+    device_id: str
+    stream: str
+    acked_seq: int
+
+
+class Writer(Protocol):
+    """The statements ``store`` needs, written for one database."""
+
+    async def insert_rows(self, rows: list[tuple[Any, ...]]) -> None:
+        """Insert telemetry rows (COLUMNS order), skipping those already stored."""
+
+    async def insert_quarantined(self, rows: list[tuple[Any, ...]]) -> None:
+        """Insert quarantine rows (QUARANTINE_COLUMNS order), skipping known ones."""
+
+    async def lock_streams(self, keys: list[StreamKey], now: datetime) -> dict[StreamKey, int]:
+        """Create missing stream rows, lock them until the commit, return their watermarks."""
+
+    async def insert_gaps(self, rows: list[tuple[Any, ...]]) -> None:
+        """Insert reported gaps (GAP_COLUMNS order), skipping known ones."""
+
+    async def ranges_after(
+        self, lows: dict[StreamKey, int], span: int
+    ) -> dict[StreamKey, list[Range]]:
+        """Per stream: stored and quarantined seqs in (low, low + span] as (seq, seq), and
+        gaps reaching past low; one round trip for all the streams where it can."""
+
+    async def set_watermarks(self, marks: list[Watermark], now: datetime) -> None:
+        """Write new watermarks of locked streams."""
