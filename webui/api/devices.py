@@ -36,20 +36,27 @@ def _changed(backbone: Backbone, background: BackgroundTasks, device_id: str) ->
     background.add_task(backbone.devices_changed, device_id)
 
 
-def _out(device: Device) -> DeviceOut:
-    return DeviceOut.model_validate(device, from_attributes=True)
+def _out(device: Device, backbone: Backbone) -> DeviceOut:
+    out = DeviceOut.model_validate(device, from_attributes=True)
+    # The pages' last-seen time: the stored column lags the backbone's memory by seconds.
+    seen = backbone.last_seen.at(device.id, device.last_seen_at)
+    return out.model_copy(update={"last_seen_at": seen})
 
 
-def _credentials(created: devices.DeviceCredentials) -> DeviceCredentialsOut:
+def _credentials(created: devices.DeviceCredentials, backbone: Backbone) -> DeviceCredentialsOut:
     return DeviceCredentialsOut(
-        device=_out(created.device), mqtt_username=created.username, mqtt_password=created.password
+        device=_out(created.device, backbone),
+        mqtt_username=created.username,
+        mqtt_password=created.password,
     )
 
 
 @router.get("")
-async def list_devices(session: SessionDep, actor: Reader) -> list[DeviceOut]:
+async def list_devices(
+    session: SessionDep, actor: Reader, backbone: BackboneDep
+) -> list[DeviceOut]:
     """Every device."""
-    return [_out(d) for d in await devices.list_devices(session, actor=actor)]
+    return [_out(d, backbone) for d in await devices.list_devices(session, actor=actor)]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -65,13 +72,15 @@ async def create_device(
         session, actor=actor, device_id=body.id, name=body.name, description=body.description
     )
     _changed(backbone, background, body.id)
-    return _credentials(created)
+    return _credentials(created, backbone)
 
 
 @router.get("/{device_id}")
-async def get_device(device_id: DeviceId, session: SessionDep, actor: Reader) -> DeviceOut:
-    """One device."""
-    return _out(await devices.get_device(session, actor=actor, device_id=device_id))
+async def get_device(
+    device_id: DeviceId, session: SessionDep, actor: Reader, backbone: BackboneDep
+) -> DeviceOut:
+    """One device; ``last_seen_at`` is its last message of any kind, as the pages show it."""
+    return _out(await devices.get_device(session, actor=actor, device_id=device_id), backbone)
 
 
 @router.get("/{device_id}/gaps")
@@ -105,7 +114,7 @@ async def update_device(
         session, actor=actor, device_id=device_id, **body.model_dump(exclude_unset=True)
     )
     _changed(backbone, background, device_id)
-    return _out(device)
+    return _out(device, backbone)
 
 
 @router.get("/{device_id}/config")
@@ -143,7 +152,7 @@ async def disable_device(
     """Stop accepting anything from this device (the broker refuses it from now on)."""
     device = await devices.update_device(session, actor=actor, device_id=device_id, enabled=False)
     _changed(backbone, background, device_id)
-    return _out(device)
+    return _out(device, backbone)
 
 
 @router.post("/{device_id}/credentials")
@@ -157,4 +166,4 @@ async def rotate_credentials(
     """Issue a new MQTT password (shown once); the old one stops working."""
     rotated = await devices.rotate_credentials(session, actor=actor, device_id=device_id)
     _changed(backbone, background, device_id)
-    return _credentials(rotated)
+    return _credentials(rotated, backbone)
