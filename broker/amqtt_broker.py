@@ -90,8 +90,7 @@ class DeviceTopicAcl(BaseTopicPlugin):
         if action == Action.SUBSCRIBE:
             # Like Mosquitto's ACL file: subscriptions are granted, deliveries filtered.
             return True
-        own = f"{topics.ROOT}/dev/{username}"
-        if topic == own or topic.startswith(f"{own}/"):
+        if topics.is_own_topic(topic, username):
             return True
         return action == Action.RECEIVE and topic == topics.SERVER_STATUS
 

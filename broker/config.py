@@ -125,7 +125,7 @@ def render_acl(server_username: str = DEFAULT_SERVER_USERNAME) -> str:
         + "\n"
         + "# Patterns apply to every user; %u is the MQTT username, which is the device id.\n"
         + "# (Plain `topic` lines before any `user` line would apply to anonymous clients only.)\n"
-        + f"pattern readwrite {topics.ROOT}/dev/%u/#\n"
+        + f"pattern readwrite {topics.acl_device_subtree()}\n"
         + f"pattern read {topics.SERVER_STATUS}\n"
         + "\n"
         + "# The server reads and writes everything, $share/pp-ingest/... included.\n"

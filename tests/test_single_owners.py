@@ -29,12 +29,7 @@ ENGINE_FACTORIES = {
 }
 # (rule, file) -> why it is not fixed yet: a strict xfail, so a fix turns it into a failure
 # that asks for its line here to go.
-KNOWN = {
-    ("topics", "broker/config.py"): "render_acl spells the device subtree as "
-    "f'{topics.ROOT}/dev/%u/#'; topics.py should offer that pattern",
-    ("topics", "broker/amqtt_broker.py"): "topic_filtering builds f'{topics.ROOT}/dev/{username}' "
-    "to match a device's own topics; topics.py should offer that test",
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def _cases(rule: str, packages: tuple[str, ...], owner: Path) -> list[object]:

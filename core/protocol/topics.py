@@ -71,6 +71,21 @@ def device_topic(device_id: str, kind: Kind) -> str:
     return f"{_DEVICE_PREFIX}{check_device_id(device_id)}/{kind.value}"
 
 
+def acl_device_subtree(username_token: str = "%u") -> str:
+    """A broker ACL pattern for every topic of the device named by ``username_token``.
+
+    Mosquitto's ACL file substitutes ``%u`` with the client's username, which is its
+    device id, so one ``pattern`` line confines every device to its own subtree.
+    """
+    return f"{_DEVICE_PREFIX}{username_token}/#"
+
+
+def is_own_topic(topic: str, device_id: str) -> bool:
+    """Whether ``topic`` lies in ``device_id``'s own subtree (its topics and nothing else)."""
+    own = f"{_DEVICE_PREFIX}{device_id}"
+    return is_device_id(device_id) and (topic == own or topic.startswith(f"{own}/"))
+
+
 def telemetry(device_id: str) -> str:
     """Live telemetry batches, device to server."""
     return device_topic(device_id, Kind.TELEMETRY)
