@@ -11,7 +11,8 @@ from pathlib import Path
 
 from core.mqtt.endpoint import Endpoint
 from core.protocol.signing import VerifyingKey
-from desktop.agent.agent import Agent, AgentConfig
+from desktop.agent.agent import Agent
+from desktop.agent.config import AgentConfig
 from desktop.agent.sources import Simulated
 
 START_SPREAD_S = 2.0  # stations connect over this long, not all in the same millisecond
@@ -44,17 +45,16 @@ class Fleet:
     def __init__(
         self, credentials: Mapping[str, str], template: AgentConfig, *, seed: int = 0
     ) -> None:
-        self.agents = [
-            Agent(
-                replace(
-                    template,
-                    device_id=device_id,
-                    endpoint=replace(template.endpoint, username=device_id, password=password),
-                ),
-                [Simulated(seed=seed + n)],
-            )
-            for n, (device_id, password) in enumerate(sorted(credentials.items()))
-        ]
+        self.agents: list[Agent] = []
+        try:
+            for n, (device_id, password) in enumerate(sorted(credentials.items())):
+                endpoint = replace(template.endpoint, username=device_id, password=password)
+                config = replace(template, device_id=device_id, endpoint=endpoint)
+                self.agents.append(Agent(config, [Simulated(seed=seed + n)]))
+        except BaseException:  # a station already running elsewhere, say: let the others go
+            for agent in self.agents:
+                agent.close()
+            raise
 
     async def start(self) -> None:
         """Start every station, spread over START_SPREAD_S."""

@@ -110,7 +110,7 @@ async def test_a_signed_change_is_applied_reported_and_kept_across_a_restart(
     outbox.close()
     offline = _agent(mosquitto, tmp_path, trusted, port=1)  # nothing listens on port 1
     assert (offline.state.config_version, offline.state.interval_s) == (1, 0.05)
-    offline.outbox.close()
+    offline.close()
 
 
 def _presence_version(backbone: Backbone) -> int | None:

@@ -1,0 +1,56 @@
+"""The station's link: its supervisor, with birth, will and farewell, and link events told in
+the station's log.
+
+Presence names the station instance (its outbox's stream) as well as the device: when two
+instances share one identity, the server sees two streams take turns.
+"""
+
+from __future__ import annotations
+
+from core.mqtt.supervisor import LinkEvent, LinkState, Options, Outgoing, Supervisor
+from core.protocol import topics
+from core.protocol.messages import Status
+from desktop.agent.config import AgentConfig
+from desktop.agent.state import AgentState, EventLog
+
+
+class Link:
+    """Builds the station's supervisor and reports where its link stands."""
+
+    def __init__(
+        self, config: AgentConfig, *, stream: str, state: AgentState, events: EventLog
+    ) -> None:
+        self._config = config
+        self._state = state
+        self._events = events
+        self.supervisor = Supervisor(config.endpoint, _options(config.device_id, stream))
+
+    def on_link(self, event: LinkEvent) -> None:
+        """Show a change of link state; a connect says how much the replay has to send."""
+        self._state.link = event
+        if event.state is LinkState.CONNECTED:
+            backlog = self._state.replay_total
+            self._events.record(
+                "link", f"connected to {self._config.endpoint}; {backlog} to replay"
+            )
+        elif event.state is LinkState.RECONNECTING:
+            self._events.record("link", f"link lost: {event.detail}")
+        elif event.state is LinkState.CONFLICT:
+            self._events.record("link", f"credentials in use elsewhere: {event.detail}")
+        elif event.state is LinkState.AUTH_FAILED:
+            self._events.record("link", event.detail)
+
+
+def _options(device_id: str, stream: str) -> Options:
+    """Who the station is on the broker, and what its retained status says when."""
+    status = topics.status(device_id)
+
+    def presence(message: Status) -> Outgoing:
+        return Outgoing(status, message.encode(), qos=1, retain=True)
+
+    return Options(
+        client_id=f"pp-station-{device_id}",
+        birth=presence(Status(device_id, "online", stream=stream)),
+        will=presence(Status(device_id, "offline", "lost", stream)),
+        farewell=presence(Status(device_id, "offline", "clean", stream)),
+    )

@@ -1,0 +1,154 @@
+"""The replay: what the server has not acknowledged goes out again, in seq order, paced.
+
+On each connect, every stored sample the ack watermark does not cover and that came before
+the connection's first live sample is replayed at QoS 1, ``replay_batch`` samples a message.
+At most ``replay_in_flight`` messages await their PUBACK and at most ``replay_ahead``
+samples run past the watermark, so live samples are never stuck behind a deep backlog. When
+the watermark stalls for RESEND_AFTER with rows waiting (a live message the broker dropped,
+say), the replay starts again from it. Acks move the watermark, and only they delete rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from core.mqtt.routing import Route
+from core.mqtt.supervisor import LinkEvent, LinkState
+from core.protocol import topics
+from core.protocol.drops import Drop
+from core.protocol.messages import Ack
+from core.protocol.telemetry import MAX_GAPS, Gap, Sample, encode_batch
+from core.tasks import TaskSet
+from desktop.agent.station import Station
+
+log = logging.getLogger(__name__)
+RESEND_AFTER = 5.0  # seconds an unacknowledged sample waits before it is replayed again
+IDLE_LOOK_S = 1.0  # with nothing to send, how often the replay looks for a stalled watermark
+
+
+class Replay:
+    """Owns all replay state: the range to replay, the in-flight window, resends and acks."""
+
+    def __init__(self, station: Station) -> None:
+        self._station = station
+        self._from = 0  # seq after which the current replay continues
+        self._until = 0  # first seq that went (or goes) live on this connection
+        self._ack_moved = time.monotonic()
+        self._wake = asyncio.Event()  # a connect or an ack: there may be more to send
+        self._window = asyncio.Semaphore(station.config.replay_in_flight)
+        self._in_flight = TaskSet(f"replay of {station.config.device_id}")
+
+    # -- as a part of the station -------------------------------------------------------
+
+    def routes(self) -> Sequence[Route[Any]]:
+        """The server's acks."""
+        d = self._station.config.device_id
+        return [Route(topics.telemetry_ack(d), 1, self._decode_ack, self._on_ack)]
+
+    def loops(self) -> Sequence[Callable[[], Coroutine[Any, Any, None]]]:
+        """The replay loop."""
+        return [self._replay_forever]
+
+    async def stop(self) -> None:
+        """Cancel the replay messages in flight: the next start replays from the acks."""
+        await self._in_flight.cancel()
+
+    # -- live or replayed --------------------------------------------------------------------
+
+    def live(self, seq: int) -> bool:
+        """Whether sample ``seq`` goes out live: connected, and past what the replay covers."""
+        return self._station.link.connected and seq >= self._until
+
+    def on_link(self, event: LinkEvent) -> None:
+        """On a connect, replay everything before the connection's first live sample."""
+        if event.state is not LinkState.CONNECTED:
+            return
+        self._restart()
+        state = self._station.state
+        state.replay_total, state.replay_sent = max(0, self._until - 1 - self._from), 0
+        self._wake.set()
+
+    def _restart(self) -> None:
+        """Replay from the ack watermark up to the next seq, which goes live."""
+        outbox = self._station.outbox
+        self._from, self._until = outbox.acked_seq, outbox.next_seq
+
+    # -- sending ------------------------------------------------------------------------------
+
+    async def _replay_forever(self) -> None:
+        station = self._station
+        config, outbox = station.config, station.outbox
+        while True:
+            await station.link.wait_connected()
+            ahead = self._from - outbox.acked_seq
+            if self._from < self._until - 1 and ahead < config.replay_ahead:
+                # Read beside the writer: a sample is never committed behind this read.
+                batch = await asyncio.to_thread(outbox.pending, self._from, config.replay_batch)
+                async with station.io:
+                    dropped = outbox.dropped()[:MAX_GAPS]
+                batch = [s for s in batch if s.seq < self._until]
+                if not batch:
+                    self._from = self._until - 1
+                    continue
+                # Every replay batch names what the cap dropped until the server's ack passes it.
+                gaps = [Gap(d.first_seq, d.last_seq, d.reason) for d in dropped]
+                await self._window.acquire()
+                task = self._in_flight.spawn(self._send(batch, gaps))
+                task.add_done_callback(lambda _: self._window.release())
+                self._from = batch[-1].seq
+                station.state.replay_sent += len(batch)
+                continue
+            self._resend_if_stalled()
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(IDLE_LOOK_S):
+                    await self._wake.wait()
+
+    async def _send(self, batch: list[Sample], gaps: list[Gap]) -> None:
+        device_id = self._station.config.device_id
+        payload = await asyncio.to_thread(  # ~10 ms for 500 samples: not on the loop
+            encode_batch,
+            device_id=device_id,
+            stream=self._station.outbox.stream,
+            origin="replay",
+            samples=batch,
+            gaps=gaps,
+        )
+        try:
+            await self._station.link.publish(topics.telemetry_replay(device_id), payload, qos=1)
+        except Exception as error:  # the link went; the next connect replays from the acks
+            log.info("replay batch %d..%d not sent: %s", batch[0].seq, batch[-1].seq, error)
+
+    def _resend_if_stalled(self) -> None:
+        """Replay again from the watermark if it has not moved for a while with rows waiting."""
+        stalled = time.monotonic() - self._ack_moved > RESEND_AFTER
+        if stalled and self._station.outbox.depth and self._station.state.last_ts:
+            self._restart()
+            self._ack_moved = time.monotonic()
+            self._station.events.record(
+                "replay", f"no ack for {RESEND_AFTER:.0f} s: resending from {self._from + 1}"
+            )
+
+    # -- acks ---------------------------------------------------------------------------------
+
+    def _decode_ack(self, topic: topics.ParsedTopic, payload: bytes) -> Ack | Drop:
+        return Ack.parse(payload, self._station.config.device_id)
+
+    async def _on_ack(self, ack: Ack) -> None:
+        station = self._station
+        outbox = station.outbox
+        if ack.stream != outbox.stream or ack.acked_seq <= outbox.acked_seq:
+            return
+        if ack.acked_seq >= outbox.next_seq:
+            log.warning("ack %d beyond the last seq %d ignored", ack.acked_seq, outbox.next_seq - 1)
+            return
+        async with station.io:
+            await asyncio.to_thread(outbox.acknowledge, ack.acked_seq)
+        self._ack_moved = time.monotonic()
+        station.state.count(outbox)
+        self._wake.set()
