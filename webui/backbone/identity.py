@@ -100,7 +100,7 @@ class Identity:
     ) -> None:
         self._database = database
         self.window = window
-        self._clock = clock
+        self.clock = clock  # what time it is for sweeps (tests set their own)
         self._devices: dict[str, _Device] = {}
         self.changes: Listeners[Conflict] = Listeners("identity")
         self._entries: asyncio.Queue[_Entry] = asyncio.Queue()  # written in order, one by one
@@ -163,7 +163,7 @@ class Identity:
 
     def sweep(self) -> None:
         """End the episodes of devices that only one stream spoke for over the window."""
-        now = self._clock()
+        now = self.clock()
         for device_id, device in list(self._devices.items()):
             # A stream not heard for a window cannot take a turn any more: forget it.
             device.heard = {s: at for s, at in device.heard.items() if now - at <= self.window}

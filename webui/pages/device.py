@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from nicegui import background_tasks, ui
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,6 +15,7 @@ from webui.backbone.hub import LivePoint, Reading
 from webui.backbone.presence import DeviceState
 from webui.components import live_chart
 from webui.components.config_card import ConfigCard
+from webui.components.conflict_chip import ConflictChip
 from webui.components.live_chart import LiveChart
 from webui.components.presence_badge import PresenceBadge
 from webui.components.values import show_value, when, when_ms
@@ -39,7 +42,7 @@ def register(services: Services) -> None:
             if actor.can("devices:read"):
                 config = await devices.device_config(session, actor=actor, device_id=device.id)
         with frame(services, f"Device {device.id}", actor) as ticker:
-            view = DeviceView(services, actor, device.id, units)
+            view = DeviceView(services, actor, device.id, units, stored_seen=device.last_seen_at)
             view.build({info.channel for info in known if info.type == "boolean"}, events)
             ticker.add(view.update)
             if config is not None:
@@ -60,11 +63,12 @@ async def found_device(
         return None
 
 
-def presence_text(state: DeviceState | None) -> str:
-    """What presence says beyond the badge: since when, last heard, the station's figures."""
+def presence_text(state: DeviceState | None, seen: datetime | None) -> str:
+    """What presence says beyond the badge: since when, last seen, the station's figures."""
+    last_seen = "never seen" if seen is None else f"last seen {when(seen)}"
     if state is None:
-        return "not heard since the server started"
-    parts = [f"since {when(state.since)}", f"last heard {when(state.heard_at)}"]
+        return f"not heard since the server started · {last_seen}"
+    parts = [f"since {when(state.since)}", last_seen]
     if state.outbox is not None:
         parts.append(f"outbox {state.outbox}")
     if state.uptime_s is not None:
@@ -78,9 +82,16 @@ class DeviceView:
     """Presence, values and a chart per channel, refreshed from memory on the page's ticker."""
 
     def __init__(
-        self, services: Services, actor: Actor, device_id: str, units: dict[str, str]
+        self,
+        services: Services,
+        actor: Actor,
+        device_id: str,
+        units: dict[str, str],
+        *,
+        stored_seen: datetime | None = None,  # the devices table's last_seen_at
     ) -> None:
         self.backbone = services.backbone
+        self.stored_seen = stored_seen
         self.database = services.database
         self.actor = actor
         self.device_id = device_id
@@ -99,6 +110,7 @@ class DeviceView:
         with ui.row().classes("items-center gap-6"):
             self.badge = PresenceBadge("device-status")
             self.presence = ui.label().mark("device-presence")
+            self.conflict = ConflictChip("device-conflict")
             ui.link("History", f"/devices/{self.device_id}/history").mark("history-link")
         with ui.card().classes("w-full"):
             ui.label("Current values").classes("font-semibold")
@@ -132,7 +144,8 @@ class DeviceView:
             self._show_values(backbone.hub.latest(self.device_id))
         state = backbone.presence.state(self.device_id)
         self.badge.show(state)
-        text = presence_text(state)
+        self.conflict.show(backbone.identity.conflict(self.device_id))
+        text = presence_text(state, backbone.last_seen.at(self.device_id, self.stored_seen))
         if text != self._presence:
             self._presence = self.presence.text = text
         status = self._current_status()

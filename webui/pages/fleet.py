@@ -8,6 +8,7 @@ from core.db.models import Device
 from core.services import devices
 from core.services.actor import Actor
 from webui.backbone.server import Backbone
+from webui.components.conflict_chip import ConflictChip
 from webui.components.presence_badge import PresenceBadge
 from webui.components.ticker import Ticker
 from webui.components.values import show_value, when
@@ -35,7 +36,7 @@ def register(services: Services) -> None:
 
 
 class FleetRow:
-    """One device's line; each tick re-reads presence and the hub, both in memory."""
+    """One device's line; each tick re-reads presence, identity, last seen and the hub (memory)."""
 
     def __init__(self, backbone: Backbone, device: Device, *, show_values: bool) -> None:
         self.backbone = backbone
@@ -43,7 +44,8 @@ class FleetRow:
         self.last_seen_at = device.last_seen_at
         self.show_values = show_values
         self._shown: tuple[str, str, str] | None = None
-        self._read: tuple[object, int] | None = None  # (presence state, hub cursor) shown
+        # (presence state, identity conflict, last seen, hub cursor) shown
+        self._read: tuple[object, object, object, int] | None = None
         with ui.element("div").classes(f"{GRID} border-b py-1").mark(f"fleet {device.id}"):
             ui.link(device.id, f"/devices/{device.id}").classes("font-mono truncate")
             ui.label(device.name).classes("truncate")
@@ -52,25 +54,21 @@ class FleetRow:
             self.seen = ui.label().mark(f"seen {device.id}")
             self.backlog = ui.label().mark(f"backlog {device.id}")
             self.values = ui.label().classes("font-mono text-sm").mark(f"latest {device.id}")
+            self.conflict = ConflictChip(f"conflict {device.id}")
+            self.conflict.chip.classes("col-span-full justify-self-start")  # a line of its own
 
     def update(self) -> None:
-        """Show what the server knows now (nothing to do when neither source moved)."""
+        """Show what the server knows now (nothing to do when no source moved)."""
         backbone = self.backbone
         state = backbone.presence.state(self.device_id)
-        read = (state, backbone.hub.cursor(self.device_id))
-        if self._read is not None and read[0] is self._read[0] and read[1] == self._read[1]:
+        conflict = backbone.identity.conflict(self.device_id)
+        seen = backbone.last_seen.at(self.device_id, self.last_seen_at)
+        read = (state, conflict, seen, backbone.hub.cursor(self.device_id))
+        if self._read is not None and read[0] is self._read[0] and read[1:] == self._read[1:]:
             return  # states are replaced on change, so identity says "unchanged"
         self._read = read
         self.badge.show(state)
-        heard = state.heard_at if state is not None else None
-        seen = max(
-            (
-                t
-                for t in (heard, backbone.hub.stored_at(self.device_id), self.last_seen_at)
-                if t is not None
-            ),
-            default=None,
-        )
+        self.conflict.show(conflict)
         backlog = "—" if state is None or state.outbox is None else f"{state.outbox} queued"
         latest = ""
         if self.show_values:
