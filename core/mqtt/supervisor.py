@@ -3,8 +3,9 @@
 It re-enters the client in a loop with capped, jittered backoff; subscribes every route
 again on each connect; publishes a birth message and registers a last will; bounds the
 QoS 1/2 messages in flight; tells listeners when the link comes and goes; gives up, and
-says so, when the broker refuses the credentials; and on ``stop`` publishes a farewell
-before it disconnects cleanly.
+says so, when the broker refuses the credentials; yields, waiting longer each time, while a
+rival with the same client id keeps taking the session over (see ``takeover``); and on
+``stop`` publishes a farewell before it disconnects cleanly.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import contextlib
 import logging
 import random
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,12 +27,16 @@ from aiomqtt.exceptions import MqttConnectError
 
 from core.mqtt.endpoint import Endpoint
 from core.mqtt.routing import Route, Router
-from core.tasks import cancel_and_wait
+from core.mqtt.takeover import TAKEN_OVER, Rivalry, Takeover
+from core.tasks import Listeners, cancel_and_wait
 
 log = logging.getLogger(__name__)
 
 # CONNACK codes that no retry can fix: MQTT 3.1.1's 4/5 and MQTT 5's 0x86/0x87.
 AUTH_FAILURES = frozenset({4, 5, 134, 135})
+# paho's reason for a connection it closed itself, the broker silent past the keepalive.
+KEEPALIVE_TIMEOUT = 0x8D
+UNSPECIFIED = 0x80  # paho's reason for a connection the broker closed without a word
 
 
 class LinkState(StrEnum):
@@ -95,6 +101,7 @@ class Options:
     inflight_window: int = 100
     publish_timeout: float = 10.0  # seconds to wait for a PUBACK before calling the link bad
     backoff: Backoff = field(default_factory=Backoff)
+    takeover: Takeover = field(default_factory=Takeover)
 
 
 class Supervisor:
@@ -107,11 +114,17 @@ class Supervisor:
         self._client: aiomqtt.Client | None = None
         self._task: asyncio.Task[None] | None = None
         self._window = asyncio.Semaphore(options.inflight_window)
-        self._listeners: list[Callable[[LinkEvent], None]] = []
+        self._listeners: Listeners[LinkEvent] = Listeners("link")
         self._event = LinkEvent(LinkState.STOPPED, datetime.now(UTC))
         self._connected = asyncio.Event()
         self._rng = random.Random()
+        self._rivalry = Rivalry(options.takeover, self._rng)
         self.connects = 0
+
+    @property
+    def takeovers(self) -> int:
+        """Sessions a rival with our client id took over (counted once a pattern shows)."""
+        return self._rivalry.takeovers
 
     # -- state -------------------------------------------------------------------------
 
@@ -127,22 +140,17 @@ class Supervisor:
 
     def add_listener(self, listener: Callable[[LinkEvent], None]) -> Callable[[], None]:
         """Call ``listener`` on every state change; returns the function that removes it."""
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+        return self._listeners.add(listener)
 
-    def _set(self, state: LinkState, detail: str = "") -> None:
+    def _set(self, state: LinkState, detail: str = "", since: datetime | None = None) -> None:
         if state is self._event.state and detail == self._event.detail:
             return
-        self._event = LinkEvent(state, datetime.now(UTC), detail)
+        self._event = LinkEvent(state, since or datetime.now(UTC), detail)
         if state is LinkState.CONNECTED:
             self._connected.set()
         else:
             self._connected.clear()
-        for listener in list(self._listeners):
-            try:
-                listener(self._event)
-            except Exception:
-                log.exception("link listener failed")
+        self._listeners.emit(self._event)
 
     async def wait_connected(self) -> None:
         """Wait until the link is up (wrap in ``asyncio.timeout`` to bound the wait)."""
@@ -216,12 +224,15 @@ class Supervisor:
         )
 
     async def _run(self) -> None:
-        attempt = 0
+        failed = 0  # connects refused or failed since the last session
         while True:
             client = self._new_client()
+            opened, conflict = False, None
             try:
                 async with client:
-                    attempt = 0
+                    opened = True
+                    self._rivalry.opened(time.monotonic(), first_attempt=failed == 0)
+                    failed = 0
                     await self._session(client)
             except MqttConnectError as error:
                 if _code(error) in AUTH_FAILURES:
@@ -231,12 +242,36 @@ class Supervisor:
                     return
                 self._lost(f"connect refused: {error}")
             except (aiomqtt.MqttError, OSError) as error:
-                self._lost(str(error) or type(error).__name__)
+                conflict = self._closed(error) if opened else None
+                if conflict is None:
+                    self._lost(str(error) or type(error).__name__)
             finally:
                 self._client = None
-            delay = self.options.backoff.delay(attempt, self._rng)
-            attempt += 1
-            await asyncio.sleep(delay)
+            if conflict is not None:  # yield to the rival; then connect as a first attempt
+                await asyncio.sleep(conflict)
+                continue
+            failed += 0 if opened else 1
+            await asyncio.sleep(self.options.backoff.delay(failed, self._rng))
+
+    def _closed(self, error: Exception) -> float | None:
+        """Judge a session that ended; in a conflict, say so and return the wait to yield."""
+        code = _reason(error)
+        wait = self._rivalry.closed(
+            time.monotonic(),
+            by_broker=code is not None and code != KEEPALIVE_TIMEOUT,
+            taken_over=code == TAKEN_OVER,
+        )
+        since = self._rivalry.since
+        if wait is None or since is None:
+            return None
+        detail = (
+            f"credentials in use elsewhere since {since:%H:%M:%S} UTC: another client as"
+            f" {self.options.client_id} took the session over {self._rivalry.takeovers} times;"
+            f" retrying in {wait:.0f} s"
+        )
+        log.warning("%s (%s)", detail, self.endpoint)
+        self._set(LinkState.CONFLICT, detail, since)
+        return wait
 
     async def _session(self, client: aiomqtt.Client) -> None:
         """One connection's life: resubscribe, announce, then route until it drops."""
@@ -258,6 +293,21 @@ class Supervisor:
         if self._event.state is LinkState.CONNECTED:
             log.warning("lost the link to %s: %s", self.endpoint, detail)
         self._set(LinkState.RECONNECTING, detail)
+
+
+def _reason(error: BaseException) -> int | None:
+    """The reason code of a dropped connection: on the error or its cause; None if neither.
+
+    A connection the peer reset is the broker's doing too, like a close (MQTT 3.1.1: 0x80).
+    """
+    for candidate in (error, error.__cause__):
+        if isinstance(candidate, aiomqtt.MqttCodeError) and not isinstance(
+            candidate, MqttConnectError
+        ):
+            return _code(candidate)
+        if isinstance(candidate, ConnectionError):
+            return UNSPECIFIED
+    return None
 
 
 def _code(error: aiomqtt.MqttCodeError) -> int | None:
