@@ -8,11 +8,9 @@ to pages and nothing here queries the database, so a page tick costs a dict look
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from itertools import islice
 
 from core.protocol.telemetry import Batch, Value
@@ -43,7 +41,6 @@ class _Ring:
     points: deque[LivePoint]
     last_n: int = 0
     latest: dict[str, Reading] = field(default_factory=dict)
-    stored_at: float = 0.0  # wall time of the last commit holding this device's samples
 
 
 class Hub:
@@ -58,7 +55,6 @@ class Hub:
 
     def on_commit(self, batches: list[Batch]) -> None:
         """Take the samples of a commit (the ingest listener)."""
-        now = time.time()
         for batch in batches:
             if not batch.samples:
                 continue
@@ -73,7 +69,6 @@ class Hub:
                     known = ring.latest.get(channel)
                     if known is None or sample.ts >= known.ts_ms:  # old replays stay old
                         ring.latest[channel] = Reading(value, sample.ts)
-            ring.stored_at = now
 
     def cursor(self, device_id: str) -> int:
         """The number of the device's latest sample (0 when none yet)."""
@@ -92,8 +87,3 @@ class Hub:
         """The latest value of each channel of the device, by channel name."""
         ring = self._rings.get(device_id)
         return {} if ring is None else dict(sorted(ring.latest.items()))
-
-    def stored_at(self, device_id: str) -> datetime | None:
-        """When samples of the device were last stored, or None if not since start."""
-        ring = self._rings.get(device_id)
-        return None if ring is None else datetime.fromtimestamp(ring.stored_at, UTC)
