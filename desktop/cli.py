@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,7 @@ from core.settings import Settings
 
 if TYPE_CHECKING:
     from core.protocol.signing import VerifyingKey
-    from desktop.agent.agent import AgentConfig
+    from desktop.agent.config import AgentConfig
     from desktop.agent.sources import Source
 
 
@@ -23,6 +24,14 @@ def register(commands: Any) -> None:
     """Add ``agent`` and ``desktop`` to the command line's sub-parsers."""
     agent = commands.add_parser(
         "agent", help="run a station headless: sample, buffer in the outbox, stream to the broker"
+    )
+    agent.add_argument(
+        "what",
+        nargs="?",
+        choices=("run", "status"),
+        default="run",
+        help="run (the default) the station, or show its outbox and who runs it (read-only: "
+        "works beside a running station; needs only --device and --data-dir)",
     )
     _add_station_arguments(agent)
     agent.set_defaults(run=_agent)
@@ -87,7 +96,7 @@ def _station_config(
 ) -> tuple[AgentConfig, list[Source]]:
     """The station's configuration and sources from its flags; ValueError says what is wrong."""
     from core.mqtt.endpoint import Endpoint
-    from desktop.agent.agent import AgentConfig
+    from desktop.agent.config import AgentConfig
     from desktop.agent.sources import load
 
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
@@ -110,6 +119,8 @@ def _station_config(
 
 
 def _desktop(settings: Settings, args: argparse.Namespace) -> int:
+    from desktop.agent.station_lock import StationRunningError
+
     try:
         config, sources = _station_config(settings, args)
     except ValueError as error:
@@ -117,12 +128,19 @@ def _desktop(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     from desktop.window.app import run_window  # Qt is loaded only for this command
 
-    return run_window(config, sources)
+    try:
+        return run_window(config, sources)
+    except StationRunningError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
 
 
 def _agent(settings: Settings, args: argparse.Namespace) -> int:
     from desktop.agent.agent import Agent
+    from desktop.agent.station_lock import StationRunningError
 
+    if args.what == "status":
+        return _status(args)
     try:
         config, sources = _station_config(settings, args)
     except ValueError as error:
@@ -142,6 +160,40 @@ def _agent(settings: Settings, args: argparse.Namespace) -> int:
         await stop.wait()
         await agent.stop()
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run())
+    except StationRunningError as error:  # before anything else: one line, exit 1
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    """Print what a station's outbox holds and who runs it; reads, never locks or writes."""
+    from desktop.agent.config import outbox_file
+    from desktop.agent.outbox import summary
+    from desktop.agent.station_lock import holder, lock_file
+
+    path = outbox_file(args.data_dir, args.device)
+    try:
+        outbox = summary(path)
+    except FileNotFoundError:
+        print(f"error: station {args.device} has no outbox in {args.data_dir}", file=sys.stderr)
+        return 1
+    except sqlite3.Error as error:  # not an outbox, or damaged
+        print(f"error: cannot read the outbox {path}: {error}", file=sys.stderr)
+        return 1
+    running = holder(lock_file(path))
+    rows = {
+        "device": args.device,
+        "stream": outbox.stream,
+        "last seq": outbox.last_seq,
+        "acked seq": outbox.acked_seq,
+        "backlog": f"{outbox.depth} samples",
+        "config version": outbox.config_version or "none applied",
+        "running": "no" if running is None else f"yes ({running})",
+    }
+    for name, value in rows.items():
+        print(f"{name + ':':<16}{value}")
     return 0

@@ -68,6 +68,7 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     from core.errors import DomainError
     from core.mqtt.endpoint import Endpoint
     from desktop.agent.fleet import Fleet, load_credentials, new_credentials, template
+    from desktop.agent.station_lock import StationRunningError
 
     if args.devices < 1 or args.rate <= 0:
         print("error: --devices and --rate must be positive", file=sys.stderr)
@@ -86,10 +87,10 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
             args.broker or settings.mqtt_url, ca_file=settings.mqtt_ca_file
         )
         keys = server_keys(settings, args.server_key)
-    except (ValueError, DomainError) as error:
+        fleet = Fleet(credentials, template(endpoint, args.data_dir, args.rate, keys))
+    except (ValueError, DomainError, StationRunningError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    fleet = Fleet(credentials, template(endpoint, args.data_dir, args.rate, keys))
 
     async def run() -> None:
         stop = asyncio.Event()

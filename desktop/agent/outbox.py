@@ -70,7 +70,8 @@ class Outbox:
     """A SQLite file (WAL) holding unacknowledged samples; blocking calls, run them in a thread.
 
     Writes (and ``dropped``) share one connection: one call at a time. ``pending`` reads
-    on a second connection and may run beside them.
+    on a second connection and may run beside them. ``summary`` (below) opens a read-only
+    connection of its own, in any process: it never waits for nor blocks the writer.
     """
 
     def __init__(
@@ -233,3 +234,37 @@ class Outbox:
         """Close the file."""
         self._reader.close()
         self._db.close()
+
+
+@dataclass(frozen=True)
+class OutboxSummary:
+    """What an outbox file holds, as a reader beside its station sees it."""
+
+    stream: str
+    last_seq: int  # the seq of the last sample committed; 0 while none has been
+    acked_seq: int
+    depth: int  # samples waiting for the server's ack
+    config_version: int  # the configuration applied; 0 while none has been
+
+
+def summary(path: Path) -> OutboxSummary:
+    """Read an outbox file read-only (``mode=ro``): no lock, no write, safe while it runs.
+
+    One consistent snapshot (a read transaction), on a connection opened and closed here.
+    """
+    if not path.is_file():
+        msg = f"no outbox at {path}"
+        raise FileNotFoundError(msg)
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True, isolation_level=None)) as db:
+        db.execute("BEGIN")
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        depth = int(db.execute("SELECT count(*) FROM outbox").fetchone()[0])
+        db.execute("COMMIT")
+    return OutboxSummary(
+        stream=meta.get("stream", ""),
+        last_seq=int(meta.get("next_seq", "1")) - 1,
+        acked_seq=int(meta.get("acked_seq", "0")),
+        depth=depth,
+        config_version=int(meta.get("config_version", "0")),
+    )
