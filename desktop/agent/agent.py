@@ -75,10 +75,9 @@ class Agent:
         self.events = EventLog(self.state)
         self.link = Link(config, stream=self.outbox.stream, state=self.state, events=self.events)
         self.supervisor = self.link.supervisor
-        station = Station(
+        self.station = station = Station(
             config, self.state, self.outbox, asyncio.Lock(), self.supervisor, self.events
         )
-        self.station = station
         self.replay = Replay(station)
         self.sampler = Sampler(station, sources, self.replay)
         self.heartbeat = Heartbeat(station)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from core.mqtt.endpoint import Endpoint
 from core.protocol.signing import VerifyingKey
-from desktop.agent.outbox import CapPolicy
+from desktop.agent.outbox import DEFAULT_MAX_ROWS, CapPolicy
 
 
 def outbox_file(data_dir: Path, device_id: str) -> Path:
@@ -33,7 +33,7 @@ class AgentConfig:
     # Samples replayed past the server's ack watermark at most: a broker's PUBACK is not
     # the server's pace, and a deeper pipeline only queues replay ahead of live samples.
     replay_ahead: int = 1_500
-    max_rows: int = 5_000_000
+    max_rows: int = DEFAULT_MAX_ROWS
     policy: CapPolicy = CapPolicy.DROP_OLDEST
     # The server's public keys: desired configurations must be signed by one of them.
     server_keys: tuple[VerifyingKey, ...] = ()

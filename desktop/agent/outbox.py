@@ -85,7 +85,6 @@ class Outbox:
             msg = f"the outbox cap must be positive: {max_rows}"
             raise ValueError(msg)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
         self.max_rows = max_rows
         self.policy = policy
         # One connection, used from one worker thread at a time (the agent serialises calls).

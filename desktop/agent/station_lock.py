@@ -67,10 +67,8 @@ class StationRunningError(RuntimeError):
 class StationLock:
     """The lock of one running station; ``release`` it once its outbox is closed."""
 
-    def __init__(self, path: Path, fd: int, holder: Holder) -> None:
-        self.path = path
-        self.holder = holder
-        self._fd: int | None = fd
+    def __init__(self, fd: int) -> None:
+        self._fd: int | None = fd  # None once released
 
     @classmethod
     def acquire(cls, path: Path, *, station: str) -> StationLock:
@@ -87,7 +85,7 @@ class StationLock:
         except BaseException:
             os.close(fd)
             raise
-        return cls(path, fd, Holder(os.getpid(), since))
+        return cls(fd)
 
     def release(self) -> None:
         """Empty the file and let the lock go; releasing again does nothing."""
