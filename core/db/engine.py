@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from core import events
 from core.settings import to_async_url
 
 
@@ -56,11 +57,12 @@ def create_engine(url: str) -> AsyncEngine:
 
 
 class Database:
-    """An engine and its session factory, opened and closed together."""
+    """An engine, its session factory and the bus its committed changes are announced on."""
 
     def __init__(self, url: str) -> None:
         self.engine = create_engine(url)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.events = events.EventBus()
 
     @property
     def dialect(self) -> str:
@@ -69,9 +71,16 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session whose transaction commits on success and rolls back on error."""
-        async with self.sessions() as session, session.begin():
-            yield session
+        """A session whose transaction commits on success and rolls back on error.
+
+        The events its services recorded are published once it has committed; an error
+        rolls the transaction back and leaves the events unpublished.
+        """
+        async with self.sessions() as session:
+            async with session.begin():
+                yield session
+            committed = events.take(session)
+        await self.events.publish(committed)
 
     async def close(self) -> None:
         """Release every pooled connection."""

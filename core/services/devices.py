@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import hlc
+from core import events, hlc
 from core.db.models import Device, DeviceConfig, TelemetryGap
 from core.errors import ConflictError, InvalidError, NotFoundError
 from core.passwords import mosquitto_hash, new_device_secret
@@ -89,6 +89,7 @@ async def create_device(
         target_id=device_id,
         after=_snapshot(device),
     )
+    events.record(session, events.DeviceChanged(device_id))
     return DeviceCredentials(device=device, username=device_id, password=password)
 
 
@@ -125,6 +126,7 @@ async def update_device(
         before=before,
         after=after,
     )
+    events.record(session, events.DeviceChanged(device_id))
     return device
 
 
@@ -170,6 +172,7 @@ async def rotate_credentials(
         target_type="device",
         target_id=device_id,
     )
+    events.record(session, events.DeviceChanged(device_id))
     return DeviceCredentials(device=device, username=device_id, password=password)
 
 
@@ -207,8 +210,8 @@ async def update_config(
     """Change settings of the device's desired configuration (``None`` removes one).
 
     The result must be a configuration a station can run (``check_settings``), or nothing
-    changes and ``InvalidError`` says why. Each change is a new version, audited; the
-    backbone publishes it signed once the transaction has committed.
+    changes and ``InvalidError`` says why. Each change is a new version, audited, and
+    announced (``DesiredConfigChanged``) once the transaction has committed.
     """
     actor.require("config:write")
     config = await device_config(session, actor=actor, device_id=device_id)
@@ -233,4 +236,5 @@ async def update_config(
         after={**desired, "version": config.desired_version},
     )
     await session.flush()
+    events.record(session, events.DesiredConfigChanged(device_id))
     return config

@@ -55,10 +55,10 @@ def _agent(
     return Agent(config, [Simulated(seed=3)])
 
 
-async def _change(database: Database, backbone: Backbone, **changes: object) -> None:
+async def _change(database: Database, **changes: object) -> None:
+    """Change the desired configuration as an admin would: the backbone hears of the commit."""
     async with database.session() as session:
         await devices.update_config(session, actor=ADMIN, device_id=DEVICE, changes=changes)
-    await backbone.config_changed(DEVICE)
 
 
 async def _reported(database: Database) -> DeviceConfig:
@@ -84,7 +84,7 @@ async def test_a_signed_change_is_applied_reported_and_kept_across_a_restart(
     try:
         await agent.supervisor.wait_connected()
         assert agent.state.interval_s == 1.0 and agent.state.config_version == 0
-        await _change(database, backbone, interval_s=0.05, heartbeat_s=1, units={"temp": "°C"})
+        await _change(database, interval_s=0.05, heartbeat_s=1, units={"temp": "°C"})
         await eventually(lambda: agent.state.config_version == 1)
         assert (agent.state.interval_s, agent.state.heartbeat_s) == (0.05, 1)
         # Sampling follows the new interval at once: ~20 samples a second, not one.
@@ -127,7 +127,7 @@ async def test_a_configuration_signed_with_another_key_is_refused_and_reported(
     await agent.start()
     try:
         await agent.supervisor.wait_connected()
-        await _change(database, backbone, interval_s=0.05)
+        await _change(database, interval_s=0.05)
         await eventually(lambda: any("refused" in e.text for e in agent.state.events))
         assert (agent.state.config_version, agent.state.interval_s) == (0, 1.0)
         assert "unknown kid" in next(e.text for e in agent.state.events if "refused" in e.text)
@@ -146,7 +146,7 @@ async def test_the_server_publishes_every_configuration_again_on_connect(
     backbone: Backbone, database: Database, mosquitto: RunningBroker, tmp_path: Path
 ) -> None:
     """A broker that lost its retained messages gets them back when the server reconnects."""
-    await _change(database, backbone, interval_s=0.5)
+    await _change(database, interval_s=0.5)
     link = backbone.supervisor
     assert link is not None
     await link.publish(topics.config_desired(DEVICE), b"", qos=1, retain=True)  # lost

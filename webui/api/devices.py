@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Path, status
+from fastapi import APIRouter, Depends, Path, status
 
 from core.db.models import Device
 from core.protocol.topics import DEVICE_ID_PATTERN
@@ -29,11 +29,6 @@ Writer = Annotated[Actor, Depends(require("devices:write"))]
 ConfigWriter = Annotated[Actor, Depends(require("config:write"))]
 # A malformed id is a 422 naming the field, never a database error (NUL breaks PostgreSQL).
 DeviceId = Annotated[str, Path(pattern=DEVICE_ID_PATTERN)]
-
-
-def _changed(backbone: Backbone, background: BackgroundTasks, device_id: str) -> None:
-    """Tell the backbone once the response is out (the transaction has committed by then)."""
-    background.add_task(backbone.devices_changed, device_id)
 
 
 def _out(device: Device, backbone: Backbone) -> DeviceOut:
@@ -65,13 +60,11 @@ async def create_device(
     session: SessionDep,
     actor: Writer,
     backbone: BackboneDep,
-    background: BackgroundTasks,
 ) -> DeviceCredentialsOut:
     """Register a device; the answer holds its MQTT password, shown this once."""
     created = await devices.create_device(
         session, actor=actor, device_id=body.id, name=body.name, description=body.description
     )
-    _changed(backbone, background, body.id)
     return _credentials(created, backbone)
 
 
@@ -107,13 +100,11 @@ async def update_device(
     session: SessionDep,
     actor: Writer,
     backbone: BackboneDep,
-    background: BackgroundTasks,
 ) -> DeviceOut:
     """Rename or describe a device, or disable it with ``enabled: false``."""
     device = await devices.update_device(
         session, actor=actor, device_id=device_id, **body.model_dump(exclude_unset=True)
     )
-    _changed(backbone, background, device_id)
     return _out(device, backbone)
 
 
@@ -130,14 +121,11 @@ async def update_config(
     body: DeviceConfigUpdate,
     session: SessionDep,
     actor: ConfigWriter,
-    backbone: BackboneDep,
-    background: BackgroundTasks,
 ) -> DeviceConfigOut:
     """Change the desired configuration (a new version); the station gets it signed."""
     config = await devices.update_config(
         session, actor=actor, device_id=device_id, changes=body.model_dump(exclude_unset=True)
     )
-    background.add_task(backbone.config_changed, device_id)
     return DeviceConfigOut.model_validate(config, from_attributes=True)
 
 
@@ -147,11 +135,9 @@ async def disable_device(
     session: SessionDep,
     actor: Writer,
     backbone: BackboneDep,
-    background: BackgroundTasks,
 ) -> DeviceOut:
     """Stop accepting anything from this device (the broker refuses it from now on)."""
     device = await devices.update_device(session, actor=actor, device_id=device_id, enabled=False)
-    _changed(backbone, background, device_id)
     return _out(device, backbone)
 
 
@@ -161,9 +147,7 @@ async def rotate_credentials(
     session: SessionDep,
     actor: Writer,
     backbone: BackboneDep,
-    background: BackgroundTasks,
 ) -> DeviceCredentialsOut:
     """Issue a new MQTT password (shown once); the old one stops working."""
     rotated = await devices.rotate_credentials(session, actor=actor, device_id=device_id)
-    _changed(backbone, background, device_id)
     return _credentials(rotated, backbone)

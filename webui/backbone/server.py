@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from core.db.engine import Database
+from core.events import DesiredConfigChanged, DeviceChanged
 from core.mqtt.endpoint import Endpoint
 from core.mqtt.routing import Router
 from core.mqtt.supervisor import LinkEvent, LinkState, Options, Outgoing, Supervisor
@@ -71,6 +73,8 @@ class Backbone:
     """Starts and stops the link, ingest and presence together; answers health and metrics."""
 
     def __init__(self, settings: Settings, database: Database) -> None:
+        self._database = database
+        self._unsubscribe: list[Callable[[], None]] = []
         self.router = Router()
         self.supervisor = supervisor_for(settings, self.router)
         self.directory = DeviceDirectory(database)
@@ -122,18 +126,18 @@ class Backbone:
                 server=server,
             )
 
-    async def devices_changed(self, device_id: str) -> None:
-        """After a device is created, edited, disabled or given new credentials (committed)."""
-        self.directory.forget(device_id)
+    async def _device_changed(self, event: DeviceChanged) -> None:
+        """A device was created, edited, disabled or given new credentials (committed)."""
+        self.directory.forget(event.device_id)
         await self._sync_accounts()
 
-    async def config_changed(self, device_id: str) -> None:
-        """After a device's desired configuration changed (committed): publish it."""
+    async def _config_changed(self, event: DesiredConfigChanged) -> None:
+        """A device's desired configuration changed (committed): publish it."""
         if self._link_up():
             try:
-                await self.configs.publish(device_id)
+                await self.configs.publish(event.device_id)
             except Exception as error:  # the next connect publishes every configuration
-                log.warning("desired configuration of %s not published: %s", device_id, error)
+                log.warning("desired configuration of %s not published: %s", event.device_id, error)
 
     def _on_link(self, event: LinkEvent) -> None:
         if event.state is LinkState.CONNECTED:  # retained copies may be gone: publish all
@@ -184,7 +188,12 @@ class Backbone:
         return None if self.supervisor is None else self.supervisor.event.state
 
     async def start(self) -> None:
-        """Write the broker's accounts, start the workers, then connect."""
+        """Hear of committed changes, write the broker's accounts, start the workers, connect."""
+        bus = self._database.events
+        self._unsubscribe = [
+            bus.subscribe(DeviceChanged, self._device_changed),
+            bus.subscribe(DesiredConfigChanged, self._config_changed),
+        ]
         await self._sync_accounts()
         await self.ingest.start()
         await self.presence.start()
@@ -195,6 +204,9 @@ class Backbone:
 
     async def stop(self) -> None:
         """Store and ack what was received, then say goodbye to the broker."""
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
         for task in list(self._background):
             task.cancel()
         await self.ingest.stop()

@@ -13,12 +13,12 @@ from typing import Any
 
 from nicegui import background_tasks, ui
 
+from core.db.engine import Database
 from core.db.models import DeviceConfig
 from core.errors import InvalidError
 from core.services import devices
 from core.services.actor import Actor
 from webui.components.values import when
-from webui.services import Services
 
 RELOAD_EVERY_S = 1.0
 
@@ -45,8 +45,8 @@ def _reported(version: int, settings: dict[str, Any], at: datetime | None) -> st
 class ConfigCard:
     """Desired and reported configuration, and the form to change it."""
 
-    def __init__(self, services: Services, actor: Actor, device_id: str) -> None:
-        self.services = services
+    def __init__(self, database: Database, actor: Actor, device_id: str) -> None:
+        self.database = database
         self.actor = actor
         self.device_id = device_id
         self.shown_reported = 0
@@ -71,7 +71,7 @@ class ConfigCard:
 
     async def reload(self, *, fill_form: bool = False) -> None:
         """Show the configuration as stored now."""
-        async with self.services.database.session() as session:
+        async with self.database.session() as session:
             config = await devices.device_config(
                 session, actor=self.actor, device_id=self.device_id
             )
@@ -111,7 +111,7 @@ class ConfigCard:
             self._loading = False
 
     async def save(self) -> None:
-        """Store the form as a new version, then have the backbone publish it."""
+        """Store the form as a new version (published to the station once committed)."""
         heartbeat = self.heartbeat.value
         changes = {
             "interval_s": self.interval.value,
@@ -121,7 +121,7 @@ class ConfigCard:
             else heartbeat,
         }
         try:
-            async with self.services.database.session() as session:
+            async with self.database.session() as session:
                 config = await devices.update_config(
                     session, actor=self.actor, device_id=self.device_id, changes=changes
                 )
@@ -130,6 +130,5 @@ class ConfigCard:
             self.error.text = str(error)
             return
         self.error.text = ""
-        await self.services.backbone.config_changed(self.device_id)
         ui.notify(f"Version {version} sent to {self.device_id}")
         await self.reload(fill_form=True)

@@ -46,7 +46,7 @@ def register(services: Services) -> None:
             view.build({info.channel for info in known if info.type == "boolean"}, events)
             ticker.add(view.update)
             if config is not None:
-                card = ConfigCard(services, actor, device.id)
+                card = ConfigCard(services.database, actor, device.id)
                 card.build(config)
                 ticker.add(lambda: card.follow(view.reported_version()))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from nicegui import ui
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db.engine import Database
 from core.db.models import Device
 from core.services import devices
 from core.services.actor import Actor
@@ -22,14 +23,14 @@ def register(services: Services) -> None:
         if actor is None:
             return
         with frame(services, "Devices", actor):
-            await DevicesView(services, actor).build()
+            await DevicesView(services.database, actor).build()
 
 
 class DevicesView:
     """The device list; writers also get a register form and enable switches."""
 
-    def __init__(self, services: Services, actor: Actor) -> None:
-        self.services = services
+    def __init__(self, database: Database, actor: Actor) -> None:
+        self.database = database
         self.actor = actor
 
     async def build(self) -> None:
@@ -52,9 +53,8 @@ class DevicesView:
                         session, actor=self.actor, device_id=value(device_id), name=value(name)
                     )
 
-                created = await submit(self.services.database, work, {"id": device_id})
+                created = await submit(self.database, work, {"id": device_id})
                 if created is not None:
-                    await self.services.backbone.devices_changed(created.username)
                     device_id.value = name.value = ""
                     self._show_credentials(created)
                     await self.refresh()
@@ -72,7 +72,7 @@ class DevicesView:
 
     async def refresh(self) -> None:
         """Reload the list from the database."""
-        async with self.services.database.session() as session:
+        async with self.database.session() as session:
             listed = await devices.list_devices(session, actor=self.actor)
         self.listing.clear()
         with self.listing:
@@ -96,8 +96,7 @@ class DevicesView:
                         )
 
                     done = f"{device.id} {'enabled' if enabled else 'disabled'}"
-                    if await submit(self.services.database, work, done=done) is not None:
-                        await self.services.backbone.devices_changed(device.id)
+                    await submit(self.database, work, done=done)
 
                 ui.switch("enabled", value=device.enabled, on_change=toggle).mark(
                     f"enabled {device.id}"
