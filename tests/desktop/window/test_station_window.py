@@ -13,6 +13,7 @@ from core.protocol.station_config import DesiredConfig
 from desktop.agent.agent import Agent, AgentEvent
 from desktop.agent.outbox import CapPolicy
 from desktop.agent.sources import Simulated
+from desktop.window.link_badge import GREEN, RED
 from desktop.window.station_controller import StationController
 from desktop.window.station_view import StationView
 from tests.desktop.window.conftest import DEVICE, station_config
@@ -62,7 +63,9 @@ def test_shows_the_configuration_in_effect(
 async def test_a_configuration_from_the_server_shows_once_applied(
     agent: Agent, view: StationView, controller: StationController
 ) -> None:
-    await agent._on_desired(DesiredConfig(DEVICE, 4, {"interval_s": 2, "heartbeat_s": 10}))
+    await agent.configuration.on_desired(
+        DesiredConfig(DEVICE, 4, {"interval_s": 2, "heartbeat_s": 10})
+    )
     controller.refresh()
     assert view.config_interval.text() == "2 s between samples, a heartbeat every 10 s"
     assert view.config_version.text() == "version 4, signed by the server"
@@ -104,7 +107,7 @@ async def test_badge_follows_the_link(
     agent.state.link = LinkEvent(LinkState.CONNECTED, now)
     controller.refresh()
     assert view.badge.text() == "connected"
-    assert view.since.text() == f"since {now.astimezone():%H:%M:%S}"
+    assert view.since.text() == f"since {now.astimezone():%H:%M:%S %Z}"
 
     agent.state.link = LinkEvent(LinkState.RECONNECTING, datetime.now(UTC), "broker went away")
     controller.refresh()
@@ -115,6 +118,32 @@ async def test_badge_follows_the_link(
     controller.refresh()
     assert view.badge.text() == "offline"
     assert view.link_detail.text() == "bad password"
+
+
+async def test_a_conflict_shows_red_with_since_when_and_nothing_cut_off(
+    agent: Agent, view: StationView, controller: StationController, qtbot: QtBot
+) -> None:
+    since = datetime.now(UTC)
+    detail = (
+        f"credentials in use elsewhere since {since:%H:%M:%S} UTC: another client as"
+        f" pp-station-{DEVICE} took the session over 3 times; retrying in 20 s"
+    )
+    agent.state.link = LinkEvent(LinkState.CONFLICT, since, detail)
+    controller.refresh()
+    view.show()
+    qtbot.waitExposed(view)
+    qtbot.wait(50)
+
+    assert view.badge.text() == "credentials in use elsewhere"
+    assert view.since.text() == f"since {since.astimezone():%H:%M:%S %Z}"
+    assert view.link_detail.text() == detail
+    painted = view.badge.grab().toImage().pixelColor(view.badge.width() // 2, 1)
+    assert painted.name() == RED != GREEN  # the badge's background, as painted
+    for label in (view.badge, view.since):  # the whole text fits: nothing is cut off
+        needed = label.fontMetrics().horizontalAdvance(label.text())
+        assert label.contentsRect().width() >= needed, label.objectName()
+    ARTIFACTS.mkdir(exist_ok=True)
+    assert view.grab().save(str(ARTIFACTS / "station-window-conflict.png"))
 
 
 async def test_a_running_agent_without_a_broker_reconnects_and_keeps_sampling(

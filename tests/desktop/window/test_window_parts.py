@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -9,7 +11,7 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from core.mqtt.supervisor import LinkEvent, LinkState
-from desktop.window.link_badge import AMBER, GREEN, RED, badge_for
+from desktop.window.link_badge import AMBER, GREEN, RED, WORDS, badge_for
 from desktop.window.series import Series
 from desktop.window.values_model import ValueRow, ValuesModel, value_rows
 
@@ -20,6 +22,7 @@ from desktop.window.values_model import ValueRow, ValuesModel, value_rows
         (LinkState.CONNECTED, "connected", GREEN),
         (LinkState.STARTING, "connecting", AMBER),
         (LinkState.RECONNECTING, "reconnecting", AMBER),
+        (LinkState.CONFLICT, "credentials in use elsewhere", RED),
         (LinkState.AUTH_FAILED, "offline", RED),
         (LinkState.STOPPED, "offline", RED),
     ],
@@ -28,7 +31,35 @@ def test_badge_words_and_colours(state: LinkState, text: str, colour: str) -> No
     at = datetime(2025, 11, 26, 14, 5, 9, tzinfo=UTC)
     badge = badge_for(LinkEvent(state, at))
     assert (badge.text, badge.colour) == (text, colour)
-    assert badge.since == f"since {at.astimezone():%H:%M:%S}"
+    assert badge.since == f"since {at.astimezone():%H:%M:%S %Z}"
+
+
+def test_only_connected_is_green() -> None:
+    """Every state has its words, and none but CONNECTED may look or read like it."""
+    assert set(WORDS) == set(LinkState)
+    at = datetime.now(UTC)
+    for state in LinkState:
+        badge = badge_for(LinkEvent(state, at))
+        looks_connected = badge.colour == GREEN or "connected" in badge.text.split()
+        assert looks_connected == (state is LinkState.CONNECTED), state
+
+
+@pytest.fixture
+def vienna(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's local time zone is Vienna's for the test."""
+    monkeypatch.setenv("TZ", "Europe/Vienna")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("vienna")
+def test_a_conflict_says_since_when_in_local_time_with_the_zone() -> None:
+    at = datetime(2025, 11, 26, 23, 41, 7, tzinfo=UTC)
+    badge = badge_for(LinkEvent(LinkState.CONFLICT, at))
+    assert (badge.text, badge.since) == ("credentials in use elsewhere", "since 00:41:07 CET")
+    assert badge.detail == "another station uses this device's credentials"
 
 
 def test_a_station_not_started_is_offline() -> None:
