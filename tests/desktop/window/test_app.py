@@ -75,9 +75,11 @@ def test_closing_the_window_says_a_clean_goodbye(
     endpoint = Endpoint("127.0.0.1", mosquitto.port, username=DEVICE, password=DEVICES[DEVICE])
     config = AgentConfig(DEVICE, endpoint, tmp_path, interval_s=0.05)
     badges: list[str] = []
+    streams: list[str] = []
 
     def close(view: StationView) -> None:
         badges.append(view.badge.text())
+        streams.append(view.config_stream.text())
         view.close()
 
     def live(view: StationView) -> bool:
@@ -88,7 +90,8 @@ def test_closing_the_window_says_a_clean_goodbye(
 
     assert badges == ["connected"]
     assert sampled(config) > 0
-    assert asyncio.run(retained_status(mosquitto)) == Status(DEVICE, "offline", "clean")
+    farewell = Status(DEVICE, "offline", "clean", stream=streams[0])  # the window's station
+    assert asyncio.run(retained_status(mosquitto)) == farewell
     assert qapp.quitOnLastWindowClosed()  # put back as it was
 
 
