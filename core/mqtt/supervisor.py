@@ -287,7 +287,7 @@ class Supervisor:
         async for message in client.messages:
             payload = message.payload
             data = payload if isinstance(payload, bytes) else str(payload or "").encode()
-            await self.router.dispatch(message.topic.value, data)
+            await self.router.dispatch(message.topic.value, data, retained=message.retain)
 
     def _lost(self, detail: str) -> None:
         if self._event.state is LinkState.CONNECTED:

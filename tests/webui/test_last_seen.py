@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import aiomqtt
 import pytest
 from sqlalchemy import select
 
@@ -13,7 +14,9 @@ from core.mqtt.routing import Route, Router
 from core.protocol import topics
 from core.protocol.messages import Heartbeat, Status
 from core.services import devices
-from tests.mqtt.server import register
+from core.settings import Settings
+from tests.mqtt.broker import DEVICES, RunningBroker, eventually
+from tests.mqtt.server import register, running_backbone
 from webui.backbone.last_seen import LastSeen
 
 T0 = datetime(2025, 11, 26, 22, 41, 7, tzinfo=UTC)
@@ -90,3 +93,24 @@ async def test_times_are_stored_in_batches_and_never_move_back(database: Databas
     stored = await _stored(database, "press-07")
     assert last_seen.at("press-07", stored) == T0 + timedelta(minutes=1)  # the later of both
     assert last_seen.at("lathe-1", None) is None
+
+
+@pytest.mark.backends("one")
+async def test_a_retained_birth_heard_on_connect_is_not_a_sighting_of_the_device(
+    settings: Settings, database: Database, mosquitto: RunningBroker
+) -> None:
+    """After a server restart the broker replays the status a station left: old news."""
+    await register(database, ["press-07"])
+    station = aiomqtt.Client(
+        "127.0.0.1", mosquitto.port, username="press-07", password=DEVICES["press-07"]
+    )
+    async with station:
+        online = Status("press-07", "online", stream="a1" * 16).encode()
+        await station.publish(topics.status("press-07"), online, qos=1, retain=True)
+    async with running_backbone(settings, database, mosquitto) as backbone:
+        await eventually(lambda: backbone.presence.state("press-07") is not None)
+        assert backbone.last_seen.at("press-07") is None
+        async with station:
+            beat = Heartbeat("press-07", interval_s=5).encode()
+            await station.publish(topics.heartbeat("press-07"), beat)
+            await eventually(lambda: backbone.last_seen.at("press-07") is not None)
