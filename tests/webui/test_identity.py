@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from core.db.engine import Database
 from core.db.models import AuditEntry
+from core.mqtt.takeover import Takeover
 from webui.backbone import identity
 from webui.backbone.identity import Conflict, Identity, Sighting
 
@@ -173,3 +174,8 @@ async def test_messages_that_name_no_stream_say_nothing(tracker: Identity, clock
     for stream in (A, "", A, "", A):
         _hear(tracker, clock, stream)
     assert tracker.conflict("press-07") is None
+
+
+def test_the_window_outlasts_a_yielding_station_s_longest_wait() -> None:
+    """A station that yields comes back within Takeover.cap: its turns stay one episode."""
+    assert identity.WINDOW.total_seconds() >= 2 * Takeover().cap
