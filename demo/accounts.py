@@ -19,7 +19,7 @@ from core.db.models import Device
 from core.errors import NotFoundError
 from core.passwords import verify_mosquitto_hash
 from core.rbac import ADMIN
-from core.services import devices, users
+from core.services import device_configs, devices, users
 from core.services.actor import Actor
 from desktop.agent.fleet import load_credentials
 
@@ -82,7 +82,7 @@ async def ensure_stations(database: Database, credentials_file: Path) -> Station
                 made = await devices.create_device(
                     session, actor=_DEMO, device_id=device_id, name=f"{device_id} (simulated)"
                 )
-                await devices.update_config(
+                await device_configs.update_desired(
                     session, actor=_DEMO, device_id=device_id, changes={"units": UNITS}
                 )
             elif not verify_mosquitto_hash(password, device.mqtt_password_hash):

@@ -10,13 +10,12 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import events, hlc
-from core.db.models import Device, DeviceConfig, TelemetryGap
+from core import events
+from core.db.models import Device, TelemetryGap
 from core.errors import ConflictError, InvalidError, NotFoundError
 from core.passwords import mosquitto_hash, new_device_secret
 from core.protocol import topics
-from core.protocol.station_config import ConfigError, check_settings
-from core.services import audit
+from core.services import audit, device_configs
 from core.services.actor import Actor
 
 # A device id is its broker username; the server's own account must stay the server's.
@@ -79,7 +78,7 @@ async def create_device(
         mqtt_password_hash=mosquitto_hash(password),
     )
     session.add(device)
-    session.add(DeviceConfig(device_id=device_id, updated_at=hlc.now()))
+    await device_configs.create(session, device_id=device_id)
     await session.flush()
     await audit.record(
         session,
@@ -174,67 +173,3 @@ async def rotate_credentials(
     )
     events.record(session, events.DeviceChanged(device_id))
     return DeviceCredentials(device=device, username=device_id, password=password)
-
-
-async def channel_units(session: AsyncSession, *, actor: Actor, device_id: str) -> dict[str, str]:
-    """Units by channel, from the device's configuration (``{"units": {"temp": "°C"}}``).
-
-    What the station reports it applied wins over what was asked of it; anything that is not
-    a name → text mapping is ignored, since configurations are written by hand too.
-    """
-    actor.require("devices:read")
-    config = await session.get(DeviceConfig, device_id)
-    if config is None:
-        return {}
-    units: dict[str, str] = {}
-    for source in (config.desired, config.reported):
-        given = source.get("units") if isinstance(source, dict) else None
-        if isinstance(given, dict):
-            units.update({k: v for k, v in given.items() if isinstance(v, str) and v})
-    return units
-
-
-async def device_config(session: AsyncSession, *, actor: Actor, device_id: str) -> DeviceConfig:
-    """The device's desired configuration and what it last reported."""
-    actor.require("devices:read")
-    config = await session.get(DeviceConfig, device_id)
-    if config is None:
-        msg = f"no device with id '{device_id}'"
-        raise NotFoundError(msg)
-    return config
-
-
-async def update_config(
-    session: AsyncSession, *, actor: Actor, device_id: str, changes: Mapping[str, Any]
-) -> DeviceConfig:
-    """Change settings of the device's desired configuration (``None`` removes one).
-
-    The result must be a configuration a station can run (``check_settings``), or nothing
-    changes and ``InvalidError`` says why. Each change is a new version, audited, and
-    announced (``DesiredConfigChanged``) once the transaction has committed.
-    """
-    actor.require("config:write")
-    config = await device_config(session, actor=actor, device_id=device_id)
-    before = dict(config.desired)
-    merged = {**before, **changes}
-    try:
-        desired = check_settings({k: v for k, v in merged.items() if v is not None})
-    except ConfigError as error:
-        raise InvalidError(str(error)) from error
-    if desired == before:
-        return config
-    config.desired = desired  # a new dict: the JSON change is tracked
-    config.desired_version += 1
-    config.updated_at = hlc.now()
-    await audit.record(
-        session,
-        actor=actor.name,
-        action="device.config",
-        target_type="device",
-        target_id=device_id,
-        before=before,
-        after={**desired, "version": config.desired_version},
-    )
-    await session.flush()
-    events.record(session, events.DesiredConfigChanged(device_id))
-    return config

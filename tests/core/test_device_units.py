@@ -8,7 +8,7 @@ from sqlalchemy import select
 from core.db.engine import Database
 from core.db.models import AuditEntry, DeviceConfig
 from core.errors import ForbiddenError, InvalidError, NotFoundError
-from core.services import devices
+from core.services import device_configs, devices
 from core.services.actor import Actor
 
 ADMIN = Actor(name="ada", permissions=frozenset({"devices:read", "devices:write", "config:write"}))
@@ -18,12 +18,12 @@ READER = Actor(name="vic", permissions=frozenset({"devices:read"}))
 async def test_units_are_set_audited_and_read_back(database: Database) -> None:
     async with database.session() as session:
         await devices.create_device(session, actor=ADMIN, device_id="kiln-1")
-        assert await devices.channel_units(session, actor=READER, device_id="kiln-1") == {}
-        await devices.update_config(
+        assert await device_configs.channel_units(session, actor=READER, device_id="kiln-1") == {}
+        await device_configs.update_desired(
             session, actor=ADMIN, device_id="kiln-1", changes={"units": {"temp": "°C"}}
         )
     async with database.session() as session:
-        assert await devices.channel_units(session, actor=READER, device_id="kiln-1") == {
+        assert await device_configs.channel_units(session, actor=READER, device_id="kiln-1") == {
             "temp": "°C"
         }
         config = await session.get(DeviceConfig, "kiln-1")
@@ -42,7 +42,7 @@ async def test_what_the_station_reports_wins_and_junk_is_ignored(database: Datab
         config.desired = {"units": {"temp": "°C", "parts": "pcs", "bad": 3}}
         config.reported = {"units": {"temp": "K"}}
     async with database.session() as session:
-        assert await devices.channel_units(session, actor=READER, device_id="kiln-1") == {
+        assert await device_configs.channel_units(session, actor=READER, device_id="kiln-1") == {
             "temp": "K",
             "parts": "pcs",
         }
@@ -51,30 +51,30 @@ async def test_what_the_station_reports_wins_and_junk_is_ignored(database: Datab
 async def test_setting_units_needs_config_write_and_a_device(database: Database) -> None:
     async with database.session() as session:
         with pytest.raises(ForbiddenError):
-            await devices.update_config(session, actor=READER, device_id="x", changes={})
+            await device_configs.update_desired(session, actor=READER, device_id="x", changes={})
         with pytest.raises(NotFoundError):
-            await devices.update_config(session, actor=ADMIN, device_id="nope", changes={})
+            await device_configs.update_desired(session, actor=ADMIN, device_id="nope", changes={})
 
 
 async def test_a_config_change_is_checked_merged_and_versioned(database: Database) -> None:
     async with database.session() as session:
         await devices.create_device(session, actor=ADMIN, device_id="kiln-1")
-        await devices.update_config(
+        await device_configs.update_desired(
             session, actor=ADMIN, device_id="kiln-1", changes={"interval_s": 2, "heartbeat_s": 5}
         )
         with pytest.raises(InvalidError, match=r"interval_s must be 0\.05-3600 s"):
-            await devices.update_config(
+            await device_configs.update_desired(
                 session, actor=ADMIN, device_id="kiln-1", changes={"interval_s": 0}
             )
         with pytest.raises(InvalidError, match="unknown setting"):
-            await devices.update_config(
+            await device_configs.update_desired(
                 session, actor=ADMIN, device_id="kiln-1", changes={"rate": 3}
             )
         # None removes a setting; a change that changes nothing is no new version.
-        await devices.update_config(
+        await device_configs.update_desired(
             session, actor=ADMIN, device_id="kiln-1", changes={"heartbeat_s": None}
         )
-        config = await devices.update_config(
+        config = await device_configs.update_desired(
             session, actor=ADMIN, device_id="kiln-1", changes={"interval_s": 2.0}
         )
         assert (config.desired, config.desired_version) == ({"interval_s": 2.0}, 2)

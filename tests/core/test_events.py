@@ -8,7 +8,7 @@ from core import events
 from core.db.engine import Database
 from core.db.models import Device
 from core.events import DesiredConfigChanged, DeviceChanged
-from core.services import devices
+from core.services import device_configs, devices
 from core.services.actor import Actor
 
 ADMIN = Actor(
@@ -50,7 +50,7 @@ async def test_a_rolled_back_change_announces_nothing(database: Database) -> Non
     with pytest.raises(Boom):
         async with database.session() as session:
             await devices.create_device(session, actor=ADMIN, device_id="press-07")
-            await devices.update_config(
+            await device_configs.update_desired(
                 session, actor=ADMIN, device_id="press-07", changes={"interval_s": 2}
             )
             raise Boom
@@ -67,7 +67,7 @@ async def test_each_change_is_announced_once_per_transaction(database: Database)
         await devices.update_device(session, actor=ADMIN, device_id="press-07", name="Press")
         await devices.update_device(session, actor=ADMIN, device_id="press-07", enabled=False)
         await devices.rotate_credentials(session, actor=ADMIN, device_id="press-07")
-        await devices.update_config(
+        await device_configs.update_desired(
             session, actor=ADMIN, device_id="press-07", changes={"interval_s": 2}
         )
     assert heard == [DeviceChanged("press-07"), DesiredConfigChanged("press-07")]
@@ -76,12 +76,12 @@ async def test_each_change_is_announced_once_per_transaction(database: Database)
 async def test_a_configuration_left_as_it_was_is_not_announced(database: Database) -> None:
     async with database.session() as session:
         await devices.create_device(session, actor=ADMIN, device_id="press-07")
-        await devices.update_config(
+        await device_configs.update_desired(
             session, actor=ADMIN, device_id="press-07", changes={"interval_s": 2}
         )
     heard = _heard(database)
     async with database.session() as session:
-        await devices.update_config(
+        await device_configs.update_desired(
             session, actor=ADMIN, device_id="press-07", changes={"interval_s": 2}
         )
     assert heard == []

@@ -21,7 +21,7 @@ from core.db.models import AuditEntry, DeviceConfig
 from core.mqtt.endpoint import Endpoint
 from core.protocol import topics
 from core.protocol.signing import VerifyingKey, generate_signing_key
-from core.services import devices
+from core.services import device_configs, devices
 from core.services.actor import Actor
 from core.settings import Settings
 from desktop.agent.agent import Agent, AgentConfig
@@ -58,7 +58,7 @@ def _agent(
 async def _change(database: Database, **changes: object) -> None:
     """Change the desired configuration as an admin would: the backbone hears of the commit."""
     async with database.session() as session:
-        await devices.update_config(session, actor=ADMIN, device_id=DEVICE, changes=changes)
+        await device_configs.update_desired(session, actor=ADMIN, device_id=DEVICE, changes=changes)
 
 
 async def _reported(database: Database) -> DeviceConfig:

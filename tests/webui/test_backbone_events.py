@@ -17,7 +17,7 @@ import pytest
 from core.db.engine import Database
 from core.protocol import topics
 from core.protocol.station_config import DesiredConfig, read_desired
-from core.services import devices
+from core.services import device_configs, devices
 from core.services.actor import Actor
 from core.settings import Settings
 from tests.mqtt.broker import DEVICES, RunningBroker, eventually
@@ -46,7 +46,7 @@ async def backbone(
 
 async def _configure(database: Database, **changes: object) -> None:
     async with database.session() as session:
-        await devices.update_config(session, actor=ADMIN, device_id=DEVICE, changes=changes)
+        await device_configs.update_desired(session, actor=ADMIN, device_id=DEVICE, changes=changes)
 
 
 async def test_device_changes_reach_the_directory(backbone: Backbone, database: Database) -> None:
@@ -95,7 +95,7 @@ async def test_configuration_changes_reach_the_station_and_rolled_back_ones_do_n
             await eventually(lambda: len(received) == 1)
             with pytest.raises(Boom):
                 async with database.session() as session:
-                    await devices.update_config(
+                    await device_configs.update_desired(
                         session, actor=ADMIN, device_id=DEVICE, changes={"interval_s": 5}
                     )
                     raise Boom

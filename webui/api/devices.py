@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, status
 
 from core.db.models import Device
 from core.protocol.topics import DEVICE_ID_PATTERN
-from core.services import devices
+from core.services import device_configs, devices
 from core.services.actor import Actor
 from webui.api.schemas import (
     DeviceConfigOut,
@@ -111,7 +111,7 @@ async def update_device(
 @router.get("/{device_id}/config")
 async def get_config(device_id: DeviceId, session: SessionDep, actor: Reader) -> DeviceConfigOut:
     """The configuration the device should run, and what it last reported running."""
-    config = await devices.device_config(session, actor=actor, device_id=device_id)
+    config = await device_configs.get(session, actor=actor, device_id=device_id)
     return DeviceConfigOut.model_validate(config, from_attributes=True)
 
 
@@ -123,7 +123,7 @@ async def update_config(
     actor: ConfigWriter,
 ) -> DeviceConfigOut:
     """Change the desired configuration (a new version); the station gets it signed."""
-    config = await devices.update_config(
+    config = await device_configs.update_desired(
         session, actor=actor, device_id=device_id, changes=body.model_dump(exclude_unset=True)
     )
     return DeviceConfigOut.model_validate(config, from_attributes=True)

@@ -11,18 +11,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
-
-from sqlalchemy import select
 
 from core.db.engine import Database
-from core.db.models import DeviceConfig
 from core.mqtt.routing import Route
 from core.protocol import topics
 from core.protocol.drops import Drop
 from core.protocol.signing import SigningKey
 from core.protocol.station_config import ConfigReport, DesiredConfig
-from core.services import audit
+from core.services import device_configs
 
 log = logging.getLogger(__name__)
 
@@ -49,21 +45,14 @@ class DeviceConfigs:
     async def publish(self, device_id: str) -> None:
         """Publish the device's desired configuration, signed (nothing before a first change)."""
         async with self._database.session() as session:
-            config = await session.get(DeviceConfig, device_id)
-            if config is None or config.desired_version == 0:
-                return
-            desired = DesiredConfig(device_id, config.desired_version, dict(config.desired))
-        await self._send(desired)
+            desired = await device_configs.desired(session, device_id=device_id)
+        if desired is not None:
+            await self._send(desired)
 
     async def publish_all(self) -> None:
         """Publish every device's desired configuration (after each connect)."""
         async with self._database.session() as session:
-            configs = await session.scalars(
-                select(DeviceConfig).where(DeviceConfig.desired_version > 0)
-            )
-            wanted = [
-                DesiredConfig(c.device_id, c.desired_version, dict(c.desired)) for c in configs
-            ]
+            wanted = await device_configs.all_desired(session)
         for desired in wanted:
             await self._send(desired)
         log.info("published %d desired configurations", len(wanted))
@@ -76,29 +65,6 @@ class DeviceConfigs:
         news = self._heard.get(report.device_id) != report
         self._heard[report.device_id] = report
         async with self._database.session() as session:
-            config = await session.get(DeviceConfig, report.device_id)
-            if config is None:
-                log.warning("config report from unknown device %s ignored", report.device_id)
-                return
-            before = {"version": config.reported_version, **config.reported}
-            changed = (config.reported_version, config.reported) != (
-                report.version,
-                report.settings,
-            )
-            config.reported, config.reported_version = dict(report.settings), report.version
-            config.reported_at = datetime.now(UTC)
-            if changed or (news and report.outcome == "rejected"):
-                await audit.record(
-                    session,
-                    actor=f"device:{report.device_id}",
-                    action=f"device.config.{report.outcome}",
-                    target_type="device",
-                    target_id=report.device_id,
-                    before=before,
-                    after={
-                        "version": report.version,
-                        **report.settings,
-                        "desired_version": report.desired_version,
-                        "detail": report.detail,
-                    },
-                )
+            known = await device_configs.record_report(session, report=report, news=news)
+        if not known:
+            log.warning("config report from unknown device %s ignored", report.device_id)

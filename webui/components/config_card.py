@@ -16,7 +16,7 @@ from nicegui import background_tasks, ui
 from core.db.engine import Database
 from core.db.models import DeviceConfig
 from core.errors import InvalidError
-from core.services import devices
+from core.services import device_configs
 from core.services.actor import Actor
 from webui.components.values import when
 
@@ -72,9 +72,7 @@ class ConfigCard:
     async def reload(self, *, fill_form: bool = False) -> None:
         """Show the configuration as stored now."""
         async with self.database.session() as session:
-            config = await devices.device_config(
-                session, actor=self.actor, device_id=self.device_id
-            )
+            config = await device_configs.get(session, actor=self.actor, device_id=self.device_id)
             self.show(config, fill_form=fill_form)
 
     def show(self, config: DeviceConfig, *, fill_form: bool) -> None:
@@ -122,7 +120,7 @@ class ConfigCard:
         }
         try:
             async with self.database.session() as session:
-                config = await devices.update_config(
+                config = await device_configs.update_desired(
                     session, actor=self.actor, device_id=self.device_id, changes=changes
                 )
                 version = config.desired_version

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import Device, OfflineEvent
 from core.errors import NotFoundError
-from core.services import devices, history, offline_events
+from core.services import device_configs, devices, history, offline_events
 from core.services.actor import Actor
 from webui.backbone.hub import LivePoint, Reading
 from webui.backbone.presence import DeviceState
@@ -35,12 +35,12 @@ def register(services: Services) -> None:
             device = await found_device(services, session, actor, device_id, "Device")
             if device is None:
                 return
-            units = await devices.channel_units(session, actor=actor, device_id=device.id)
+            units = await device_configs.channel_units(session, actor=actor, device_id=device.id)
             known = await history.channels(session, actor=actor, device_id=device.id)
             events = await offline_events.recent(session, actor=actor, device_id=device.id)
             config = None
             if actor.can("devices:read"):
-                config = await devices.device_config(session, actor=actor, device_id=device.id)
+                config = await device_configs.get(session, actor=actor, device_id=device.id)
         with frame(services, f"Device {device.id}", actor) as ticker:
             view = DeviceView(services, actor, device.id, units, stored_seen=device.last_seen_at)
             view.build({info.channel for info in known if info.type == "boolean"}, events)

@@ -1,0 +1,136 @@
+"""Device configurations: what is asked of each station (desired) and what it runs (reported).
+
+The one module that reads and writes the ``device_configs`` table. Admins change the desired
+side (a new version, audited, announced after the commit so the backbone publishes it
+signed); stations report the applied side over MQTT, stored here and audited when it changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import events, hlc
+from core.db.models import DeviceConfig
+from core.errors import InvalidError, NotFoundError
+from core.protocol.station_config import ConfigError, ConfigReport, DesiredConfig, check_settings
+from core.services import audit
+from core.services.actor import Actor
+
+
+async def create(session: AsyncSession, *, device_id: str) -> None:
+    """The empty configuration of a newly registered device (nothing asked, nothing reported)."""
+    session.add(DeviceConfig(device_id=device_id, updated_at=hlc.now()))
+
+
+async def channel_units(session: AsyncSession, *, actor: Actor, device_id: str) -> dict[str, str]:
+    """Units by channel, from the device's configuration (``{"units": {"temp": "°C"}}``).
+
+    What the station reports it applied wins over what was asked of it; anything that is not
+    a name → text mapping is ignored, since configurations are written by hand too.
+    """
+    actor.require("devices:read")
+    config = await session.get(DeviceConfig, device_id)
+    if config is None:
+        return {}
+    units: dict[str, str] = {}
+    for source in (config.desired, config.reported):
+        given = source.get("units") if isinstance(source, dict) else None
+        if isinstance(given, dict):
+            units.update({k: v for k, v in given.items() if isinstance(v, str) and v})
+    return units
+
+
+async def get(session: AsyncSession, *, actor: Actor, device_id: str) -> DeviceConfig:
+    """The device's desired configuration and what it last reported."""
+    actor.require("devices:read")
+    config = await session.get(DeviceConfig, device_id)
+    if config is None:
+        msg = f"no device with id '{device_id}'"
+        raise NotFoundError(msg)
+    return config
+
+
+async def update_desired(
+    session: AsyncSession, *, actor: Actor, device_id: str, changes: Mapping[str, Any]
+) -> DeviceConfig:
+    """Change settings of the device's desired configuration (``None`` removes one).
+
+    The result must be a configuration a station can run (``check_settings``), or nothing
+    changes and ``InvalidError`` says why. Each change is a new version, audited, and
+    announced (``DesiredConfigChanged``) once the transaction has committed.
+    """
+    actor.require("config:write")
+    config = await get(session, actor=actor, device_id=device_id)
+    before = dict(config.desired)
+    merged = {**before, **changes}
+    try:
+        desired = check_settings({k: v for k, v in merged.items() if v is not None})
+    except ConfigError as error:
+        raise InvalidError(str(error)) from error
+    if desired == before:
+        return config
+    config.desired = desired  # a new dict: the JSON change is tracked
+    config.desired_version += 1
+    config.updated_at = hlc.now()
+    await audit.record(
+        session,
+        actor=actor.name,
+        action="device.config",
+        target_type="device",
+        target_id=device_id,
+        before=before,
+        after={**desired, "version": config.desired_version},
+    )
+    await session.flush()
+    events.record(session, events.DesiredConfigChanged(device_id))
+    return config
+
+
+async def desired(session: AsyncSession, *, device_id: str) -> DesiredConfig | None:
+    """The device's desired configuration to publish, or None before its first change."""
+    config = await session.get(DeviceConfig, device_id)
+    if config is None or config.desired_version == 0:
+        return None
+    return DesiredConfig(device_id, config.desired_version, dict(config.desired))
+
+
+async def all_desired(session: AsyncSession) -> list[DesiredConfig]:
+    """Every device's desired configuration that has been changed at least once."""
+    configs = await session.scalars(select(DeviceConfig).where(DeviceConfig.desired_version > 0))
+    return [DesiredConfig(c.device_id, c.desired_version, dict(c.desired)) for c in configs]
+
+
+async def record_report(session: AsyncSession, *, report: ConfigReport, news: bool) -> bool:
+    """Store what a station reports running; False if no such device.
+
+    Audited when the reported settings change, and when a rejection is ``news`` (not the
+    retained copy the broker hands over again on each connect).
+    """
+    config = await session.get(DeviceConfig, report.device_id)
+    if config is None:
+        return False
+    before = {"version": config.reported_version, **config.reported}
+    changed = (config.reported_version, config.reported) != (report.version, report.settings)
+    config.reported, config.reported_version = dict(report.settings), report.version
+    config.reported_at = datetime.now(UTC)
+    if changed or (news and report.outcome == "rejected"):
+        await audit.record(
+            session,
+            actor=f"device:{report.device_id}",
+            action=f"device.config.{report.outcome}",
+            target_type="device",
+            target_id=report.device_id,
+            before=before,
+            after={
+                "version": report.version,
+                **report.settings,
+                "desired_version": report.desired_version,
+                "detail": report.detail,
+            },
+        )
+    return True
