@@ -67,7 +67,7 @@ def presence_text(state: DeviceState | None, seen: datetime | None) -> str:
     """What presence says beyond the badge: since when, last seen, the station's figures."""
     last_seen = "never seen" if seen is None else f"last seen {when(seen)}"
     if state is None:
-        return f"not heard since the server started · {last_seen}"
+        return f"no status or heartbeat since the server started · {last_seen}"
     parts = [f"since {when(state.since)}", last_seen]
     if state.outbox is not None:
         parts.append(f"outbox {state.outbox}")
