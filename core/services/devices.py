@@ -129,6 +129,11 @@ async def update_device(
     return device
 
 
+async def last_seen_at(session: AsyncSession, device_id: str) -> datetime | None:
+    """When the device was last heard, as stored (None if never, or no such device)."""
+    return await session.scalar(select(Device.last_seen_at).where(Device.id == device_id))
+
+
 async def record_last_seen(session: AsyncSession, *, seen: Mapping[str, datetime]) -> set[str]:
     """Store when each device was last heard; returns the ids of the devices that exist.
 

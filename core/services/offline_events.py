@@ -1,14 +1,50 @@
-"""Offline periods of a device, newest first, as presence recorded them."""
+"""Offline periods of each device: the one module that reads and writes ``offline_events``.
+
+Presence records them as it follows status messages and heartbeats; the device page reads
+them, newest first.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import OfflineEvent
+from core.services import devices
 from core.services.actor import Actor
 
 RECENT_LIMIT = 50  # a device page shows the last few weeks of a flaky link, not years
+
+
+async def begin(
+    session: AsyncSession, *, device_id: str, reason: str, at: datetime, first_news: bool
+) -> None:
+    """An offline period starts ``at``, unless one is open; a stale one found lost is lost.
+
+    ``first_news``: the first the server hears of the device since it started (a retained
+    will, say), so the period began when the device was last seen, if it ever was.
+    """
+    open_event = await session.scalar(
+        select(OfflineEvent).where(
+            OfflineEvent.device_id == device_id, OfflineEvent.ended_at.is_(None)
+        )
+    )
+    if open_event is None:
+        last_seen = await devices.last_seen_at(session, device_id) if first_news else None
+        session.add(OfflineEvent(device_id=device_id, started_at=last_seen or at, reason=reason))
+    elif open_event.reason == "stale" and reason == "lost":
+        open_event.reason = "lost"
+
+
+async def end(session: AsyncSession, *, device_id: str, at: datetime) -> None:
+    """The device is back: its open offline period, if any, ends ``at``."""
+    await session.execute(
+        update(OfflineEvent)
+        .where(OfflineEvent.device_id == device_id, OfflineEvent.ended_at.is_(None))
+        .values(ended_at=at)
+    )
 
 
 async def recent(

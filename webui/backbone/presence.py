@@ -17,14 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
-
 from core.db.engine import Database
-from core.db.models import Device, OfflineEvent
 from core.mqtt.routing import Route
 from core.protocol import topics
 from core.protocol.drops import Drop
 from core.protocol.messages import Heartbeat, Status
+from core.services import offline_events
 from core.tasks import Listeners
 from webui.backbone.directory import DeviceDirectory, Standing
 from webui.backbone.identity import Sighting
@@ -131,11 +129,7 @@ class Presence:
         async with self._lock:
             now = datetime.now(UTC)
             async with self._database.session() as session:
-                await session.execute(
-                    update(OfflineEvent)
-                    .where(OfflineEvent.device_id == device_id, OfflineEvent.ended_at.is_(None))
-                    .values(ended_at=now)
-                )
+                await offline_events.end(session, device_id=device_id, at=now)
             previous = self._states.get(device_id)
             state = DeviceState(
                 device_id, "online", None, now, heard=time.monotonic(), heard_at=now
@@ -156,23 +150,15 @@ class Presence:
                 return  # heard from again while the sweep waited for the lock
             now = datetime.now(UTC)
             async with self._database.session() as session:
-                open_event = await session.scalar(
-                    select(OfflineEvent).where(
-                        OfflineEvent.device_id == device_id, OfflineEvent.ended_at.is_(None)
-                    )
+                # After a server restart the retained will is all we get: the device was
+                # last seen when we last heard it, not when we subscribed.
+                await offline_events.begin(
+                    session,
+                    device_id=device_id,
+                    reason=reason,
+                    at=now,
+                    first_news=device_id not in self._states,
                 )
-                if open_event is None:
-                    last_seen = await session.scalar(
-                        select(Device.last_seen_at).where(Device.id == device_id)
-                    )
-                    # After a server restart the retained will is all we get: the device
-                    # was last seen when we last heard it, not when we subscribed.
-                    started = now if device_id in self._states or last_seen is None else last_seen
-                    session.add(
-                        OfflineEvent(device_id=device_id, started_at=started, reason=reason)
-                    )
-                elif open_event.reason == "stale" and reason == "lost":
-                    open_event.reason = "lost"
             previous = self._states.get(device_id)
             since = previous.since if previous and previous.status != "online" else now
             base = previous or DeviceState(device_id, "offline", reason, now)
