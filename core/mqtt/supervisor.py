@@ -16,7 +16,7 @@ import logging
 import random
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -275,11 +275,7 @@ class Supervisor:
 
     async def _session(self, client: aiomqtt.Client) -> None:
         """One connection's life: resubscribe, announce, then route until it drops."""
-        for route in list(self.router.routes):
-            await client.subscribe(route.topic_filter, qos=route.qos)
-        birth = self.options.birth
-        if birth is not None:
-            await client.publish(birth.topic, birth.payload, qos=birth.qos, retain=birth.retain)
+        await _until_dropped(client, self._announce(client))
         self._client = client
         self.connects += 1
         self._set(LinkState.CONNECTED, str(self.endpoint))
@@ -289,10 +285,37 @@ class Supervisor:
             data = payload if isinstance(payload, bytes) else str(payload or "").encode()
             await self.router.dispatch(message.topic.value, data, retained=message.retain)
 
+    async def _announce(self, client: aiomqtt.Client) -> None:
+        for route in list(self.router.routes):
+            await client.subscribe(route.topic_filter, qos=route.qos)
+        birth = self.options.birth
+        if birth is not None:
+            await client.publish(birth.topic, birth.payload, qos=birth.qos, retain=birth.retain)
+
     def _lost(self, detail: str) -> None:
         if self._event.state is LinkState.CONNECTED:
             log.warning("lost the link to %s: %s", self.endpoint, detail)
         self._set(LinkState.RECONNECTING, detail)
+
+
+async def _until_dropped(client: aiomqtt.Client, work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work`` on a fresh connection; if the connection drops first, raise at once.
+
+    aiomqtt's subscribe and publish wait out their timeout on a dropped connection: over a
+    slow link a rival takes the session over while we subscribe, and we would time out
+    10 s later (no sign of the broker's doing) instead of seeing the drop.
+    """
+    dropped: asyncio.Future[None] = client._disconnected  # no public way to watch for it
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.wait((task, dropped), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not task.done():
+            await cancel_and_wait([task])
+    if task.cancelled():  # only the drop cancels it
+        msg = "Disconnected while subscribing"
+        raise aiomqtt.MqttError(msg) from dropped.exception()
+    task.result()
 
 
 def _reason(error: BaseException) -> int | None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+from collections.abc import AsyncIterator
+from typing import Any
 
 import aiomqtt
 import pytest
@@ -11,27 +14,76 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
 from core.mqtt.endpoint import Endpoint
+from core.mqtt.routing import Route
 from core.mqtt.supervisor import (
     Backoff,
     LinkEvent,
     LinkState,
     NotConnectedError,
     Options,
+    Outgoing,
     Supervisor,
     _reason,
 )
 from core.mqtt.takeover import TAKEN_OVER, Rivalry, Takeover
 from core.protocol import topics
+from core.protocol.drops import Drop
+from core.tasks import cancel_and_wait
 from tests.mqtt.broker import SERVER, RunningBroker, eventually
 
-# Waits scaled down a hundredfold from the defaults, for the test that watches a conflict end.
+# Waits short enough for a test to watch a conflict end (the defaults wait up to a minute).
 QUICK = Takeover(short=2.0, evidence=2, window=10.0, initial=0.5, cap=1.0, settle=2.5)
 COMPETE_S = 20.0  # how long the twins compete: without the yielding, ~130 connects
+ONE_WAY_S = 0.1  # a slow link's delay each way: a connect's four round trips outlast a retry
 
 
 def _twin(broker: RunningBroker, policy: Takeover) -> Supervisor:
     endpoint = Endpoint("127.0.0.1", broker.port, username=SERVER[0], password=SERVER[1])
     return Supervisor(endpoint, Options(client_id="twin", takeover=policy))
+
+
+@contextlib.asynccontextmanager
+async def _slow_link(broker: RunningBroker) -> AsyncIterator[int]:
+    """A loopback port that forwards to ``broker`` with ONE_WAY_S of delay each way."""
+
+    async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                await asyncio.sleep(ONE_WAY_S)
+                writer.write(data)
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream = await asyncio.open_connection("127.0.0.1", broker.port)
+        task = asyncio.current_task()
+        assert task is not None
+        links.add(task)
+        try:
+            await asyncio.gather(pump(reader, upstream[1]), pump(upstream[0], writer))
+        finally:
+            links.discard(task)
+
+    links: set[asyncio.Task[Any]] = set()
+    server = await asyncio.start_server(forward, "127.0.0.1", 0)
+    try:
+        yield int(server.sockets[0].getsockname()[1])
+    finally:
+        server.close()
+        if links:  # they end once both ends are closed; cancelled, asyncio logs an error
+            await asyncio.wait(set(links), timeout=5 * ONE_WAY_S)
+        await cancel_and_wait(set(links))
+
+
+def _ignore(topic: topics.ParsedTopic, payload: bytes) -> Drop | bytes:
+    return payload
+
+
+async def _nothing(payload: bytes) -> None:
+    pass
 
 
 def _record(supervisor: Supervisor) -> list[LinkEvent]:
@@ -205,6 +257,33 @@ async def test_the_yielding_twin_takes_over_once_the_other_has_gone(
     finally:
         await first.stop()
         await second.stop()
+
+
+async def test_a_rival_taking_over_while_we_subscribe_is_seen_at_once(
+    mosquitto: RunningBroker,
+) -> None:
+    """Over a slow link the session is taken while we subscribe: no 10 s publish timeout."""
+    async with _slow_link(mosquitto) as port:
+        twins = []
+        for _ in range(2):
+            endpoint = Endpoint("127.0.0.1", port, username=SERVER[0], password=SERVER[1])
+            birth = Outgoing(topics.SERVER_STATUS, b"{}", qos=1, retain=True)
+            twin = Supervisor(endpoint, Options(client_id="twin", birth=birth))
+            for kind in (topics.ALL_STATUS, topics.ALL_HEARTBEAT, topics.ALL_CMD_RESULT):
+                await twin.route(Route(kind, 1, _ignore, _nothing))
+            twins.append(twin)
+        first, second = twins
+        try:
+            await first.start()
+            async with asyncio.timeout(5):
+                await first.wait_connected()
+            await second.start()
+            await eventually(  # well before the 10 s a subscribe would wait for its SUBACK
+                lambda: LinkState.CONFLICT in (first.event.state, second.event.state), within=6
+            )
+        finally:
+            await first.stop()
+            await second.stop()
 
 
 async def test_a_restarting_broker_is_no_conflict(mosquitto: RunningBroker) -> None:
