@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import events
-from core.db.models import Device, TelemetryGap
+from core.db.models import Device
 from core.errors import ConflictError, InvalidError, NotFoundError
 from core.passwords import mosquitto_hash, new_device_secret
 from core.protocol import topics
@@ -43,6 +43,40 @@ async def list_devices(session: AsyncSession, *, actor: Actor) -> list[Device]:
     """Every device, by id."""
     actor.require("devices:read")
     return list(await session.scalars(select(Device).order_by(Device.id)))
+
+
+async def exists(session: AsyncSession, device_id: str) -> bool:
+    """Whether a device of this id is registered (an id no device can have never is)."""
+    if not topics.is_device_id(device_id):
+        return False
+    return await session.scalar(select(Device.id).where(Device.id == device_id)) is not None
+
+
+async def enabled(session: AsyncSession, device_id: str) -> bool | None:
+    """Whether the device may publish; None when there is no such device."""
+    return await session.scalar(select(Device.enabled).where(Device.id == device_id))
+
+
+async def all_enabled(session: AsyncSession) -> dict[str, bool]:
+    """Every device's id and whether it may publish, in one query."""
+    return {
+        device_id: on for device_id, on in await session.execute(select(Device.id, Device.enabled))
+    }
+
+
+async def broker_accounts(session: AsyncSession) -> dict[str, str]:
+    """The enabled devices' broker usernames (their ids) and password hashes."""
+    rows = await session.execute(
+        select(Device.id, Device.mqtt_password_hash).where(Device.enabled.is_(True))
+    )
+    return {device_id: password_hash for device_id, password_hash in rows.all()}
+
+
+async def counts(session: AsyncSession) -> tuple[int, int]:
+    """How many devices are registered, and how many of them are enabled."""
+    total = await session.scalar(select(func.count()).select_from(Device)) or 0
+    on = await session.scalar(select(func.count()).select_from(Device).where(Device.enabled)) or 0
+    return total, on
 
 
 async def get_device(session: AsyncSession, *, actor: Actor, device_id: str) -> Device:
@@ -151,14 +185,6 @@ async def record_last_seen(session: AsyncSession, *, seen: Mapping[str, datetime
             .values(last_seen_at=at)
         )
     return known
-
-
-async def list_gaps(session: AsyncSession, *, actor: Actor, device_id: str) -> list[TelemetryGap]:
-    """Seq ranges the device reported dropping (its outbox cap), newest first."""
-    actor.require("devices:read")
-    await get_device(session, actor=actor, device_id=device_id)
-    query = select(TelemetryGap).where(TelemetryGap.device_id == device_id)
-    return list(await session.scalars(query.order_by(TelemetryGap.received_at.desc())))
 
 
 async def rotate_credentials(

@@ -16,11 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute, aliased
 from sqlalchemy.sql.selectable import ScalarSelect
 
-from core.db.models import Device, Telemetry
+from core.db.models import Telemetry
 from core.db.types import UtcDateTime
 from core.errors import InvalidError, NotFoundError
-from core.protocol import topics
 from core.protocol.telemetry import ValueType, is_channel
+from core.services import devices
 from core.services.actor import Actor
 
 MAX_BUCKETS = 2000  # a plot is at most a few thousand pixels wide; more rows show nothing more
@@ -58,7 +58,7 @@ class Bucket:
 
 async def require_device(session: AsyncSession, device_id: str) -> None:
     """NotFoundError unless the device exists (telemetry itself has no foreign key)."""
-    if not topics.is_device_id(device_id) or await session.get(Device, device_id) is None:
+    if not await devices.exists(session, device_id):
         msg = f"no device with id '{device_id}'"
         raise NotFoundError(msg)
 

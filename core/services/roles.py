@@ -5,14 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import hlc
-from core.db.models import Permission, Role, RolePermission, UserRole
+from core.db.models import Permission, Role, RolePermission
 from core.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from core.rbac import BUILTIN_ROLES, PERMISSIONS, builtin_id
-from core.services import audit, links
+from core.services import audit, links, users
 from core.services.actor import Actor
 
 
@@ -71,6 +71,11 @@ async def list_roles(session: AsyncSession) -> list[Role]:
     """Every live role: built-in ones first, then by name."""
     query = select(Role).where(~Role.deleted).order_by(Role.builtin.desc(), Role.name)
     return list(await session.scalars(query))
+
+
+async def count_live(session: AsyncSession) -> int:
+    """How many roles exist (not deleted)."""
+    return await session.scalar(select(func.count()).select_from(Role).where(~Role.deleted)) or 0
 
 
 async def get_role(session: AsyncSession, role_id: uuid.UUID) -> Role:
@@ -187,8 +192,7 @@ async def delete_role(session: AsyncSession, *, actor: Actor, role_id: uuid.UUID
     before = await _snapshot(session, role)
     stamp = hlc.now()
     role.deleted, role.updated_at = True, stamp
-    for row in await session.scalars(select(UserRole).where(UserRole.role_id == role.id)):
-        row.deleted, row.updated_at = True, stamp
+    await users.withdraw_role(session, role_id=role.id, stamp=stamp)
     await _set_grants(session, role, set())
     await audit.record(
         session,

@@ -21,8 +21,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.engine import Database
-from core.db.models import TelemetryStream
+from core.db.models import TelemetryGap, TelemetryStream
 from core.protocol.telemetry import Batch
+from core.services import devices
+from core.services.actor import Actor
 from core.services.telemetry_pg import postgres_writer
 from core.services.telemetry_sqlite import SqliteWriter
 from core.services.telemetry_writer import Range, StreamKey, Watermark, Writer
@@ -161,6 +163,14 @@ def quarantine_rows_of(batches: Iterable[Batch], received_at: datetime) -> list[
         for batch in batches
         for sample in batch.quarantined
     ]
+
+
+async def gaps(session: AsyncSession, *, actor: Actor, device_id: str) -> list[TelemetryGap]:
+    """Seq ranges the device reported dropping (its outbox cap), newest first."""
+    actor.require("devices:read")
+    await devices.get_device(session, actor=actor, device_id=device_id)
+    query = select(TelemetryGap).where(TelemetryGap.device_id == device_id)
+    return list(await session.scalars(query.order_by(TelemetryGap.received_at.desc())))
 
 
 async def watermark(session: AsyncSession, device_id: str, stream: str) -> int:

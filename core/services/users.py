@@ -118,6 +118,17 @@ async def _set_roles(session: AsyncSession, user: User, wanted: set[uuid.UUID]) 
     )
 
 
+async def withdraw_role(session: AsyncSession, *, role_id: uuid.UUID, stamp: str) -> None:
+    """Tombstone every grant of the role to a user, stamped ``stamp`` (the role is deleted)."""
+    for row in await session.scalars(select(UserRole).where(UserRole.role_id == role_id)):
+        row.deleted, row.updated_at = True, stamp
+
+
+async def count_live(session: AsyncSession) -> int:
+    """How many user accounts exist (not deleted)."""
+    return await session.scalar(select(func.count()).select_from(User).where(~User.deleted)) or 0
+
+
 async def snapshot(session: AsyncSession, user: User) -> dict[str, Any]:
     """What the audit log keeps of a user (never the password hash)."""
     return {

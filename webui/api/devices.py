@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, status
 
 from core.db.models import Device
 from core.protocol.topics import DEVICE_ID_PATTERN
-from core.services import device_configs, devices
+from core.services import device_configs, devices, telemetry
 from core.services.actor import Actor
 from webui.api.schemas import (
     DeviceConfigOut,
@@ -79,7 +79,7 @@ async def get_device(
 @router.get("/{device_id}/gaps")
 async def list_gaps(device_id: DeviceId, session: SessionDep, actor: Reader) -> list[GapOut]:
     """Seq ranges the station dropped under its outbox cap, as it reported them."""
-    gaps = await devices.list_gaps(session, actor=actor, device_id=device_id)
+    gaps = await telemetry.gaps(session, actor=actor, device_id=device_id)
     return [
         GapOut(
             stream=g.stream,

@@ -10,12 +10,10 @@ import asyncio
 import logging
 from pathlib import Path
 
-from sqlalchemy import select
-
 from broker.credentials import PasswordFile, check_hash, check_username, reload_broker
 from core.db.engine import Database
-from core.db.models import Device
 from core.passwords import mosquitto_hash, verify_mosquitto_hash
+from core.services import devices
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +39,7 @@ class BrokerAccounts:
         """Make the file match the database; reload the broker if it changed. Whether it did."""
         async with self._lock:
             async with self._database.session() as session:
-                rows = await session.execute(
-                    select(Device.id, Device.mqtt_password_hash).where(Device.enabled.is_(True))
-                )
-                wanted = {device_id: password_hash for device_id, password_hash in rows.all()}
+                wanted = await devices.broker_accounts(session)
             return await asyncio.to_thread(self._write, wanted)
 
     def _write(self, wanted: dict[str, str]) -> bool:

@@ -14,10 +14,8 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import select
-
 from core.db.engine import Database
-from core.db.models import Device
+from core.services import devices
 
 TTL_SECONDS = 5.0  # a disabled device is refused within this long; the database is spared
 
@@ -67,16 +65,16 @@ class DeviceDirectory:
         now = time.monotonic()
         if entry is None or now - entry.fetched > self._ttl:
             async with self._database.session() as session:
-                enabled = await session.scalar(select(Device.enabled).where(Device.id == device_id))
+                enabled = await devices.enabled(session, device_id)
             self.queries += 1
             entry = self._misses[device_id] = _Entry(_standing(enabled), now)
         return entry.standing
 
     async def _read_all(self) -> None:
         async with self._database.session() as session:
-            rows = (await session.execute(select(Device.id, Device.enabled))).all()
+            rows = await devices.all_enabled(session)
         self.queries += 1
-        self._known = {device_id: _standing(enabled) for device_id, enabled in rows}
+        self._known = {device_id: _standing(enabled) for device_id, enabled in rows.items()}
         self._misses.clear()
         self._read_at = time.monotonic()
 
