@@ -97,6 +97,11 @@ class TaskSet:
         if not task.cancelled() and (error := task.exception()) is not None:
             log.error("%s task %s failed", self.name, task.get_name(), exc_info=error)
 
+    async def join(self) -> None:
+        """Wait until every task has ended, those spawned meanwhile included."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
     async def cancel(self) -> None:
         """Cancel every task still running and wait until each has ended."""
         tasks, self._tasks = set(self._tasks), set()

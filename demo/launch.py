@@ -129,7 +129,7 @@ class Companions:
 
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(FAREWELL_TIMEOUT_S):
-                await _until(recorded, presence.add_listener)
+                await _until(recorded, presence.changes.add)
 
     async def _stop_broker(self) -> None:
         await self._stack.aclose()

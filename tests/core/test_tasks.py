@@ -96,3 +96,22 @@ async def test_a_task_set_holds_tasks_until_done_and_cancels_the_rest(
     async with asyncio.timeout(5):
         await tasks.cancel()
     assert finished.is_set() and len(tasks) == 0
+
+
+async def test_a_task_set_joins_tasks_spawned_while_it_waits() -> None:
+    tasks = TaskSet("test")
+    ended: list[str] = []
+
+    async def second() -> None:
+        await asyncio.sleep(0.01)
+        ended.append("second")
+
+    async def first() -> None:
+        await asyncio.sleep(0.01)
+        tasks.spawn(second())
+        ended.append("first")
+
+    tasks.spawn(first())
+    async with asyncio.timeout(5):
+        await tasks.join()
+    assert ended == ["first", "second"] and len(tasks) == 0

@@ -29,7 +29,7 @@ from core.protocol.drops import Drop, DropReason
 from core.protocol.messages import Ack
 from core.protocol.telemetry import DEFAULT_LIMITS, Batch, Limits, parse_batch
 from core.services import telemetry
-from core.tasks import Listeners
+from core.tasks import Listeners, TaskSet
 from webui.backbone.directory import DeviceDirectory, Standing
 from webui.backbone.identity import Sighting
 from webui.backbone.metrics import Metrics
@@ -95,12 +95,13 @@ class Ingest:
         self._live: _Lane = asyncio.Queue(options.queue_messages)
         self._replay: _Lane = asyncio.Queue(options.queue_messages)
         self._arrived = asyncio.Event()  # set on every enqueue; idle workers wait on it
-        self._workers: list[asyncio.Task[None]] = []
+        self._workers = TaskSet("ingest worker")
         self._busy = 0
-        self._acking: set[asyncio.Task[None]] = set()
-        self._listeners: list[Callable[[list[Batch]], None]] = []
+        self._acking = TaskSet("ingest ack")
+        # The batches of each commit, once it has committed (the live hub listens).
+        self.commits: Listeners[list[Batch]] = Listeners("ingest commits")
         self._parsing = asyncio.Semaphore(PARSING)
-        self._parsers: set[asyncio.Task[None]] = set()
+        self._parsers = TaskSet("ingest parse")
         # Each accepted batch's station instance, on arrival (before any database work).
         self.sightings: Listeners[Sighting] = Listeners("ingest sightings")
 
@@ -123,9 +124,7 @@ class Ingest:
     async def _parse_aside(self, message: _Unparsed) -> None:
         """Hand a replayed message to a thread; wait only when PARSING are under way."""
         await self._parsing.acquire()
-        task = asyncio.get_running_loop().create_task(self._parse_then_accept(message))
-        self._parsers.add(task)
-        task.add_done_callback(self._parsers.discard)
+        self._parsers.spawn(self._parse_then_accept(message))
 
     async def _parse_then_accept(self, message: _Unparsed) -> None:
         try:
@@ -155,11 +154,6 @@ class Ingest:
         await lane.put(_Received(batch, rows, time.monotonic()))
         self._arrived.set()
 
-    def add_listener(self, listener: Callable[[list[Batch]], None]) -> Callable[[], None]:
-        """Call ``listener`` with the batches of every commit; returns its remover."""
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
-
     @property
     def pending(self) -> int:
         """Messages received and not yet committed."""
@@ -167,38 +161,30 @@ class Ingest:
 
     async def start(self) -> None:
         """Start the workers: general ones, and one for live messages only."""
-        loop = asyncio.get_running_loop()
         both = (self._live, self._replay)
         if self._database.dialect == "postgresql":
             general = max(1, self.options.workers)
             lanes = [both] * general + [(self._live,)]
         else:
             lanes = [both]  # SQLite has one writer: a second worker would only wait for it
-        self._workers = [
-            loop.create_task(self._work(taking), name=f"ingest-{n}")
-            for n, taking in enumerate(lanes)
-        ]
+        for n, taking in enumerate(lanes):
+            self._workers.spawn(self._work(taking), name=f"ingest-{n}")
 
     async def drain(self) -> None:
         """Wait until everything received so far is committed (or failed) and acked."""
-        while self._parsers:
-            await asyncio.wait(set(self._parsers))
+        await self._parsers.join()
         await self._live.join()
         await self._replay.join()
-        while self._acking:
-            await asyncio.wait(set(self._acking))
+        await self._acking.join()
 
     async def stop(self) -> None:
-        """Store what is queued, then stop the workers."""
+        """Store what is queued, then stop the workers (and whatever the drain left)."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(10):
                 await self.drain()
-        for worker in self._workers:
-            worker.cancel()
-        for worker in self._workers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
-        self._workers = []
+        await self._parsers.cancel()
+        await self._workers.cancel()
+        await self._acking.cancel()
 
     async def _ready(self, lanes: tuple[_Lane, ...]) -> _Lane:
         """The first of ``lanes`` with a message waiting, once there is one."""
@@ -257,17 +243,10 @@ class Ingest:
         self._metrics.batch_rows.observe(stored.rows)
         self._metrics.rows_stored.inc(stored.rows)
         self._metrics.quarantined.inc(stored.quarantined)
-        committed = [item.batch for item in taken]
-        for listener in list(self._listeners):
-            try:
-                listener(committed)
-            except Exception:
-                log.exception("ingest listener failed")
+        self.commits.emit([item.batch for item in taken])
         # Acks go out on their own: the next transaction need not wait for the broker's PUBACK.
         for mark in stored.watermarks:
-            task = asyncio.get_running_loop().create_task(self._ack(mark))
-            self._acking.add(task)
-            task.add_done_callback(self._acking.discard)
+            self._acking.spawn(self._ack(mark))
 
     async def _ack(self, mark: telemetry.Watermark) -> None:
         ack = Ack(mark.device_id, mark.stream, mark.acked_seq)

@@ -10,10 +10,8 @@ ends in a last will becomes lost, since the device was gone from its start).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -23,7 +21,7 @@ from core.protocol import topics
 from core.protocol.drops import Drop
 from core.protocol.messages import Heartbeat, Status
 from core.services import offline_events
-from core.tasks import Listeners
+from core.tasks import Listeners, TaskSet
 from webui.backbone.directory import DeviceDirectory, Standing
 from webui.backbone.identity import Sighting
 
@@ -57,8 +55,9 @@ class Presence:
         self._database = database
         self._directory = directory
         self._states: dict[str, DeviceState] = {}
-        self._listeners: list[Callable[[DeviceState], None]] = []
-        self._sweeper: asyncio.Task[None] | None = None
+        # Every new state, as it is set (pages follow presence on their ticker instead).
+        self.changes: Listeners[DeviceState] = Listeners("presence")
+        self._sweeper = TaskSet("presence sweep")
         self._lock = asyncio.Lock()  # one transition at a time keeps events consistent
         # Births that name their station instance. Not wills or farewells: they say an
         # instance left, and a late will of a replaced outbox must not look like its turn.
@@ -77,11 +76,6 @@ class Presence:
     def online(self) -> int:
         """How many devices are online."""
         return sum(1 for state in self._states.values() if state.status == "online")
-
-    def add_listener(self, listener: Callable[[DeviceState], None]) -> Callable[[], None]:
-        """Call ``listener`` with every new state; returns the function that removes it."""
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
     # -- routes --------------------------------------------------------------------------
 
@@ -166,11 +160,7 @@ class Presence:
 
     def _set(self, state: DeviceState) -> None:
         self._states[state.device_id] = state
-        for listener in list(self._listeners):
-            try:
-                listener(state)
-            except Exception:
-                log.exception("presence listener failed")
+        self.changes.emit(state)
 
     # -- staleness -----------------------------------------------------------------------
 
@@ -184,15 +174,11 @@ class Presence:
 
     async def start(self) -> None:
         """Start looking for stale devices."""
-        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+        self._sweeper.spawn(self._sweep_forever())
 
     async def stop(self) -> None:
         """Stop looking."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        await self._sweeper.cancel()
 
     async def _sweep_forever(self) -> None:
         while True:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +17,7 @@ from core.protocol.messages import encode
 from core.protocol.signing import SigningKey, load_or_create
 from core.protocol.telemetry import Limits
 from core.settings import Settings
+from core.tasks import TaskSet
 from webui.backbone.accounts import BrokerAccounts
 from webui.backbone.configs import DeviceConfigs
 from webui.backbone.directory import DeviceDirectory
@@ -101,7 +101,7 @@ class Backbone:
             ),
         )
         self.hub = Hub()
-        self.ingest.add_listener(self.hub.on_commit)
+        self.ingest.commits.add(self.hub.on_commit)
         self.last_seen = LastSeen(database)
         self.router.delivered.add(self.last_seen.on_delivery)
         self.identity = Identity(database)
@@ -111,7 +111,7 @@ class Backbone:
         self.configs = DeviceConfigs(database, self.signing_key, self._publish_retained)
         for route in [*self.ingest.routes(), *self.presence.routes(), *self.configs.routes()]:
             self.router.add(route)
-        self._background: set[asyncio.Task[None]] = set()
+        self._background = TaskSet("backbone")
         if self.supervisor is not None:
             self.supervisor.add_listener(self._on_link)
         self.accounts: BrokerAccounts | None = None
@@ -141,9 +141,7 @@ class Backbone:
 
     def _on_link(self, event: LinkEvent) -> None:
         if event.state is LinkState.CONNECTED:  # retained copies may be gone: publish all
-            task = asyncio.get_running_loop().create_task(self._publish_configs())
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._background.spawn(self._publish_configs(), name="publish configurations")
 
     async def _publish_configs(self) -> None:
         try:
@@ -207,8 +205,7 @@ class Backbone:
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe = []
-        for task in list(self._background):
-            task.cancel()
+        await self._background.cancel()
         await self.ingest.stop()
         await self.presence.stop()
         if self.supervisor is not None:
