@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from alembic.config import Config
@@ -73,14 +72,3 @@ async def require_current_schema(url: str) -> None:
             f"this version needs {want}: run `precisionpulse db upgrade`"
         )
         raise SchemaOutOfDateError(msg)
-
-
-def run_upgrade_in_thread(url: str) -> None:
-    """Upgrade from code that may already run an event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        upgrade(url)
-        return
-    msg = "call upgrade() outside the event loop, e.g. through asyncio.to_thread"
-    raise RuntimeError(msg)

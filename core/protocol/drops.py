@@ -17,7 +17,6 @@ class DropReason(StrEnum):
     UNKNOWN_TOPIC = "unknown_topic"
     UNKNOWN_DEVICE = "unknown_device"
     DISABLED_DEVICE = "disabled_device"
-    OVERLOADED = "overloaded"
     HANDLER_FAILED = "handler_failed"
 
 

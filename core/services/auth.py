@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import AuthSession, RefreshToken, User
@@ -199,13 +199,3 @@ async def authenticate(
         session, user_id=claims.user_id, session_id=claims.session_id
     )
     return user, actor, claims.session_id
-
-
-async def sessions_of(session: AsyncSession, user_id: uuid.UUID) -> list[AuthSession]:
-    """A user's sign-in sessions, newest first."""
-    query = (
-        select(AuthSession)
-        .where(AuthSession.user_id == user_id)
-        .order_by(AuthSession.created_at.desc())
-    )
-    return list(await session.scalars(query))

@@ -180,11 +180,6 @@ class Backbone:
             "detail": event.detail,
         }
 
-    @property
-    def link_state(self) -> LinkState | None:
-        """The link's state, or None when disabled."""
-        return None if self.supervisor is None else self.supervisor.event.state
-
     async def start(self) -> None:
         """Hear of committed changes, write the broker's accounts, start the workers, connect."""
         bus = self._database.events
