@@ -35,9 +35,9 @@ class Link:
             )
         elif event.state is LinkState.RECONNECTING:
             self._events.record("link", f"link lost: {event.detail}")
-        elif event.state is LinkState.CONFLICT:
-            self._events.record("link", f"credentials in use elsewhere: {event.detail}")
-        elif event.state is LinkState.AUTH_FAILED:
+        elif event.state in (LinkState.CONFLICT, LinkState.AUTH_FAILED):
+            # The supervisor's detail already says it whole: "credentials in use elsewhere
+            # since …", or which broker refused the credentials.
             self._events.record("link", event.detail)
 
 

@@ -12,7 +12,7 @@ from desktop.agent.sources import Simulated
 from tests.mqtt.broker import DEVICES, RunningBroker, eventually
 
 DEVICE = "press-07"
-CONFLICT = "credentials in use elsewhere: "  # then the link's own detail
+CONFLICT = "credentials in use elsewhere since "  # the link's own detail, said once
 
 
 def _agent(broker: RunningBroker, data_dir: Path) -> Agent:
@@ -39,7 +39,8 @@ async def test_two_stations_behind_one_identity_each_say_the_credentials_are_in_
         )
         yielding = next(a for a in (one, two) if a.supervisor.event.state is LinkState.CONFLICT)
         said = [e for e in yielding.state.events if e.kind == "link" and CONFLICT in e.text]
-        assert said and said[-1].text == CONFLICT + yielding.supervisor.event.detail
+        assert said and said[-1].text == yielding.supervisor.event.detail
+        assert said[-1].text.startswith(CONFLICT) and said[-1].text.count("elsewhere") == 1
         assert said[-1] in shown
         assert not yielding.replay.live(yielding.state.last_seq + 1)
     finally:
