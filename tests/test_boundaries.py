@@ -82,7 +82,7 @@ def test_the_walk_sees_imports_wherever_they_are() -> None:
     cli = {(i.module, i.where) for i in imports(ROOT / "demo" / "cli.py")}
     assert ("demo.launch", "function") in cli
     station = {(i.module, i.where) for i in imports(ROOT / "desktop" / "cli.py")}
-    assert ("desktop.agent.agent", "type_checking") in station
+    assert ("desktop.agent.config", "type_checking") in station
 
 
 def test_a_breach_is_reported_with_its_file_and_import() -> None:
