@@ -82,6 +82,21 @@ async def test_birth_and_clean_stop(
     assert await _events(database) == [("clean", True)]  # the period has ended
 
 
+async def test_a_station_leaving_an_identity_another_holds_leaves_the_device_online(
+    backbone: Backbone, database: Database
+) -> None:
+    """Two stations behind one identity: the one that stops says goodbye for itself only."""
+    await backbone.presence.on_status(Status("press-07", "online", stream="aaaa"))
+    await backbone.presence.on_status(Status("press-07", "online", stream="bbbb"))
+    await backbone.presence.on_status(Status("press-07", "offline", "clean", "aaaa"))
+    await backbone.presence.on_status(Status("press-07", "offline", "lost", "aaaa"))
+    assert _status(backbone) == ("online", None)
+    assert await _events(database) == []
+    await backbone.presence.on_status(Status("press-07", "offline", "clean", "bbbb"))
+    assert _status(backbone) == ("offline", "clean")  # the instance online says it left
+    assert await _events(database) == [("clean", False)]
+
+
 _DYING_STATION = """
 import asyncio, sys, aiomqtt
 async def main():

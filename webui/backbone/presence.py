@@ -5,6 +5,11 @@ say the device is still there and carry what the station knows. A device that mi
 three heartbeats is stale. Every period a device is not online is an offline event with a
 start, an end once it is back, and a reason (clean, lost or stale; a stale period that
 ends in a last will becomes lost, since the device was gone from its start).
+
+Statuses name the station instance (its outbox's stream) that says them. While a device is
+online through one instance, a farewell or will from another instance says only that the
+other one left (two stations sharing one identity, one of them stopping): the device stays
+online, and no offline period is recorded for it.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ class DeviceState:
     config_version: int | None = None
     heard: float = 0.0  # monotonic time of the last status or heartbeat
     heard_at: datetime | None = None  # wall time of the same, for people to read
+    stream: str = ""  # the station instance whose birth made it online, when it said so
 
 
 class Presence:
@@ -93,10 +99,28 @@ class Presence:
         if status.state == "online" and status.stream:
             self.sightings.emit(Sighting(status.device_id, status.stream, datetime.now(UTC)))
         if status.state == "online":
-            await self._online(status.device_id)
+            await self._online(status.device_id, status.stream)
+        elif self._left_only_itself(status):
+            log.info(
+                "%s: instance %s went %s while %s holds the identity; still online",
+                status.device_id,
+                status.stream[:8],
+                status.reason,
+                self._states[status.device_id].stream[:8],
+            )
         else:
             assert status.reason is not None
             await self._offline(status.device_id, status.reason)
+
+    def _left_only_itself(self, status: Status) -> bool:
+        """Whether an offline status comes from an instance other than the one online."""
+        current = self._states.get(status.device_id)
+        return (
+            current is not None
+            and current.status == "online"
+            and bool(current.stream and status.stream)
+            and current.stream != status.stream
+        )
 
     async def on_heartbeat(self, beat: Heartbeat) -> None:
         """A sign of life: back online if stale, and the station's figures."""
@@ -119,7 +143,7 @@ class Presence:
 
     # -- transitions ---------------------------------------------------------------------
 
-    async def _online(self, device_id: str) -> DeviceState:
+    async def _online(self, device_id: str, stream: str = "") -> DeviceState:
         async with self._lock:
             now = datetime.now(UTC)
             async with self._database.session() as session:
@@ -132,6 +156,8 @@ class Presence:
                 since = previous.since if previous.status == "online" else now
                 state = replace(previous, status="online", reason=None, since=since)
                 state = replace(state, heard=time.monotonic(), heard_at=now)
+            if stream:  # a birth names its instance; a heartbeat keeps the one known
+                state = replace(state, stream=stream)
             self._set(state)
             return state
 
