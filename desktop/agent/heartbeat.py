@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from core.mqtt.link import NotConnectedError
 from core.mqtt.routing import Route
-from core.mqtt.supervisor import NotConnectedError
 from core.protocol import topics
 from core.protocol.messages import Heartbeat as Beat
 from desktop.agent.station import Station

@@ -7,7 +7,8 @@ instances share one identity, the server sees two streams take turns.
 
 from __future__ import annotations
 
-from core.mqtt.supervisor import LinkEvent, LinkState, Options, Outgoing, Supervisor
+from core.mqtt.link import LinkEvent, LinkState, Options, Outgoing
+from core.mqtt.supervisor import Supervisor
 from core.protocol import topics
 from core.protocol.messages import Status
 from desktop.agent.config import AgentConfig

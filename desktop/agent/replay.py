@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from core.mqtt.link import LinkEvent, LinkState
 from core.mqtt.routing import Route
-from core.mqtt.supervisor import LinkEvent, LinkState
 from core.protocol import topics
 from core.protocol.drops import Drop
 from core.protocol.messages import Ack

@@ -8,7 +8,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.mqtt.supervisor import LinkEvent
+from core.mqtt.link import LinkEvent
 from core.protocol.telemetry import Value
 from core.tasks import Listeners
 from desktop.agent.outbox import Outbox

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.mqtt.supervisor import LinkEvent, LinkState
+from core.mqtt.link import LinkEvent, LinkState
 
 GREEN, AMBER, RED = "#2e7d32", "#ef8f00", "#c62828"
 

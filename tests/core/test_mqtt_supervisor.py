@@ -15,15 +15,9 @@ from broker.certs import make_certificates
 from broker.credentials import PasswordFile
 from broker.mosquitto_process import configure_mosquitto
 from core.mqtt.endpoint import Endpoint
+from core.mqtt.link import Backoff, LinkState, NotConnectedError, Options, Outgoing
 from core.mqtt.routing import Route, Router, matches
-from core.mqtt.supervisor import (
-    Backoff,
-    LinkState,
-    NotConnectedError,
-    Options,
-    Outgoing,
-    Supervisor,
-)
+from core.mqtt.supervisor import Supervisor
 from core.passwords import mosquitto_hash
 from core.protocol import topics
 from core.protocol.drops import Drop

@@ -14,17 +14,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
 from core.mqtt.endpoint import Endpoint
+from core.mqtt.link import Backoff, LinkEvent, LinkState, NotConnectedError, Options, Outgoing
 from core.mqtt.routing import Route
-from core.mqtt.supervisor import (
-    Backoff,
-    LinkEvent,
-    LinkState,
-    NotConnectedError,
-    Options,
-    Outgoing,
-    Supervisor,
-    _reason,
-)
+from core.mqtt.supervisor import Supervisor, _reason
 from core.mqtt.takeover import TAKEN_OVER, Rivalry, Takeover
 from core.protocol import topics
 from core.protocol.drops import Drop

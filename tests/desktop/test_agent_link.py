@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.mqtt.endpoint import Endpoint
-from core.mqtt.supervisor import LinkState
+from core.mqtt.link import LinkState
 from desktop.agent.agent import Agent, AgentEvent
 from desktop.agent.config import AgentConfig
 from desktop.agent.sources import Simulated

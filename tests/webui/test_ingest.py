@@ -23,8 +23,9 @@ from sqlalchemy import func, select
 from core.db.engine import Database
 from core.db.models import QuarantinedSample, Telemetry
 from core.mqtt.endpoint import Endpoint
+from core.mqtt.link import Backoff, NotConnectedError, Options
 from core.mqtt.routing import Route
-from core.mqtt.supervisor import Backoff, NotConnectedError, Options, Supervisor
+from core.mqtt.supervisor import Supervisor
 from core.protocol import topics
 from core.protocol.drops import Drop
 from core.protocol.messages import Ack

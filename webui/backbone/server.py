@@ -10,8 +10,9 @@ from typing import Any
 from core.db.engine import Database
 from core.events import DesiredConfigChanged, DeviceChanged
 from core.mqtt.endpoint import Endpoint
+from core.mqtt.link import LinkEvent, LinkState, Options, Outgoing
 from core.mqtt.routing import Router
-from core.mqtt.supervisor import LinkEvent, LinkState, Options, Outgoing, Supervisor
+from core.mqtt.supervisor import Supervisor
 from core.protocol import topics
 from core.protocol.messages import encode
 from core.protocol.signing import SigningKey, load_or_create

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pytestqt.qtbot import QtBot
 
-from core.mqtt.supervisor import LinkEvent, LinkState
+from core.mqtt.link import LinkEvent, LinkState
 from core.protocol.station_config import DesiredConfig
 from desktop.agent.agent import Agent, AgentEvent
 from desktop.agent.outbox import CapPolicy

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from pytestqt.qtbot import QtBot
 
-from core.mqtt.supervisor import LinkEvent, LinkState
+from core.mqtt.link import LinkEvent, LinkState
 from desktop.window.link_badge import AMBER, GREEN, RED, WORDS, badge_for
 from desktop.window.series import Series
 from desktop.window.values_model import ValueRow, ValuesModel, value_rows
