@@ -20,8 +20,8 @@ from core.db.engine import Database
 from core.db.models import Device
 from core.passwords import mosquitto_hash
 from core.protocol.telemetry import Batch
-from core.services.telemetry import rows_of
-from core.services.telemetry_writer import COLUMNS
+from core.services.telemetry.store import rows_of
+from core.services.telemetry.writer import COLUMNS
 from core.settings import Settings
 from webui.backbone.server import Backbone
 

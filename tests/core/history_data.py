@@ -9,8 +9,8 @@ from core.db.engine import Database
 from core.db.models import Device
 from core.protocol.telemetry import Batch, Origin, Sample, Value
 from core.rbac import PERMISSIONS
-from core.services import telemetry
 from core.services.actor import Actor
+from core.services.telemetry import store
 
 ADMIN = Actor("ada", permissions=frozenset(PERMISSIONS))
 T0 = datetime(2025, 11, 26, 8, 0, tzinfo=UTC)
@@ -19,7 +19,7 @@ DEVICE = "press-07"
 
 def ms(moment: datetime) -> int:
     """A protocol timestamp: milliseconds since the epoch."""
-    return (moment - telemetry.EPOCH) // timedelta(milliseconds=1)
+    return (moment - store.EPOCH) // timedelta(milliseconds=1)
 
 
 def batch(

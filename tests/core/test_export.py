@@ -14,8 +14,8 @@ from core.db.models import AuditEntry
 from core.errors import ForbiddenError, NotFoundError
 from core.protocol.telemetry import Batch, Sample
 from core.rbac import BUILTIN_ROLES, VIEWER
-from core.services import export, history, telemetry
 from core.services.actor import Actor
+from core.services.telemetry import export, history, store
 from tests.core.history_data import ADMIN, DEVICE, T0, add_device, batch, ms
 
 
@@ -51,7 +51,7 @@ async def test_csv_keeps_values_exact(db: Database) -> None:
         "e": False,
     }
     when = ms(T0 + timedelta(milliseconds=1234))
-    await telemetry.store(db, [Batch(DEVICE, "s1", "replay", (Sample(7, when, values),))])
+    await store.store(db, [Batch(DEVICE, "s1", "replay", (Sample(7, when, values),))])
     header, *lines = await _csv(db)
     assert header == ["ts", "stream", "seq", "channel", "value", "type", "replayed"]
     ts = "2025-11-26T08:00:01.234Z"
@@ -71,7 +71,7 @@ async def test_rows_are_in_range_and_in_time_seq_channel_order(db: Database) -> 
     other_stream = batch([(10, 20)], stream="s2", first_seq=1)
     before = batch([(-1, 0)], stream="s3")
     two_channels = Batch(DEVICE, "s4", "live", (Sample(1, ms(T0), {"b": 1, "a": 2}),))
-    await telemetry.store(db, [late, other_stream, early, before, two_channels])
+    await store.store(db, [late, other_stream, early, before, two_channels])
     found = [((r.ts - T0).total_seconds(), r.seq, r.channel, r.value) for r in await _rows(db)]
     assert found == [
         (0.0, 1, "a", 2),
@@ -85,7 +85,7 @@ async def test_rows_are_in_range_and_in_time_seq_channel_order(db: Database) -> 
 
 async def test_channels_narrow_the_export(db: Database) -> None:
     rows = Batch(DEVICE, "s1", "live", (Sample(1, ms(T0), {"a": 1, "b": 2, "c": 3}),))
-    await telemetry.store(db, [rows])
+    await store.store(db, [rows])
     assert [r.channel for r in await _rows(db, channels=["c", "a"])] == ["a", "c"]
     assert [r.channel for r in await _rows(db, channels=[])] == ["a", "b", "c"]
 
@@ -94,7 +94,7 @@ async def test_rows_stream_in_chunks_without_losing_or_repeating_any(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(export, "EXPORT_CHUNK", 7)
-    await telemetry.store(db, [batch((i, i) for i in range(50))])
+    await store.store(db, [batch((i, i) for i in range(50))])
     assert [r.value for r in await _rows(db)] == list(range(50))
 
 

@@ -9,9 +9,9 @@ import pytest
 
 from core.db.engine import Database
 from core.errors import ForbiddenError, NotFoundError
-from core.services import history, telemetry
 from core.services.actor import Actor
-from core.services.history import Bucket
+from core.services.telemetry import history, store
+from core.services.telemetry.history import Bucket
 from tests.core.history_data import ADMIN, DEVICE, T0, add_device, batch
 
 
@@ -50,7 +50,7 @@ def _summary(buckets: list[Bucket]) -> list[tuple[float, int, float, float, floa
 
 
 async def test_buckets_hold_min_max_mean_and_count(db: Database) -> None:
-    await telemetry.store(db, [batch((i, i) for i in range(100))])
+    await store.store(db, [batch((i, i) for i in range(100))])
     found = await _downsample(db, 100, 4)
     assert _summary(found) == [
         (0.0, 25, 0.0, 24.0, 12.0),
@@ -62,7 +62,7 @@ async def test_buckets_hold_min_max_mean_and_count(db: Database) -> None:
 
 
 async def test_empty_buckets_are_left_out(db: Database) -> None:
-    await telemetry.store(db, [batch([(1, 10), (2, 20), (95, 7)])])
+    await store.store(db, [batch([(1, 10), (2, 20), (95, 7)])])
     found = await _downsample(db, 100, 10)
     assert _summary(found) == [(0.0, 2, 10.0, 20.0, 15.0), (90.0, 1, 7.0, 7.0, 7.0)]
     assert found[-1].end == T0 + timedelta(seconds=100)
@@ -73,7 +73,7 @@ async def test_start_is_inclusive_end_exclusive_and_edges_belong_to_the_later_bu
 ) -> None:
     """A sample exactly on a bucket edge opens the next bucket; a millisecond less does not."""
     points = [(0, 1), (9.999, 2), (10, 3), (19.999, 4), (20, 5)]
-    await telemetry.store(db, [batch(points)])
+    await store.store(db, [batch(points)])
     found = await _downsample(db, 20, 2)
     assert _summary(found) == [(0.0, 2, 1.0, 2.0, 1.5), (10.0, 2, 3.0, 4.0, 3.5)]
 
@@ -81,14 +81,14 @@ async def test_start_is_inclusive_end_exclusive_and_edges_belong_to_the_later_bu
 async def test_decimals_compare_as_numbers_not_text(db: Database) -> None:
     """On SQLite decimals are text, where '10.25' < '9.5'; min and max must not say so."""
     values = [Decimal("9.5"), Decimal("10.25"), Decimal("9.75"), Decimal("-0.5")]
-    await telemetry.store(db, [batch((i, v) for i, v in enumerate(values))])
+    await store.store(db, [batch((i, v) for i, v in enumerate(values))])
     [bucket] = await _downsample(db, 10, 1)
     assert (bucket.min, bucket.max, bucket.count) == (-0.5, 10.25, 4)
     assert bucket.mean == pytest.approx(7.25)
 
 
 async def test_booleans_are_zero_and_one(db: Database) -> None:
-    await telemetry.store(db, [batch([(0, True), (1, False), (2, True)], channel="door")])
+    await store.store(db, [batch([(0, True), (1, False), (2, True)], channel="door")])
     [bucket] = await _downsample(db, 10, 1, channel="door")
     assert (bucket.min, bucket.max, bucket.mean) == (0.0, 1.0, pytest.approx(2 / 3))
 
@@ -96,14 +96,14 @@ async def test_booleans_are_zero_and_one(db: Database) -> None:
 async def test_a_bucket_is_replayed_if_any_of_its_samples_was(db: Database) -> None:
     live = batch([(1, 1), (11, 2)], stream="live")
     replayed = batch([(12, 3)], stream="replay", origin="replay")
-    await telemetry.store(db, [live, replayed])
+    await store.store(db, [live, replayed])
     found = await _downsample(db, 20, 2)
     assert [(b.count, b.replayed) for b in found] == [(1, False), (2, True)]
 
 
 async def test_other_channels_and_devices_stay_out(db: Database) -> None:
     await add_device(db, "lathe-1")
-    await telemetry.store(
+    await store.store(
         db,
         [
             batch([(1, 5)]),
@@ -118,7 +118,7 @@ async def test_other_channels_and_devices_stay_out(db: Database) -> None:
 async def test_a_week_comes_back_in_at_most_the_buckets_asked_for(db: Database) -> None:
     """A sample a minute for a week (10080) folds into the buckets; the cap holds too."""
     week = 7 * 24 * 3600
-    await telemetry.store(db, [batch((i * 60, i % 100) for i in range(week // 60))])
+    await store.store(db, [batch((i * 60, i % 100) for i in range(week // 60))])
     found = await _downsample(db, week, 200)
     assert len(found) == 200 and sum(b.count for b in found) == week // 60
     assert (min(b.min for b in found), max(b.max for b in found)) == (0.0, 99.0)
@@ -129,7 +129,7 @@ async def test_a_week_comes_back_in_at_most_the_buckets_asked_for(db: Database) 
 async def test_values_beyond_a_double_are_clamped_not_an_error(db: Database) -> None:
     """A NUMERIC a double cannot hold still plots (PostgreSQL refuses to cast it)."""
     values = [Decimal("1e400"), Decimal("-1e400"), Decimal("1e-400"), Decimal("2")]
-    await telemetry.store(db, [batch((i, v) for i, v in enumerate(values))])
+    await store.store(db, [batch((i, v) for i, v in enumerate(values))])
     [bucket] = await _downsample(db, 10, 1)
     limit = float(history.FLOAT_LIMIT)
     assert (bucket.min, bucket.max, bucket.count) == (-limit, limit, 4)
@@ -186,7 +186,7 @@ async def test_channels_list_type_and_latest_time(db: Database) -> None:
     old = batch([(1, Decimal("1.5")), (30, Decimal("2.5"))], channel="temp")
     door = batch([(5, True)], channel="door", stream="s2")
     count = batch([(40, 7)], channel="parts", stream="s3")
-    await telemetry.store(db, [old, door, count, batch([(99, 1)], device="lathe-1")])
+    await store.store(db, [old, door, count, batch([(99, 1)], device="lathe-1")])
     async with db.session() as session:
         found = await history.channels(session, actor=ADMIN, device_id=DEVICE)
         other = await history.channels(session, actor=ADMIN, device_id="lathe-1")

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from core.db.engine import Database
 from core.db.models import QuarantinedSample, Telemetry, TelemetryGap
 from core.protocol.telemetry import Batch, Gap, Quarantined, QuarantineReason, Sample
-from core.services import telemetry
+from core.services.telemetry import store
 
 TS = 1_764_170_000_123
 
@@ -23,8 +23,8 @@ def _batch(*seqs: int, stream: str = "s1", device: str = "press-07") -> Batch:
     return Batch(device, stream, "replay", samples)
 
 
-async def _store(database: Database, *batches: Batch) -> telemetry.Stored:
-    return await telemetry.store(database, batches)
+async def _store(database: Database, *batches: Batch) -> store.Stored:
+    return await store.store(database, batches)
 
 
 async def _row_count(database: Database) -> int:
@@ -34,21 +34,21 @@ async def _row_count(database: Database) -> int:
 
 async def test_values_are_stored_exactly(database: Database) -> None:
     stored = await _store(database, _batch(1))
-    assert stored.rows == 3 and stored.watermarks == (telemetry.Watermark("press-07", "s1", 1),)
+    assert stored.rows == 3 and stored.watermarks == (store.Watermark("press-07", "s1", 1),)
     async with database.session() as session:
         rows = {r.channel: r for r in (await session.execute(select(Telemetry))).scalars()}
     assert rows["temp"].value_dec == Decimal("41.3750")
     assert rows["temp"].value_dec.as_tuple().exponent == -4  # scale kept
     assert rows["parts"].value_int == 1 and rows["parts"].value_dec is None
     assert rows["door"].value_bool is False
-    assert rows["temp"].ts == telemetry.timestamp(TS + 1) and rows["temp"].replayed is True
+    assert rows["temp"].ts == store.timestamp(TS + 1) and rows["temp"].replayed is True
 
 
 async def test_a_duplicated_batch_is_stored_once_and_acked_again(database: Database) -> None:
     first = await _store(database, _batch(1, 2, 3))
     again = await _store(database, _batch(1, 2, 3), _batch(2))
     assert await _row_count(database) == 9
-    assert first.watermarks == again.watermarks == (telemetry.Watermark("press-07", "s1", 3),)
+    assert first.watermarks == again.watermarks == (store.Watermark("press-07", "s1", 3),)
 
 
 async def test_the_watermark_waits_for_the_gap_to_fill(database: Database) -> None:
@@ -58,8 +58,8 @@ async def test_the_watermark_waits_for_the_gap_to_fill(database: Database) -> No
     # seq 3 closes the gap: the watermark jumps past 4..6 stored earlier.
     assert (await _store(database, _batch(3))).watermarks[0].acked_seq == 6
     async with database.session() as session:
-        assert await telemetry.watermark(session, "press-07", "s1") == 6
-        assert await telemetry.watermark(session, "press-07", "other") == 0
+        assert await store.watermark(session, "press-07", "s1") == 6
+        assert await store.watermark(session, "press-07", "other") == 0
 
 
 async def test_streams_and_devices_have_their_own_watermarks(database: Database) -> None:
@@ -67,9 +67,9 @@ async def test_streams_and_devices_have_their_own_watermarks(database: Database)
         database, _batch(1, 2), _batch(1, stream="s2"), _batch(2, device="lathe-1")
     )
     assert set(stored.watermarks) == {
-        telemetry.Watermark("press-07", "s1", 2),
-        telemetry.Watermark("press-07", "s2", 1),
-        telemetry.Watermark("lathe-1", "s1", 0),
+        store.Watermark("press-07", "s1", 2),
+        store.Watermark("press-07", "s2", 1),
+        store.Watermark("lathe-1", "s1", 0),
     }
 
 
@@ -89,7 +89,7 @@ async def test_a_long_out_of_order_run_is_walked_past(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past one look's window: the walk goes on until the first gap."""
-    monkeypatch.setattr(telemetry, "EXTEND_WINDOW", 7)
+    monkeypatch.setattr(store, "EXTEND_WINDOW", 7)
     await _store(database, _batch(*range(2, 30)), _batch(31))
     assert (await _store(database, _batch(1))).watermarks[0].acked_seq == 29
 

@@ -30,7 +30,7 @@ from core.protocol import topics
 from core.protocol.drops import Drop
 from core.protocol.messages import Ack
 from core.protocol.telemetry import Batch, Sample, encode_batch, parse_batch
-from core.services import telemetry
+from core.services.telemetry import store
 from core.settings import Settings
 from tests.mqtt.broker import DEVICES, RunningBroker, eventually
 from tests.mqtt.server import register, running_backbone
@@ -222,16 +222,16 @@ async def test_live_samples_are_stored_while_every_other_worker_is_in_a_replay(
     """A backlog's transactions never hold a station's live samples back."""
     if database.dialect != "postgresql":
         pytest.skip("SQLite has one writer: live waits for it like everything else")
-    store, release = telemetry.store, asyncio.Event()
+    original, release = store.store, asyncio.Event()
     held: list[str] = []
 
-    async def replays_wait(database: Database, batches: Sequence[Batch]) -> telemetry.Stored:
+    async def replays_wait(database: Database, batches: Sequence[Batch]) -> store.Stored:
         if any(batch.origin == "replay" for batch in batches):
             held.extend(batch.stream for batch in batches)
             await release.wait()
-        return await store(database, batches)
+        return await original(database, batches)
 
-    monkeypatch.setattr(telemetry, "store", replays_wait)
+    monkeypatch.setattr(store, "store", replays_wait)
     backlog = [f"backlog-{n}" for n in range(backbone.ingest.options.workers)]
     async with station(mosquitto, "press-07") as press:
         for count, stream in enumerate(backlog, start=1):  # each held by a worker of its own

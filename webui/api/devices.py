@@ -9,8 +9,9 @@ from fastapi import APIRouter, Depends, Path, status
 
 from core.db.models import Device
 from core.protocol.topics import DEVICE_ID_PATTERN
-from core.services import device_configs, devices, telemetry
+from core.services import device_configs, devices
 from core.services.actor import Actor
+from core.services.telemetry import store
 from webui.api.schemas import (
     DeviceConfigOut,
     DeviceConfigUpdate,
@@ -79,7 +80,7 @@ async def get_device(
 @router.get("/{device_id}/gaps")
 async def list_gaps(device_id: DeviceId, session: SessionDep, actor: Reader) -> list[GapOut]:
     """Seq ranges the station dropped under its outbox cap, as it reported them."""
-    gaps = await telemetry.gaps(session, actor=actor, device_id=device_id)
+    gaps = await store.gaps(session, actor=actor, device_id=device_id)
     return [
         GapOut(
             stream=g.stream,

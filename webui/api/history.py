@@ -12,8 +12,8 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.engine import Database
-from core.services import export, history
 from core.services.actor import Actor
+from core.services.telemetry import export, history
 from webui.api.devices import DeviceId
 from webui.api.schemas import BucketOut, ChannelOut
 from webui.deps import DatabaseDep, SessionDep, require

@@ -28,7 +28,7 @@ from core.protocol import topics
 from core.protocol.drops import Drop, DropReason
 from core.protocol.messages import Ack
 from core.protocol.telemetry import DEFAULT_LIMITS, Batch, Limits, parse_batch
-from core.services import telemetry
+from core.services.telemetry import store
 from core.tasks import Listeners, TaskSet
 from webui.backbone.directory import DeviceDirectory, Standing
 from webui.backbone.identity import Sighting
@@ -236,7 +236,7 @@ class Ingest:
                     lane.task_done()
 
     async def _commit(self, taken: list[_Received]) -> None:
-        stored = await telemetry.store(self._database, [item.batch for item in taken])
+        stored = await store.store(self._database, [item.batch for item in taken])
         now = time.monotonic()
         for item in taken:
             self._metrics.lag.observe(now - item.at)
@@ -248,7 +248,7 @@ class Ingest:
         for mark in stored.watermarks:
             self._acking.spawn(self._ack(mark))
 
-    async def _ack(self, mark: telemetry.Watermark) -> None:
+    async def _ack(self, mark: store.Watermark) -> None:
         ack = Ack(mark.device_id, mark.stream, mark.acked_seq)
         try:
             await self._publish_ack(topics.telemetry_ack(mark.device_id), ack.encode())

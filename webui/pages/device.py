@@ -9,8 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import Device, OfflineEvent
 from core.errors import NotFoundError
-from core.services import device_configs, devices, history, offline_events
+from core.services import device_configs, devices, offline_events
 from core.services.actor import Actor
+from core.services.telemetry import history
 from webui.backbone.hub import LivePoint, Reading
 from webui.backbone.presence import DeviceState
 from webui.components import live_chart

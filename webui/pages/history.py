@@ -9,8 +9,8 @@ from nicegui import ui
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.engine import Database
-from core.services import history
 from core.services.actor import Actor
+from core.services.telemetry import history
 from webui.components.live_chart import REPLAYED_COLOR
 from webui.forms import submit
 from webui.layout import frame, guard

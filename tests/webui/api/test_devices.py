@@ -12,7 +12,7 @@ from core.db.engine import Database
 from core.db.models import Device
 from core.passwords import verify_mosquitto_hash
 from core.protocol.telemetry import Batch, Gap, Sample
-from core.services import telemetry
+from core.services.telemetry import store
 from tests.webui.api.helpers import assert_rejected, audit_entries
 from tests.webui.conftest import LoginAs
 
@@ -175,7 +175,7 @@ async def test_reported_gaps_are_listed_for_readers(
     await client.post(DEVICES, json={"id": "kiln-3"}, headers=admin)
     sample = Sample(61, 1_764_170_000_000, {"t": 1})
     batch = Batch("kiln-3", "s1", "replay", (sample,), gaps=(Gap(1, 60),))
-    await telemetry.store(database, [batch])
+    await store.store(database, [batch])
     listed = await client.get(f"{DEVICES}/kiln-3/gaps", headers=viewer)
     assert listed.status_code == 200
     [gap] = listed.json()

@@ -9,7 +9,7 @@ from decimal import Decimal
 import httpx
 
 from core.db.engine import Database
-from core.services import telemetry
+from core.services.telemetry import store
 from tests.core.history_data import DEVICE, T0, add_device, batch
 from tests.webui.api.helpers import assert_rejected, audit_entries
 from tests.webui.conftest import LoginAs
@@ -22,7 +22,7 @@ async def _seed(database: Database) -> None:
     await add_device(database)
     temps = batch([(0, Decimal("9.5")), (10, Decimal("10.25")), (3600, Decimal("21.50"))])
     door = batch([(5, True)], channel="door", stream="s2", origin="replay")
-    await telemetry.store(database, [temps, door])
+    await store.store(database, [temps, door])
 
 
 async def test_channels_are_listed_for_a_viewer(

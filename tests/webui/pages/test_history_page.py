@@ -10,7 +10,7 @@ from nicegui.testing.user import User
 
 from core.db.engine import Database
 from core.protocol.telemetry import Batch, Sample
-from core.services import telemetry
+from core.services.telemetry import store
 from tests.webui.conftest import ADMIN_PASSWORD, VIEWER_PASSWORD
 from tests.webui.pages.test_live_pages import _register
 from tests.webui.pages.test_login import signed_in
@@ -24,7 +24,7 @@ async def _seed(database: Database) -> None:
         Sample(n, now_ms - (600 - n) * 1000, {"temp": Decimal(20 + n % 7) + Decimal("0.25")})
         for n in range(1, 601)
     ]
-    await telemetry.store(
+    await store.store(
         database,
         [
             Batch("kiln-1", "s1", "live", tuple(samples[:540])),

@@ -10,7 +10,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import QuarantinedSample, Telemetry, TelemetryGap, TelemetryStream
-from core.services.telemetry_writer import (
+from core.services.telemetry.writer import (
     COLUMNS,
     QUARANTINE_COLUMNS,
     Range,

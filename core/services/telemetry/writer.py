@@ -1,7 +1,7 @@
 """What storing telemetry asks of a database: the row layouts and the Writer protocol.
 
-``core.services.telemetry`` runs the algorithm; ``telemetry_pg`` and ``telemetry_sqlite``
-write the statements for their database. All three stand on this module, none on another.
+``store`` runs the algorithm; ``postgres`` and ``sqlite`` write the statements for their
+database. All three stand on this module, none on another.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from core.db.engine import Database
-from core.services.telemetry_writer import (
+from core.services.telemetry.writer import (
     COLUMNS,
     QUARANTINE_COLUMNS,
     Range,

@@ -25,9 +25,9 @@ from core.db.models import TelemetryGap, TelemetryStream
 from core.protocol.telemetry import Batch
 from core.services import devices
 from core.services.actor import Actor
-from core.services.telemetry_pg import postgres_writer
-from core.services.telemetry_sqlite import SqliteWriter
-from core.services.telemetry_writer import Range, StreamKey, Watermark, Writer
+from core.services.telemetry.postgres import postgres_writer
+from core.services.telemetry.sqlite import SqliteWriter
+from core.services.telemetry.writer import Range, StreamKey, Watermark, Writer
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EXTEND_WINDOW = 10_000  # seqs read per look past the new samples; a replay batch is far smaller

@@ -18,8 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.db.engine import Database
 from core.db.models import Telemetry
 from core.protocol.telemetry import Value, ValueType, value_type
-from core.services import audit, history
+from core.services import audit
 from core.services.actor import Actor
+from core.services.telemetry import history
 
 EXPORT_CHUNK = 5000  # rows fetched per round trip: few trips, memory bounded to one chunk
 CSV_HEADER = ("ts", "stream", "seq", "channel", "value", "type", "replayed")
