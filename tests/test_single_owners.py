@@ -1,17 +1,21 @@
-"""What only one module may do: speak MQTT, spell a topic, create a database engine.
+"""What only one module may do: speak MQTT, spell a topic, create a database engine, touch
+a table.
 
 Read from every file's syntax, as the import rules are: one module owns each of these so a
-reconnect rule, a topic layout or a pool setting changes in one place. Tests are not checked.
+reconnect rule, a topic layout, a pool setting or a table's queries change in one place.
+Tests are not checked.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from core.db.models import Base
 from core.protocol import topics
 from tests.source_code import PACKAGES, ROOT, TOOLS, files, imports, relative, strings, tree
 
@@ -147,3 +151,207 @@ def test_only_the_engine_module_creates_engines(path: Path) -> None:
 def test_the_engine_module_is_found_creating_engines() -> None:
     """The owner is seen by the same check, so the check is not vacuous."""
     assert _engine_creations(ENGINE)
+
+
+SERVICES = ROOT / "core" / "services"
+# Each ORM model's home: the module or package that alone reads and writes its table, so a
+# column, an index or a lock order is changed and reviewed in one place. None: no home yet,
+# so nothing may touch the table until one is named here.
+TABLE_HOMES: dict[str, Path | None] = {
+    "User": SERVICES / "users.py",
+    "UserRole": SERVICES / "users.py",
+    "Role": SERVICES / "roles.py",
+    "Permission": SERVICES / "roles.py",
+    "RolePermission": SERVICES / "roles.py",
+    "AuthSession": SERVICES / "auth.py",
+    "RefreshToken": SERVICES / "auth.py",
+    "Device": SERVICES / "devices.py",
+    "DeviceConfig": SERVICES / "device_configs.py",
+    "Command": None,  # the table waits for remote commands; nothing stores them yet
+    "OfflineEvent": SERVICES / "offline_events.py",
+    "Telemetry": SERVICES / "telemetry",
+    "TelemetryStream": SERVICES / "telemetry",
+    "QuarantinedSample": SERVICES / "telemetry",
+    "TelemetryGap": SERVICES / "telemetry",
+    "AuditEntry": SERVICES / "audit.py",
+}
+# (model, file) -> why that file still touches a table another module owns, and whether its
+# xfail is strict: moving the access home then fails the case, asking for its line to go.
+# Not strict while a fix is under way elsewhere, so landing it breaks nothing here.
+SECOND_HOMES: dict[tuple[str, str], tuple[str, bool]] = {
+    ("User", "core/services/auth.py"): (
+        "signing in and refreshing load the user by id themselves; being moved into users.py",
+        False,
+    ),
+    # The sign-in work is moving sessions and tokens out of auth.py into a sessions.py of
+    # their own: once auth.py no longer touches them, sessions.py becomes their home above.
+    ("AuthSession", "core/services/sessions.py"): (
+        "the new home of sign-in sessions, under way; auth.py still holds them",
+        False,
+    ),
+    ("RefreshToken", "core/services/sessions.py"): (
+        "the new home of refresh tokens, under way; auth.py still holds them",
+        False,
+    ),
+    ("Role", "core/services/users.py"): (
+        "a user's role names, permissions and the active-admin count join roles in one "
+        "query, and roles are looked up by name when granted",
+        True,
+    ),
+    ("Permission", "core/services/users.py"): (
+        "a user's permissions are one join from user_roles through role_permissions",
+        True,
+    ),
+    ("RolePermission", "core/services/users.py"): (
+        "a user's permissions are one join from user_roles through role_permissions",
+        True,
+    ),
+    ("Device", "demo/accounts.py"): (
+        "the demo reads a station's stored broker hash to decide whether to re-key it; "
+        "devices.py has no call that answers whether a password still matches",
+        True,
+    ),
+}
+# Building a statement: every model named in the call's arguments is read or written.
+STATEMENTS = {"select", "insert", "update", "delete", "exists", "aliased"}
+# Clauses of a statement built in steps (``query.where(...)``): their models count too.
+CLAUSES = {
+    "select_from",
+    "join",
+    "outerjoin",
+    "join_from",
+    "where",
+    "filter",
+    "order_by",
+    "group_by",
+    "having",
+    "returning",
+    "correlate",
+}
+# Session calls that load or stage rows: ``get(Model, key)``, ``add(Model(...))``.
+SESSION_CALLS = {"get", "get_one", "add", "add_all", "merge"}
+# Raw SQL (asyncpg, ``text``) naming a table after one of these keywords.
+SQL_KEYWORDS = r"(?:FROM|INTO|UPDATE|JOIN|TABLE)"
+
+
+def _model_names(path: Path) -> tuple[dict[str, str], set[str]]:
+    """Local names bound to models (``Role`` or an alias) and to the models module itself."""
+    bound: dict[str, str] = {}
+    modules: set[str] = set()
+    for node in ast.walk(tree(path)):
+        if isinstance(node, ast.ImportFrom) and node.module == "core.db.models":
+            for alias in node.names:
+                if alias.name in TABLE_HOMES:
+                    bound[alias.asname or alias.name] = alias.name
+        elif isinstance(node, ast.ImportFrom) and node.module == "core.db":
+            modules.update(a.asname or a.name for a in node.names if a.name == "models")
+        elif isinstance(node, ast.Import):
+            modules.update(a.asname or a.name for a in node.names if a.name == "core.db.models")
+    return bound, modules
+
+
+def _table_uses(path: Path) -> Iterator[tuple[str, str]]:
+    """(model, where and how) for each model ``path`` names in a statement or session call.
+
+    A model only imported for a type hint, or read as an attribute of a loaded row, is not a
+    use: the rows came from the table's home.
+    """
+    where = relative(path)
+    tables = {model.__tablename__: name for name, model in _models().items()}
+    for line, text in strings(path):
+        for table in re.findall(rf"\b{SQL_KEYWORDS}\s+(\w+)\b", text):
+            if table in tables:
+                yield tables[table], f"{where}:{line} names {table} in SQL"
+    bound, modules = _model_names(path)
+    if not bound and not modules:
+        return
+
+    def model_of(node: ast.AST) -> str | None:
+        if isinstance(node, ast.Name):
+            return bound.get(node.id)
+        if isinstance(node, ast.Attribute) and ast.unparse(node.value) in modules:
+            return node.attr if node.attr in TABLE_HOMES else None
+        return None
+
+    def built(node: ast.AST) -> str | None:
+        """The model a ``Model(...)`` call constructs."""
+        return model_of(node.func) if isinstance(node, ast.Call) else None
+
+    staged: dict[str, str] = {}  # variables bound to ``Model(...)``, later added
+    for node in ast.walk(tree(path)):
+        if isinstance(node, ast.Assign) and (model := built(node.value)):
+            staged.update((t.id, model) for t in node.targets if isinstance(t, ast.Name))
+    for node in ast.walk(tree(path)):
+        if not isinstance(node, ast.Call):
+            continue
+        function = node.func
+        name = function.attr if isinstance(function, ast.Attribute) else getattr(function, "id", "")
+        arguments: list[ast.AST] = [*node.args, *(k.value for k in node.keywords)]
+        if name in STATEMENTS and isinstance(function, ast.Attribute):
+            arguments.append(function.value)  # ``Model.__table__.delete()``
+        if name in STATEMENTS | CLAUSES or (name in ("get", "get_one") and arguments):
+            models = {m for a in arguments for n in ast.walk(a) if (m := model_of(n))}
+        elif name in SESSION_CALLS and isinstance(function, ast.Attribute):
+            models = {
+                m
+                for a in arguments
+                for n in ast.walk(a)
+                if (m := built(n) or (staged.get(n.id) if isinstance(n, ast.Name) else None))
+            }
+        else:
+            continue
+        for model in sorted(models):
+            yield model, f"{where}:{node.lineno} {name}({model}…)"
+
+
+def _models() -> dict[str, type[Base]]:
+    """Every ORM model class by name."""
+    return {mapper.class_.__name__: mapper.class_ for mapper in Base.registry.mappers}
+
+
+def _at_home(path: Path, model: str) -> bool:
+    home = TABLE_HOMES[model]
+    return home is not None and (path == home or home in path.parents)
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, id=relative(p)) for p in files(*PACKAGES)])
+def test_only_its_home_touches_a_table(path: Path) -> None:
+    """Every statement on a table comes from the module or package that owns it."""
+    found = [
+        how
+        for model, how in _table_uses(path)
+        if not _at_home(path, model) and (model, relative(path)) not in SECOND_HOMES
+    ]
+    assert not found, "\n".join(found)
+
+
+def _second_homes() -> list[object]:
+    cases: list[object] = []
+    for (model, where), (why, strict) in SECOND_HOMES.items():
+        mark = pytest.mark.xfail(strict=strict, reason=why)
+        cases.append(pytest.param(model, ROOT / where, marks=[mark], id=f"{model}-{where}"))
+    return cases
+
+
+@pytest.mark.parametrize(("model", "path"), _second_homes())
+def test_a_known_second_home_is_gone(model: str, path: Path) -> None:
+    """A table's known second home, until its statements move to the owner."""
+    found = [how for used, how in _table_uses(path) if used == model] if path.exists() else []
+    assert not found, "\n".join(found)
+
+
+def test_every_model_has_a_home_on_record() -> None:
+    """A new model is given its home here; a home is a module or package that exists."""
+    assert set(TABLE_HOMES) == set(_models())
+    for home in TABLE_HOMES.values():
+        assert home is None or home.exists(), home
+
+
+@pytest.mark.parametrize("model", [m for m, home in TABLE_HOMES.items() if home is not None])
+def test_each_home_is_found_touching_its_table(model: str) -> None:
+    """The owners are seen by the same check, so the check is not vacuous."""
+    home = TABLE_HOMES[model]
+    assert home is not None
+    homes = [home] if home.is_file() else sorted(home.rglob("*.py"))
+    found = any(used == model for path in homes for used, _ in _table_uses(path))
+    assert found, f"{relative(home)} no longer touches {model}: name its new home above"
