@@ -184,7 +184,7 @@ SECOND_HOMES: dict[tuple[str, str], tuple[str, bool]] = {
         False,
     ),
     # The sign-in work is moving sessions and tokens out of auth.py into a sessions.py of
-    # their own: once auth.py no longer touches them, sessions.py becomes their home above.
+    # their own (see LEAVING): once that lands, sessions.py becomes their home above.
     ("AuthSession", "core/services/sessions.py"): (
         "the new home of sign-in sessions, under way; auth.py still holds them",
         False,
@@ -211,6 +211,12 @@ SECOND_HOMES: dict[tuple[str, str], tuple[str, bool]] = {
         "devices.py has no call that answers whether a password still matches",
         True,
     ),
+}
+# Model -> why its home on record may no longer touch it: the table is moving to the home
+# listed in SECOND_HOMES, and both layouts pass until the move lands and the lines change.
+LEAVING: dict[str, str] = {
+    "AuthSession": "moving from auth.py to sessions.py with the sign-in work",
+    "RefreshToken": "moving from auth.py to sessions.py with the sign-in work",
 }
 # Building a statement: every model named in the call's arguments is read or written.
 STATEMENTS = {"select", "insert", "update", "delete", "exists", "aliased"}
@@ -347,7 +353,21 @@ def test_every_model_has_a_home_on_record() -> None:
         assert home is None or home.exists(), home
 
 
-@pytest.mark.parametrize("model", [m for m, home in TABLE_HOMES.items() if home is not None])
+def _homes() -> list[object]:
+    return [
+        pytest.param(
+            model,
+            marks=[pytest.mark.xfail(strict=False, reason=LEAVING[model])]
+            if model in LEAVING
+            else [],
+            id=model,
+        )
+        for model, home in TABLE_HOMES.items()
+        if home is not None
+    ]
+
+
+@pytest.mark.parametrize("model", _homes())
 def test_each_home_is_found_touching_its_table(model: str) -> None:
     """The owners are seen by the same check, so the check is not vacuous."""
     home = TABLE_HOMES[model]
