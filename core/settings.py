@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     # The server's key for signing desired configurations and commands (created if absent,
     # its public half written beside it as <name>.pub.pem for stations to trust).
     signing_key_file: Path = Path("data") / "server-signing-key.pem"
+    # The audit chain's HMAC key (created 0600 when absent; default: beside the signing key
+    # as audit-key). The database never holds it, so database access alone cannot rewrite
+    # the chain; every writer of the audit log (server replicas, the CLI) needs the same one.
+    audit_key_file: Path | None = None
+    # Signed checkpoints of the audit chain's head, appended outside the database (default:
+    # beside the signing key as audit-checkpoints.jsonl), so a shortened chain shows.
+    audit_checkpoint_file: Path | None = None
     # What a station trusts: the server's public key (PEM), for `agent`, `desktop`, `simulate`.
     server_public_key_file: Path | None = None
     secret_key: str = DEV_SECRET_KEY

@@ -9,7 +9,8 @@ from nicegui import app, ui
 from core import hlc
 from core.db.engine import Database
 from core.db.migrations import require_current_schema
-from core.services import roles
+from core.services import audit_checkpoints, roles
+from core.services.audit_checkpoints import AuditTrail, CheckpointLog
 from core.settings import Settings
 from webui import api, pages
 from webui.api import errors, metrics
@@ -33,16 +34,21 @@ async def prepare(settings: Settings) -> None:
 def build(settings: Settings) -> Services:
     """Register everything on the NiceGUI app; no I/O happens until a request comes."""
     hlc.configure(settings.node_id)
-    database = Database(settings.async_database_url)
+    audit_key = audit_checkpoints.load_or_create_key(audit_checkpoints.key_path(settings))
+    database = Database(settings.async_database_url, audit_key=audit_key)
     backbone = Backbone(settings, database)
-    services = Services(settings, database, backbone)
+    checkpoints = CheckpointLog(audit_checkpoints.checkpoint_path(settings), backbone.signing_key)
+    audit_trail = AuditTrail(database, checkpoints)
+    services = Services(settings, database, backbone, audit_trail)
     app.state.services = services  # what the API's dependencies hand out (webui/deps.py)
     errors.install(app)
     app.include_router(api.router())
     app.include_router(metrics.router)
     pages.register(services)
     app.on_startup(backbone.start)
+    app.on_startup(audit_trail.start)
     app.on_shutdown(backbone.stop)  # before the database closes: ingest drains into it
+    app.on_shutdown(audit_trail.stop)  # a last checkpoint, after the last audited change
     app.on_shutdown(database.close)
     return services
 

@@ -31,6 +31,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 SUPPORTED_BACKENDS = ("postgresql", "sqlite")
+AUDIT_KEY_INFO = "pp.audit_key"  # the key, in ``session.info``, of the audit log's HMAC key
 
 
 class UnsupportedDatabaseError(ValueError):
@@ -59,9 +60,13 @@ def create_engine(url: str) -> AsyncEngine:
 class Database:
     """An engine, its session factory and the bus its committed changes are announced on."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, audit_key: bytes | None = None) -> None:
         self.engine = create_engine(url)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # The audit log's HMAC key rides on every session (core.services.audit reads it):
+        # the many services that record audit entries need no extra argument for it.
+        self.sessions = async_sessionmaker(
+            self.engine, expire_on_commit=False, info={AUDIT_KEY_INFO: audit_key}
+        )
         self.events = events.EventBus()
 
     @property

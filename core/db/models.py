@@ -258,6 +258,9 @@ class AuditEntry(Base):
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # How ``hash`` was made: "sha256" (rows from before revision 0004, unkeyed) or
+    # "hmac-sha256" (keyed with the audit key, which the database never holds).
+    scheme: Mapped[str] = mapped_column(String(16), server_default="sha256")
 
 
 __all__ = [

@@ -1,24 +1,38 @@
-"""The append-only, hash-chained audit log."""
+"""The append-only audit log: a chain keyed with a secret the database does not hold.
+
+Each entry's hash is an HMAC-SHA256, under the audit key, of its canonical content and the
+hash before it, so someone with only database access can neither edit an entry and
+recompute the ones after it, nor append entries of their own. Entries from before the key
+(revision 0004) keep their plain SHA-256 hashes (``scheme = 'sha256'``) and stay verifiable;
+a signed checkpoint (core.services.audit_checkpoints) pins how many there are and where the
+chain's head was, so a shortened or emptied table shows too.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db.engine import AUDIT_KEY_INFO
 from core.db.models import AuditEntry
 from core.db.types import utcnow
 
 GENESIS = "0" * 64
+LEGACY = "sha256"  # unkeyed: rows from before revision 0004, or from a writer without the key
+KEYED = "hmac-sha256"
 # Any constant works: it only has to be the same for every writer of the audit log.
 _PG_AUDIT_LOCK = 0x5050_4155
 
 
-def _digest(prev_hash: str, entry: AuditEntry) -> str:
+def _digest(prev_hash: str, entry: AuditEntry, key: bytes | None) -> str:
     body = {
         "prev": prev_hash,
         "at": entry.at.isoformat(),
@@ -29,8 +43,18 @@ def _digest(prev_hash: str, entry: AuditEntry) -> str:
         "before": entry.before,
         "after": entry.after,
     }
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    if key is None:  # the legacy body, unchanged, so old rows still verify
+        return hashlib.sha256(_canonical(body)).hexdigest()
+    return hmac.new(key, _canonical({**body, "scheme": KEYED}), hashlib.sha256).hexdigest()
+
+
+def _canonical(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def _key(session: AsyncSession) -> bytes | None:
+    key: bytes | None = session.info.get(AUDIT_KEY_INFO)
+    return key
 
 
 async def record(
@@ -43,12 +67,18 @@ async def record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> AuditEntry:
-    """Append one entry, chained to the previous one, in the caller's transaction."""
+    """Append one entry, chained to the previous one, in the caller's transaction.
+
+    Keyed when the session's database holds the audit key; a writer without it leaves an
+    unkeyed entry, which a verifier with the key reports once keyed entries or a
+    checkpoint precede it.
+    """
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         # Serialise writers so two transactions never chain onto the same predecessor.
         await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_AUDIT_LOCK})
     last = await session.scalar(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1))
     prev_hash = last or GENESIS
+    key = _key(session)
     entry = AuditEntry(
         at=utcnow(),
         actor=actor,
@@ -58,8 +88,9 @@ async def record(
         before=_jsonable(before),
         after=_jsonable(after),
         prev_hash=prev_hash,
+        scheme=KEYED if key is not None else LEGACY,
     )
-    entry.hash = _digest(prev_hash, entry)
+    entry.hash = _digest(prev_hash, entry, key)
     session.add(entry)
     await session.flush()
     return entry
@@ -70,27 +101,115 @@ def _jsonable(value: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 @dataclass(frozen=True)
+class Checkpoint:
+    """What a signed checkpoint saw: the chain's head, its length, its legacy prefix."""
+
+    head_id: int  # 0 when the chain was empty
+    head_hash: str
+    rows: int
+    legacy_until: int  # entries up to this id may be unkeyed (written before the key)
+    at: datetime
+
+    def __post_init__(self) -> None:
+        if min(self.head_id, self.rows, self.legacy_until) < 0 or len(self.head_hash) != 64:
+            msg = f"not a checkpoint: {self}"
+            raise ValueError(msg)
+
+
+class ChainStatus(StrEnum):
+    """The verdict on the chain, worst first when several apply."""
+
+    TAMPERED = "tampered"  # an entry does not hash or link as it must
+    KEY_MISSING = "key_missing"  # keyed entries, but this process has no audit key
+    CHECKPOINT_INVALID = "checkpoint_invalid"  # the checkpoint file is unreadable or forged
+    EMPTIED = "emptied"  # no entries, though the last checkpoint saw some
+    SHORTENED = "shortened"  # the entry the last checkpoint ended at is gone
+    CHECKPOINT_MISSING = "checkpoint_missing"  # intact, but nothing to compare its length to
+    INTACT = "intact"
+
+
+@dataclass(frozen=True)
 class ChainReport:
-    """Result of walking the chain: how many rows, and the first that does not fit."""
+    """Result of walking the chain: its length and head, and what (if anything) is wrong."""
 
     rows: int
     first_bad_id: int | None
+    status: ChainStatus = ChainStatus.INTACT
+    detail: str = ""
+    head_id: int = 0
+    head_hash: str = GENESIS
+    last_legacy_id: int = 0  # the newest unkeyed entry (0: none)
 
     @property
     def intact(self) -> bool:
-        """True when every row hashes to what it claims and links to its predecessor."""
-        return self.first_bad_id is None
+        """True when every entry hashes and links as it must and none known is missing."""
+        return self.status in (ChainStatus.INTACT, ChainStatus.CHECKPOINT_MISSING)
 
 
-async def verify_chain(session: AsyncSession) -> ChainReport:
-    """Recompute every hash in order; tampering with any row breaks the chain there."""
-    prev_hash, rows = GENESIS, 0
+async def head(session: AsyncSession) -> tuple[int, int]:
+    """The newest entry's id (0 if none) and the number of entries: cheap, no walk."""
+    newest, rows = (await session.execute(select(func.max(AuditEntry.id), func.count()))).one()
+    return int(newest or 0), int(rows)
+
+
+async def verify_chain(session: AsyncSession, *, anchor: Checkpoint | None = None) -> ChainReport:
+    """Recompute every hash in order, and hold the chain against ``anchor`` if given.
+
+    Editing, inserting or removing an entry breaks the chain there unless the forger holds
+    the audit key; removing the newest entries (or all of them) shows against the anchor.
+    """
+    key = _key(session)
+    prev_hash, rows, keyed_seen, last_legacy, anchor_seen = GENESIS, 0, False, 0, False
+    head_id = 0
     for entry in await session.scalars(select(AuditEntry).order_by(AuditEntry.id)):
-        rows += 1
-        if entry.prev_hash != prev_hash or _digest(prev_hash, entry) != entry.hash:
-            return ChainReport(rows, entry.id)
+        rows, head_id = rows + 1, entry.id
+        fault = _fault(entry, prev_hash, key, keyed_seen=keyed_seen, anchor=anchor)
+        if fault is not None:
+            status, why = fault
+            return ChainReport(rows, entry.id, status, f"entry #{entry.id} {why}")
+        keyed_seen = keyed_seen or entry.scheme == KEYED
+        last_legacy = entry.id if entry.scheme == LEGACY else last_legacy
+        anchor_seen = anchor_seen or (anchor is not None and entry.id == anchor.head_id)
         prev_hash = entry.hash
-    return ChainReport(rows, None)
+    status, detail = ChainStatus.INTACT, f"intact over {rows} entries"
+    if anchor is not None and anchor.rows and not anchor_seen:
+        saw = f"the last checkpoint saw entry #{anchor.head_id} (hash {anchor.head_hash[:16]}…)"
+        if rows == 0:
+            status = ChainStatus.EMPTIED
+            detail = f"chain emptied: {saw} and {anchor.rows} entries, the table has none"
+        else:
+            status = ChainStatus.SHORTENED
+            detail = f"chain shortened: {saw}, the table ends at #{head_id} ({rows} entries)"
+    return ChainReport(rows, None, status, detail, head_id, prev_hash, last_legacy)
+
+
+def _fault(
+    entry: AuditEntry,
+    prev_hash: str,
+    key: bytes | None,
+    *,
+    keyed_seen: bool,
+    anchor: Checkpoint | None,
+) -> tuple[ChainStatus, str] | None:
+    """What is wrong with ``entry`` given the hash before it, or None."""
+    tampered = ChainStatus.TAMPERED
+    if entry.prev_hash != prev_hash:
+        return tampered, "does not link to the entry before it (one was removed or inserted)"
+    if entry.scheme == LEGACY:
+        if keyed_seen or (anchor is not None and entry.id > anchor.legacy_until):
+            return tampered, "is unkeyed where only keyed entries may stand"
+        expected = _digest(prev_hash, entry, None)
+    elif entry.scheme == KEYED:
+        if key is None:
+            return ChainStatus.KEY_MISSING, "is keyed, and this process has no audit key"
+        expected = _digest(prev_hash, entry, key)
+    else:
+        return tampered, f"names an unknown scheme {entry.scheme!r}"
+    if not hmac.compare_digest(expected, entry.hash):
+        return tampered, "does not match its hash (its content was changed)"
+    if anchor is not None and entry.id == anchor.head_id and entry.hash != anchor.head_hash:
+        return tampered, "differs from the one the last checkpoint saw"
+    return None
 
 
 async def recent(session: AsyncSession, *, limit: int = 200, offset: int = 0) -> list[AuditEntry]:

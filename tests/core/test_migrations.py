@@ -8,10 +8,13 @@ test on that server and dropped afterwards.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +31,7 @@ from sqlalchemy.exc import DBAPIError
 from core.db import migrations
 from core.db.engine import Database, create_engine
 from core.db.models import AuditEntry, Base, Role, User, UserRole
-from core.services import roles, users
+from core.services import audit, roles, users
 
 PG_ENV = "PP_TEST_DATABASE_URL"
 BACKENDS = ["sqlite", "postgresql"] if os.environ.get(PG_ENV) else ["sqlite"]
@@ -73,34 +76,54 @@ def table_names(url: str) -> set[str]:
 
 
 def audit_guards(url: str) -> set[str]:
-    """The append-only triggers (and, on PostgreSQL, their function) that exist."""
+    """The append-only triggers (on PostgreSQL with when they fire, and their function)."""
 
     def read(connection: Connection) -> set[str]:
         if connection.dialect.name == "sqlite":
             sql = "SELECT name FROM sqlite_master WHERE type = 'trigger'"
             return set(connection.scalars(text(sql)))
-        triggers = connection.scalars(text("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"))
+        # tgenabled: 'O' fires in the origin role only, 'A' in every session_replication_role.
+        sql = "SELECT tgname, tgenabled::text FROM pg_trigger WHERE NOT tgisinternal"
+        triggers = connection.execute(text(sql)).all()
         functions = connection.scalars(
             text("SELECT proname FROM pg_proc WHERE proname = 'audit_log_append_only'")
         )
-        return {f"trigger {t}" for t in triggers} | {f"function {f}" for f in functions}
+        return {f"trigger {t} {e}" for t, e in triggers} | {f"function {f}" for f in functions}
 
     return on_db(url, read)
 
 
-def add_user_with_role(url: str) -> None:
+def add_user_with_role(
+    url: str, *, username: str = "keeper", audit_key: bytes | None = None
+) -> None:
     async def work() -> None:
-        database = Database(url)
+        database = Database(url, audit_key=audit_key)
         try:
             async with database.session() as session:
                 await roles.ensure_builtins(session)
                 await users.bootstrap_user(
-                    session, username="keeper", password="long-enough-password", roles=["Admin"]
+                    session, username=username, password="long-enough-password", roles=["Admin"]
                 )
         finally:
             await database.close()
 
     asyncio.run(work())
+
+
+def add_legacy_entries(connection: Connection, count: int) -> None:
+    """Audit rows as the code before revision 0004 chained them: plain SHA-256, no scheme."""
+    prev = "0" * 64
+    for n in range(count):
+        at = datetime.now(UTC)
+        body: dict[str, Any] = {"prev": prev, "at": at.isoformat()}
+        body |= {"actor": "old", "action": "legacy.step"}
+        body |= {"target_type": "", "target_id": str(n), "before": None, "after": {"n": n}}
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+        digest = hashlib.sha256(canonical.encode()).hexdigest()
+        row = body | {"at": at, "prev_hash": prev, "hash": digest}
+        del row["prev"]
+        connection.execute(insert(AuditEntry).values(**row))
+        prev = digest
 
 
 def count(url: str, table: Any) -> int:
@@ -212,14 +235,54 @@ def test_audit_log_refuses_update_and_delete(migrated_url: str) -> None:
 
 def test_audit_guards_come_and_go_with_the_schema(blank_url: str) -> None:
     migrations.upgrade(blank_url)
-    if make_url(blank_url).get_backend_name() == "sqlite":
+    sqlite = make_url(blank_url).get_backend_name() == "sqlite"
+    if sqlite:
         expected = {"audit_log_no_update", "audit_log_no_delete"}
     else:
-        expected = {"trigger audit_log_append_only", "function audit_log_append_only"}
+        expected = {
+            "trigger audit_log_append_only A",
+            "trigger audit_log_no_truncate A",
+            "function audit_log_append_only",
+        }
     assert audit_guards(blank_url) == expected
+
+    migrations.downgrade(blank_url, "0003")  # before the keyed chain: 0001's guards alone
+    if sqlite:
+        assert audit_guards(blank_url) == expected
+    else:
+        assert audit_guards(blank_url) == {
+            "trigger audit_log_append_only O",
+            "function audit_log_append_only",
+        }
 
     migrations.downgrade(blank_url, "base")
     assert audit_guards(blank_url) == set()
+
+
+def test_audit_log_keeps_legacy_rows_verifiable(blank_url: str) -> None:
+    """Rows chained with plain SHA-256 before 0004 are marked so and still verify after it."""
+    migrations.upgrade(blank_url, "0003")
+    on_db(blank_url, lambda c: add_legacy_entries(c, 3))
+    migrations.upgrade(blank_url)
+    add_user_with_role(blank_url, username="keyed", audit_key=b"k" * 32)
+
+    schemes = on_db(blank_url, lambda c: list(c.scalars(text("SELECT scheme FROM audit_log"))))
+    assert schemes[0] == "sha256" and schemes[-1] == "hmac-sha256"
+
+    async def verify() -> audit.ChainReport:
+        database = Database(blank_url, audit_key=b"k" * 32)
+        try:
+            async with database.session() as session:
+                return await audit.verify_chain(session)
+        finally:
+            await database.close()
+
+    report = asyncio.run(verify())
+    assert (report.status, report.rows, report.last_legacy_id) == (
+        audit.ChainStatus.INTACT,
+        len(schemes),
+        schemes.count("sha256"),
+    )
 
 
 # --- refusing to run against the wrong schema ----------------------------------------------

@@ -172,6 +172,12 @@ class AuditVerifyOut(BaseModel):
     rows: int
     intact: bool
     first_bad_id: int | None
+    status: str = Field(
+        description="intact, tampered, shortened, emptied, checkpoint_missing, "
+        "checkpoint_invalid or key_missing"
+    )
+    detail: str
+    head_id: int = Field(description="The newest entry's id (0: none)")
 
 
 class ChannelOut(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from nicegui import ui
 
 from core.services import audit
+from core.services.audit import ChainReport, ChainStatus
 from webui.layout import frame, guard
 from webui.services import Services
 
@@ -25,16 +26,11 @@ def register(services: Services) -> None:
         actor = await guard(services, "audit:read")
         if actor is None:
             return
+        report = await services.audit.verify()
         async with services.database.session() as session:
-            report = await audit.verify_chain(session)
             entries = await audit.recent(session, limit=200)
         with frame(services, "Audit log", actor):
-            if report.intact:
-                ui.label(f"Hash chain intact over {report.rows} entries.").mark("chain")
-            else:
-                ui.label(f"Hash chain BROKEN at entry {report.first_bad_id}.").classes(
-                    "text-negative font-bold"
-                ).mark("chain")
+            _chain_label(report)
             rows = [
                 {
                     "at": e.at.strftime("%Y-%m-%d %H:%M:%S"),
@@ -46,6 +42,24 @@ def register(services: Services) -> None:
                 for e in entries
             ]
             ui.table(columns=COLUMNS, rows=rows, pagination=25).classes("w-full").mark("audit")
+
+
+def _chain_label(report: ChainReport) -> None:
+    if report.status is ChainStatus.INTACT:
+        ui.label(f"Hash chain intact over {report.rows} entries.").mark("chain")
+        return
+    if report.status is ChainStatus.CHECKPOINT_MISSING:
+        text = (
+            f"Hash chain intact over {report.rows} entries; "
+            "no earlier checkpoint to hold its length against."
+        )
+        ui.label(text).classes("text-warning").mark("chain")
+        return
+    if report.first_bad_id is not None:
+        text = f"Hash chain BROKEN at entry {report.first_bad_id}: {report.detail}."
+    else:
+        text = f"Hash chain NOT TRUSTWORTHY ({report.status.value}): {report.detail}."
+    ui.label(text).classes("text-negative font-bold").mark("chain")
 
 
 def _change(before: dict[str, object] | None, after: dict[str, object] | None) -> str:
