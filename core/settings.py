@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Anything that still holds this value is a development secret, never a production one.
 DEV_SECRET_KEY = "dev-insecure-secret-change-me-0123456789abcdef"
@@ -64,6 +65,12 @@ class Settings(BaseSettings):
     secret_key: str = DEV_SECRET_KEY
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    # HTTPS: the certificate (chain, PEM) the server presents and its key; both or neither.
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    # Reverse proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-Proto and -For are
+    # believed; nobody's by default, so no client can claim to have come over TLS.
+    trusted_proxies: Annotated[list[str], NoDecode] = []
     node_id: str = "server"
 
     # Short access tokens keep revocation windows small; refresh tokens carry the session.
@@ -84,6 +91,28 @@ class Settings(BaseSettings):
             )
             raise ValueError(msg)
         return self
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            msg = "PP_SSL_CERTFILE and PP_SSL_KEYFILE go together: set both or neither"
+            raise ValueError(msg)
+        return self
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_networks(cls, value: object) -> object:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list):
+            return items  # pydantic names the type error
+        networks = [str(item).strip() for item in items if str(item).strip()]
+        for network in networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                msg = f"not an IP address or network: {network!r}"
+                raise ValueError(msg) from None
+        return networks
 
     @property
     def async_database_url(self) -> str:

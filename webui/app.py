@@ -12,9 +12,10 @@ from core.db.migrations import require_current_schema
 from core.services import audit_checkpoints, roles
 from core.services.audit_checkpoints import AuditTrail, CheckpointLog
 from core.settings import Settings
-from webui import api, pages
+from webui import api, http, pages, storage_files
 from webui.api import errors, metrics
 from webui.backbone.server import Backbone
+from webui.http import tls
 from webui.services import Services
 
 TITLE = "PrecisionPulse"
@@ -42,6 +43,7 @@ def build(settings: Settings) -> Services:
     services = Services(settings, database, backbone, audit_trail)
     app.state.services = services  # what the API's dependencies hand out (webui/deps.py)
     errors.install(app)
+    http.install(app, settings)
     app.include_router(api.router())
     app.include_router(metrics.router)
     pages.register(services)
@@ -57,7 +59,10 @@ def run_kwargs(settings: Settings) -> dict[str, object]:
     """The ``ui.run`` arguments shared by the server and the test harness."""
     return {
         "title": TITLE,
-        "storage_secret": settings.secret_key,
+        "storage_secret": settings.secret_key,  # NiceGUI finds webui.http's session middleware
+        # webui.http believes X-Forwarded-* from PP_TRUSTED_PROXIES only; uvicorn's own layer
+        # would believe any local process.
+        "proxy_headers": False,
         "fastapi_docs": {"title": f"{TITLE} API", "version": "1"},
         "reload": False,
         "show": False,
@@ -67,11 +72,13 @@ def run_kwargs(settings: Settings) -> dict[str, object]:
 
 
 def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
-    """Run the server until interrupted (after checking the schema)."""
+    """Run the server until interrupted (after checking the schema and the TLS files)."""
+    https = tls.uvicorn_options(settings.ssl_certfile, settings.ssl_keyfile)
+    storage_files.make_private(app.storage.path)
     asyncio.run(prepare(settings))
     build(settings)
     ui.run(
         host=host or settings.http_host,
         port=port or settings.http_port,
-        **run_kwargs(settings),  # type: ignore[arg-type]
+        **(run_kwargs(settings) | https),  # type: ignore[arg-type]
     )
