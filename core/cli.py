@@ -17,10 +17,18 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from core.db import migrations
-from core.db.engine import Database, UnsupportedDatabaseError
+from core.db.engine import UnsupportedDatabaseError
 from core.errors import DomainError
+from core.protocol.signing import SigningKey
 from core.rbac import ADMIN, BUILTIN_ROLES
 from core.services import roles, users
+from core.services.audit import ChainReport
+from core.services.audit_checkpoints import (
+    AuditTrail,
+    CheckpointLog,
+    checkpoint_path,
+    keyed_database,
+)
 from core.settings import Settings
 
 COMMAND_GROUP = "precisionpulse.commands"
@@ -53,6 +61,14 @@ def _parser() -> argparse.ArgumentParser:
         "bootstrap",
         help="when no user exists yet, create 'admin' (password: PP_ADMIN_PASSWORD or generated)",
     )
+    audit = commands.add_parser("audit", help="the audit log").add_subparsers(
+        dest="action", required=True
+    )
+    audit.add_parser(
+        "verify",
+        help="check the keyed hash chain against the server's last signed checkpoint "
+        "(exit 1 unless intact; writes no checkpoint)",
+    )
     create = user.add_parser("create", help="create a user (the first admin, say)")
     create.add_argument("--username", required=True)
     create.add_argument(
@@ -73,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
 
 async def _create_user(settings: Settings, args: argparse.Namespace, password: str) -> str:
     await migrations.require_current_schema(settings.async_database_url)
-    database = Database(settings.async_database_url)
+    database = keyed_database(settings)  # users created here are audited, keyed
     try:
         async with database.session() as session:
             await roles.ensure_builtins(session)
@@ -91,7 +107,7 @@ async def _create_user(settings: Settings, args: argparse.Namespace, password: s
 
 async def _bootstrap_admin(settings: Settings) -> str:
     await migrations.require_current_schema(settings.async_database_url)
-    database = Database(settings.async_database_url)
+    database = keyed_database(settings)  # users created here are audited, keyed
     try:
         async with database.session() as session:
             await roles.ensure_builtins(session)
@@ -103,6 +119,17 @@ async def _bootstrap_admin(settings: Settings) -> str:
         await database.close()
     shown = "from PP_ADMIN_PASSWORD" if os.environ.get("PP_ADMIN_PASSWORD") else password
     return f"created the first user: admin / {shown} (shown once; change it after signing in)"
+
+
+async def _verify_audit(settings: Settings) -> ChainReport:
+    await migrations.require_current_schema(settings.async_database_url)
+    signing_key = SigningKey.from_pem(settings.signing_key_file.read_bytes())
+    database = keyed_database(settings)
+    checkpoints = CheckpointLog(checkpoint_path(settings), signing_key)
+    try:
+        return await AuditTrail(database, checkpoints).verify(checkpoint=False)
+    finally:
+        await database.close()
 
 
 def _settings_problems(error: ValidationError) -> str:
@@ -165,6 +192,10 @@ def _dispatch(settings: Settings, args: argparse.Namespace) -> int:
     elif args.command == "db":
         have = asyncio.run(migrations.current_revision(url))
         print(f"database at {have or 'nothing'}; code needs {migrations.head_revision()}")
+    elif args.command == "audit":
+        report = asyncio.run(_verify_audit(settings))
+        print(f"audit chain {report.status.value}: {report.detail}")
+        return 0 if report.intact else 1
     elif args.command == "user" and args.action == "bootstrap":
         print(asyncio.run(_bootstrap_admin(settings)))
     elif args.command == "user":

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.db.engine import Database
+from core.services.audit_checkpoints import keyed_database
 from core.settings import Settings
 from demo.accounts import ADMIN_USERNAME, Stations, ensure_admin, ensure_stations, reset_admin
 from webui.app import prepare
@@ -51,7 +51,7 @@ async def prepare_demo(
     """Roles, the admin (made, reset or kept), the stations and the broker's password file."""
     await prepare(settings)  # the schema is current (migrated just before) and roles exist
     chosen = os.environ.get("PP_ADMIN_PASSWORD") or None
-    database = Database(settings.async_database_url)
+    database = keyed_database(settings)  # the admin and stations it makes are audited, keyed
     try:
         if new_admin_password:
             password: str | None = await reset_admin(database, chosen)

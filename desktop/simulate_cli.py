@@ -43,14 +43,14 @@ def register(commands: Any) -> None:
 
 
 async def _register(settings: Settings, ids: list[str]) -> dict[str, str]:
-    from core.db.engine import Database
     from core.db.migrations import require_current_schema
     from core.services import devices
     from core.services.actor import Actor
+    from core.services.audit_checkpoints import keyed_database
 
     await require_current_schema(settings.async_database_url)
     shell = Actor(name="simulate", permissions=frozenset({"devices:write", "devices:read"}))
-    database = Database(settings.async_database_url)
+    database = keyed_database(settings)  # the devices it registers are audited, keyed
     credentials = {}
     try:
         async with database.session() as session:

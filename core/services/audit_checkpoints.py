@@ -56,6 +56,15 @@ def checkpoint_path(settings: Settings) -> Path:
     return settings.audit_checkpoint_file or default
 
 
+def keyed_database(settings: Settings) -> Database:
+    """The database of ``settings``, holding the audit key every audit log writer needs.
+
+    A tool that records audit entries without it (the CLI, the demo, the simulator) would
+    write unkeyed entries, which the server rightly reports as forged.
+    """
+    return Database(settings.async_database_url, audit_key=load_or_create_key(key_path(settings)))
+
+
 def load_or_create_key(path: Path) -> bytes:
     """The audit key stored at ``path`` (hex), created there (mode 0600) when absent."""
     try:
@@ -159,7 +168,7 @@ class AuditTrail:
         # since is not walked again by the watcher (a broken one would be, every poll)
         self._tasks = TaskSet("audit checkpoints")
 
-    async def verify(self) -> ChainReport:
+    async def verify(self, *, checkpoint: bool = True) -> ChainReport:
         """Walk the whole chain against the newest checkpoint; checkpoint it if sound."""
         async with self._lock:
             try:
@@ -180,7 +189,8 @@ class AuditTrail:
                 )
                 report = replace(report, status=ChainStatus.CHECKPOINT_MISSING, detail=detail)
             self._latest = anchor
-            if report.intact and (anchor is None or report.head_id != anchor.head_id):
+            moved = anchor is None or report.head_id != anchor.head_id
+            if checkpoint and report.intact and moved:
                 self._latest = Checkpoint(
                     head_id=report.head_id,
                     head_hash=report.head_hash,
