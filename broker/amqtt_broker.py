@@ -3,21 +3,29 @@
 amqtt's own FileAuthPlugin reads argon2/bcrypt hashes only, so ``PasswordFileAuth``
 checks the ``$7$`` hashes of the Mosquitto password file instead; it re-reads the file
 whenever it changes, so new users need no reload signal. ``DeviceTopicAcl`` applies the
-same rules as ``render_acl``. amqtt has no MQTT 5 and no ``$share``: never for production.
+same rules as ``render_acl``: a device publishes its device → server topics and receives its
+server → device ones. Like Mosquitto's ``use_username_as_clientid``, ``BoundClientIdBroker``
+names each client after its username (a plugin comes too late: amqtt drops or takes over the
+session a CONNECT names before it asks the plugins), so no account can knock another's
+session off. amqtt has no MQTT 5 and no ``$share``: never for production.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import os
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from amqtt.adapters import ReaderAdapter, StreamReaderAdapter, StreamWriterAdapter
 from amqtt.broker import Broker
 from amqtt.contexts import Action, BaseContext
+from amqtt.mqtt.connect import ConnectPacket
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
@@ -28,6 +36,34 @@ from core.protocol import topics
 
 log = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT_S = 10.0  # amqtt waits on its clients' sessions; never forever
+
+
+class _Accounts:
+    """The password file's users, read again whenever the file changes."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = PasswordFile(path)
+        self._seen: tuple[int, int, int] | None = None
+        self._users: dict[str, str] = {}
+
+    def _current(self) -> dict[str, str]:
+        try:
+            info = os.stat(self._file.path)
+        except FileNotFoundError:
+            return {}
+        # Replaced atomically, so a new inode, size or mtime means new contents.
+        seen = (info.st_ino, info.st_size, info.st_mtime_ns)
+        if seen != self._seen:
+            self._users, self._seen = self._file.read(), seen
+        return self._users
+
+    async def verify(self, username: str | None, password: str | None) -> bool:
+        """Whether ``username`` is in the file with ``password``."""
+        if not username or password is None:
+            return False
+        users = await asyncio.to_thread(self._current)
+        password_hash = users.get(username)
+        return password_hash is not None and verify_mosquitto_hash(password, password_hash)
 
 
 class PasswordFileAuth(BaseAuthPlugin):
@@ -41,32 +77,65 @@ class PasswordFileAuth(BaseAuthPlugin):
 
     def __init__(self, context: BaseContext) -> None:
         super().__init__(context)
-        self._file = PasswordFile(Path(self._get_config_option("password_file", "")))
-        self._seen: tuple[int, int, int] | None = None
-        self._users: dict[str, str] = {}
-
-    def _current_users(self) -> dict[str, str]:
-        try:
-            info = os.stat(self._file.path)
-        except FileNotFoundError:
-            return {}
-        # Replaced atomically, so a new inode, size or mtime means new contents.
-        seen = (info.st_ino, info.st_size, info.st_mtime_ns)
-        if seen != self._seen:
-            self._users, self._seen = self._file.read(), seen
-        return self._users
+        self._accounts = _Accounts(Path(self._get_config_option("password_file", "")))
 
     async def authenticate(self, *, session: Session) -> bool | None:
         """Whether the session's username and password match the file."""
-        if not session.username or session.password is None:
-            return False
-        users = await asyncio.to_thread(self._current_users)
-        password_hash = users.get(session.username)
-        return password_hash is not None and verify_mosquitto_hash(session.password, password_hash)
+        return await self._accounts.verify(session.username, session.password)
+
+
+class _ClientIdFromUsername(ReaderAdapter):
+    """A connection's reader whose CONNECT names the client after its verified username.
+
+    A client whose credentials fail gets a fresh random id instead, so even its refused
+    CONNECT (amqtt acts on the id before it authenticates) touches no one's session.
+    """
+
+    def __init__(self, reader: ReaderAdapter, accounts: _Accounts) -> None:
+        self._reader = reader
+        self._accounts = accounts
+        self._connect: io.BytesIO | None = None
+
+    async def read(self, n: int = -1) -> bytes:
+        """The rewritten CONNECT first, then the connection's own bytes."""
+        if self._connect is None:
+            packet = await ConnectPacket.from_stream(self._reader)
+            verified = await self._accounts.verify(packet.username, packet.password)
+            packet.client_id = (
+                packet.username
+                if verified and packet.username
+                else f"refused-{secrets.token_hex(8)}"
+            )
+            self._connect = io.BytesIO(packet.to_bytes())
+        data = self._connect.read(n)
+        if not data:
+            return await self._reader.read(n)
+        if 0 < len(data) < n:  # a read across the CONNECT's end: top it up
+            data += await self._reader.read(n - len(data))
+        return data
+
+    def feed_eof(self) -> None:
+        """Pass the end of the stream on."""
+        self._reader.feed_eof()
+
+
+class BoundClientIdBroker(Broker):
+    """amqtt whose clients' ids are their usernames, as ``use_username_as_clientid`` does."""
+
+    def __init__(self, config: dict[str, object], password_file: Path) -> None:
+        super().__init__(config)
+        self._accounts = _Accounts(password_file)
+
+    async def stream_connected(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str
+    ) -> None:
+        """Serve a TCP connection through a reader that rewrites its CONNECT's client id."""
+        bound = _ClientIdFromUsername(StreamReaderAdapter(reader), self._accounts)
+        await self.external_connected(bound, StreamWriterAdapter(writer), listener_name)
 
 
 class DeviceTopicAcl(BaseTopicPlugin):
-    """Each device reads and writes under its own topics; the server everything."""
+    """Devices publish their device → server topics, receive their server → device ones."""
 
     @dataclass
     class Config:
@@ -90,9 +159,9 @@ class DeviceTopicAcl(BaseTopicPlugin):
         if action == Action.SUBSCRIBE:
             # Like Mosquitto's ACL file: subscriptions are granted, deliveries filtered.
             return True
-        if topics.is_own_topic(topic, username):
-            return True
-        return action == Action.RECEIVE and topic == topics.SERVER_STATUS
+        if action == Action.PUBLISH:
+            return topics.device_may_publish(topic, username)
+        return topics.device_may_receive(topic, username)
 
 
 def amqtt_config(
@@ -118,7 +187,9 @@ async def running_amqtt(
     server_username: str = DEFAULT_SERVER_USERNAME,
 ) -> AsyncIterator[Broker]:
     """amqtt listening on ``host:port`` until the block exits."""
-    broker = Broker(amqtt_config(host, port, password_file, server_username))
+    broker = BoundClientIdBroker(
+        amqtt_config(host, port, password_file, server_username), password_file
+    )
     await broker.start()
     try:
         yield broker

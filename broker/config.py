@@ -25,6 +25,19 @@ MAX_PACKET_SIZE = 1024 * 1024
 # is freed after this; commands expire long before, and telemetry lives in the outbox.
 PERSISTENT_CLIENT_EXPIRATION = "30d"
 TLS_VERSION = "tlsv1.2"  # Mosquitto 2.0 reads this as the minimum version accepted
+# TLS 1.2 suites: forward-secret key exchange and AEAD only (Mozilla's "intermediate" list).
+# OpenSSL's default would also take CBC with SHA-1 MACs (Lucky13-style padding oracles);
+# TLS 1.3 offers AEAD suites only, so Mosquitto's ciphers_tls1.3 default stands.
+TLS12_CIPHERS = ":".join(
+    (
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+    )
+)
 
 PRODUCTION_CONFIG_DIR = PurePosixPath("/mosquitto/config")
 PRODUCTION_DATA_DIR = PurePosixPath("/mosquitto/data")
@@ -102,36 +115,54 @@ def render_mosquitto_conf(
         lines.append(f"pid_file {_value('pid_file', pid_file)}")
     log_dest = "stdout" if log_file is None else f"file {_value('log_file', log_file)}"
     lines += [f"log_dest {log_dest}", "log_timestamp_format %Y-%m-%dT%H:%M:%S", ""]
-    lines.append(f"listener {port} {_value('bind_address', bind_address)}")
+    lines += [
+        f"listener {port} {_value('bind_address', bind_address)}",
+        "# A client's id is its username: nobody can take over another account's session (a",
+        "# device claiming the server's or another device's id). Each server replica needs its",
+        "# own account; a second connection with the same account takes the first one's place.",
+        "use_username_as_clientid true",
+    ]
     if tls is not None:
         lines += [
             f"cafile {_value('cafile', tls.cafile)}",
             f"certfile {_value('certfile', tls.certfile)}",
             f"keyfile {_value('keyfile', tls.keyfile)}",
             f"tls_version {TLS_VERSION}",
+            f"ciphers {TLS12_CIPHERS}",
             "# Devices authenticate with a username and password, not a client certificate.",
             "require_certificate false",
         ]
     return "\n".join(lines) + "\n"
 
 
-def render_acl(server_username: str = DEFAULT_SERVER_USERNAME) -> str:
-    """The ACL: each device confined to its own topics, the server allowed everything."""
-    if not topics.is_device_id(server_username):
-        msg = f"the server's username must match {topics.DEVICE_ID_PATTERN}: {server_username!r}"
-        raise ValueError(msg)
-    return (
-        _HEADER
-        + "\n"
-        + "# Patterns apply to every user; %u is the MQTT username, which is the device id.\n"
-        + "# (Plain `topic` lines before any `user` line would apply to anonymous clients only.)\n"
-        + f"pattern readwrite {topics.acl_device_subtree()}\n"
-        + f"pattern read {topics.SERVER_STATUS}\n"
-        + "\n"
-        + "# The server reads and writes everything, $share/pp-ingest/... included.\n"
-        + f"user {server_username}\n"
-        + "topic readwrite #\n"
-    )
+def render_acl(*server_usernames: str) -> str:
+    """The ACL: each device writes what it tells the server and reads what the server tells
+    it, on its own topics only; each server account (one per replica) may do everything.
+    """
+    servers = server_usernames or (DEFAULT_SERVER_USERNAME,)
+    for username in servers:
+        if not topics.is_device_id(username):
+            msg = f"the server's username must match {topics.DEVICE_ID_PATTERN}: {username!r}"
+            raise ValueError(msg)
+    writes = topics.device_kinds(topics.Direction.TO_SERVER)
+    reads = topics.device_kinds(topics.Direction.TO_DEVICE)
+    lines = [
+        _HEADER,
+        "# Patterns apply to every user; %u is the MQTT username, which is the device id.",
+        "# (Plain `topic` lines before any `user` line would apply to anonymous clients only.)",
+        "# A device publishes only what travels device -> server:",
+        *(f"pattern write {topics.acl_device_pattern(kind)}" for kind in writes),
+        "# and only reads what the server sends it: a retained config/desired, a cmd or an",
+        "# ack it could write itself would pass for the server's.",
+        *(f"pattern read {topics.acl_device_pattern(kind)}" for kind in reads),
+        f"pattern read {topics.SERVER_STATUS}",
+        "",
+        "# The server reads and writes everything, $share/pp-ingest/... included; each",
+        "# replica has its own account, since a client's id is its username.",
+    ]
+    for username in dict.fromkeys(servers):
+        lines += [f"user {username}", "topic readwrite #"]
+    return "\n".join(lines) + "\n"
 
 
 def render_deployment_conf(

@@ -72,7 +72,7 @@ async def embedded_broker(
             passwords.path.parent,
             port=port,
             host=LOOPBACK,
-            server_username=server_username,
+            server_usernames=(server_username,),
         )
         credentials = BrokerCredentials(passwords, pid_file=process.pid_file)
         async with process:

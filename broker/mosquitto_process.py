@@ -177,17 +177,20 @@ def configure_mosquitto(
     *,
     port: int | None = None,
     host: str = "127.0.0.1",
-    server_username: str = config.DEFAULT_SERVER_USERNAME,
+    server_usernames: tuple[str, ...] = (config.DEFAULT_SERVER_USERNAME,),
     tls: TlsFiles | None = None,
 ) -> MosquittoProcess:
-    """Write a config, ACL and (empty) password file into ``workdir``; the broker, not started."""
+    """Write a config, ACL and (empty) password file into ``workdir``; the broker, not started.
+
+    ``server_usernames`` are the accounts the ACL lets do everything: one per server replica.
+    """
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     password_file = workdir / config.PASSWORD_FILE_NAME
     if not password_file.exists():
         password_file.touch(mode=0o600)
     acl_file = workdir / config.ACL_FILE_NAME
-    acl_file.write_text(config.render_acl(server_username))
+    acl_file.write_text(config.render_acl(*server_usernames))
     port = port or free_port(host)
     pid_file = workdir / "mosquitto.pid"
     conf_file = workdir / config.CONF_FILE_NAME

@@ -198,9 +198,12 @@ class Supervisor:
         since = self._rivalry.since
         if wait is None or since is None:
             return None
+        # Our brokers bind a client's id to its username, so only these credentials can
+        # take the session: name them, not the id (which the broker replaced anyway).
+        who = self.endpoint.username or self.options.client_id
         detail = (
-            f"credentials in use elsewhere since {since:%H:%M:%S} UTC: another client as"
-            f" {self.options.client_id} took the session over {self._rivalry.takeovers} times;"
+            f"credentials in use elsewhere since {since:%H:%M:%S} UTC: another client logged"
+            f" in as {who} took the session over {self._rivalry.takeovers} times;"
             f" retrying in {wait:.0f} s"
         )
         log.warning("%s (%s)", detail, self.endpoint)

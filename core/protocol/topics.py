@@ -38,7 +38,25 @@ class Kind(StrEnum):
     SYNC_DOWN = "sync/down"
     SERVER_STATUS = "server/status"
 
+    @property
+    def direction(self) -> Direction:
+        """Who publishes this kind: the broker's ACL lets a device write only ``TO_SERVER``."""
+        return Direction.TO_DEVICE if self in _SERVER_WRITES else Direction.TO_SERVER
 
+
+class Direction(StrEnum):
+    """Which way a kind of message travels."""
+
+    TO_SERVER = "device → server"
+    TO_DEVICE = "server → device"
+
+
+# What only the server may publish: a device writing its own retained config/desired, a cmd
+# or an ack would pass for the server (a forged configuration, a watermark that deletes
+# unsent samples from its outbox).
+_SERVER_WRITES = frozenset(
+    {Kind.TELEMETRY_ACK, Kind.CMD, Kind.CONFIG_DESIRED, Kind.SYNC_DOWN, Kind.SERVER_STATUS}
+)
 _DEVICE_KINDS = {kind.value: kind for kind in Kind if kind is not Kind.SERVER_STATUS}
 
 
@@ -78,6 +96,37 @@ def acl_device_subtree(username_token: str = "%u") -> str:
     device id, so one ``pattern`` line confines every device to its own subtree.
     """
     return f"{_DEVICE_PREFIX}{username_token}/#"
+
+
+def device_kinds(direction: Direction) -> tuple[Kind, ...]:
+    """The kinds of device topic that travel ``direction``, in declaration order."""
+    return tuple(kind for kind in _DEVICE_KINDS.values() if kind.direction is direction)
+
+
+def acl_device_pattern(kind: Kind, username_token: str = "%u") -> str:
+    """A broker ACL pattern for one kind of topic of the device named by ``username_token``."""
+    if kind is Kind.SERVER_STATUS:
+        msg = "server/status is not a device topic; use SERVER_STATUS"
+        raise ValueError(msg)
+    return f"{_DEVICE_PREFIX}{username_token}/{kind.value}"
+
+
+def device_may_publish(topic: str, device_id: str) -> bool:
+    """Whether the device ``device_id`` may publish on ``topic`` (its own device → server kinds)."""
+    parsed = parse(topic)
+    return (
+        parsed is not None
+        and parsed.device_id == device_id
+        and parsed.kind.direction is Direction.TO_SERVER
+    )
+
+
+def device_may_receive(topic: str, device_id: str) -> bool:
+    """Whether ``topic`` may reach ``device_id``: its own server → device topics, server status."""
+    parsed = parse(topic)
+    if parsed is None or parsed.kind.direction is not Direction.TO_DEVICE:
+        return False
+    return parsed.device_id in (None, device_id)
 
 
 def is_own_topic(topic: str, device_id: str) -> bool:

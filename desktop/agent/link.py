@@ -50,7 +50,9 @@ def _options(device_id: str, stream: str) -> Options:
         return Outgoing(status, message.encode(), qos=1, retain=True)
 
     return Options(
-        client_id=f"pp-station-{device_id}",
+        # The broker makes a client's id its username anyway (use_username_as_clientid; our
+        # amqtt plugin likewise): asking for that id keeps logs and the session's name alike.
+        client_id=device_id,
         birth=presence(Status(device_id, "online", stream=stream)),
         will=presence(Status(device_id, "offline", "lost", stream)),
         farewell=presence(Status(device_id, "offline", "clean", stream)),

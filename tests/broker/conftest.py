@@ -20,7 +20,9 @@ from core.passwords import mosquitto_hash
 TIMEOUT = 5.0  # seconds: every wait in these tests is bounded by this
 QUIET = 0.3  # seconds of silence that count as "nothing more arrives"
 PASSWORD = "pw-0123456789"
-USERS = {"server": PASSWORD, "dev-a": PASSWORD, "dev-b": PASSWORD}
+# Two server accounts: replicas each need their own, since a client's id is its username.
+SERVERS = ("server", "server-2")
+USERS = {**dict.fromkeys(SERVERS, PASSWORD), "dev-a": PASSWORD, "dev-b": PASSWORD}
 
 needs_mosquitto = pytest.mark.skipif(
     shutil.which("mosquitto") is None, reason="needs the mosquitto binary"
@@ -49,7 +51,7 @@ def write_users(credentials: BrokerCredentials, users: Mapping[str, str]) -> Non
 @pytest.fixture
 async def local_broker(tmp_path: Path) -> AsyncIterator[LocalBroker]:
     """Mosquitto with the production ACL, the users in USERS, on a free loopback port."""
-    process = configure_mosquitto(tmp_path / "broker")
+    process = configure_mosquitto(tmp_path / "broker", server_usernames=SERVERS)
     credentials = BrokerCredentials(
         PasswordFile(process.config_file.with_name("passwd")), process.pid_file
     )

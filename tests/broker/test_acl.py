@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+import subprocess
+
+import pytest
+
 from core.protocol import topics
-from tests.broker.conftest import LocalBroker, client, needs_mosquitto, received
+from tests.broker.conftest import (
+    PASSWORD,
+    TIMEOUT,
+    LocalBroker,
+    client,
+    needs_mosquitto,
+    received,
+)
 
 pytestmark = needs_mosquitto
 
@@ -66,9 +79,10 @@ async def test_the_server_ingests_through_a_shared_subscription(
 
 async def test_shared_subscribers_split_the_messages(local_broker: LocalBroker) -> None:
     shared = topics.shared(topics.all_devices(topics.Kind.TELEMETRY))
+    # One account per replica: a second connection as "server" would take the first's place.
     async with (
         client(local_broker.port, "server") as first,
-        client(local_broker.port, "server") as second,
+        client(local_broker.port, "server-2") as second,
         client(local_broker.port, "dev-a") as a,
     ):
         await first.subscribe(shared, qos=1)
@@ -79,3 +93,32 @@ async def test_shared_subscribers_split_the_messages(local_broker: LocalBroker) 
         got = await received(first, 6) + await received(second, 6)
         # Each message reached exactly one replica: none doubled, none lost.
         assert sorted(payload for _, payload in got) == sorted(sent)
+
+
+SERVER_ONLY = [topics.config_desired, topics.cmd, topics.telemetry_ack, topics.sync_down]
+
+
+@pytest.mark.skipif(shutil.which("mosquitto_pub") is None, reason="needs mosquitto-clients")
+async def test_a_device_cannot_write_its_own_server_topics(local_broker: LocalBroker) -> None:
+    """Its retained desired configuration stays the server's; its telemetry still goes."""
+    desired = topics.config_desired("dev-a")
+
+    def mosquitto_pub(topic: str, message: str, *flags: str) -> None:
+        command = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(local_broker.port)]
+        command += ["-u", "dev-a", "-P", PASSWORD, "-q", "1", "-t", topic, "-m", message, *flags]
+        # Mosquitto acknowledges a refused publish as if it were taken: the exit says nothing.
+        subprocess.run(command, check=True, capture_output=True, timeout=TIMEOUT)
+
+    async with client(local_broker.port, "server") as server:
+        await server.publish(desired, b"signed by the server", qos=1, retain=True)
+        await server.subscribe(f"{topics.ROOT}/dev/dev-a/#", qos=1)
+        assert await received(server, 1) == [(desired, b"signed by the server")]  # retained
+        for topic in SERVER_ONLY:
+            await asyncio.to_thread(mosquitto_pub, topic("dev-a"), "forged", "-r")
+        await asyncio.to_thread(mosquitto_pub, topics.telemetry("dev-a"), "own")
+        # Ordering proves the negative: every forgery came before the telemetry.
+        assert await received(server, 5) == [(topics.telemetry("dev-a"), b"own")]
+
+    async with client(local_broker.port, "dev-a") as a:
+        await a.subscribe(desired, qos=1)
+        assert await received(a, 2) == [(desired, b"signed by the server")]

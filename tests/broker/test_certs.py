@@ -75,7 +75,8 @@ def tls_broker(tmp_path: Path, certs: CertificatePaths) -> MosquittoProcess:
     """Mosquitto configured by the production renderer, on loopback with test paths."""
     (tmp_path / "data").mkdir()
     (tmp_path / config.ACL_FILE_NAME).write_text(config.render_acl())
-    PasswordFile(tmp_path / config.PASSWORD_FILE_NAME).set("dev-a", mosquitto_hash(PASSWORD))
+    for username in ("server", "dev-a"):
+        PasswordFile(tmp_path / config.PASSWORD_FILE_NAME).set(username, mosquitto_hash(PASSWORD))
     port = free_port()
     conf = tmp_path / config.CONF_FILE_NAME
     conf.write_text(
@@ -96,10 +97,14 @@ async def test_tls_round_trip_with_the_ca(
     tls_broker: MosquittoProcess, certs: CertificatePaths
 ) -> None:
     trust = ssl.create_default_context(cafile=certs.ca_cert)
-    async with tls_broker, client(tls_broker.port, "dev-a", tls_context=trust) as a:
+    async with (
+        tls_broker,
+        client(tls_broker.port, "dev-a", tls_context=trust) as a,
+        client(tls_broker.port, "server", tls_context=trust) as server,
+    ):
         assert tls_broker.url == f"mqtts://127.0.0.1:{tls_broker.port}"
         await a.subscribe("pp/v1/dev/dev-a/cmd", qos=1)
-        await a.publish("pp/v1/dev/dev-a/cmd", b"over tls", qos=1)
+        await server.publish("pp/v1/dev/dev-a/cmd", b"over tls", qos=1)
         assert await received(a, 1) == [("pp/v1/dev/dev-a/cmd", b"over tls")]
 
 

@@ -70,3 +70,34 @@ def test_acl_refuses_a_server_name_that_breaks_the_file(username: str) -> None:
 
 def test_acl_names_the_configured_server() -> None:
     assert "user ingest-1\ntopic readwrite #\n" in config.render_acl("ingest-1")
+
+
+def test_acl_gives_each_server_replica_its_own_account() -> None:
+    acl = config.render_acl("server-1", "server-2")
+    assert "user server-1\ntopic readwrite #\n" in acl
+    assert "user server-2\ntopic readwrite #\n" in acl
+
+
+def test_acl_lets_a_device_write_only_what_travels_to_the_server() -> None:
+    lines = config.render_acl().splitlines()
+    device = [line for line in lines if line.startswith("pattern ")]
+    assert device == [
+        "pattern write pp/v1/dev/%u/telemetry",
+        "pattern write pp/v1/dev/%u/telemetry/replay",
+        "pattern write pp/v1/dev/%u/status",
+        "pattern write pp/v1/dev/%u/heartbeat",
+        "pattern write pp/v1/dev/%u/cmd/result",
+        "pattern write pp/v1/dev/%u/config/reported",
+        "pattern write pp/v1/dev/%u/sync/up",
+        "pattern read pp/v1/dev/%u/telemetry/ack",
+        "pattern read pp/v1/dev/%u/cmd",
+        "pattern read pp/v1/dev/%u/config/desired",
+        "pattern read pp/v1/dev/%u/sync/down",
+        "pattern read pp/v1/server/status",
+    ]
+
+
+def test_every_listener_binds_client_ids_to_usernames() -> None:
+    for conf in (config.render_deployment_conf(), config.render_deployment_conf(certs_dir=None)):
+        lines = conf.splitlines()
+        assert lines.index("use_username_as_clientid true") > lines.index("listener 8883 0.0.0.0")

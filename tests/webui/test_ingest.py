@@ -203,13 +203,17 @@ async def test_mosquitto_pub_is_stored_and_acked(
     backbone: Backbone, database: Database, mosquitto: RunningBroker
 ) -> None:
     """A client we did not write speaks the protocol too."""
-    async with station(mosquitto, "press-07") as press:
-        payload = _batch("press-07", "cli", 1, 2).decode()
-        command = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(mosquitto.port)]
-        command += ["-u", "press-07", "-P", DEVICES["press-07"], "-q", "1"]
-        command += ["-t", topics.telemetry_replay("press-07"), "-m", payload]
-        await asyncio.to_thread(subprocess.run, command, check=True, timeout=10)
-        await eventually(lambda: press.acks.get("cli") == 2)
+    payload = _batch("press-07", "cli", 1, 2).decode()
+    # mosquitto_rr subscribes to the ack, publishes, and prints the first ack: one client,
+    # since a second one as press-07 would take the first one's session (id = username).
+    command = ["mosquitto_rr", "-h", "127.0.0.1", "-p", str(mosquitto.port), "-W", "10"]
+    command += ["-u", "press-07", "-P", DEVICES["press-07"], "-q", "1", "-m", payload]
+    command += ["-t", topics.telemetry_replay("press-07"), "-e", topics.telemetry_ack("press-07")]
+    done = await asyncio.to_thread(
+        subprocess.run, command, check=True, timeout=15, capture_output=True
+    )
+    ack = Ack.parse(done.stdout.strip(), "press-07")
+    assert isinstance(ack, Ack) and (ack.stream, ack.acked_seq) == ("cli", 2)
     assert await _count(database, stream="cli") == 4
 
 

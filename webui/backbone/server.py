@@ -51,7 +51,9 @@ def supervisor_for(settings: Settings, router: Router) -> Supervisor | None:
     )
     node = settings.node_id
     options = Options(
-        client_id=settings.mqtt_client_id or f"pp-{node}",
+        # Our brokers bind a client's id to its username, so the session is the account's:
+        # each server replica needs a broker account of its own, or they take turns.
+        client_id=settings.mqtt_client_id or settings.mqtt_username or f"pp-{node}",
         birth=_server_status(node, "online"),
         will=_server_status(node, "offline", "lost"),
         farewell=_server_status(node, "offline", "clean"),
