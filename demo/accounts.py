@@ -27,7 +27,7 @@ ADMIN_USERNAME = "admin"
 STATIONS = ("press-01", "lathe-02", "oven-03")  # names a control room would recognise
 _DEMO = Actor(
     name="demo",
-    permissions=frozenset({"devices:read", "devices:write", "config:write", "users:manage"}),
+    permissions=frozenset({"devices:read", "devices:write", "config:write"}),
 )
 
 
@@ -61,7 +61,11 @@ async def reset_admin(database: Database, password: str | None) -> str:
             raise NotFoundError(msg)
         password = password or secrets.token_urlsafe(12)
         await users.update_user(
-            session, actor=_DEMO, user_id=admin.id, password=password, is_active=True
+            session,
+            actor=users.console_actor("demo"),  # only an Admin may reset an Admin
+            user_id=admin.id,
+            password=password,
+            is_active=True,
         )
     return password
 

@@ -107,7 +107,7 @@ def can_log_in(url: str, username: str, password: str) -> bool:
                 assert await users.role_names(session, user.id) == ["Admin"]
                 try:
                     await auth.login(
-                        session, settings=Settings(), username=username, password=password
+                        database, settings=Settings(), username=username, password=password
                     )
                 except AuthError:
                     return False

@@ -15,17 +15,8 @@ from core.settings import Settings
 
 async def sign_in(database: Database, settings: Settings, *, username: str, password: str) -> None:
     """Check the password and remember the new session in this browser (AuthError if not)."""
-    failure: AuthError | None = None
-    # Committed even on failure: the failure count and audit row must stay.
-    async with database.session() as session:
-        try:
-            pair = await auth.login(
-                session, settings=settings, username=username, password=password
-            )
-        except AuthError as error:
-            failure = error
-    if failure is not None:
-        raise failure
+    # Its own transactions: failures are counted before the check and stay when it fails.
+    pair = await auth.login(database, settings=settings, username=username, password=password)
     app.storage.user["session_id"] = str(pair.session_id)
 
 

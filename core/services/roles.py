@@ -1,4 +1,8 @@
-"""Roles and their permissions, including the built-in Admin and Viewer."""
+"""Roles and their permissions, including the built-in Admin and Viewer.
+
+Nobody grants a permission they do not hold: a role is created, or given more, only with
+permissions its editor holds (taking them away needs no such thing).
+"""
 
 from __future__ import annotations
 
@@ -124,6 +128,7 @@ async def create_role(
         raise InvalidError("a role needs a name", field="name")
     await _check_name_free(session, name, None)
     ids = await _permission_ids(session, permissions)
+    actor.require_to_grant({name: permissions})
     role = Role(name=name, description=description, builtin=False, updated_at=hlc.now())
     session.add(role)
     await session.flush()
@@ -166,7 +171,9 @@ async def update_role(
     if description is not None:
         role.description = description
     if permissions is not None:
-        await _set_grants(session, role, await _permission_ids(session, permissions))
+        ids = await _permission_ids(session, permissions)
+        actor.require_to_grant({role.name: set(permissions) - set(before["permissions"])})
+        await _set_grants(session, role, ids)
     role.updated_at = hlc.now()
     await session.flush()
     after = await _snapshot(session, role)

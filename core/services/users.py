@@ -1,20 +1,27 @@
-"""User accounts: create, edit, disable, delete, and their roles."""
+"""User accounts: create, edit, disable, delete, their roles and their sign-in failures.
+
+Nobody grants what they do not hold: giving a role takes every permission it grants, and
+changing an account (its password above all, which is as good as signing in as it) takes
+every permission the account holds. Only an Admin touches an Admin account or grants the
+Admin role.
+"""
 
 from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import hlc
 from core.db.models import Permission, Role, RolePermission, User, UserRole
 from core.errors import ConflictError, InvalidError, NotFoundError
 from core.passwords import MIN_PASSWORD_LENGTH, hash_password
-from core.rbac import ADMIN
-from core.services import audit, links
+from core.rbac import ADMIN, PERMISSIONS
+from core.services import audit, links, sessions
 from core.services.actor import Actor
 
 USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{2,64}$")
@@ -65,14 +72,22 @@ async def permission_names(session: AsyncSession, user_id: uuid.UUID) -> frozens
     return frozenset(await session.scalars(query))
 
 
-async def actor_for(session: AsyncSession, user: User) -> Actor:
-    """The acting identity of a signed-in user."""
+async def actor_for(
+    session: AsyncSession, user: User, *, session_id: uuid.UUID | None = None
+) -> Actor:
+    """The acting identity of a signed-in user (in sign-in session ``session_id``)."""
     return Actor(
         name=user.username,
         user_id=user.id,
         permissions=await permission_names(session, user.id),
         roles=tuple(await role_names(session, user.id)),
+        session_id=session_id,
     )
+
+
+def console_actor(name: str) -> Actor:
+    """Someone at the server's console (the CLI, the demo): they hold the database, so all."""
+    return Actor(name=name, permissions=frozenset(PERMISSIONS), roles=(ADMIN,))
 
 
 async def list_users(session: AsyncSession, *, actor: Actor) -> list[User]:
@@ -98,6 +113,61 @@ async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
 async def find_by_username(session: AsyncSession, username: str) -> User | None:
     """The live user with this username, if any."""
     return await session.scalar(select(User).where(User.username == username, ~User.deleted))
+
+
+async def active_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
+    """The user if they may sign in now: neither deleted nor disabled."""
+    user = await session.get(User, user_id, populate_existing=True)
+    return user if user is not None and not user.deleted and user.is_active else None
+
+
+# Sign-in failures. ``failed_logins`` counts the attempts since the last success, each one
+# counted *before* its password is checked: a burst of parallel guesses is counted as it
+# arrives, not after its slow checks, so no more than the threshold are ever checked.
+
+
+async def count_sign_in_attempt(
+    session: AsyncSession, *, user_id: uuid.UUID, now: datetime
+) -> int | None:
+    """Count one more attempt unless the account is locked at ``now``: its number, or None.
+
+    One UPDATE … RETURNING: the row lock (PostgreSQL) or write lock (SQLite) it takes lasts
+    until the caller commits, so parallel attempts are numbered one after another, and an
+    attempt waiting for the lock sees the lock an earlier one set.
+    """
+    counted = (
+        update(User)
+        .where(User.id == user_id, or_(User.locked_until.is_(None), User.locked_until <= now))
+        .values(failed_logins=User.failed_logins + 1)
+        .returning(User.failed_logins)
+        .execution_options(synchronize_session=False)
+    )
+    return await session.scalar(counted)
+
+
+async def lock_sign_in(session: AsyncSession, *, user_id: uuid.UUID, until: datetime) -> None:
+    """Refuse the account's sign-ins until ``until`` (in the transaction that counted)."""
+    await session.execute(
+        update(User)
+        .where(User.id == user_id)
+        .values(locked_until=until)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def sign_in_locked_until(session: AsyncSession, user_id: uuid.UUID) -> datetime | None:
+    """Until when the account's sign-ins are refused, if they are."""
+    return await session.scalar(select(User.locked_until).where(User.id == user_id))
+
+
+async def clear_sign_in_failures(session: AsyncSession, *, user_id: uuid.UUID) -> None:
+    """A successful sign-in: the count starts again and any lock is lifted."""
+    await session.execute(
+        update(User)
+        .where(User.id == user_id)
+        .values(failed_logins=0, locked_until=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def _role_ids(session: AsyncSession, names: list[str]) -> set[uuid.UUID]:
@@ -139,6 +209,29 @@ async def snapshot(session: AsyncSession, user: User) -> dict[str, Any]:
     }
 
 
+async def _grants(session: AsyncSession, role_ids: set[uuid.UUID]) -> dict[str, set[str]]:
+    """What each role grants, by role name."""
+    grants: dict[str, set[str]] = {
+        name: set()
+        for name in await session.scalars(select(Role.name).where(Role.id.in_(role_ids)))
+    }
+    query = (
+        select(Role.name, Permission.name)
+        .join(RolePermission, RolePermission.role_id == Role.id)
+        .join(Permission, Permission.id == RolePermission.permission_id)
+        .where(Role.id.in_(role_ids), ~RolePermission.deleted, ~Permission.deleted)
+    )
+    for role, permission in await session.execute(query):
+        grants[role].add(permission)
+    return grants
+
+
+async def _may_change(session: AsyncSession, actor: Actor, user: User) -> None:
+    actor.require_to_change(
+        user.username, await role_names(session, user.id), await permission_names(session, user.id)
+    )
+
+
 async def create_user(
     session: AsyncSession,
     *,
@@ -156,6 +249,7 @@ async def create_user(
         msg = f"a user named '{username}' already exists"
         raise ConflictError(msg, field="username")
     role_ids = await _role_ids(session, roles)
+    actor.require_to_grant(await _grants(session, role_ids))
     user = User(
         username=username,
         display_name=display_name,
@@ -196,9 +290,14 @@ async def update_user(
     password: str | None = None,
     roles: list[str] | None = None,
 ) -> User:
-    """Change a user's name, roles, password or whether they may sign in."""
+    """Change a user's name, roles, password or whether they may sign in.
+
+    A new password ends every sign-in session of the user but the actor's own; disabling
+    ends them all, for good (enabling again does not bring them back).
+    """
     actor.require("users:manage")
     user = await get_user(session, user_id)
+    await _may_change(session, actor, user)
     before = await snapshot(session, user)
     if display_name is not None:
         user.display_name = display_name
@@ -208,10 +307,22 @@ async def update_user(
     if is_active is not None:
         user.is_active = is_active
     if roles is not None:
-        await _set_roles(session, user, await _role_ids(session, roles))
+        role_ids = await _role_ids(session, roles)
+        actor.require_to_grant(await _grants(session, role_ids))
+        await _set_roles(session, user, role_ids)
     user.updated_at = hlc.now()
     await session.flush()
     await _keep_an_admin(session)
+    if is_active is False:
+        await sessions.end_all_of(session, user_id=user.id, reason="disabled", actor=actor.name)
+    elif password is not None:
+        await sessions.end_all_of(
+            session,
+            user_id=user.id,
+            reason="password_changed",
+            actor=actor.name,
+            keep=actor.session_id,
+        )
     after = await snapshot(session, user)
     action = "user.password" if password is not None and after == before else "user.update"
     await audit.record(
@@ -230,10 +341,12 @@ async def delete_user(session: AsyncSession, *, actor: Actor, user_id: uuid.UUID
     """Tombstone a user; their sign-ins stop working at once."""
     actor.require("users:manage")
     user = await get_user(session, user_id)
+    await _may_change(session, actor, user)
     before = await snapshot(session, user)
     user.deleted, user.is_active, user.updated_at = True, False, hlc.now()
     await session.flush()
     await _keep_an_admin(session)
+    await sessions.end_all_of(session, user_id=user.id, reason="deleted", actor=actor.name)
     await audit.record(
         session,
         actor=actor.name,
@@ -254,10 +367,9 @@ async def bootstrap_user(
     session: AsyncSession, *, username: str, password: str, roles: list[str], display_name: str = ""
 ) -> User:
     """Create a user from the shell, where no signed-in actor exists yet."""
-    shell = Actor(name="cli", permissions=frozenset({"users:manage"}))
     return await create_user(
         session,
-        actor=shell,
+        actor=console_actor("cli"),
         username=username,
         password=password,
         display_name=display_name,

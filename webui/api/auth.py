@@ -21,17 +21,10 @@ def _tokens(pair: auth.TokenPair) -> TokenOut:
 @router.post("/login")
 async def login(body: LoginIn, database: DatabaseDep, settings: SettingsDep) -> TokenOut:
     """Exchange a username and password for an access and a refresh token."""
-    failure: AuthError | None = None
-    # Committed even when sign-in fails: the failure count and the audit row must stay.
-    async with database.session() as session:
-        try:
-            pair = await auth.login(
-                session, settings=settings, username=body.username, password=body.password
-            )
-        except AuthError as error:
-            failure = error
-    if failure is not None:
-        raise failure
+    # Its own transactions: failures are counted before the check and stay when it fails.
+    pair = await auth.login(
+        database, settings=settings, username=body.username, password=body.password
+    )
     return _tokens(pair)
 
 
