@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import functools
+import os
 import secrets
 import signal
 import sys
@@ -16,6 +17,7 @@ from typing import Any
 from broker import config
 from broker.credentials import BrokerReloadError
 from broker.mosquitto_process import BrokerStartError
+from broker.ownership import MOSQUITTO_USER, SECRET_MODE, SHARED_MODE, broker_owner
 from core.settings import Settings
 
 Handler = Callable[[Settings, argparse.Namespace], int]
@@ -37,12 +39,14 @@ def register(commands: Any) -> None:
     certs.add_argument("--client", action="append", default=[], help="repeatable: a client name")
     certs.add_argument("--days", type=int, help="validity of the server and client certificates")
     certs.add_argument("--force", action="store_true", help="replace an existing CA")
+    _owner_flag(certs, "server.key")
     certs.set_defaults(run=_guarded(_certs))
 
     passwd = actions.add_parser("passwd", help="add a user to a password file (password on stdin)")
     passwd.add_argument("--file", type=Path, required=True, help="the Mosquitto password file")
     passwd.add_argument("--username", required=True)
     passwd.add_argument("--pid-file", type=Path, help="make this running Mosquitto reload")
+    _owner_flag(passwd, "the password file")
     passwd.set_defaults(run=_guarded(_passwd))
 
     conf = actions.add_parser("conf", help="write mosquitto.conf and acl for a deployment")
@@ -54,7 +58,12 @@ def register(commands: Any) -> None:
     tls.add_argument("--no-tls", action="store_true", help="plain MQTT (inside a trusted network)")
     conf.add_argument("--port", type=int, default=config.PRODUCTION_PORT)
     conf.add_argument("--bind", default="0.0.0.0", help="listen address")
-    conf.add_argument("--server-username", default=config.DEFAULT_SERVER_USERNAME)
+    conf.add_argument(
+        "--server-username",
+        action="append",
+        help="repeatable: a server account (one per replica; default: server)",
+    )
+    _owner_flag(conf, "acl")
     conf.set_defaults(run=_guarded(_conf))
 
     run = actions.add_parser("run", help="run the embedded broker on loopback until Ctrl-C")
@@ -62,6 +71,24 @@ def register(commands: Any) -> None:
     run.add_argument("--port", type=int, default=0, help="default: a free port")
     run.add_argument("--prefer", choices=["mosquitto", "amqtt"], default="mosquitto")
     run.set_defaults(run=_guarded(_run))
+
+
+def _owner_flag(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--owner",
+        metavar="USER[:GROUP]",
+        help=f"who owns {what}, which Mosquitto reads after dropping root (default as root:"
+        f" {MOSQUITTO_USER}, if that user exists)",
+    )
+
+
+def _hand_over(args: argparse.Namespace, path: Path, mode: int) -> None:
+    owner = broker_owner(args.owner)
+    if owner is None:
+        os.chmod(path, mode)
+        return
+    owner.hand_over(path, mode)
+    print(f"gave {path} to {owner.name} (mode {mode:o})")
 
 
 def _guarded(handler: Handler) -> Handler:
@@ -79,6 +106,7 @@ def _guarded(handler: Handler) -> Handler:
 def _certs(settings: Settings, args: argparse.Namespace) -> int:
     from broker.certs import DEFAULT_DAYS, make_certificates  # cryptography loads only here
 
+    broker_owner(args.owner)  # an unknown owner is refused before anything is written
     paths = make_certificates(
         args.out,
         server_hosts=args.host or ("localhost", "127.0.0.1"),
@@ -87,6 +115,7 @@ def _certs(settings: Settings, args: argparse.Namespace) -> int:
         force=args.force,
     )
     print(f"wrote ca.crt, ca.key, server.crt, server.key to {paths.directory}")
+    _hand_over(args, paths.server_key, SECRET_MODE)  # ca.key stays the issuer's, and offline
     for name in paths.clients:
         print(f"wrote {name}.crt, {name}.key")
     print("keep ca.key offline; give clients ca.crt only")
@@ -94,15 +123,18 @@ def _certs(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _passwd(settings: Settings, args: argparse.Namespace) -> int:
-    from broker.credentials import BrokerCredentials, PasswordFile
+    from broker.credentials import PasswordFile, reload_broker
     from core.passwords import MIN_PASSWORD_LENGTH, mosquitto_hash
 
     password = sys.stdin.readline().rstrip("\r\n")
     if len(password) < MIN_PASSWORD_LENGTH:
         msg = f"the password (read from stdin) needs at least {MIN_PASSWORD_LENGTH} characters"
         raise ValueError(msg)
-    credentials = BrokerCredentials(PasswordFile(args.file), pid_file=args.pid_file)
-    credentials.upsert(args.username, mosquitto_hash(password))
+    broker_owner(args.owner)  # an unknown owner is refused before anything is written
+    PasswordFile(args.file).set(args.username, mosquitto_hash(password))
+    _hand_over(args, args.file, SECRET_MODE)  # before the reload, so the broker can read it
+    if args.pid_file:
+        reload_broker(args.pid_file)
     reloaded = " and reloaded the broker" if args.pid_file else ""
     print(f"set the password of {args.username} in {args.file}{reloaded}")
     return 0
@@ -116,8 +148,12 @@ def _conf(settings: Settings, args: argparse.Namespace) -> int:
         port=args.port,
         bind_address=args.bind,
     )
-    written = config.write_deployment_files(args.out, conf, config.render_acl(args.server_username))
-    print(f"wrote {written[0]} and {written[1]}")
+    acl = config.render_acl(*(args.server_username or ()))
+    broker_owner(args.owner)  # an unknown owner is refused before anything is written
+    conf_path, acl_path = config.write_deployment_files(args.out, conf, acl)
+    print(f"wrote {conf_path} and {acl_path}")
+    os.chmod(conf_path, 0o644)  # read as root, before Mosquitto drops privileges
+    _hand_over(args, acl_path, SHARED_MODE)
     return 0
 
 

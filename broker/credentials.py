@@ -132,6 +132,9 @@ class PasswordFile:
                     os.fchmod(file.fileno(), old.st_mode & 0o777)
                     if os.geteuid() == 0:
                         os.fchown(file.fileno(), old.st_uid, old.st_gid)
+                    else:  # a writer in the broker's group keeps it (0640 root:mosquitto)
+                        with contextlib.suppress(PermissionError):
+                            os.fchown(file.fileno(), -1, old.st_gid)
             # Readers (Mosquitto on SIGHUP) see the old file or the new one, never half of one.
             os.replace(temp, self.path)
         except BaseException:

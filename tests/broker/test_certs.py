@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import ipaddress
 import os
 import pwd
+import socket
 import ssl
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from broker.certs import CertificatePaths, make_certificates
 from broker.credentials import PasswordFile
 from broker.mosquitto_process import MosquittoProcess, free_port
 from core.passwords import mosquitto_hash
-from tests.broker.conftest import PASSWORD, client, needs_mosquitto, received
+from tests.broker.conftest import PASSWORD, TIMEOUT, client, needs_mosquitto, received
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +123,41 @@ async def test_tls_refuses_a_client_that_does_not_trust_the_ca(
             async with client(tls_broker.port, "dev-a", tls_context=ssl.create_default_context()):
                 pass
         gc.collect()  # so the leaked socket is reported (and ignored) within this test
+
+
+def _handshake(port: int, cafile: Path, ciphers: str | None = None) -> tuple[str, str]:
+    """The suite and version a TLS 1.2 (or, without ``ciphers``, any) handshake agrees on."""
+    context = ssl.create_default_context(cafile=cafile)
+    if ciphers is not None:
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+        context.set_ciphers(ciphers)
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        suite, version, _ = tls.cipher()
+        return suite, version
+
+
+@needs_mosquitto
+@pytest.mark.parametrize(
+    "suite", ["ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA", "ECDHE-ECDSA-AES128-SHA256"]
+)
+async def test_tls_12_refuses_cbc_suites(
+    tls_broker: MosquittoProcess, certs: CertificatePaths, suite: str
+) -> None:
+    async with tls_broker:
+        with pytest.raises(ssl.SSLError, match="HANDSHAKE_FAILURE"):
+            await asyncio.to_thread(_handshake, tls_broker.port, certs.ca_cert, suite)
+
+
+@needs_mosquitto
+async def test_tls_12_takes_aead_suites_and_tls_13_its_defaults(
+    tls_broker: MosquittoProcess, certs: CertificatePaths
+) -> None:
+    async with tls_broker:
+        for suite in ("ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-CHACHA20-POLY1305"):
+            agreed = await asyncio.to_thread(_handshake, tls_broker.port, certs.ca_cert, suite)
+            assert agreed == (suite, "TLSv1.2")
+        _, version = await asyncio.to_thread(_handshake, tls_broker.port, certs.ca_cert)
+        assert version == "TLSv1.3"
