@@ -135,8 +135,9 @@ def _handshake(port: int, cafile: Path, ciphers: str | None = None) -> tuple[str
         socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as raw,
         context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
     ):
-        suite, version, _ = tls.cipher()
-        return suite, version
+        agreed = tls.cipher()
+        assert agreed is not None
+        return agreed[0], agreed[1]
 
 
 @needs_mosquitto
