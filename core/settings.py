@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from core.mqtt.endpoint import Endpoint
+
 # Anything that still holds this value is a development secret, never a production one.
 DEV_SECRET_KEY = "dev-insecure-secret-change-me-0123456789abcdef"
 # A key shorter than 32 bytes is too weak for HS256 signatures.
@@ -27,7 +29,12 @@ class Settings(BaseSettings):
     mqtt_username: str | None = None
     mqtt_password: str | None = None
     mqtt_ca_file: Path | None = None  # the CA that signed the broker's certificate
-    mqtt_client_id: str = ""  # default: pp-<node_id>; must be unique per connection
+    # Default: the username (else pp-<node_id>). Our brokers replace it with the username
+    # anyway, so each server replica needs a broker account of its own.
+    mqtt_client_id: str = ""
+    # Plain mqtt:// to another machine outside development, or from a station: refused
+    # unless this says the network is trusted (the password would cross it in the clear).
+    mqtt_allow_plaintext: bool = False
     # Split ingest among server replicas with $share (Mosquitto, EMQX; not amqtt).
     mqtt_shared_ingest: bool = True
     # QoS 1/2 messages in flight; keep at or below the broker's max_inflight_messages.
@@ -90,6 +97,14 @@ class Settings(BaseSettings):
                 f"{MIN_SECRET_LENGTH} characters outside development (PP_ENV={self.env})"
             )
             raise ValueError(msg)
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_plaintext_mqtt(self) -> Settings:
+        if self.env != "development" and self.mqtt_url:
+            endpoint = Endpoint.from_url(self.mqtt_url)
+            how = f"set PP_MQTT_ALLOW_PLAINTEXT=true on a trusted network (PP_ENV={self.env})"
+            endpoint.refuse_plaintext(allowed=self.mqtt_allow_plaintext, how_to_allow=how)
         return self
 
     @model_validator(mode="after")

@@ -53,6 +53,12 @@ def _add_station_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--broker", help="mqtt:// or mqtts:// URL (default: PP_MQTT_URL)")
     parser.add_argument("--ca-file", type=Path, help="CA of the broker (default: PP_MQTT_CA_FILE)")
     parser.add_argument(
+        "--allow-plaintext",
+        action="store_true",
+        help="let a plain mqtt:// URL reach another machine, on a trusted network only"
+        " (default: PP_MQTT_ALLOW_PLAINTEXT; loopback is always allowed)",
+    )
+    parser.add_argument(
         "--source",
         action="append",
         help="simulated, host, module:factory or an entry point; repeatable (default: simulated)",
@@ -109,6 +115,12 @@ def _station_config(
         username=args.device,
         password=password,
         ca_file=args.ca_file or settings.mqtt_ca_file,
+    )
+    # The device's password goes out in the CONNECT: over plain MQTT, anyone on the path
+    # could read it and become this station.
+    endpoint.refuse_plaintext(
+        allowed=args.allow_plaintext or settings.mqtt_allow_plaintext,
+        how_to_allow="pass --allow-plaintext on a trusted network",
     )
     sources = [load(spec) for spec in args.source or ["simulated"]]
     keys = server_keys(settings, args.server_key)

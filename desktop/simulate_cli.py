@@ -37,6 +37,11 @@ def register(commands: Any) -> None:
     )
     simulate.add_argument("--prefix", default="sim", help="device ids are PREFIX-001…")
     simulate.add_argument("--broker", help="mqtt:// or mqtts:// URL (default: PP_MQTT_URL)")
+    simulate.add_argument(
+        "--allow-plaintext",
+        action="store_true",
+        help="let a plain mqtt:// URL reach another machine (trusted networks only)",
+    )
     simulate.add_argument("--data-dir", type=Path, default=Path("data") / "fleet")
     add_server_key_argument(simulate)
     simulate.set_defaults(run=_simulate)
@@ -74,6 +79,13 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
         print("error: --devices and --rate must be positive", file=sys.stderr)
         return 1
     try:
+        endpoint = Endpoint.from_url(
+            args.broker or settings.mqtt_url, ca_file=settings.mqtt_ca_file
+        )
+        endpoint.refuse_plaintext(  # every station's password would go out in the clear
+            allowed=args.allow_plaintext or settings.mqtt_allow_plaintext,
+            how_to_allow="pass --allow-plaintext on a trusted network",
+        )
         if args.register:
             ids = sorted(new_credentials(args.prefix, args.devices))
             credentials = asyncio.run(_register(settings, ids))
@@ -83,9 +95,6 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
                 json.dump(credentials, file, indent=1)
             print(f"registered {len(credentials)} stations; credentials in {args.credentials}")
         credentials = dict(sorted(load_credentials(args.credentials).items())[: args.devices])
-        endpoint = Endpoint.from_url(
-            args.broker or settings.mqtt_url, ca_file=settings.mqtt_ca_file
-        )
         keys = server_keys(settings, args.server_key)
         fleet = Fleet(credentials, template(endpoint, args.data_dir, args.rate, keys))
     except (ValueError, DomainError, StationRunningError) as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +63,21 @@ class Endpoint:
             ca_file=ca_file if tls else None,
         )
 
+    @property
+    def plaintext_beyond_loopback(self) -> bool:
+        """Whether plain MQTT would carry the password and the data off this machine."""
+        # Names are not resolved: any but localhost counts as another machine.
+        return not self.tls and not _is_loopback(self.host)
+
+    def refuse_plaintext(self, *, allowed: bool, how_to_allow: str) -> None:
+        """ValueError for plain MQTT beyond loopback unless ``allowed``, saying how to allow it."""
+        if self.plaintext_beyond_loopback and not allowed:
+            msg = (
+                f"refusing plain MQTT to {self.host}: the password and every message would"
+                f" cross the network unencrypted; use mqtts:// or {how_to_allow}"
+            )
+            raise ValueError(msg)
+
     def ssl_context(self) -> ssl.SSLContext | None:
         """The TLS context for this endpoint (hostname checked), or None without TLS."""
         if not self.tls:
@@ -73,3 +89,12 @@ class Endpoint:
         scheme = "mqtts" if self.tls else "mqtt"
         user = f"{self.username}@" if self.username else ""
         return f"{scheme}://{user}{self.host}:{self.port}"
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
