@@ -3,7 +3,8 @@
 ``broker/mosquitto.conf`` and ``broker/acl`` are these renderings for the production
 container (``/mosquitto/config``, ``/mosquitto/data``, TLS on 8883); a test keeps them
 equal to what ``render_deployment_conf()`` and ``render_acl()`` produce, so edit the code
-here and re-render (``precisionpulse broker conf --out broker``), never the files.
+here and re-render (``precisionpulse broker conf --out broker --owner "$(id -un)"``: run
+as root it would otherwise hand the ACL to the mosquitto user), never the files.
 """
 
 from __future__ import annotations
