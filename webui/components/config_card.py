@@ -12,13 +12,14 @@ from datetime import datetime
 from typing import Any
 
 from nicegui import background_tasks, ui
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.engine import Database
 from core.db.models import DeviceConfig
-from core.errors import InvalidError
 from core.services import device_configs
 from core.services.actor import Actor
 from webui.components.values import when
+from webui.forms import submit
 
 RELOAD_EVERY_S = 1.0
 
@@ -118,15 +119,15 @@ class ConfigCard:
             if heartbeat is not None and float(heartbeat).is_integer()
             else heartbeat,
         }
-        try:
-            async with self.database.session() as session:
-                config = await device_configs.update_desired(
-                    session, actor=self.actor, device_id=self.device_id, changes=changes
-                )
-                version = config.desired_version
-        except InvalidError as error:
-            self.error.text = str(error)
+
+        async def work(session: AsyncSession, actor: Actor) -> int:
+            config = await device_configs.update_desired(
+                session, actor=actor, device_id=self.device_id, changes=changes
+            )
+            return config.desired_version
+
+        version = await submit(self.database, "config:write", work, {"": self.error})
+        if version is None:
             return
-        self.error.text = ""
         ui.notify(f"Version {version} sent to {self.device_id}")
         await self.reload(fill_form=True)

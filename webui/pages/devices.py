@@ -48,12 +48,12 @@ class DevicesView:
                 name = ui.input("Name")
 
             async def create() -> None:
-                async def work(session: AsyncSession) -> devices.DeviceCredentials:
+                async def work(session: AsyncSession, actor: Actor) -> devices.DeviceCredentials:
                     return await devices.create_device(
-                        session, actor=self.actor, device_id=value(device_id), name=value(name)
+                        session, actor=actor, device_id=value(device_id), name=value(name)
                     )
 
-                created = await submit(self.database, work, {"id": device_id})
+                created = await submit(self.database, "devices:write", work, {"id": device_id})
                 if created is not None:
                     device_id.value = name.value = ""
                     self._show_credentials(created)
@@ -71,9 +71,14 @@ class DevicesView:
             ui.button("Done", on_click=dialog.close)
 
     async def refresh(self) -> None:
-        """Reload the list from the database."""
-        async with self.database.session() as session:
-            listed = await devices.list_devices(session, actor=self.actor)
+        """Reload the list from the database, as the actor of now may see it."""
+
+        async def work(session: AsyncSession, actor: Actor) -> list[Device]:
+            return await devices.list_devices(session, actor=actor)
+
+        listed = await submit(self.database, "devices:read", work)
+        if listed is None:
+            return
         self.listing.clear()
         with self.listing:
             if not listed:
@@ -86,20 +91,25 @@ class DevicesView:
             ui.label(device.id).classes("w-40 font-mono")
             ui.label(device.name).classes("w-48")
             if self.actor.can("devices:write"):
+                stored = {"enabled": device.enabled}
 
                 async def toggle(event: object) -> None:
                     enabled = bool(getattr(event, "value", False))
+                    if enabled == stored["enabled"]:
+                        return  # the switch put back after a refusal
 
-                    async def work(session: AsyncSession) -> Device:
+                    async def work(session: AsyncSession, actor: Actor) -> Device:
                         return await devices.update_device(
-                            session, actor=self.actor, device_id=device.id, enabled=enabled
+                            session, actor=actor, device_id=device.id, enabled=enabled
                         )
 
                     done = f"{device.id} {'enabled' if enabled else 'disabled'}"
-                    await submit(self.database, work, done=done)
+                    if await submit(self.database, "devices:write", work, done=done) is None:
+                        switch.value = stored["enabled"]  # nothing changed: show so
+                    else:
+                        stored["enabled"] = enabled
 
-                ui.switch("enabled", value=device.enabled, on_change=toggle).mark(
-                    f"enabled {device.id}"
-                )
+                switch = ui.switch("enabled", value=device.enabled, on_change=toggle)
+                switch.mark(f"enabled {device.id}")
             else:
                 ui.badge("enabled" if device.enabled else "disabled")

@@ -10,7 +10,7 @@ from core.db.models import Role
 from core.rbac import PERMISSIONS
 from core.services import roles
 from core.services.actor import Actor
-from webui.forms import submit, value
+from webui.forms import allowed, submit, value
 from webui.layout import frame, guard
 from webui.services import Services
 
@@ -24,15 +24,14 @@ def register(services: Services) -> None:
         if actor is None:
             return
         with frame(services, "Roles", actor):
-            await RolesView(services.database, actor).build()
+            await RolesView(services.database).build()
 
 
 class RolesView:
     """The role list with a create form; custom roles can be edited and deleted."""
 
-    def __init__(self, database: Database, actor: Actor) -> None:
+    def __init__(self, database: Database) -> None:
         self.database = database
-        self.actor = actor
 
     async def build(self) -> None:
         """Lay out the create form and the list."""
@@ -43,17 +42,18 @@ class RolesView:
             granted = self._permission_picker([]).mark("new-role-permissions")
 
             async def create() -> None:
-                async def work(session: AsyncSession) -> Role:
+                async def work(session: AsyncSession, actor: Actor) -> Role:
                     return await roles.create_role(
                         session,
-                        actor=self.actor,
+                        actor=actor,
                         name=value(name),
                         description=value(description),
                         permissions=list(granted.value or []),
                     )
 
                 fields = {"name": name, "permissions": granted}
-                if await submit(self.database, work, fields, done=f"Role '{value(name)}' created"):
+                done = f"Role '{value(name)}' created"
+                if await submit(self.database, "roles:manage", work, fields, done=done):
                     name.value = description.value = ""
                     granted.value = []
                     await self.refresh()
@@ -70,12 +70,17 @@ class RolesView:
         )
 
     async def refresh(self) -> None:
-        """Reload the list from the database."""
-        async with self.database.session() as session:
-            listed = [
+        """Reload the list from the database, if the actor of now may see it."""
+
+        async def work(session: AsyncSession, actor: Actor) -> list[tuple[Role, list[str]]]:
+            return [
                 (r, await roles.permissions_of(session, r.id))
                 for r in await roles.list_roles(session)
             ]
+
+        listed = await submit(self.database, "roles:manage", work)
+        if listed is None:
+            return
         self.listing.clear()
         with self.listing:
             for role, granted in listed:
@@ -91,7 +96,9 @@ class RolesView:
                             "Edit", on_click=lambda r=role, g=granted: self._edit(r, g)
                         ).props("flat").mark(f"edit {role.name}")
 
-    def _edit(self, role: Role, granted: list[str]) -> None:
+    async def _edit(self, role: Role, granted: list[str]) -> None:
+        if await allowed(self.database, "roles:manage") is None:
+            return
         with ui.dialog(value=True) as dialog, ui.card().classes("w-[36rem]").mark("edit-role"):
             ui.label(f"Edit role {role.name}").classes("font-semibold")
             name = ui.input("Name", value=role.name)
@@ -99,10 +106,10 @@ class RolesView:
             picker = self._permission_picker(granted).mark("edit-role-permissions")
 
             async def save() -> None:
-                async def work(session: AsyncSession) -> Role:
+                async def work(session: AsyncSession, actor: Actor) -> Role:
                     return await roles.update_role(
                         session,
-                        actor=self.actor,
+                        actor=actor,
                         role_id=role.id,
                         name=value(name),
                         description=value(description),
@@ -110,16 +117,18 @@ class RolesView:
                     )
 
                 fields = {"name": name, "permissions": picker}
-                if await submit(self.database, work, fields, done=f"Role '{value(name)}' saved"):
+                done = f"Role '{value(name)}' saved"
+                if await submit(self.database, "roles:manage", work, fields, done=done):
                     dialog.close()
                     await self.refresh()
 
             async def delete() -> None:
-                async def work(session: AsyncSession) -> bool:
-                    await roles.delete_role(session, actor=self.actor, role_id=role.id)
+                async def work(session: AsyncSession, actor: Actor) -> bool:
+                    await roles.delete_role(session, actor=actor, role_id=role.id)
                     return True
 
-                if await submit(self.database, work, done=f"Role '{role.name}' deleted"):
+                done = f"Role '{role.name}' deleted"
+                if await submit(self.database, "roles:manage", work, done=done):
                     dialog.close()
                     await self.refresh()
 

@@ -9,7 +9,7 @@ from core.db.engine import Database
 from core.db.models import User
 from core.services import roles, users
 from core.services.actor import Actor
-from webui.forms import submit, value
+from webui.forms import allowed, submit, value
 from webui.layout import frame, guard
 from webui.services import Services
 
@@ -23,15 +23,14 @@ def register(services: Services) -> None:
         if actor is None:
             return
         with frame(services, "Users", actor):
-            await UsersView(services.database, actor).build()
+            await UsersView(services.database).build()
 
 
 class UsersView:
     """The user list with a create form and an edit dialog per user."""
 
-    def __init__(self, database: Database, actor: Actor) -> None:
+    def __init__(self, database: Database) -> None:
         self.database = database
-        self.actor = actor
         self.role_names: list[str] = []
 
     async def build(self) -> None:
@@ -53,10 +52,10 @@ class UsersView:
                 chosen.classes("min-w-48").mark("new-roles")
 
             async def create() -> None:
-                async def work(session: AsyncSession) -> User:
+                async def work(session: AsyncSession, actor: Actor) -> User:
                     return await users.create_user(
                         session,
-                        actor=self.actor,
+                        actor=actor,
                         username=value(username),
                         password=password.value,
                         display_name=value(display),
@@ -65,7 +64,11 @@ class UsersView:
 
                 fields = {"username": username, "password": password, "roles": chosen}
                 created = await submit(
-                    self.database, work, fields, done=f"User '{value(username)}' created"
+                    self.database,
+                    "users:manage",
+                    work,
+                    fields,
+                    done=f"User '{value(username)}' created",
                 )
                 if created is not None:
                     username.value = display.value = password.value = ""
@@ -75,12 +78,17 @@ class UsersView:
             ui.button("Create user", icon="person_add", on_click=create)
 
     async def refresh(self) -> None:
-        """Reload the list from the database."""
-        async with self.database.session() as session:
-            listed = [
+        """Reload the list from the database, as the actor of now may see it."""
+
+        async def work(session: AsyncSession, actor: Actor) -> list[tuple[User, list[str]]]:
+            return [
                 (u, await users.role_names(session, u.id))
-                for u in await users.list_users(session, actor=self.actor)
+                for u in await users.list_users(session, actor=actor)
             ]
+
+        listed = await submit(self.database, "users:manage", work)
+        if listed is None:
+            return
         self.listing.clear()
         with self.listing:
             for user, role_list in listed:
@@ -98,7 +106,9 @@ class UsersView:
                 f"edit {user.username}"
             )
 
-    def _edit(self, user: User, role_list: list[str]) -> None:
+    async def _edit(self, user: User, role_list: list[str]) -> None:
+        if await allowed(self.database, "users:manage") is None:
+            return
         with ui.dialog(value=True) as dialog, ui.card().classes("w-96").mark("edit-user"):
             ui.label(f"Edit {user.username}").classes("font-semibold")
             display = ui.input("Display name", value=user.display_name)
@@ -108,10 +118,10 @@ class UsersView:
             password = ui.input("New password (optional)", password=True).mark("edit-password")
 
             async def save() -> None:
-                async def work(session: AsyncSession) -> User:
+                async def work(session: AsyncSession, actor: Actor) -> User:
                     return await users.update_user(
                         session,
-                        actor=self.actor,
+                        actor=actor,
                         user_id=user.id,
                         display_name=value(display),
                         roles=list(chosen.value or []),
@@ -120,19 +130,18 @@ class UsersView:
                     )
 
                 fields = {"roles": chosen, "password": password}
-                if (
-                    await submit(self.database, work, fields, done=f"User '{user.username}' saved")
-                    is not None
-                ):
+                done = f"User '{user.username}' saved"
+                if await submit(self.database, "users:manage", work, fields, done=done) is not None:
                     dialog.close()
                     await self.refresh()
 
             async def delete() -> None:
-                async def work(session: AsyncSession) -> bool:
-                    await users.delete_user(session, actor=self.actor, user_id=user.id)
+                async def work(session: AsyncSession, actor: Actor) -> bool:
+                    await users.delete_user(session, actor=actor, user_id=user.id)
                     return True
 
-                if await submit(self.database, work, done=f"User '{user.username}' deleted"):
+                done = f"User '{user.username}' deleted"
+                if await submit(self.database, "users:manage", work, done=done):
                     dialog.close()
                     await self.refresh()
 

@@ -81,6 +81,7 @@ async def test_admin_disables_a_user_who_then_cannot_sign_in(user: User) -> None
     await signed_in(user, "ada", ADMIN_PASSWORD)
     await user.open("/users")
     user.find(marker="edit vic").click()
+    await user.should_see(marker="edit-user", retries=30)  # opens once the session is checked
     user.find(marker="edit-active").elements.pop().value = False
     user.find(marker="save-user").click()
     await user.should_see("disabled", retries=30)
@@ -95,6 +96,7 @@ async def test_last_admin_cannot_be_disabled(user: User) -> None:
     await signed_in(user, "ada", ADMIN_PASSWORD)
     await user.open("/users")
     user.find(marker="edit ada").click()
+    await user.should_see(marker="edit-user", retries=30)
     user.find(marker="edit-active").elements.pop().value = False
     user.find(marker="save-user").click()
     await user.should_see("no active Admin", retries=30)
