@@ -11,7 +11,9 @@ from core.services.actor import Actor
 from webui import signin
 from webui.components.link_status import link_status
 from webui.components.live_chart import install_script
+from webui.components.session_watch import SessionWatch
 from webui.components.ticker import Ticker
+from webui.forms import allowed
 from webui.services import Services
 
 # (label, route, icon, permission needed to see it; None = everyone signed in)
@@ -41,11 +43,13 @@ async def guard(services: Services, permission: str | None = None) -> Actor | No
 def frame(services: Services, title: str, actor: Actor) -> Iterator[Ticker]:
     """Header with the links' state, navigation, and a content column titled ``title``.
 
-    Yields the page's one ticker: live parts of the page update on it.
+    Yields the page's one ticker: live parts of the page update on it. The page leaves
+    for sign-in when its session ends, and reloads when the actor's rights change.
     """
     ui.page_title(f"{title} · PrecisionPulse")
     install_script()
     ticker = Ticker()
+    watch = SessionWatch(services.database, actor)
     with ui.header().classes("items-center justify-between bg-slate-800"):
         ui.label("PrecisionPulse").classes("text-lg font-bold")
         with ui.row().classes("items-center gap-4 text-sm"):
@@ -55,8 +59,10 @@ def frame(services: Services, title: str, actor: Actor) -> Iterator[Ticker]:
             ui.label(f"{actor.name} · {roles}").mark("current-user")
 
             async def logout() -> None:
-                await signin.sign_out(services.database, actor)
-                ui.navigate.to("/login")
+                current = await allowed(services.database, None)
+                if current is not None:  # an ended session was sent to sign-in already
+                    await signin.sign_out(services.database, current)
+                    ui.navigate.to("/login")
 
             ui.button("Sign out", icon="logout", on_click=logout).props("flat color=white")
     with ui.left_drawer(value=True).classes("bg-slate-100"):
@@ -74,6 +80,7 @@ def frame(services: Services, title: str, actor: Actor) -> Iterator[Ticker]:
         ui.label(title).classes("text-2xl font-semibold")
         yield ticker
     ticker.start()
+    watch.start()
 
 
 def not_allowed(services: Services, actor: Actor, permission: str) -> None:

@@ -41,4 +41,7 @@ def register(services: Services) -> None:
             password.on("keydown.enter", attempt)
             message = ui.label("").classes("text-negative").mark("login-error")
             message.set_visibility(False)
+            ended = signin.ended_reason()
+            if ended is not None:  # sent here by a page whose session ended elsewhere
+                ui.label(f"Signed out: {ended}.").classes("text-negative").mark("session-ended")
             ui.button("Sign in", on_click=attempt).classes("w-full")
