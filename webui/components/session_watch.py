@@ -11,8 +11,9 @@ from core.services.actor import Actor
 from webui import signin
 
 log = logging.getLogger(__name__)
-# An ended session leaves its open pages within this; each open tab costs one small read
-# (session, user, roles: ~1 ms) this often, 17 a second for 50 tabs.
+# An ended session leaves its open pages within this; each open tab costs one read of its
+# session, user and roles this often: 2.6 ms measured (SQLite and PostgreSQL alike), so
+# 50 tabs make 17 a second, ~4.5% of a core.
 CHECK_EVERY_S = 3.0
 NOTICE_KEY = "rights_changed"  # said once on the page reloaded for it
 NOTICE = "Your roles changed: this page shows what they allow now."
