@@ -38,21 +38,24 @@ A, B = "a1" * 16, "b2" * 16
 
 
 class Instance:
-    """One station process's MQTT side: its own client and outbox stream, the same device."""
+    """One station process's MQTT side: its own outbox stream, the same device.
+
+    The broker makes a client's id its username, so the two share one session: each
+    message goes out on a connection of its own, as processes knocking each other off do.
+    """
 
     def __init__(self, broker: RunningBroker, stream: str) -> None:
-        self.stream, self.seq = stream, 0
-        self.client = aiomqtt.Client(
-            "127.0.0.1",
-            broker.port,
-            identifier=f"{DEVICE}-{stream[:4]}",
-            username=DEVICE,
-            password=DEVICES[DEVICE],
-        )
+        self.broker, self.stream, self.seq = broker, stream, 0
+
+    async def _publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        async with aiomqtt.Client(
+            "127.0.0.1", self.broker.port, username=DEVICE, password=DEVICES[DEVICE]
+        ) as client:
+            await client.publish(topic, payload, qos=1, retain=retain)
 
     async def birth(self) -> None:
         status = Status(DEVICE, "online", stream=self.stream)
-        await self.client.publish(topics.status(DEVICE), status.encode(), qos=1, retain=True)
+        await self._publish(topics.status(DEVICE), status.encode(), retain=True)
 
     async def sample(self) -> None:
         self.seq += 1
@@ -62,7 +65,7 @@ class Instance:
             origin="live",
             samples=[Sample(self.seq, int(time.time() * 1000), {"parts": self.seq})],
         )
-        await self.client.publish(topics.telemetry(DEVICE), payload, qos=1)
+        await self._publish(topics.telemetry(DEVICE), payload)
 
 
 async def _last_seen(client: httpx.AsyncClient, headers: dict[str, str]) -> datetime | None:
@@ -113,7 +116,6 @@ async def test_two_instances_are_one_audited_conflict_and_last_seen_follows_tele
         assert await _last_seen(client, headers) is None
 
         first = Instance(mosquitto, A)
-        await stack.enter_async_context(first.client)
         await first.birth()
         await first.sample()
         seen = await _later_than(client, headers, None)
@@ -123,7 +125,6 @@ async def test_two_instances_are_one_audited_conflict_and_last_seen_follows_tele
         assert backbone.identity.conflict(DEVICE) is None  # one instance is no conflict
 
         second = Instance(mosquitto, B)
-        await stack.enter_async_context(second.client)
         await second.birth()
         for _ in range(10):  # the two take turns, as processes knocking each other off do
             await second.sample()
