@@ -183,6 +183,9 @@ async def test_a_killed_station_restarts_on_the_same_stream_with_the_next_seq(
 
     again = start(mosquitto.port)
     await eventually(lambda: held_by(tmp_path, again) and sampled(tmp_path) > last, within=WITHIN)
+    # Connected again (its birth replaced the will) before it is stopped: only a station on
+    # the broker can say goodbye cleanly.
+    assert await retained_status(mosquitto, "online") == Status(DEVICE, "online", stream=stream)
     again.send_signal(signal.SIGTERM)
     assert again.wait(timeout=WITHIN) == 0
     kept_stream, seqs = stored_seqs(tmp_path)  # nothing acks: every seq is still there
