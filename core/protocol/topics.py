@@ -89,15 +89,6 @@ def device_topic(device_id: str, kind: Kind) -> str:
     return f"{_DEVICE_PREFIX}{check_device_id(device_id)}/{kind.value}"
 
 
-def acl_device_subtree(username_token: str = "%u") -> str:
-    """A broker ACL pattern for every topic of the device named by ``username_token``.
-
-    Mosquitto's ACL file substitutes ``%u`` with the client's username, which is its
-    device id, so one ``pattern`` line confines every device to its own subtree.
-    """
-    return f"{_DEVICE_PREFIX}{username_token}/#"
-
-
 def device_kinds(direction: Direction) -> tuple[Kind, ...]:
     """The kinds of device topic that travel ``direction``, in declaration order."""
     return tuple(kind for kind in _DEVICE_KINDS.values() if kind.direction is direction)
@@ -127,12 +118,6 @@ def device_may_receive(topic: str, device_id: str) -> bool:
     if parsed is None or parsed.kind.direction is not Direction.TO_DEVICE:
         return False
     return parsed.device_id in (None, device_id)
-
-
-def is_own_topic(topic: str, device_id: str) -> bool:
-    """Whether ``topic`` lies in ``device_id``'s own subtree (its topics and nothing else)."""
-    own = f"{_DEVICE_PREFIX}{device_id}"
-    return is_device_id(device_id) and (topic == own or topic.startswith(f"{own}/"))
 
 
 def telemetry(device_id: str) -> str:

@@ -97,12 +97,3 @@ def test_shared_subscription() -> None:
 def test_foreign_topics_parse_to_none(topic: str) -> None:
     """Anything that is not exactly a protocol v1 topic is foreign."""
     assert topics.parse(topic) is None
-
-
-def test_a_device_owns_its_subtree_and_nothing_else() -> None:
-    assert topics.is_own_topic(topics.telemetry("press-07"), "press-07")
-    assert topics.is_own_topic("pp/v1/dev/press-07", "press-07")
-    assert not topics.is_own_topic(topics.telemetry("press-077"), "press-07")
-    assert not topics.is_own_topic(topics.SERVER_STATUS, "press-07")
-    assert not topics.is_own_topic("pp/v1/dev/+/telemetry", "+")  # not a device id
-    assert topics.acl_device_subtree() == "pp/v1/dev/%u/#"
