@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.db.engine import Database
-from core.db.models import Device
 from core.errors import NotFoundError
-from core.passwords import verify_mosquitto_hash
 from core.rbac import ADMIN
 from core.services import device_configs, devices, users
 from core.services.actor import Actor
@@ -80,23 +78,23 @@ async def ensure_stations(database: Database, credentials_file: Path) -> Station
     renewed, disabled = [], []
     async with database.session() as session:
         for device_id in STATIONS:
-            device = await session.get(Device, device_id)
             password = stored.get(device_id, "")
-            if device is None:
+            opens = await devices.opens(session, device_id, password)
+            if opens is None:
                 made = await devices.create_device(
                     session, actor=_DEMO, device_id=device_id, name=f"{device_id} (simulated)"
                 )
                 await device_configs.update_desired(
                     session, actor=_DEMO, device_id=device_id, changes={"units": UNITS}
                 )
-            elif not verify_mosquitto_hash(password, device.mqtt_password_hash):
+            elif not opens:
                 made = await devices.rotate_credentials(session, actor=_DEMO, device_id=device_id)
             else:
                 made = None
             if made is not None:
                 stored[device_id], password = made.password, made.password
                 renewed.append(device_id)
-            if device is not None and not device.enabled:
+            if opens is not None and not await devices.enabled(session, device_id):
                 disabled.append(device_id)
     _save(credentials_file, stored)
     started = {d: stored[d] for d in STATIONS if d not in disabled}

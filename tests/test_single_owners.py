@@ -192,11 +192,6 @@ SECOND_HOMES: dict[tuple[str, str], tuple[str, bool]] = {
         "a user's permissions are one join from user_roles through role_permissions",
         True,
     ),
-    ("Device", "demo/accounts.py"): (
-        "the demo reads a station's stored broker hash to decide whether to re-key it; "
-        "devices.py has no call that answers whether a password still matches",
-        True,
-    ),
 }
 # Model -> why its home on record may no longer touch it: the table is moving to the home
 # listed in SECOND_HOMES, and both layouts pass until the move lands and the lines change.

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import events
 from core.db.models import Device
 from core.errors import ConflictError, InvalidError, NotFoundError
-from core.passwords import mosquitto_hash, new_device_secret
+from core.passwords import mosquitto_hash, new_device_secret, verify_mosquitto_hash
 from core.protocol import topics
 from core.services import audit, device_configs
 from core.services.actor import Actor
@@ -55,6 +55,12 @@ async def exists(session: AsyncSession, device_id: str) -> bool:
 async def enabled(session: AsyncSession, device_id: str) -> bool | None:
     """Whether the device may publish; None when there is no such device."""
     return await session.scalar(select(Device.enabled).where(Device.id == device_id))
+
+
+async def opens(session: AsyncSession, device_id: str, password: str) -> bool | None:
+    """Whether ``password`` still opens the device's broker account; None: no such device."""
+    stored = await session.scalar(select(Device.mqtt_password_hash).where(Device.id == device_id))
+    return None if stored is None else verify_mosquitto_hash(password, stored)
 
 
 async def all_enabled(session: AsyncSession) -> dict[str, bool]:
