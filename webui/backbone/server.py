@@ -69,6 +69,9 @@ def server_signing_key(path: Path) -> SigningKey:
     pem = key.public_key().to_pem()
     if not public.exists() or public.read_bytes() != pem:
         public.write_bytes(pem)
+    # Stations and operators copy it (--server-key): readable by all, whatever the umask
+    # (the server runs with 077 so that its secrets are private).
+    public.chmod(0o644)
     return key
 
 
