@@ -18,8 +18,15 @@ from core.protocol import topics
 from core.services import audit, device_configs
 from core.services.actor import Actor
 
-# A device id is its broker username; the server's own account must stay the server's.
-RESERVED_IDS = frozenset({"server"})
+# A device id is its broker username; the server's accounts must stay the server's: `server`,
+# and `server-<n>` for each further replica (the broker binds client ids to usernames, so
+# every replica needs an account of its own).
+SERVER_ACCOUNT = "server"
+
+
+def is_server_account(device_id: str) -> bool:
+    """Whether ``device_id`` names one of the server's broker accounts (never a device's)."""
+    return device_id == SERVER_ACCOUNT or device_id.startswith(f"{SERVER_ACCOUNT}-")
 
 
 @dataclass(frozen=True)
@@ -104,8 +111,8 @@ async def create_device(
     if not topics.is_device_id(device_id):
         msg = "device id: 1 to 64 letters, digits, '_' or '-'"
         raise InvalidError(msg, field="id")
-    if device_id in RESERVED_IDS:
-        msg = f"'{device_id}' is the server's broker account, not a device id"
+    if is_server_account(device_id):
+        msg = f"'{device_id}' names a server's broker account ('server', 'server-…'), not a device"
         raise InvalidError(msg, field="id")
     if await session.get(Device, device_id) is not None:
         msg = f"a device with id '{device_id}' already exists"

@@ -101,6 +101,7 @@ async def test_disable_by_patch_or_post(
         ({"id": ""}, "id"),
         ({"id": "x" * 65}, "id"),
         ({"id": "server"}, "id"),  # the server's broker account
+        ({"id": "server-2"}, "id"),  # a further replica's
         ({"id": "ok", "name": "x" * 129}, "name"),
         ({"id": "ok", "owner": "me"}, "owner"),
         ({"id": "ok", "name": "\x00"}, "name"),
