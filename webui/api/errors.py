@@ -1,9 +1,14 @@
-"""Domain errors → HTTP answers with a reason, never a 500."""
+"""Domain errors → HTTP answers with a reason, never a 500; and the one shape they all take."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 
 from core.errors import (
@@ -24,6 +29,68 @@ _STATUS: list[tuple[type[DomainError], int]] = [
     (ForbiddenError, status.HTTP_403_FORBIDDEN),
     (InvalidError, status.HTTP_422_UNPROCESSABLE_CONTENT),
 ]
+# Pydantic's words for text that is not Unicode (a lone UTF-16 surrogate in the JSON) say
+# nothing a client can act on.
+_NOT_UNICODE = "must be Unicode text: a lone UTF-16 surrogate (\\ud800-\\udfff) is not"
+
+
+class ErrorOut(BaseModel):
+    """A refused request: the reason, and the field it blames when there is one."""
+
+    detail: str = Field(description="What was wrong, for a person to read")
+    field: str | None = Field(default=None, description="The field to blame, when one is")
+
+
+class FieldErrorOut(BaseModel):
+    """One reason a request's fields were refused (FastAPI's validation error)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    loc: list[str | int] = Field(description="Where: body, query, path or header, then names")
+    msg: str
+    type: str
+    input: Any = None
+    ctx: dict[str, Any] | None = None
+
+
+class FieldErrorsOut(BaseModel):
+    """A request whose fields do not fit the operation, one entry per fault."""
+
+    detail: list[FieldErrorOut]
+
+
+# Every /api/v1 operation may answer these: documented, so clients (and schemathesis) know
+# the one shape a refusal takes.
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorOut, "description": "Refused, with the reason"},
+    status.HTTP_422_UNPROCESSABLE_CONTENT: {
+        "model": FieldErrorsOut | ErrorOut,
+        "description": "A field is malformed (a list naming each) or its value refused",
+    },
+}
+
+
+def _printable(value: Any) -> Any:
+    """``value`` with every string encodable as UTF-8 (lone surrogates as ``\\udxxx``)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, list):
+        return [_printable(item) for item in value]
+    if isinstance(value, dict):
+        return {_printable(key): _printable(item) for key, item in value.items()}
+    return value
+
+
+async def _invalid_request(_: Request, error: Exception) -> JSONResponse:
+    # FastAPI's own answer echoes the input, and one holding a lone surrogate cannot be
+    # encoded: the answer to bad input would itself fail with a 500.
+    assert isinstance(error, RequestValidationError)
+    faults = []
+    for fault in jsonable_encoder(error.errors()):
+        if fault.get("type") == "string_unicode":
+            fault["msg"] = _NOT_UNICODE
+        faults.append(_printable(fault))
+    return JSONResponse({"detail": faults}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
 async def _domain_error(_: Request, error: Exception) -> JSONResponse:
@@ -33,7 +100,7 @@ async def _domain_error(_: Request, error: Exception) -> JSONResponse:
     if error.field:
         body["field"] = error.field
     headers = {"Retry-After": str(error.retry_after)} if isinstance(error, LockedError) else None
-    return JSONResponse(body, status_code=code, headers=headers)
+    return JSONResponse(_printable(body), status_code=code, headers=headers)
 
 
 async def _integrity_error(_: Request, error: Exception) -> JSONResponse:
@@ -46,3 +113,4 @@ def install(app: FastAPI) -> None:
     """Map every DomainError raised by a service onto its HTTP status."""
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)

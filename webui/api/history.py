@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
+from pydantic import AfterValidator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.engine import Database
@@ -21,8 +22,29 @@ from webui.deps import DatabaseDep, SessionDep, require
 router = APIRouter(prefix="/devices", tags=["history"])
 TelemetryReader = Annotated[Actor, Depends(require("telemetry:read"))]
 Exporter = Annotated[Actor, Depends(require("reports:read"))]
-Start = Annotated[datetime, Query(description="ISO-8601 with a timezone, inclusive")]
-End = Annotated[datetime, Query(description="ISO-8601 with a timezone, exclusive")]
+
+
+def _in_utc_range(moment: datetime) -> datetime:
+    """``moment``, if UTC can represent it: 0001-01-01T00:00+01:00 is still year 0 there."""
+    if moment.tzinfo is not None:
+        try:
+            moment.astimezone(UTC)
+        except OverflowError:
+            msg = "out of range once in UTC: keep between years 1 and 9999 there"
+            raise ValueError(msg) from None
+    return moment
+
+
+Start = Annotated[
+    datetime,
+    AfterValidator(_in_utc_range),
+    Query(description="ISO-8601 with a timezone, inclusive"),
+]
+End = Annotated[
+    datetime,
+    AfterValidator(_in_utc_range),
+    Query(description="ISO-8601 with a timezone, exclusive"),
+]
 DEFAULT_BUCKETS = 500  # about one per pixel column of a plot half a screen wide
 CSV_PIECE = 64 * 1024  # characters per response chunk: one send per line would be slow
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -21,13 +22,40 @@ class Strict(BaseModel):
 
     @field_validator("*", mode="after")
     @classmethod
-    def _no_nul(cls, value: object) -> object:
-        # PostgreSQL cannot store NUL in text: refuse it here rather than fail with a 500.
-        texts = value if isinstance(value, list) else [value]
-        if any(isinstance(text, str) and "\x00" in text for text in texts):
-            msg = "must not contain NUL characters"
-            raise ValueError(msg)
+    def _storable_text(cls, value: object) -> object:
+        # PostgreSQL cannot store NUL in text, and no database (nor UTF-8) can hold a lone
+        # UTF-16 surrogate, half a character that JSON's "\ud800" escape smuggles in:
+        # refuse both here, wherever they sit, rather than fail with a 500 further on.
+        for text in _texts(value):
+            if "\x00" in text:
+                msg = "must not contain NUL characters"
+                raise ValueError(msg)
+            if not _is_unicode(text):
+                msg = "must be Unicode text: a lone UTF-16 surrogate (\\ud800-\\udfff) is not"
+                raise ValueError(msg)
         return value
+
+
+def _texts(value: object) -> Iterator[str]:
+    """Every string in ``value``, however deep in lists and mappings (their keys too)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from _texts(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _texts(key)
+            yield from _texts(item)
+
+
+def _is_unicode(text: str) -> bool:
+    """False when ``text`` holds a lone surrogate (a pair decodes to one character)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class LoginIn(Strict):
