@@ -6,7 +6,7 @@ import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.mqtt.endpoint import Endpoint
@@ -15,6 +15,10 @@ from core.mqtt.endpoint import Endpoint
 DEV_SECRET_KEY = "dev-insecure-secret-change-me-0123456789abcdef"
 # A key shorter than 32 bytes is too weak for HS256 signatures.
 MIN_SECRET_LENGTH = 32
+# The largest legitimate request body is a user, role or desired configuration of a few
+# KB; socket.io's polling transport caps its own at 1,000,000 bytes and the pages take no
+# uploads. 1 MiB leaves room for all of them and keeps an anonymous flood from filling memory.
+DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
 
 
 class Settings(BaseSettings):
@@ -78,6 +82,8 @@ class Settings(BaseSettings):
     # Reverse proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-Proto and -For are
     # believed; nobody's by default, so no client can claim to have come over TLS.
     trusted_proxies: Annotated[list[str], NoDecode] = []
+    # Request bodies past this many bytes get 413 before they are read (webui/http/limits.py).
+    max_request_bytes: int = Field(default=DEFAULT_MAX_REQUEST_BYTES, gt=0)
     node_id: str = "server"
 
     # Short access tokens keep revocation windows small; refresh tokens carry the session.

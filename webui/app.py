@@ -16,6 +16,7 @@ from webui import api, http, pages, storage_files
 from webui.api import errors, metrics
 from webui.backbone.server import Backbone
 from webui.http import tls
+from webui.http.limits import BodyLimit
 from webui.services import Services
 
 TITLE = "PrecisionPulse"
@@ -43,6 +44,8 @@ def build(settings: Settings) -> Services:
     services = Services(settings, database, backbone, audit_trail)
     app.state.services = services  # what the API's dependencies hand out (webui/deps.py)
     errors.install(app)
+    # Inside the hardening layers, so a 413 carries the security headers too.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     http.install(app, settings)
     app.include_router(api.router())
     app.include_router(metrics.router)
