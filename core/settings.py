@@ -21,6 +21,20 @@ MIN_SECRET_LENGTH = 32
 DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
 
 
+class ExposedSecretError(ValueError):
+    """The published development secret key would sign sessions reachable from the network."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether listening on ``host`` keeps the server to this machine."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a name (other than localhost), or 0.0.0.0 spelled otherwise
+        return False
+
+
 class Settings(BaseSettings):
     """Every knob of the server, agent and CLI in one place."""
 
@@ -84,6 +98,10 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[list[str], NoDecode] = []
     # Request bodies past this many bytes get 413 before they are read (webui/http/limits.py).
     max_request_bytes: int = Field(default=DEFAULT_MAX_REQUEST_BYTES, gt=0)
+    # /docs, /redoc and /openapi.json; false answers them 404.
+    api_docs: bool = True
+    # When set, /metrics answers only 'Authorization: Bearer <this>' (empty: open to all).
+    metrics_token: str | None = None
     node_id: str = "server"
 
     # Short access tokens keep revocation windows small; refresh tokens carry the session.
@@ -95,12 +113,15 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
+        # Spaces pad a key to length without adding anything an attacker must guess.
+        strength = len(self.secret_key.strip())
         if self.env != "development" and (
-            self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < MIN_SECRET_LENGTH
+            self.secret_key == DEV_SECRET_KEY or strength < MIN_SECRET_LENGTH
         ):
             msg = (
                 "PP_SECRET_KEY must be set to a random value of at least "
-                f"{MIN_SECRET_LENGTH} characters outside development (PP_ENV={self.env})"
+                f"{MIN_SECRET_LENGTH} characters, whitespace aside, outside development "
+                f"(PP_ENV={self.env})"
             )
             raise ValueError(msg)
         return self
@@ -134,6 +155,26 @@ class Settings(BaseSettings):
                 msg = f"not an IP address or network: {network!r}"
                 raise ValueError(msg) from None
         return networks
+
+    @field_validator("metrics_token", mode="after")
+    @classmethod
+    def _metrics_token(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            return None  # PP_METRICS_TOKEN= (empty) means unset, as PP_MQTT_URL= does
+        return value
+
+    def check_listen(self, host: str) -> None:
+        """ExposedSecretError if serving on ``host`` would expose the development key.
+
+        Its value is in the source, so anyone who reaches the server could forge a session
+        cookie or access token with it: on loopback only this machine can, in any ``env``.
+        """
+        if self.secret_key == DEV_SECRET_KEY and not is_loopback(host):
+            msg = (
+                f"refusing to listen on {host!r} with the published development PP_SECRET_KEY: "
+                "set PP_SECRET_KEY to your own random value, or listen on 127.0.0.1"
+            )
+            raise ExposedSecretError(msg)
 
     @property
     def async_database_url(self) -> str:

@@ -66,7 +66,8 @@ def run_kwargs(settings: Settings) -> dict[str, object]:
         # webui.http believes X-Forwarded-* from PP_TRUSTED_PROXIES only; uvicorn's own layer
         # would believe any local process.
         "proxy_headers": False,
-        "fastapi_docs": {"title": f"{TITLE} API", "version": "1"},
+        # /docs, /redoc and /openapi.json, unless PP_API_DOCS=false (then they answer 404).
+        "fastapi_docs": {"title": f"{TITLE} API", "version": "1"} if settings.api_docs else False,
         "reload": False,
         "show": False,
         "show_welcome_message": False,
@@ -75,7 +76,11 @@ def run_kwargs(settings: Settings) -> dict[str, object]:
 
 
 def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
-    """Run the server until interrupted (after checking the schema and the TLS files)."""
+    """Run the server until interrupted (after checking the schema and the TLS files).
+
+    Refuses (ExposedSecretError) to listen beyond loopback with the development secret key.
+    """
+    settings.check_listen(host or settings.http_host)
     https = tls.uvicorn_options(settings.ssl_certfile, settings.ssl_keyfile)
     storage_files.make_private(app.storage.path)
     asyncio.run(prepare(settings))

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.settings import Settings
+from core.settings import ExposedSecretError, Settings
 
 
 def register(commands: Any) -> None:
@@ -35,7 +35,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         settings = settings.model_copy(update=tls)
     try:
         serve(settings, host=args.host, port=args.port)
-    except TlsFilesError as error:  # checked before anything starts
+    except (TlsFilesError, ExposedSecretError) as error:  # checked before anything starts
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -15,6 +15,13 @@ def test_production_refuses_default_or_short_secret(secret: str) -> None:
         Settings(env="production", secret_key=secret)
 
 
+@pytest.mark.parametrize("secret", [" " * 40, "\t\n" * 20, "   " + "k" * 31 + "   "])
+def test_production_refuses_a_secret_of_whitespace(secret: str) -> None:
+    """Padding is not strength: the length counts only what is not whitespace around it."""
+    with pytest.raises(ValidationError, match="PP_SECRET_KEY"):
+        Settings(env="production", secret_key=secret)
+
+
 def test_production_accepts_a_long_secret() -> None:
     """A 32-character random secret is enough."""
     assert Settings(env="production", secret_key="k" * 32).env == "production"

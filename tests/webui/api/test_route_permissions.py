@@ -16,6 +16,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/auth/login"): PUBLIC,
     ("POST", "/api/v1/auth/refresh"): PUBLIC,
     ("GET", "/api/v1/health"): PUBLIC,
+    ("GET", "/api/v1/health/details"): "devices:write",
     ("POST", "/api/v1/auth/logout"): SIGNED_IN,
     ("GET", "/api/v1/auth/me"): SIGNED_IN,
     ("GET", "/api/v1/users"): "users:manage",
