@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.settings import Settings
+from core.settings import ExposedSecretError, Settings
 
 
 def register(commands: Any) -> None:
@@ -46,6 +46,9 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
             prefer=args.broker,
             reset_admin=args.reset_admin_password,
         )
+    except ExposedSecretError as error:  # checked before anything is prepared
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:  # once serving, the demo stops cleanly and returns instead
         print("interrupted while preparing the demo: nothing was started", file=sys.stderr)
         return 130

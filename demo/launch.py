@@ -164,6 +164,7 @@ def run_demo(
     ends ``ui.run`` with a KeyboardInterrupt that is no failure.
     """
     host, port = host or base.http_host, port or base.http_port
+    base.check_listen(host)  # the development key must never be reachable from elsewhere
     _check_free(host, port)
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
