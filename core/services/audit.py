@@ -73,9 +73,15 @@ async def record(
     unkeyed entry, which a verifier with the key reports once keyed entries or a
     checkpoint precede it.
     """
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        # Serialise writers so two transactions never chain onto the same predecessor.
+    # Serialise writers so two transactions never chain onto the same predecessor.
+    dialect = session.bind.dialect.name if session.bind is not None else ""
+    if dialect == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_AUDIT_LOCK})
+    elif dialect == "sqlite":
+        # A write that touches no row still takes SQLite's one write lock (and begins the
+        # transaction, which the driver leaves unbegun for reads): from here no other
+        # writer commits, so the head read below is the head this entry follows.
+        await session.execute(text("DELETE FROM audit_log WHERE 0"))
     last = await session.scalar(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1))
     prev_hash = last or GENESIS
     key = _key(session)

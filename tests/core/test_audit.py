@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 
 import pytest
@@ -30,6 +31,23 @@ async def test_chain_is_intact_after_several_records(database: Database) -> None
     assert (report.rows, report.intact) == (5, True)
     assert rows[0].prev_hash == audit.GENESIS
     assert all(later.prev_hash == earlier.hash for earlier, later in itertools.pairwise(rows))
+
+
+async def test_concurrent_writers_never_fork_the_chain(database: Database) -> None:
+    """Transactions recording at once each chain onto the entry committed before them."""
+
+    async def one(n: int) -> None:
+        async with database.session() as session:
+            await session.execute(select(AuditEntry.id).limit(1))  # a read first, as services do
+            await asyncio.sleep(0)  # let the others read the same head
+            await audit.record(session, actor="ada", action="test.race", target_id=str(n))
+
+    await asyncio.gather(*(one(n) for n in range(20)))
+    async with database.session() as session:
+        report = await audit.verify_chain(session)
+        rows = list(await session.scalars(select(AuditEntry).order_by(AuditEntry.id)))
+    assert len({row.prev_hash for row in rows}) == 20  # no two entries share a predecessor
+    assert (report.rows, report.intact) == (20, True)
 
 
 async def test_an_edited_row_breaks_the_chain_there(database: Database) -> None:
