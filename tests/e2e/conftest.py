@@ -26,10 +26,11 @@ def _free_port() -> int:
         return port
 
 
-def _cli(env: dict[str, str], *args: str, stdin: str = "") -> None:
+def _cli(env: dict[str, str], *args: str, stdin: str = "", cwd: Path | None = None) -> None:
     subprocess.run(
         [sys.executable, "-m", "core.cli", *args],
         env=env,
+        cwd=cwd,
         input=stdin,
         text=True,
         check=True,
@@ -45,6 +46,9 @@ def server(tmp_path: Path) -> Iterator[str]:
     # Without pytest's marker variable: NiceGUI would otherwise run in its test mode.
     env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
     env["PP_DATABASE_URL"] = f"sqlite:///{tmp_path / 'pp.db'}"
+    # The server's keys (signing, audit) in this test's directory, shared by the CLI and
+    # serve as an install shares them: never the checkout's data/.
+    env["PP_SIGNING_KEY_FILE"] = str(tmp_path / "data" / "server-signing-key.pem")
     _cli(env, "db", "upgrade")
     _cli(
         env,

@@ -45,6 +45,9 @@ def environment(tmp_path: Path) -> dict[str, str]:
     env["PP_DATABASE_URL"] = f"sqlite:///{tmp_path / 'pp.db'}"
     env["PP_MQTT_URL"] = ""  # the pages and API only: no broker to wait for
     env["NICEGUI_STORAGE_PATH"] = str(tmp_path / ".nicegui")
+    # The CLI and serve must share the server's keys: the audit key above all, or the CLI's
+    # entries read as forged to the server.
+    env["PP_SIGNING_KEY_FILE"] = str(tmp_path / "data" / "server-signing-key.pem")
     return env
 
 
@@ -66,10 +69,10 @@ def http_server(tmp_path: Path) -> Iterator[RunningServer]:
 def _serve(tmp_path: Path, *, tls: bool) -> Iterator[RunningServer]:
     env = environment(tmp_path)
     certs = tmp_path / "certs"
-    _cli(env, "broker", "certs", "--out", str(certs), "--host", "127.0.0.1")
-    _cli(env, "db", "upgrade")
+    _cli(env, "broker", "certs", "--out", str(certs), "--host", "127.0.0.1", cwd=tmp_path)
+    _cli(env, "db", "upgrade", cwd=tmp_path)
     _cli(env, "user", "create", "--username", ADMIN[0], "--role", "Admin",
-         "--password-stdin", stdin=ADMIN[1] + "\n")  # fmt: skip
+         "--password-stdin", stdin=ADMIN[1] + "\n", cwd=tmp_path)  # fmt: skip
     port = _free_port()
     files = [
         "--ssl-certfile",

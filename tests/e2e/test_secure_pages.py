@@ -30,7 +30,7 @@ PAGES = {
     f"/devices/{DEVICE}/history": f"History of {DEVICE}",
     "/users": "Users",
     "/roles": "Roles",
-    "/audit": "Audit log",
+    "/audit": "Hash chain intact",  # the CLI's entries and the server's: one keyed chain
 }
 
 
