@@ -15,18 +15,20 @@ from alembic.util import CommandError
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import migrations
 from core.db.engine import UnsupportedDatabaseError
-from core.errors import DomainError
+from core.errors import DomainError, InvalidError
 from core.protocol.signing import SigningKey
 from core.rbac import ADMIN, BUILTIN_ROLES
-from core.services import roles, users
+from core.services import audit, roles, users
 from core.services.audit import ChainReport
 from core.services.audit_checkpoints import (
     AuditTrail,
     CheckpointLog,
     checkpoint_path,
+    key_path,
     keyed_database,
 )
 from core.settings import Settings
@@ -87,11 +89,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+async def _require_server_audit_key(session: AsyncSession, settings: Settings) -> None:
+    """InvalidError unless the audit key found here is the one the server chains with."""
+    if not await audit.key_fits(session):
+        msg = (
+            f"the audit key {key_path(settings)} did not sign this database's audit log: "
+            "run this where the server runs, or give it the server's PP_SIGNING_KEY_FILE or "
+            "PP_AUDIT_KEY_FILE (entries written with another key would read as forged)"
+        )
+        raise InvalidError(msg)
+
+
 async def _create_user(settings: Settings, args: argparse.Namespace, password: str) -> str:
     await migrations.require_current_schema(settings.async_database_url)
     database = keyed_database(settings)  # users created here are audited, keyed
     try:
         async with database.session() as session:
+            await _require_server_audit_key(session, settings)
             await roles.ensure_builtins(session)
             user = await users.bootstrap_user(
                 session,
@@ -110,6 +124,7 @@ async def _bootstrap_admin(settings: Settings) -> str:
     database = keyed_database(settings)  # users created here are audited, keyed
     try:
         async with database.session() as session:
+            await _require_server_audit_key(session, settings)
             await roles.ensure_builtins(session)
             if await users.any_user(session):
                 return "users exist already: nothing to bootstrap"

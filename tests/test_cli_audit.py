@@ -43,3 +43,22 @@ def test_cli_users_are_audited_with_the_key_and_verify_says_so(
     refused = run_main(url, "audit", "verify", cwd=tmp_path)
     assert refused.returncode == 1
     assert refused.stdout.startswith(f"audit chain tampered: entry #{forged} is unkeyed")
+
+
+def test_a_user_created_away_from_the_servers_key_is_refused(tmp_path: Path, run_main: Run) -> None:
+    """Run elsewhere, the CLI would make a key of its own: it refuses and writes nothing."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    server_dir, elsewhere = tmp_path / "server", tmp_path / "elsewhere"
+    server_dir.mkdir()
+    elsewhere.mkdir()
+    assert run_main(url, "db", "upgrade", cwd=server_dir).returncode == 0
+    first = run_main(url, *AUDITED_CREATE, stdin=PASSWORD + "\n", cwd=server_dir)
+    assert first.returncode == 0, first.stderr
+
+    second = ("user", "create", "--username", "root2", "--role", "Admin", "--password-stdin")
+    refused = run_main(url, *second, stdin=PASSWORD + "\n", cwd=elsewhere)
+    assert refused.returncode == 1
+    assert "did not sign this database's audit log" in refused.stderr
+
+    again = run_main(url, *second, stdin=PASSWORD + "\n", cwd=server_dir)
+    assert again.returncode == 0, again.stderr  # where the server runs, it works

@@ -102,6 +102,21 @@ async def record(
     return entry
 
 
+async def key_fits(session: AsyncSession) -> bool:
+    """Whether this session's audit key made the chain's newest keyed entry (True if none).
+
+    A tool started away from the server's data directory makes an audit key of its own:
+    its entries would read as forged, so it asks this before it writes any.
+    """
+    last = await session.scalar(
+        select(AuditEntry).where(AuditEntry.scheme == KEYED).order_by(AuditEntry.id.desc()).limit(1)
+    )
+    if last is None:
+        return True
+    key = _key(session)
+    return key is not None and hmac.compare_digest(_digest(last.prev_hash, last, key), last.hash)
+
+
 def _jsonable(value: dict[str, Any] | None) -> dict[str, Any] | None:
     return None if value is None else json.loads(json.dumps(value, default=str))
 
