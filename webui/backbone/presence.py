@@ -50,7 +50,6 @@ class DeviceState:
     outbox: int | None = None
     config_version: int | None = None
     heard: float = 0.0  # monotonic time of the last status or heartbeat
-    heard_at: datetime | None = None  # wall time of the same, for people to read
     stream: str = ""  # the station instance whose birth made it online, when it said so
 
 
@@ -137,7 +136,6 @@ class Presence:
                 outbox=beat.outbox,
                 config_version=beat.config_version,
                 heard=time.monotonic(),
-                heard_at=datetime.now(UTC),
             )
         )
 
@@ -149,13 +147,11 @@ class Presence:
             async with self._database.session() as session:
                 await offline_events.end(session, device_id=device_id, at=now)
             previous = self._states.get(device_id)
-            state = DeviceState(
-                device_id, "online", None, now, heard=time.monotonic(), heard_at=now
-            )
+            state = DeviceState(device_id, "online", None, now, heard=time.monotonic())
             if previous is not None:
                 since = previous.since if previous.status == "online" else now
                 state = replace(previous, status="online", reason=None, since=since)
-                state = replace(state, heard=time.monotonic(), heard_at=now)
+                state = replace(state, heard=time.monotonic())
             if stream:  # a birth names its instance; a heartbeat keeps the one known
                 state = replace(state, stream=stream)
             self._set(state)
