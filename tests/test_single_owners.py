@@ -167,7 +167,9 @@ TABLE_HOMES: dict[str, Path | None] = {
     "RefreshToken": SERVICES / "sessions.py",
     "Device": SERVICES / "devices.py",
     "DeviceConfig": SERVICES / "device_configs.py",
-    "Command": None,  # the table waits for remote commands; nothing stores them yet
+    "Command": SERVICES / "commands.py",
+    "DeviceConfigVersion": SERVICES / "config_history.py",
+    "Alarm": SERVICES / "alarms.py",
     "OfflineEvent": SERVICES / "offline_events.py",
     "Telemetry": SERVICES / "telemetry",
     "TelemetryStream": SERVICES / "telemetry",

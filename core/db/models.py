@@ -158,25 +158,75 @@ class DeviceConfig(Synced, Base):
     reported_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
+class DeviceConfigVersion(Base):
+    """One numbered desired configuration of a device: what it was, who made it, when, how."""
+
+    __tablename__ = "device_config_versions"
+    device_id: Mapped[str] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    changed_by: Mapped[str] = mapped_column(String(128))  # a person's name, or "device:<id>"
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # edit | rollback | command | bulk | withdrawn (an UpdateConfig that never reached it)
+    source: Mapped[str] = mapped_column(String(16), default="edit")
+    note: Mapped[str] = mapped_column(String(512), default="")
+    command_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+
+
 class Command(Base):
-    """A command sent to a device and where it stands in its lifecycle."""
+    """A command sent to a device and where it stands in its lifecycle, each state timed."""
 
     __tablename__ = "commands"
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(64))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    # queued → sent → delivered → succeeded | failed | rejected, or expired / timed_out
-    state: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    args: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # queued → sent → delivered → succeeded | failed | rejected, or expired / timed_out /
+    # canceled: see core.services.commands for the rules of each move.
+    state: Mapped[str] = mapped_column(String(16), default="queued")
     detail: Mapped[str] = mapped_column(Text, default="")
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # the station's answer
     created_by: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), default=None
     )
+    created_by_name: Mapped[str] = mapped_column(String(128), default="")
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(default=None)  # one change, many devices
+    config_version: Mapped[int | None] = mapped_column(Integer, default=None)  # UpdateConfig
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # publishes to the broker
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    expires_at: Mapped[datetime]
+    expires_at: Mapped[datetime]  # the deadline: expired if not delivered, else timed_out
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
     delivered_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (
+        Index("ix_commands_device_created", "device_id", "created_at"),
+        Index("ix_commands_state_expires", "state", "expires_at"),
+        Index("ix_commands_batch", "batch_id"),
+        Index("ix_commands_created", "created_at"),
+    )
+
+
+class Alarm(Base):
+    """A channel beyond one of its thresholds: raised by a stored sample, cleared by another."""
+
+    __tablename__ = "alarms"
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(64))
+    bound: Mapped[str] = mapped_column(String(8))  # low | high: which threshold was crossed
+    threshold: Mapped[Decimal] = mapped_column(ExactDecimal)
+    value: Mapped[Decimal] = mapped_column(ExactDecimal)  # the sample that raised it
+    raised_at: Mapped[datetime]  # that sample's time
+    cleared_at: Mapped[datetime | None] = mapped_column(default=None)
+    clear_value: Mapped[Decimal | None] = mapped_column(ExactDecimal, default=None)
+
+    __table_args__ = (
+        Index("ix_alarms_device_cleared", "device_id", "cleared_at"),
+        Index("ix_alarms_raised", "raised_at"),
+    )
 
 
 class Telemetry(Base):

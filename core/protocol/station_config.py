@@ -15,6 +15,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from core.protocol.drops import Drop, DropReason
@@ -36,6 +37,8 @@ VALID_MS = 365 * 24 * 3600 * 1000
 MIN_INTERVAL_S, MAX_INTERVAL_S = 0.05, 3600.0
 MAX_UNITS, MAX_UNIT_LENGTH = 256, 32
 MAX_BYTES = 128 * 1024  # a full units table, signed (base64) and wrapped, fits easily
+MAX_THRESHOLD_LENGTH = 40  # digits enough for any reading; longer is abuse
+SETTINGS = frozenset({"interval_s", "heartbeat_s", "units", "thresholds"})
 _CHANNEL = re.compile(r"[a-z0-9_.-]{1,64}")
 Outcome = Literal["applied", "rejected"]
 
@@ -69,14 +72,52 @@ def _units(value: object) -> dict[str, str]:
     return dict(value)
 
 
+def threshold_value(value: object) -> Decimal | None:
+    """A threshold as an exact decimal: a JSON integer, float or decimal string; else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = Decimal(repr(value) if isinstance(value, float) else str(value).strip())
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def _thresholds(value: object) -> dict[str, dict[str, int | float | str]]:
+    if not isinstance(value, dict) or len(value) > MAX_UNITS:
+        msg = f"thresholds must map at most {MAX_UNITS} channels to their low and high"
+        raise ConfigError(msg)
+    checked: dict[str, dict[str, int | float | str]] = {}
+    for channel, bounds in value.items():
+        if not isinstance(channel, str) or not _CHANNEL.fullmatch(channel):
+            msg = f"thresholds: bad channel name {channel!r}"
+            raise ConfigError(msg)
+        if not isinstance(bounds, dict) or not bounds or set(bounds) - {"low", "high"}:
+            msg = f"thresholds: {channel} needs a low, a high or both, and nothing else"
+            raise ConfigError(msg)
+        numbers = {name: threshold_value(bound) for name, bound in bounds.items()}
+        for name, number in numbers.items():
+            if number is None or len(str(bounds[name])) > MAX_THRESHOLD_LENGTH:
+                msg = f"thresholds: {channel}'s {name} must be a number: {bounds[name]!r}"
+                raise ConfigError(msg)
+        low, high = numbers.get("low"), numbers.get("high")
+        if low is not None and high is not None and low > high:
+            msg = f"thresholds: {channel}'s low {bounds['low']} is above its high {bounds['high']}"
+            raise ConfigError(msg)
+        checked[channel] = dict(bounds)
+    return checked
+
+
 def check_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     """``config`` if a station can run it, else ``ConfigError`` saying why.
 
     ``interval_s``: seconds between samples; ``heartbeat_s``: whole seconds between
-    heartbeats; ``units``: channel → unit, for people. Anything else is refused: a typo must
+    heartbeats; ``units``: channel → unit, for people; ``thresholds``: channel → ``{"low",
+    "high"}`` numbers (or decimal strings) the server raises alarms on (the station keeps
+    sampling regardless). Anything else is refused: a typo must
     not pass for a setting that silently does nothing.
     """
-    unknown = sorted(set(config) - {"interval_s", "heartbeat_s", "units"})
+    unknown = sorted(set(config) - SETTINGS)
     if unknown:
         msg = f"unknown setting(s): {', '.join(map(str, unknown))}"
         raise ConfigError(msg)
@@ -93,6 +134,8 @@ def check_settings(config: Mapping[str, Any]) -> dict[str, Any]:
         checked["heartbeat_s"] = beat
     if "units" in config:
         checked["units"] = _units(config["units"])
+    if "thresholds" in config:
+        checked["thresholds"] = _thresholds(config["thresholds"])
     return checked
 
 
