@@ -1,6 +1,6 @@
 """Commands on the wire: the kinds and their arguments, the signed command, the station's answers.
 
-The server publishes a command on ``pp/v1/dev/{d}/cmd`` at QoS 2: an envelope holding a
+The server publishes a command on the device's ``cmd`` topic at QoS 2: an envelope holding a
 compact JWS (the server's key) whose payload names the command id, the device, the kind,
 the arguments, when it was issued and when it expires. The station answers on
 ``cmd/result`` (QoS 1) with the command id and one of the states a station may tell:
