@@ -7,6 +7,7 @@ signed); stations report the applied side over MQTT, stored here and audited whe
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -16,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import events, hlc
 from core.db.models import DeviceConfig
-from core.errors import InvalidError, NotFoundError
+from core.errors import ConflictError, InvalidError, NotFoundError
 from core.protocol.station_config import ConfigError, ConfigReport, DesiredConfig, check_settings
-from core.services import audit
+from core.services import audit, config_history
 from core.services.actor import Actor
 
 
@@ -56,16 +57,33 @@ async def get(session: AsyncSession, *, actor: Actor, device_id: str) -> DeviceC
 
 
 async def update_desired(
-    session: AsyncSession, *, actor: Actor, device_id: str, changes: Mapping[str, Any]
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    device_id: str,
+    changes: Mapping[str, Any],
+    expected_version: int | None = None,
+    source: config_history.Source = "edit",
+    note: str = "",
+    command_id: uuid.UUID | None = None,
 ) -> DeviceConfig:
     """Change settings of the device's desired configuration (``None`` removes one).
 
     The result must be a configuration a station can run (``check_settings``), or nothing
-    changes and ``InvalidError`` says why. Each change is a new version, audited, and
-    announced (``DesiredConfigChanged``) once the transaction has committed.
+    changes and ``InvalidError`` says why. ``expected_version``, when given, is the version
+    the editor saw: if another change came first, ``ConflictError`` and nothing changes.
+    Each change is a new version in the history, audited, and announced
+    (``DesiredConfigChanged``) once the transaction has committed. A change that changes
+    nothing makes no version.
     """
     actor.require("config:write")
-    config = await get(session, actor=actor, device_id=device_id)
+    config = await _locked(session, device_id)
+    if expected_version is not None and expected_version != config.desired_version:
+        msg = (
+            f"the configuration changed since you read it: version {config.desired_version} "
+            f"is current, you edited version {expected_version}"
+        )
+        raise ConflictError(msg, field="version")
     before = dict(config.desired)
     merged = {**before, **changes}
     try:
@@ -77,17 +95,45 @@ async def update_desired(
     config.desired = desired  # a new dict: the JSON change is tracked
     config.desired_version += 1
     config.updated_at = hlc.now()
+    await config_history.add(
+        session,
+        device_id=device_id,
+        version=config.desired_version,
+        settings=desired,
+        changed_by=actor.name,
+        source=source,
+        note=note,
+        command_id=command_id,
+    )
     await audit.record(
         session,
         actor=actor.name,
         action="device.config",
         target_type="device",
         target_id=device_id,
-        before=before,
-        after={**desired, "version": config.desired_version},
+        before={**before, "version": config.desired_version - 1},
+        after={**desired, "version": config.desired_version, "source": source},
     )
     await session.flush()
     events.record(session, events.DesiredConfigChanged(device_id))
+    return config
+
+
+async def _locked(session: AsyncSession, device_id: str) -> DeviceConfig:
+    """The device's configuration row, locked until the transaction ends (PostgreSQL).
+
+    Two editors of one device take turns: the second reads the first's version, so
+    ``expected_version`` and the version numbers hold under concurrency.
+    """
+    config = await session.scalar(
+        select(DeviceConfig)
+        .where(DeviceConfig.device_id == device_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if config is None:
+        msg = f"no device with id '{device_id}'"
+        raise NotFoundError(msg)
     return config
 
 

@@ -82,6 +82,6 @@ async def test_a_config_change_is_checked_merged_and_versioned(database: Databas
             select(AuditEntry).where(AuditEntry.action == "device.config")
         )
         assert [e.after for e in entries] == [
-            {"interval_s": 2.0, "heartbeat_s": 5, "version": 1},
-            {"interval_s": 2.0, "version": 2},
+            {"interval_s": 2.0, "heartbeat_s": 5, "version": 1, "source": "edit"},
+            {"interval_s": 2.0, "version": 2, "source": "edit"},
         ]
