@@ -24,6 +24,10 @@ class InvalidError(DomainError):
     """The request is well-formed but not acceptable."""
 
 
+class PreconditionRequiredError(DomainError):
+    """A change that must name the version it was made against, and did not."""
+
+
 class ForbiddenError(DomainError):
     """The actor may not do this."""
 

@@ -4,11 +4,18 @@ The one module that reads and writes ``device_config_versions``. ``device_config
 version each time the desired configuration changes (an edit, a rollback, an UpdateConfig
 command, a change to many devices, or the withdrawal of a command that never arrived); the
 history is only ever appended to, so who changed what and when stays readable.
+
+What a version changed is not stored: ``diff`` works it out from the version before it,
+setting by setting and, for units and thresholds, channel by channel. Versions made before
+the history was kept (migration 0005 seeded each device's then current one) have no
+predecessor to compare with, and say so (``changes is None``).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -18,6 +25,89 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.db.models import DeviceConfigVersion
 
 Source = Literal["edit", "rollback", "command", "bulk", "withdrawn"]
+ChangeKind = Literal["added", "removed", "changed"]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One setting that differs between two configurations (``path``: ``units.rpm``)."""
+
+    path: str
+    kind: ChangeKind
+    old: Any = None  # None when added: a stored configuration never holds null
+    new: Any = None  # None when removed
+
+    @property
+    def text(self) -> str:
+        """The change as a person reads it: ``thresholds.temp.high: 80 → 90``."""
+        if self.kind == "added":
+            return f"{self.path}: added {_shown(self.new)}"
+        if self.kind == "removed":
+            return f"{self.path}: removed (was {_shown(self.old)})"
+        return f"{self.path}: {_shown(self.old)} → {_shown(self.new)}"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"  # 1.0 seconds reads as 1, as it was typed
+    if isinstance(value, str):
+        return value or '""'
+    return str(value)
+
+
+def diff(before: Mapping[str, Any], after: Mapping[str, Any], prefix: str = "") -> list[Change]:
+    """What changed from ``before`` to ``after``, leaf by leaf, in key order.
+
+    Nested settings (units, thresholds and their bounds) are compared key by key, so a
+    changed channel is named rather than the whole table; ``1`` and ``1.0`` are the same.
+    """
+    changes: list[Change] = []
+    for key in sorted(set(before) | set(after), key=str):
+        path = f"{prefix}{key}"
+        old, new = before.get(key), after.get(key)
+        if _nested(old, new):
+            changes += diff(old or {}, new or {}, f"{path}.")
+        elif key not in after:
+            changes.append(Change(path, "removed", old=old))
+        elif key not in before:
+            changes.append(Change(path, "added", new=new))
+        elif old != new:
+            changes.append(Change(path, "changed", old, new))
+    return changes
+
+
+def _nested(old: Any, new: Any) -> bool:
+    """Both sides a table (or absent), so they are compared entry by entry."""
+    tables = isinstance(old, Mapping | None) and isinstance(new, Mapping | None)
+    return tables and (old is not None or new is not None)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One version of a device's desired configuration, and what it changed."""
+
+    device_id: str
+    version: int
+    settings: dict[str, Any]
+    changed_by: str  # a person's name, or "device:<id>"
+    changed_at: datetime
+    source: str  # one of Source
+    note: str
+    command_id: uuid.UUID | None
+    # Against the version before (version 1: against nothing asked); None when that
+    # version is older than the history.
+    changes: tuple[Change, ...] | None
+
+
+@dataclass(frozen=True)
+class Drift:
+    """The station runs another version than the one asked of it, and since when."""
+
+    desired_version: int
+    reported_version: int  # 0: it has not reported any
+    # When the first version it does not run was asked; None when that is older than the
+    # history (or the station reports a version newer than the one asked).
+    since: datetime | None
 
 
 async def add(
@@ -60,3 +150,57 @@ async def versions(
         query = query.where(DeviceConfigVersion.version < before)
     query = query.order_by(DeviceConfigVersion.version.desc()).limit(limit)
     return list(await session.scalars(query))
+
+
+async def entries(
+    session: AsyncSession, *, device_id: str, limit: int = 50, before: int | None = None
+) -> list[Entry]:
+    """The device's versions newest first, each with what it changed."""
+    rows = await versions(session, device_id=device_id, limit=limit + 1, before=before)
+    return [
+        _entry(row, rows[i + 1] if i + 1 < len(rows) else None)
+        for i, row in enumerate(rows[:limit])
+    ]
+
+
+async def entry(session: AsyncSession, *, device_id: str, version: int) -> Entry | None:
+    """One version with what it changed, if it exists."""
+    row = await get(session, device_id=device_id, version=version)
+    if row is None:
+        return None
+    return _entry(row, await get(session, device_id=device_id, version=version - 1))
+
+
+def _entry(row: DeviceConfigVersion, previous: DeviceConfigVersion | None) -> Entry:
+    if row.version == 1:
+        changes: tuple[Change, ...] | None = tuple(diff({}, row.settings))
+    elif previous is not None and previous.version == row.version - 1:
+        changes = tuple(diff(previous.settings, row.settings))
+    else:
+        changes = None
+    return Entry(
+        device_id=row.device_id,
+        version=row.version,
+        settings=dict(row.settings),
+        changed_by=row.changed_by,
+        changed_at=row.changed_at,
+        source=row.source,
+        note=row.note,
+        command_id=row.command_id,
+        changes=changes,
+    )
+
+
+async def drift(
+    session: AsyncSession, *, device_id: str, desired_version: int, reported_version: int
+) -> Drift | None:
+    """How far what the station runs lags what is asked of it; None when it runs it.
+
+    Nothing asked yet (version 0) is no drift: the station runs its own settings.
+    """
+    if desired_version == 0 or reported_version == desired_version:
+        return None
+    first = None
+    if reported_version < desired_version:
+        first = await get(session, device_id=device_id, version=reported_version + 1)
+    return Drift(desired_version, reported_version, None if first is None else first.changed_at)

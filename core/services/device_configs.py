@@ -77,27 +77,110 @@ async def update_desired(
     nothing makes no version.
     """
     actor.require("config:write")
-    config = await _locked(session, device_id)
-    if expected_version is not None and expected_version != config.desired_version:
+    config = await _locked(session, device_id, expected_version)
+    merged = {**config.desired, **changes}
+    desired = _checked({k: v for k, v in merged.items() if v is not None})
+    if desired != config.desired:
+        await _new_version(session, actor, config, desired, source, note, command_id)
+    return config
+
+
+async def rollback(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    device_id: str,
+    to_version: int,
+    expected_version: int | None = None,
+) -> DeviceConfig:
+    """Ask for an old version's settings again, as a new version (source ``rollback``).
+
+    The history only grows: rolling back to version 3 from version 5 makes version 6, equal
+    to version 3. ``NotFoundError`` for a version not in the history; ``ConflictError`` when
+    ``expected_version`` is stale; ``InvalidError`` (field ``version``) when the desired
+    configuration already equals that version's, since a rollback that makes no version
+    would look to the person as if it had been lost.
+    """
+    actor.require("config:write")
+    config = await _locked(session, device_id, expected_version)
+    old = await config_history.get(session, device_id=device_id, version=to_version)
+    if old is None:
+        msg = f"device '{device_id}' has no configuration version {to_version}"
+        raise NotFoundError(msg, field="version")
+    desired = _checked(old.settings)
+    if desired == config.desired:
         msg = (
-            f"the configuration changed since you read it: version {config.desired_version} "
-            f"is current, you edited version {expected_version}"
+            f"version {config.desired_version} already asks for the settings of version "
+            f"{to_version}: nothing to roll back"
         )
-        raise ConflictError(msg, field="version")
-    before = dict(config.desired)
-    merged = {**before, **changes}
+        raise InvalidError(msg, field="version")
+    note = f"rollback to v{to_version}"
+    await _new_version(session, actor, config, desired, "rollback", note, None)
+    return config
+
+
+async def history(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    device_id: str,
+    limit: int = 50,
+    before: int | None = None,
+) -> list[config_history.Entry]:
+    """The device's desired configurations, newest first, each with what it changed."""
+    await get(session, actor=actor, device_id=device_id)  # devices:read, and a 404
+    return await config_history.entries(session, device_id=device_id, limit=limit, before=before)
+
+
+async def version(
+    session: AsyncSession, *, actor: Actor, device_id: str, version: int
+) -> config_history.Entry:
+    """One version of the device's desired configuration, with what it changed."""
+    await get(session, actor=actor, device_id=device_id)
+    found = await config_history.entry(session, device_id=device_id, version=version)
+    if found is None:
+        msg = f"device '{device_id}' has no configuration version {version}"
+        raise NotFoundError(msg, field="version")
+    return found
+
+
+async def drift(
+    session: AsyncSession, *, actor: Actor, config: DeviceConfig
+) -> config_history.Drift | None:
+    """Whether the station runs another version than asked, and since when (None: it does)."""
+    actor.require("devices:read")
+    return await config_history.drift(
+        session,
+        device_id=config.device_id,
+        desired_version=config.desired_version,
+        reported_version=config.reported_version,
+    )
+
+
+def _checked(settings: Mapping[str, Any]) -> dict[str, Any]:
     try:
-        desired = check_settings({k: v for k, v in merged.items() if v is not None})
+        return check_settings(settings)
     except ConfigError as error:
         raise InvalidError(str(error)) from error
-    if desired == before:
-        return config
+
+
+async def _new_version(
+    session: AsyncSession,
+    actor: Actor,
+    config: DeviceConfig,
+    desired: dict[str, Any],
+    source: config_history.Source,
+    note: str,
+    command_id: uuid.UUID | None,
+) -> None:
+    """Make ``desired`` the next version: recorded in the history, audited, announced."""
+    before = dict(config.desired)
     config.desired = desired  # a new dict: the JSON change is tracked
     config.desired_version += 1
     config.updated_at = hlc.now()
     await config_history.add(
         session,
-        device_id=device_id,
+        device_id=config.device_id,
         version=config.desired_version,
         settings=desired,
         changed_by=actor.name,
@@ -110,20 +193,22 @@ async def update_desired(
         actor=actor.name,
         action="device.config",
         target_type="device",
-        target_id=device_id,
+        target_id=config.device_id,
         before={**before, "version": config.desired_version - 1},
         after={**desired, "version": config.desired_version, "source": source},
     )
     await session.flush()
-    events.record(session, events.DesiredConfigChanged(device_id))
-    return config
+    events.record(session, events.DesiredConfigChanged(config.device_id))
 
 
-async def _locked(session: AsyncSession, device_id: str) -> DeviceConfig:
+async def _locked(
+    session: AsyncSession, device_id: str, expected_version: int | None
+) -> DeviceConfig:
     """The device's configuration row, locked until the transaction ends (PostgreSQL).
 
     Two editors of one device take turns: the second reads the first's version, so
-    ``expected_version`` and the version numbers hold under concurrency.
+    ``expected_version`` (the version the editor saw; None: whatever is current) and the
+    version numbers hold under concurrency.
     """
     config = await session.scalar(
         select(DeviceConfig)
@@ -134,6 +219,12 @@ async def _locked(session: AsyncSession, device_id: str) -> DeviceConfig:
     if config is None:
         msg = f"no device with id '{device_id}'"
         raise NotFoundError(msg)
+    if expected_version is not None and expected_version != config.desired_version:
+        msg = (
+            f"the configuration changed since you read it: version {config.desired_version} "
+            f"is current, you edited version {expected_version}"
+        )
+        raise ConflictError(msg, field="version")
     return config
 
 

@@ -1,5 +1,5 @@
-"""/api/v1/devices: stations (read needs ``devices:read``, changes ``devices:write``, their
-configuration ``config:write``)."""
+"""/api/v1/devices: stations (read needs ``devices:read``, changes ``devices:write``; their
+configuration is in webui.api.configs)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,10 @@ from fastapi import APIRouter, Depends, Path, status
 
 from core.db.models import Device
 from core.protocol.topics import DEVICE_ID_PATTERN
-from core.services import device_configs, devices
+from core.services import devices
 from core.services.actor import Actor
 from core.services.telemetry import store
 from webui.api.schemas import (
-    DeviceConfigOut,
-    DeviceConfigUpdate,
     DeviceCreate,
     DeviceCredentialsOut,
     DeviceOut,
@@ -27,7 +25,6 @@ from webui.deps import BackboneDep, SessionDep, require
 router = APIRouter(prefix="/devices", tags=["devices"])
 Reader = Annotated[Actor, Depends(require("devices:read"))]
 Writer = Annotated[Actor, Depends(require("devices:write"))]
-ConfigWriter = Annotated[Actor, Depends(require("config:write"))]
 # A malformed id is a 422 naming the field, never a database error (NUL breaks PostgreSQL).
 DeviceId = Annotated[str, Path(pattern=DEVICE_ID_PATTERN)]
 
@@ -107,27 +104,6 @@ async def update_device(
         session, actor=actor, device_id=device_id, **body.model_dump(exclude_unset=True)
     )
     return _out(device, backbone)
-
-
-@router.get("/{device_id}/config")
-async def get_config(device_id: DeviceId, session: SessionDep, actor: Reader) -> DeviceConfigOut:
-    """The configuration the device should run, and what it last reported running."""
-    config = await device_configs.get(session, actor=actor, device_id=device_id)
-    return DeviceConfigOut.model_validate(config, from_attributes=True)
-
-
-@router.patch("/{device_id}/config")
-async def update_config(
-    device_id: DeviceId,
-    body: DeviceConfigUpdate,
-    session: SessionDep,
-    actor: ConfigWriter,
-) -> DeviceConfigOut:
-    """Change the desired configuration (a new version); the station gets it signed."""
-    config = await device_configs.update_desired(
-        session, actor=actor, device_id=device_id, changes=body.model_dump(exclude_unset=True)
-    )
-    return DeviceConfigOut.model_validate(config, from_attributes=True)
 
 
 @router.post("/{device_id}/disable")

@@ -19,6 +19,7 @@ from core.errors import (
     InvalidError,
     LockedError,
     NotFoundError,
+    PreconditionRequiredError,
 )
 
 _STATUS: list[tuple[type[DomainError], int]] = [
@@ -28,6 +29,7 @@ _STATUS: list[tuple[type[DomainError], int]] = [
     (ConflictError, status.HTTP_409_CONFLICT),
     (ForbiddenError, status.HTTP_403_FORBIDDEN),
     (InvalidError, status.HTTP_422_UNPROCESSABLE_CONTENT),
+    (PreconditionRequiredError, status.HTTP_428_PRECONDITION_REQUIRED),
 ]
 # Pydantic's words for text that is not Unicode (a lone UTF-16 surrogate in the JSON) say
 # nothing a client can act on.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -170,12 +170,55 @@ class DeviceConfigUpdate(Strict):
     units: dict[str, str] | None = Field(default=None, description="channel → unit")
 
 
+class ConfigDriftOut(BaseModel):
+    """The station runs another version than the one asked of it."""
+
+    desired_version: int
+    reported_version: int = Field(description="0: the station has not reported any")
+    since: datetime | None = Field(
+        description="When the first version the station does not run was asked; null when "
+        "that is older than the history"
+    )
+
+
 class DeviceConfigOut(BaseModel):
     desired: dict[str, Any]
-    desired_version: int
+    desired_version: int = Field(description="Also the ETag: send it back as If-Match to change")
     reported: dict[str, Any]
     reported_version: int
     reported_at: datetime | None
+    drift: ConfigDriftOut | None = Field(
+        default=None, description="null: the station runs the version asked (or none is asked)"
+    )
+
+
+class ConfigChangeOut(BaseModel):
+    """One setting a version changed, against the version before it."""
+
+    path: str = Field(description="The setting, nested names joined by dots: units.rpm")
+    kind: Literal["added", "removed", "changed"]
+    old: Any = Field(default=None, description="null when added")
+    new: Any = Field(default=None, description="null when removed")
+    text: str = Field(description="For people: thresholds.temp.high: 80 → 90")
+
+
+class ConfigVersionOut(BaseModel):
+    """One version of a device's desired configuration: what, who, when, how."""
+
+    version: int
+    settings: dict[str, Any]
+    changed_by: str
+    changed_at: datetime
+    source: Literal["edit", "rollback", "command", "bulk", "withdrawn"]
+    note: str
+    command_id: uuid.UUID | None = Field(description="The UpdateConfig command that made it")
+    changes: list[ConfigChangeOut] | None = Field(
+        description="Against the version before; null when that one is older than the history"
+    )
+
+
+class ConfigRollbackIn(Strict):
+    version: int = Field(ge=1, le=2**31 - 1, description="The version whose settings to ask for")
 
 
 class DeviceCredentialsOut(BaseModel):

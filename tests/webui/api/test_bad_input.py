@@ -82,7 +82,7 @@ async def test_a_lone_surrogate_in_a_configuration_is_refused(
     config = "/api/v1/devices/press-1/config"
     before = (await client.get(config, headers=admin)).json()
     body = b'{"units": {"\\udc00": "V"}}'
-    response = await client.patch(config, content=body, headers=admin | JSON)
+    response = await client.patch(config, content=body, headers=admin | JSON | {"If-Match": "*"})
     assert_rejected(response, 422)
     assert (await client.get(config, headers=admin)).json() == before
 

@@ -192,7 +192,8 @@ async def test_configuration_is_changed_checked_and_read_back(
     admin = await login_as("ada")
     await client.post(DEVICES, json={"id": "press-07"}, headers=admin)
     url = f"{DEVICES}/press-07/config"
-    changed = await client.patch(url, json={"interval_s": 0.5, "units": {"t": "K"}}, headers=admin)
+    anyway = admin | {"If-Match": "*"}  # these checks are not about concurrent editors
+    changed = await client.patch(url, json={"interval_s": 0.5, "units": {"t": "K"}}, headers=anyway)
     assert changed.status_code == 200, changed.text
     assert changed.json()["desired"] == {"interval_s": 0.5, "units": {"t": "K"}}
     for body, reason in [
@@ -201,11 +202,11 @@ async def test_configuration_is_changed_checked_and_read_back(
         ({"units": {"Bad Name": "K"}}, "bad channel name"),
         ({"rate": 2}, "rate"),
     ]:
-        refused = await client.patch(url, json=body, headers=admin)
+        refused = await client.patch(url, json=body, headers=anyway)
         assert refused.status_code == 422 and reason in refused.text, refused.text
-    removed = await client.patch(url, json={"units": None}, headers=admin)
+    removed = await client.patch(url, json={"units": None}, headers=anyway)
     assert removed.json()["desired"] == {"interval_s": 0.5}
     read = (await client.get(url, headers=await login_as("vic"))).json()
     assert read["desired_version"] == 2 and read["reported_version"] == 0
-    missing = await client.patch(f"{DEVICES}/nope/config", json={}, headers=admin)
+    missing = await client.patch(f"{DEVICES}/nope/config", json={}, headers=anyway)
     assert missing.status_code == 404

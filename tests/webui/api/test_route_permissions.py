@@ -36,6 +36,9 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/devices/{device_id}/gaps"): "devices:read",
     ("GET", "/api/v1/devices/{device_id}/config"): "devices:read",
     ("PATCH", "/api/v1/devices/{device_id}/config"): "config:write",
+    ("GET", "/api/v1/devices/{device_id}/config/history"): "devices:read",
+    ("GET", "/api/v1/devices/{device_id}/config/history/{version}"): "devices:read",
+    ("POST", "/api/v1/devices/{device_id}/config/rollback"): "config:write",
     ("GET", "/api/v1/devices/{device_id}/channels"): "telemetry:read",
     ("GET", "/api/v1/devices/{device_id}/history"): "telemetry:read",
     ("GET", "/api/v1/devices/{device_id}/telemetry.csv"): "reports:read",
@@ -54,6 +57,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/devices"): {"id": "press-99"},
     ("PATCH", "/api/v1/devices/{device_id}"): {"name": "Press"},
     ("PATCH", "/api/v1/devices/{device_id}/config"): {"interval_s": 2},
+    ("POST", "/api/v1/devices/{device_id}/config/rollback"): {"version": 1},
 }
 VIEWER_PERMISSIONS = BUILTIN_ROLES[VIEWER][1]
 LOGOUT = ("POST", "/api/v1/auth/logout")
@@ -92,7 +96,8 @@ async def _targets(client: httpx.AsyncClient, admin: dict[str, str]) -> dict[str
     role = await client.post("/api/v1/roles", json={"name": "Target"}, headers=admin)
     device = await client.post("/api/v1/devices", json={"id": "press-01"}, headers=admin)
     assert {user.status_code, role.status_code, device.status_code} == {201}
-    return {"user_id": user.json()["id"], "role_id": role.json()["id"], "device_id": "press-01"}
+    ids = {"user_id": user.json()["id"], "role_id": role.json()["id"], "device_id": "press-01"}
+    return ids | {"version": "1"}
 
 
 async def _statuses(
