@@ -20,6 +20,7 @@ from core.protocol.telemetry import Limits
 from core.settings import Settings
 from core.tasks import TaskSet
 from webui.backbone.accounts import BrokerAccounts
+from webui.backbone.alarms import Alarms
 from webui.backbone.configs import DeviceConfigs
 from webui.backbone.directory import DeviceDirectory
 from webui.backbone.hub import Hub
@@ -108,6 +109,8 @@ class Backbone:
         )
         self.hub = Hub()
         self.ingest.commits.add(self.hub.on_commit)
+        self.alarms = Alarms(database)  # thresholds checked on each commit, after the hub
+        self.ingest.commits.add(self.alarms.on_commit)
         self.last_seen = LastSeen(database)
         self.router.delivered.add(self.last_seen.on_delivery)
         self.identity = Identity(database)
@@ -194,6 +197,7 @@ class Backbone:
             bus.subscribe(DesiredConfigChanged, self._config_changed),
         ]
         await self._sync_accounts()
+        await self.alarms.start()  # thresholds and active alarms loaded before any sample
         await self.ingest.start()
         await self.presence.start()
         await self.last_seen.start()
@@ -208,6 +212,7 @@ class Backbone:
         self._unsubscribe = []
         await self._background.cancel()
         await self.ingest.stop()
+        await self.alarms.stop()  # after ingest: the last commits' alarms are stored too
         await self.presence.stop()
         if self.supervisor is not None:
             await self.supervisor.stop()
