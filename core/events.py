@@ -10,6 +10,7 @@ no caller of a service has to remember to tell it.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -34,8 +35,17 @@ class DesiredConfigChanged:
     device_id: str
 
 
-Event = DeviceChanged | DesiredConfigChanged
-E = TypeVar("E", DeviceChanged, DesiredConfigChanged)
+@dataclass(frozen=True)
+class CommandChanged:
+    """A command was created (``queued``) or moved to ``state``."""
+
+    command_id: uuid.UUID
+    device_id: str
+    state: str
+
+
+Event = DeviceChanged | DesiredConfigChanged | CommandChanged
+E = TypeVar("E", DeviceChanged, DesiredConfigChanged, CommandChanged)
 
 
 def record(session: AsyncSession, event: Event) -> None:
