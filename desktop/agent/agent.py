@@ -6,13 +6,15 @@ Each concern is a part in a module of its own, built over the shared ``Station``
 - ``replay``: replays what the server has not acknowledged, and takes its acks;
 - ``heartbeat``: uptime, backlog and configuration version, every period;
 - ``config_executor``: verifies, applies, keeps and reports the signed configuration;
+- ``commands``: verifies the server's signed commands, runs each once (its ledger of ids,
+  ``command_ledger``, is kept in the outbox file) with the handlers of
+  ``command_handlers``, and answers on ``cmd/result``;
 - ``link``: the supervisor (birth, will, farewell) and link events in the station's log.
 
 A part names the routes it answers and the loops it runs (see ``Part``); the agent
 subscribes the routes before it connects, runs the loops while started and stops them all.
-The station's command executor (``commands.py``: the ``cmd`` route, results on
-``cmd/result``) and its sync applier (``sync.py``: ``sync/down`` in, ``sync/up`` out) are
-parts built the same way: add them to ``self.parts`` in ``Agent.__init__``.
+The station's sync applier (``sync.py``: ``sync/down`` in, ``sync/up`` out) is a part
+built the same way: add it to ``self.parts`` in ``Agent.__init__``.
 
 While it runs, the station holds the lock beside its outbox (``station_lock``): one process
 per outbox.
@@ -27,6 +29,9 @@ from typing import Any, Protocol
 from core.mqtt.routing import Route
 from core.protocol.telemetry import Sample
 from core.tasks import TaskSet
+from desktop.agent.command_handlers import StationCommands
+from desktop.agent.command_ledger import CommandLedger
+from desktop.agent.commands import CommandExecutor
 from desktop.agent.config import AgentConfig
 from desktop.agent.config_executor import ConfigExecutor
 from desktop.agent.heartbeat import Heartbeat
@@ -70,6 +75,12 @@ class Agent:
         except BaseException:
             self.lock.release()
             raise
+        try:
+            self.ledger = CommandLedger(config.outbox_path)  # beside the outbox, in its file
+        except BaseException:
+            self.outbox.close()
+            self.lock.release()
+            raise
         self.state = AgentState(config.device_id, stream=self.outbox.stream)
         self.state.count(self.outbox)
         self.events = EventLog(self.state)
@@ -84,15 +95,24 @@ class Agent:
         self.configuration = ConfigExecutor(
             station, retime=self.sampler.retime, beat=self.heartbeat.beat
         )
+        handlers = StationCommands(
+            station,
+            configuration=self.configuration,
+            replay=self.replay,
+            uptime_s=self.heartbeat.uptime_s,
+        )
+        self.commands = CommandExecutor(station, self.ledger, handlers.table())
         self.parts: tuple[Part, ...] = (
             self.sampler,
             self.replay,
             self.heartbeat,
             self.configuration,
+            self.commands,
         )
         # The replay first: the link's "connected" line says how much the replay has to send.
         self.supervisor.add_listener(self.replay.on_link)
         self.supervisor.add_listener(self.link.on_link)
+        self.supervisor.add_listener(self.commands.on_link)
         self._loops = TaskSet(f"station {config.device_id}")
 
     def add_listener(self, listener: Callable[[AgentEvent], None]) -> Callable[[], None]:
@@ -125,8 +145,10 @@ class Agent:
                 await asyncio.to_thread(self.close)
 
     def close(self) -> None:
-        """Close the outbox and release the lock, at once (for an agent never started)."""
+        """Close the ledger and the outbox and release the lock, at once (for an agent never
+        started)."""
         try:
+            self.ledger.close()
             self.outbox.close()
         finally:
             self.lock.release()

@@ -35,13 +35,17 @@ class Heartbeat:
     async def stop(self) -> None:
         """Nothing to stop beyond the loop."""
 
+    def uptime_s(self) -> int:
+        """Whole seconds since the station started."""
+        return int(time.monotonic() - self._started)
+
     async def beat(self) -> None:
         """Publish one heartbeat now, if connected."""
         station = self._station
         beat = Beat(
             station.config.device_id,
             interval_s=station.state.heartbeat_s,
-            uptime_s=int(time.monotonic() - self._started),
+            uptime_s=self.uptime_s(),
             outbox=station.outbox.depth,
             config_version=station.state.config_version,
         )

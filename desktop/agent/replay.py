@@ -6,6 +6,10 @@ At most ``replay_in_flight`` messages await their PUBACK and at most ``replay_ah
 samples run past the watermark, so live samples are never stuck behind a deep backlog. When
 the watermark stalls for RESEND_AFTER with rows waiting (a live message the broker dropped,
 say), the replay starts again from it. Acks move the watermark, and only they delete rows.
+
+``flush`` (the ``FlushOutbox`` command) replays now what a connect would, without the
+``replay_ahead`` pacing: the in-flight window still bounds what awaits a PUBACK, samples
+taken meanwhile still go live, and only the acks it then waits for delete anything.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from core.mqtt.link import LinkEvent, LinkState
+from core.mqtt.link import LinkEvent, LinkState, NotConnectedError
 from core.mqtt.routing import Route
 from core.protocol import topics
 from core.protocol.drops import Drop
@@ -31,6 +36,21 @@ RESEND_AFTER = 5.0  # seconds an unacknowledged sample waits before it is replay
 IDLE_LOOK_S = 1.0  # with nothing to send, how often the replay looks for a stalled watermark
 
 
+@dataclass(frozen=True)
+class Flush:
+    """What a flush did: samples it sent, the server's watermark, what still waits."""
+
+    sent: int
+    acked_seq: int
+    pending: int  # samples still awaiting the server's ack (those taken since included)
+    target: int  # the last seq stored when the flush began
+
+    @property
+    def complete(self) -> bool:
+        """Whether the server acknowledged everything stored when the flush began."""
+        return self.acked_seq >= self.target
+
+
 class Replay:
     """Owns all replay state: the range to replay, the in-flight window, resends and acks."""
 
@@ -42,6 +62,9 @@ class Replay:
         self._wake = asyncio.Event()  # a connect or an ack: there may be more to send
         self._window = asyncio.Semaphore(station.config.replay_in_flight)
         self._in_flight = TaskSet(f"replay of {station.config.device_id}")
+        self._flushing = 0  # flushes under way: while any is, replay_ahead does not hold back
+        self._replayed = 0  # samples replayed since the process started (a flush counts its own)
+        self._acked = asyncio.Event()  # set (and replaced) on every ack that moved the watermark
 
     # -- as a part of the station -------------------------------------------------------
 
@@ -85,8 +108,8 @@ class Replay:
         config, outbox = station.config, station.outbox
         while True:
             await station.link.wait_connected()
-            ahead = self._from - outbox.acked_seq
-            if self._from < self._until - 1 and ahead < config.replay_ahead:
+            paced = not self._flushing and self._from - outbox.acked_seq >= config.replay_ahead
+            if self._from < self._until - 1 and not paced:
                 # Read beside the writer: a sample is never committed behind this read.
                 batch = await asyncio.to_thread(outbox.pending, self._from, config.replay_batch)
                 async with station.io:
@@ -102,6 +125,7 @@ class Replay:
                 task.add_done_callback(lambda _: self._window.release())
                 self._from = batch[-1].seq
                 station.state.replay_sent += len(batch)
+                self._replayed += len(batch)
                 continue
             self._resend_if_stalled()
             self._wake.clear()
@@ -134,6 +158,35 @@ class Replay:
                 "replay", f"no ack for {RESEND_AFTER:.0f} s: resending from {self._from + 1}"
             )
 
+    # -- flush ----------------------------------------------------------------------------------
+
+    async def flush(self, *, deadline: float) -> Flush:
+        """Replay the whole backlog now and wait (until ``deadline``, the loop's clock) for
+        the server's acks to cover it; ``NotConnectedError`` if the link is down."""
+        station = self._station
+        outbox, state = station.outbox, station.state
+        if not station.link.connected:
+            msg = "not connected to the broker: the backlog waits for the link"
+            raise NotConnectedError(msg)
+        target, replayed = outbox.next_seq - 1, self._replayed
+        if outbox.acked_seq < target:
+            self._restart()
+            state.replay_total, state.replay_sent = max(0, self._until - 1 - self._from), 0
+            station.events.record("replay", f"flushing {state.replay_total} samples now")
+        self._flushing += 1
+        self._wake.set()
+        try:
+            while outbox.acked_seq < target:
+                acked = self._acked
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        await acked.wait()
+                except TimeoutError:
+                    break
+        finally:
+            self._flushing -= 1
+        return Flush(self._replayed - replayed, outbox.acked_seq, outbox.depth, target)
+
     # -- acks ---------------------------------------------------------------------------------
 
     def _decode_ack(self, topic: topics.ParsedTopic, payload: bytes) -> Ack | Drop:
@@ -152,3 +205,5 @@ class Replay:
         self._ack_moved = time.monotonic()
         station.state.count(outbox)
         self._wake.set()
+        self._acked.set()
+        self._acked = asyncio.Event()
