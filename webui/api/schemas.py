@@ -7,7 +7,15 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
 
 from core.protocol.telemetry import ValueType
 from core.protocol.topics import DEVICE_ID_PATTERN
@@ -168,6 +176,12 @@ class DeviceConfigUpdate(Strict):
     interval_s: float | None = Field(default=None, description="seconds between samples")
     heartbeat_s: int | None = Field(default=None, description="seconds between heartbeats")
     units: dict[str, str] | None = Field(default=None, description="channel → unit")
+    thresholds: (
+        dict[str, dict[Literal["low", "high"], StrictInt | StrictFloat | StrictStr]] | None
+    ) = Field(
+        default=None,
+        description='channel → {"low", "high"}: numbers or decimal strings the server alarms on',
+    )
 
 
 class ConfigDriftOut(BaseModel):
