@@ -14,7 +14,7 @@ from core.services.actor import Actor
 from core.services.telemetry import history
 from webui.backbone.hub import LivePoint, Reading
 from webui.backbone.presence import DeviceState
-from webui.components import live_chart
+from webui.components import config_card, live_chart
 from webui.components.config_card import ConfigCard
 from webui.components.conflict_chip import ConflictChip
 from webui.components.live_chart import LiveChart
@@ -41,7 +41,7 @@ def register(services: Services) -> None:
             events = await offline_events.recent(session, actor=actor, device_id=device.id)
             config = None
             if actor.can("devices:read"):
-                config = await device_configs.get(session, actor=actor, device_id=device.id)
+                config = await config_card.load(session, actor, device.id)
         with frame(services, f"Device {device.id}", actor) as ticker:
             view = DeviceView(services, actor, device.id, units, stored_seen=device.last_seen_at)
             view.build({info.channel for info in known if info.type == "boolean"}, events)

@@ -1,0 +1,132 @@
+"""The device page's configuration: drift in the browser's zone, history, stale edits, rollback."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from nicegui.testing.user import User
+
+from core.db.engine import Database
+from core.protocol.station_config import ConfigReport
+from core.services import config_history, device_configs, devices
+from core.services.actor import Actor
+from tests.webui.conftest import ADMIN_PASSWORD, VIEWER_PASSWORD
+from tests.webui.pages.test_login import signed_in
+from tests.webui.pages.test_open_pages import bea, change_ada, no_watch, refused
+
+# What a user sees here does not depend on the database: PostgreSQL alone (tests/conftest.py).
+pytestmark = pytest.mark.backends("one")
+__all__ = ["bea", "no_watch"]  # fixtures used by name
+
+SHELL = Actor(name="test", permissions=frozenset({"devices:write", "devices:read"}))
+BOB = Actor(name="bob", permissions=frozenset({"devices:read", "config:write"}))
+
+
+async def _device(database: Database, *edits: dict[str, object]) -> None:
+    async with database.session() as session:
+        await devices.create_device(session, actor=SHELL, device_id="kiln-1", name="Kiln")
+    for changes in edits:
+        async with database.session() as session:
+            await device_configs.update_desired(
+                session, actor=BOB, device_id="kiln-1", changes=changes
+            )
+
+
+async def test_a_stale_edit_is_refused_and_shows_the_newer_version(
+    user: User, database: Database
+) -> None:
+    await _device(database, {"interval_s": 1})
+    await signed_in(user, "ada", ADMIN_PASSWORD)
+    await user.open("/devices/kiln-1")
+    await user.should_see(content="version 1: a sample every 1 s", retries=30)
+    await _device_edit(database, heartbeat_s=30)  # another editor, meanwhile
+
+    user.find(marker="config-interval").clear().type("2")
+    user.find(marker="config-save").click()
+    await user.should_see(
+        content="you edited version 1, but version 2 by bob was made meanwhile",
+        retries=30,
+        marker="config-error",
+    )
+    await user.should_see(content="version 2: a sample every 1 s; a heartbeat every 30 s")
+    await user.should_see(marker="config-change 2")
+    assert await _asked(database) == 2
+
+    user.find(marker="config-save").click()  # deliberately, having seen version 2
+    await user.should_see(content="version 3: a sample every 2 s", retries=30)
+    await user.should_see(content="interval_s: 1 → 2", marker="config-change 3")
+
+
+async def _asked(database: Database) -> int:
+    async with database.session() as session:
+        config = await device_configs.get(session, actor=SHELL, device_id="kiln-1")
+    return config.desired_version
+
+
+async def _device_edit(database: Database, **changes: object) -> None:
+    async with database.session() as session:
+        await device_configs.update_desired(session, actor=BOB, device_id="kiln-1", changes=changes)
+
+
+async def test_history_and_drift_read_in_the_browsers_zone(user: User, database: Database) -> None:
+    await _device(database, {"interval_s": 1}, {"interval_s": 2, "units": {"rpm": "1/min"}})
+    report = ConfigReport("kiln-1", 1, {"interval_s": 1}, "applied", 1)
+    async with database.session() as session:
+        await device_configs.record_report(session, report=report, news=True)
+        second = await config_history.get(session, device_id="kiln-1", version=2)
+    assert second is not None
+    berlin = second.changed_at.astimezone(ZoneInfo("Europe/Berlin"))
+    user.javascript_rules[re.compile(r".*resolvedOptions\(\)\.timeZone")] = lambda _: (
+        "Europe/Berlin"
+    )
+    await signed_in(user, "vic", VIEWER_PASSWORD)
+    await user.open("/devices/kiln-1")
+    name = berlin.tzname()
+    clock = f"{berlin:%H:%M:%S}" if berlin.date() == datetime.now(berlin.tzinfo).date() else ""
+    await user.should_see(
+        content=f"the station runs v1, v2 asked since {clock}", retries=30, marker="config-drift"
+    )
+    await user.should_see(content=f" {name}", marker="config-drift")
+    await user.should_see(content=f"{name} · bob · edited", marker="config-version-by 2")
+    await user.should_see(content="units.rpm: added 1/min", marker="config-change 2")
+    await user.should_see(content="interval_s: added 1", marker="config-change 1")
+    await user.should_not_see(marker="config-rollback")  # a Viewer rolls nothing back
+    await user.should_not_see(marker="config-save")
+
+
+async def test_an_admin_rolls_back_to_an_older_version(user: User, database: Database) -> None:
+    await _device(database, {"interval_s": 1}, {"interval_s": 2}, {"heartbeat_s": 5})
+    await signed_in(user, "ada", ADMIN_PASSWORD)
+    await user.open("/devices/kiln-1")
+    await user.should_see(marker="config-rollback 1", retries=30)
+    await user.should_not_see(marker="config-rollback 3")  # the version asked now
+
+    user.find(marker="config-rollback 1").click()
+    await user.should_see(content="This makes version 4", retries=30)
+    await user.should_see(content="heartbeat_s: removed (was 5)")
+    user.find(marker="config-rollback-confirm").click()
+    await user.should_see(content="version 4: a sample every 1 s.", retries=30)
+    await user.should_see(content="ada · rollback to v1", marker="config-version-by 4")
+    async with database.session() as session:
+        published = await device_configs.desired(session, device_id="kiln-1")
+    assert published is not None and (published.version, published.settings) == (
+        4,
+        {"interval_s": 1},
+    )
+
+
+@pytest.mark.usefixtures("bea", "no_watch")
+async def test_a_rollback_on_a_page_whose_rights_were_lost_is_refused(
+    user: User, database: Database
+) -> None:
+    await _device(database, {"interval_s": 1}, {"interval_s": 2})
+    await signed_in(user, "ada", ADMIN_PASSWORD)
+    await user.open("/devices/kiln-1")
+    await user.should_see(marker="config-rollback 1", retries=30)
+    await change_ada(database, "demoted")
+    user.find(marker="config-rollback 1").click()
+    await refused(user)
+    assert await _asked(database) == 2
