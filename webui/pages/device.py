@@ -15,6 +15,7 @@ from core.services.telemetry import history
 from webui.backbone.hub import LivePoint, Reading
 from webui.backbone.presence import DeviceState
 from webui.components import config_card, live_chart
+from webui.components.alarms import AlarmsCard
 from webui.components.config_card import ConfigCard
 from webui.components.conflict_chip import ConflictChip
 from webui.components.live_chart import LiveChart
@@ -43,6 +44,7 @@ def register(services: Services) -> None:
             if actor.can("devices:read"):
                 config = await config_card.load(session, actor, device.id)
         with frame(services, f"Device {device.id}", actor) as ticker:
+            ticker.add(AlarmsCard(services, actor, device.id, units).update)  # on top
             view = DeviceView(services, actor, device.id, units, stored_seen=device.last_seen_at)
             view.build({info.channel for info in known if info.type == "boolean"}, events)
             ticker.add(view.update)

@@ -8,6 +8,7 @@ from core.db.models import Device
 from core.services import devices
 from core.services.actor import Actor
 from webui.backbone.server import Backbone
+from webui.components.alarms import AlarmCount
 from webui.components.conflict_chip import ConflictChip
 from webui.components.presence_badge import PresenceBadge
 from webui.components.ticker import Ticker
@@ -16,9 +17,9 @@ from webui.layout import frame, guard
 from webui.services import Services
 
 LATEST_SHOWN = 4  # channels shown per row; the device page has them all
-HEADINGS = ["Device", "Name", "Status", "Last seen", "Backlog", "Latest"]
+HEADINGS = ["Device", "Name", "Status", "Alarms", "Last seen", "Backlog", "Latest"]
 # One grid template for the heading and every row, so the columns line up.
-GRID = "w-full grid grid-cols-[8rem_10rem_7rem_5rem_6rem_1fr] gap-4 items-center"
+GRID = "w-full grid grid-cols-[8rem_10rem_7rem_6rem_5rem_6rem_1fr] gap-4 items-center"
 
 
 def register(services: Services) -> None:
@@ -51,6 +52,8 @@ class FleetRow:
             ui.label(device.name).classes("truncate")
             with ui.element("div"):
                 self.badge = PresenceBadge(f"status {device.id}")
+            with ui.element("div"):
+                self.alarms = AlarmCount(f"alarms {device.id}")
             self.seen = ui.label().mark(f"seen {device.id}")
             self.backlog = ui.label().mark(f"backlog {device.id}")
             self.values = ui.label().classes("font-mono text-sm").mark(f"latest {device.id}")
@@ -60,6 +63,7 @@ class FleetRow:
     def update(self) -> None:
         """Show what the server knows now (nothing to do when no source moved)."""
         backbone = self.backbone
+        self.alarms.show(backbone.alarms.count(self.device_id))
         state = backbone.presence.state(self.device_id)
         conflict = backbone.identity.conflict(self.device_id)
         seen = backbone.last_seen.at(self.device_id, self.last_seen_at)
