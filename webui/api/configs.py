@@ -42,7 +42,8 @@ IfMatch = Annotated[
 ]
 Version = Annotated[int, Path(ge=1, le=2**31 - 1)]
 MAX_LIMIT = 200  # versions a page: a person reads a few dozen, a script pages on with before
-_ETAG = re.compile(r'(?:W/)?"?([0-9]{1,10})"?')
+# A strong ETag as GET gives it ("3"), or the bare number: what a hand-written call sends.
+_ETAG = re.compile(r'"([0-9]{1,10})"|([0-9]{1,10})')
 
 
 def expected_version(if_match: str | None) -> int | None:
@@ -61,7 +62,7 @@ def expected_version(if_match: str | None) -> int | None:
     if found is None:
         msg = f'If-Match must be a configuration version as the ETag gives it ("3"): {text!r}'
         raise InvalidError(msg, field="If-Match")
-    return int(found.group(1))
+    return int(found.group(1) or found.group(2))
 
 
 async def _out(
