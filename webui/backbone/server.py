@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from core.db.engine import Database
-from core.events import DesiredConfigChanged, DeviceChanged
+from core.events import CommandChanged, DesiredConfigChanged, DeviceChanged
 from core.mqtt.endpoint import Endpoint
-from core.mqtt.link import LinkEvent, LinkState, Options, Outgoing
+from core.mqtt.link import LinkEvent, LinkState, NotConnectedError, Options, Outgoing
 from core.mqtt.routing import Router
 from core.mqtt.supervisor import Supervisor
 from core.protocol import topics
@@ -21,6 +21,7 @@ from core.settings import Settings
 from core.tasks import TaskSet
 from webui.backbone.accounts import BrokerAccounts
 from webui.backbone.alarms import Alarms
+from webui.backbone.commands import CommandDispatcher
 from webui.backbone.configs import DeviceConfigs
 from webui.backbone.directory import DeviceDirectory
 from webui.backbone.hub import Hub
@@ -118,11 +119,22 @@ class Backbone:
         self.presence.sightings.add(self.identity.seen)
         self.signing_key = server_signing_key(settings.signing_key_file)
         self.configs = DeviceConfigs(database, self.signing_key, self._publish_retained)
+        self.commands = CommandDispatcher(
+            database,
+            self.signing_key,
+            self._publish_command,
+            online=self._device_online,
+            link_up=self._link_up,
+        )
+        self.presence.changes.add(self.commands.on_presence)
         for route in [*self.ingest.routes(), *self.presence.routes(), *self.configs.routes()]:
             self.router.add(route)
+        for command_route in self.commands.routes():
+            self.router.add(command_route)
         self._background = TaskSet("backbone")
         if self.supervisor is not None:
             self.supervisor.add_listener(self._on_link)
+            self.supervisor.add_listener(self.commands.on_link)
         self.accounts: BrokerAccounts | None = None
         if settings.broker_password_file is not None:
             server = None
@@ -174,6 +186,16 @@ class Backbone:
         assert self.supervisor is not None  # configurations are published only when linked
         await self.supervisor.publish(topic, payload, qos=1, retain=True)
 
+    async def _publish_command(self, topic: str, payload: bytes) -> None:
+        if self.supervisor is None:
+            msg = "no broker configured (PP_MQTT_URL is empty)"
+            raise NotConnectedError(msg)
+        await self.supervisor.publish(topic, payload, qos=2)  # returns on PUBCOMP
+
+    def _device_online(self, device_id: str) -> bool:
+        state = self.presence.state(device_id)
+        return state is not None and state.status == "online"
+
     async def _publish_ack(self, topic: str, payload: bytes) -> None:
         assert self.supervisor is not None  # acks only follow messages the link received
         await self.supervisor.publish(topic, payload, qos=1)
@@ -195,6 +217,7 @@ class Backbone:
         self._unsubscribe = [
             bus.subscribe(DeviceChanged, self._device_changed),
             bus.subscribe(DesiredConfigChanged, self._config_changed),
+            bus.subscribe(CommandChanged, self.commands.on_changed),
         ]
         await self._sync_accounts()
         await self.alarms.start()  # thresholds and active alarms loaded before any sample
@@ -202,6 +225,7 @@ class Backbone:
         await self.presence.start()
         await self.last_seen.start()
         await self.identity.start()
+        await self.commands.start()  # deadlines re-armed from the database
         if self.supervisor is not None:
             await self.supervisor.start()
 
@@ -216,5 +240,6 @@ class Backbone:
         await self.presence.stop()
         if self.supervisor is not None:
             await self.supervisor.stop()
+        await self.commands.stop()  # after the link: the answers it received are recorded
         await self.identity.stop()
         await self.last_seen.stop()  # after the link: the last messages' times are stored too

@@ -1,0 +1,234 @@
+"""Command dispatch: signed commands out at QoS 2, the stations' answers in, deadlines kept.
+
+- A command goes out only while presence says its device is online; until then it waits,
+  queued. Each publish runs in its own task (at most ``MAX_PUBLISHING`` at once), so a slow
+  one never holds up another station's command.
+- A publish is counted in the database before it begins (``commands.attempt``, which also
+  refuses a command that has ended or is past its deadline), signed with its deadline as
+  ``expires_at``, and the command becomes ``sent`` only once the broker has completed the
+  QoS 2 hand-over (aiomqtt's publish returns on PUBCOMP).
+- When a device comes online (or another instance of it does), its queued commands go out
+  and its sent or delivered ones go out again: a station answers a command it has seen
+  from its cache and never runs it twice, so a lost answer, a station restart or a server
+  restart still ends in the station's own word. On every connect of the link, the same
+  for every device online.
+- Answers (``cmd/result``, QoS 1) are recorded by ``RESULT_WORKERS`` workers, one device's
+  always by the same worker, in the order they came, so the receive loop never waits on
+  the database and one device's answers never overtake each other.
+- One loop ends what is past its deadline, sleeping until the earliest deadline stored (at
+  most ``DEADLINE_POLL_S``; woken when a command is created). Nothing lives only in
+  memory: after a restart the database says what is pending and when it expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from core.db.engine import Database
+from core.db.models import Command as CommandRow
+from core.db.types import utcnow
+from core.events import CommandChanged
+from core.mqtt.link import LinkEvent, LinkState
+from core.mqtt.routing import Route
+from core.protocol import commands as protocol
+from core.protocol import topics
+from core.protocol.drops import Drop
+from core.protocol.signing import SigningKey
+from core.services import commands
+from core.tasks import TaskSet
+from webui.backbone.presence import DeviceState
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[str, bytes], Awaitable[None]]  # topic, payload; QoS 2, returns on PUBCOMP
+# Publishes under way at once: a fleet-wide change goes out together, while each send's two
+# short transactions stay well within the database pool (5 + 10 overflow by default).
+MAX_PUBLISHING = 16
+RESULT_WORKERS = 4  # answers recorded in parallel, one device's always by the same worker
+RESULT_QUEUE = 1000  # answers waiting per worker before the receive loop waits too
+# Longest sleep of the deadline loop: commands another replica created are seen this late.
+DEADLINE_POLL_S = 1.0
+DRAIN_S = 5.0  # on stop, how long the answers already received may take to be recorded
+
+
+class CommandDispatcher:
+    """Publishes commands to online stations, records their answers, keeps their deadlines."""
+
+    def __init__(
+        self,
+        database: Database,
+        key: SigningKey,
+        publish: Publish,
+        *,
+        online: Callable[[str], bool],
+        link_up: Callable[[], bool],
+    ) -> None:
+        self._database = database
+        self._key = key
+        self._publish = publish
+        self._online = online
+        self._link_up = link_up
+        self._window = asyncio.Semaphore(MAX_PUBLISHING)
+        self._sending: set[uuid.UUID] = set()  # a command already on its way is not sent twice
+        self._instances: dict[str, str] = {}  # device → station instance, while online
+        self._wake = asyncio.Event()
+        self._sends = TaskSet("command sends")
+        self._loops = TaskSet("command dispatcher")
+        self._results: list[asyncio.Queue[protocol.Result]] = []
+
+    # -- wiring ------------------------------------------------------------------------
+
+    def routes(self) -> list[Route[protocol.Result]]:
+        """Every station's answers (QoS 1: each is recorded at least once, idempotently)."""
+        return [Route(topics.ALL_CMD_RESULT, 1, _decode, self._on_result)]
+
+    async def on_changed(self, event: CommandChanged) -> None:
+        """A committed move: a new command goes out now if its device is online."""
+        if event.state != "queued":
+            return
+        self._wake.set()  # its deadline may be the earliest
+        if self._link_up() and self._online(event.device_id):
+            self._send(event.command_id)
+
+    def on_presence(self, state: DeviceState) -> None:
+        """A device came online (or another instance of it did): send what it has pending."""
+        if state.status != "online":
+            self._instances.pop(state.device_id, None)
+            return
+        known = self._instances.get(state.device_id)
+        self._instances[state.device_id] = state.stream or (known or "")
+        if known is None or (state.stream and state.stream != known):
+            self._send_pending(state.device_id)
+
+    def on_link(self, event: LinkEvent) -> None:
+        """The link is up again: send what every online device has pending."""
+        if event.state is LinkState.CONNECTED:
+            self._send_pending(None)
+
+    async def start(self) -> None:
+        """Start the answer workers and the deadline loop (deadlines come from the database)."""
+        self._results = [asyncio.Queue(RESULT_QUEUE) for _ in range(RESULT_WORKERS)]
+        for number, queue in enumerate(self._results):
+            self._loops.spawn(self._record_results(queue), name=f"command results {number}")
+        self._loops.spawn(self._keep_deadlines(), name="command deadlines")
+
+    async def stop(self) -> None:
+        """Stop sending; record the answers already received (briefly), then stop."""
+        await self._sends.cancel()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(DRAIN_S):
+                for queue in self._results:
+                    await queue.join()
+        await self._loops.cancel()
+        self._instances.clear()
+
+    # -- sending -----------------------------------------------------------------------
+
+    def _send_pending(self, device_id: str | None) -> None:
+        if self._link_up():
+            self._sends.spawn(self._pending(device_id), name="pending commands")
+
+    async def _pending(self, device_id: str | None) -> None:
+        async with self._database.session() as session:
+            waiting = await commands.pending(session, device_id=device_id)
+        for command in waiting:
+            if self._online(command.device_id):
+                self._send(command.id)
+
+    def _send(self, command_id: uuid.UUID) -> None:
+        if command_id not in self._sending:
+            self._sending.add(command_id)
+            self._sends.spawn(self._publish_one(command_id), name=f"command {command_id}")
+
+    async def _publish_one(self, command_id: uuid.UUID) -> None:
+        try:
+            async with self._window:
+                async with self._database.session() as session:
+                    command = await commands.attempt(session, command_id=command_id)
+                if command is None:
+                    return  # ended, canceled or past its deadline meanwhile: never sent late
+                await self._publish(topics.cmd(command.device_id), self._signed(command))
+                if command.state == "queued":
+                    async with self._database.session() as session:
+                        await commands.mark_sent(session, command_id=command_id)
+        except Exception as error:  # the link went down: the next connect sends it again
+            log.warning("command %s not sent: %s", command_id, error or type(error).__name__)
+        finally:
+            self._sending.discard(command_id)
+
+    def _signed(self, command: CommandRow) -> bytes:
+        args = command.args
+        if command.kind == protocol.UPDATE_CONFIG:
+            args = {"version": command.config_version, "changes": command.args}
+        wire = protocol.Command(
+            cmd_id=str(command.id),
+            device_id=command.device_id,
+            kind=command.kind,
+            args=args,
+            issued_at=int(time.time() * 1000),
+            expires_at=int(command.expires_at.timestamp() * 1000),
+        )
+        return wire.signed(self._key)
+
+    # -- answers -----------------------------------------------------------------------
+
+    async def _on_result(self, result: protocol.Result) -> None:
+        await self._results[hash(result.device_id) % len(self._results)].put(result)
+
+    async def _record_results(self, queue: asyncio.Queue[protocol.Result]) -> None:
+        while True:
+            result = await queue.get()
+            try:
+                async with self._database.session() as session:
+                    outcome = await commands.record_result(
+                        session, result=result, device_id=result.device_id
+                    )
+                if outcome in ("late", "refused"):
+                    log.warning(
+                        "%s's answer %s (%s) %s",
+                        result.device_id,
+                        result.cmd_id or result.claimed_id,
+                        result.state,
+                        outcome,
+                    )
+            except Exception:
+                log.exception("answer of %s to %s not recorded", result.device_id, result.cmd_id)
+            finally:
+                queue.task_done()
+
+    # -- deadlines ---------------------------------------------------------------------
+
+    async def _keep_deadlines(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                delay = await self._expire()
+            except Exception:
+                log.exception("command deadlines not kept this round")
+                delay = DEADLINE_POLL_S
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+
+    async def _expire(self) -> float:
+        """End what is due; the seconds until the next deadline (at most DEADLINE_POLL_S)."""
+        now = utcnow()
+        async with self._database.session() as session:
+            deadline = await commands.next_deadline(session)
+            if deadline is not None and deadline <= now:
+                ended = await commands.expire_due(session, now=now)
+                log.info("%d commands ended at their deadline", len(ended))
+                deadline = await commands.next_deadline(session)
+        if deadline is None:
+            return DEADLINE_POLL_S
+        return min(DEADLINE_POLL_S, max(0.0, (deadline - utcnow()).total_seconds()))
+
+
+def _decode(topic: topics.ParsedTopic, payload: bytes) -> protocol.Result | Drop:
+    assert topic.device_id is not None  # the route matches device topics only
+    return protocol.Result.parse(payload, topic.device_id)
