@@ -19,7 +19,8 @@ from core.settings import Settings
 from tests.mqtt.broker import RunningBroker, eventually
 from tests.mqtt.server import register, running_backbone
 from tests.webui.test_ingest import station
-from webui.backbone.alarms import Alarms, limits_of
+from webui.backbone.alarms import Alarms
+from webui.backbone.thresholds import limits_of
 
 ADMIN = Actor(
     name="ada",

@@ -14,7 +14,7 @@ from nicegui import Client, background_tasks, context, ui
 from core.db.models import Alarm
 from core.services import alarms
 from core.services.actor import Actor
-from webui.backbone.alarms import ActiveAlarm
+from webui.backbone.thresholds import ActiveAlarm
 from webui.components.browser_time import ask_zone, known_zone, named
 from webui.components.values import show_value
 from webui.services import Services
