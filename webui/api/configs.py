@@ -1,6 +1,8 @@
-"""/api/v1/devices/{id}/config: a device's configuration as a history of versions.
+"""/api/v1/devices/{id}/config: a device's configuration as a history of versions; and
+/api/v1/configs/bulk: one change for many devices.
 
-Reading needs ``devices:read``; changing it ``config:write``. A change names the version
+Reading needs ``devices:read``; changing it ``config:write`` (and ``commands:send`` for
+many devices at once, since each gets an UpdateConfig command). A change names the version
 it was made against (``If-Match``, the ``ETag`` a read answered), so two people editing at
 once cannot overwrite each other unseen: the later one gets 409 and nothing changes. A
 change without ``If-Match`` is 428; ``If-Match: *`` deliberately changes whatever is current.
@@ -9,17 +11,23 @@ change without ``If-Match`` is 428; ``If-Match: *`` deliberately changes whateve
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import DeviceConfig
 from core.errors import InvalidError, PreconditionRequiredError
-from core.services import config_history, device_configs
+from core.services import config_batches, config_history, device_configs
 from core.services.actor import Actor
 from webui.api.devices import DeviceId
 from webui.api.schemas import (
+    BulkCommandOut,
+    BulkConfigIn,
+    BulkConfigOut,
+    BulkDeviceOut,
+    BulkProgressOut,
     ConfigChangeOut,
     ConfigDriftOut,
     ConfigRollbackIn,
@@ -29,9 +37,10 @@ from webui.api.schemas import (
 )
 from webui.deps import SessionDep, require
 
-router = APIRouter(prefix="/devices", tags=["configuration"])
+router = APIRouter(tags=["configuration"])
 Reader = Annotated[Actor, Depends(require("devices:read"))]
 ConfigWriter = Annotated[Actor, Depends(require("config:write"))]
+Sender = Annotated[Actor, Depends(require("commands:send"))]
 IfMatch = Annotated[
     str | None,
     Header(
@@ -99,7 +108,7 @@ def _version_out(entry: config_history.Entry) -> ConfigVersionOut:
     )
 
 
-@router.get("/{device_id}/config")
+@router.get("/devices/{device_id}/config")
 async def get_config(
     device_id: DeviceId, session: SessionDep, actor: Reader, response: Response
 ) -> DeviceConfigOut:
@@ -108,7 +117,7 @@ async def get_config(
     return await _out(session, actor, config, response)
 
 
-@router.patch("/{device_id}/config")
+@router.patch("/devices/{device_id}/config")
 async def update_config(
     device_id: DeviceId,
     body: DeviceConfigUpdate,
@@ -131,7 +140,7 @@ async def update_config(
     return await _out(session, actor, config, response)
 
 
-@router.get("/{device_id}/config/history")
+@router.get("/devices/{device_id}/config/history")
 async def list_versions(
     device_id: DeviceId,
     session: SessionDep,
@@ -149,7 +158,7 @@ async def list_versions(
     return [_version_out(e) for e in entries]
 
 
-@router.get("/{device_id}/config/history/{version}")
+@router.get("/devices/{device_id}/config/history/{version}")
 async def get_version(
     device_id: DeviceId, version: Version, session: SessionDep, actor: Reader
 ) -> ConfigVersionOut:
@@ -158,7 +167,7 @@ async def get_version(
     return _version_out(entry)
 
 
-@router.post("/{device_id}/config/rollback")
+@router.post("/devices/{device_id}/config/rollback")
 async def rollback_config(
     device_id: DeviceId,
     body: ConfigRollbackIn,
@@ -180,3 +189,61 @@ async def rollback_config(
         expected_version=expected_version(if_match),
     )
     return await _out(session, actor, config, response)
+
+
+@router.post("/configs/bulk", status_code=status.HTTP_202_ACCEPTED)
+async def send_bulk(
+    body: BulkConfigIn, session: SessionDep, actor: ConfigWriter, _: Sender
+) -> BulkConfigOut:
+    """One change for many devices: an UpdateConfig command each, sharing a batch id.
+
+    Each device gets its own configuration version. All or nothing: if any chosen device
+    cannot take the change, nothing is created and the error names it; 422 when nothing
+    matches the selector.
+    """
+    if body.devices is not None:
+        selector = config_batches.Selector(devices=tuple(body.devices))
+    else:
+        assert body.selector is not None
+        selector = config_batches.Selector(
+            enabled=body.selector.enabled, pattern=body.selector.pattern
+        )
+    batch_id, sent = await config_batches.send(
+        session,
+        actor=actor,
+        changes=body.changes.model_dump(exclude_unset=True),
+        selector=selector,
+        timeout_s=body.timeout_s,
+    )
+    return BulkConfigOut(
+        batch_id=batch_id,
+        commands=[
+            BulkCommandOut(
+                device_id=s.device_id, command_id=s.command_id, config_version=s.config_version
+            )
+            for s in sent
+        ],
+    )
+
+
+@router.get("/configs/bulk/{batch_id}")
+async def get_bulk(batch_id: uuid.UUID, session: SessionDep, actor: Reader) -> BulkProgressOut:
+    """Where each device's change stands: applied, refused, or still on its way."""
+    rows = await config_batches.progress(session, actor=actor, batch_id=batch_id)
+    return BulkProgressOut(
+        batch_id=batch_id,
+        counts=config_batches.tally(rows),
+        done=all(row.ended for row in rows),
+        devices=[
+            BulkDeviceOut(
+                device_id=row.device_id,
+                command_id=row.command_id,
+                config_version=row.config_version,
+                state=row.state,
+                outcome=row.outcome,
+                detail=row.detail,
+                ended=row.ended,
+            )
+            for row in rows
+        ],
+    )

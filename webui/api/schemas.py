@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -15,10 +15,13 @@ from pydantic import (
     StrictInt,
     StrictStr,
     field_validator,
+    model_validator,
 )
 
+from core.protocol.commands import MAX_TIMEOUT_S, MIN_TIMEOUT_S
 from core.protocol.telemetry import ValueType
 from core.protocol.topics import DEVICE_ID_PATTERN
+from core.services import config_batches
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.@-]{2,64}$"
 
@@ -233,6 +236,71 @@ class ConfigVersionOut(BaseModel):
 
 class ConfigRollbackIn(Strict):
     version: int = Field(ge=1, le=2**31 - 1, description="The version whose settings to ask for")
+
+
+class DeviceSelectorIn(Strict):
+    """Devices chosen by what they are rather than by name."""
+
+    enabled: bool | None = Field(
+        default=None, description="true: enabled devices only; false: disabled only; null: any"
+    )
+    pattern: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=config_batches.MAX_PATTERN,
+        pattern=r"^[A-Za-z0-9_*?\[\]!-]+$",
+        description="A glob on the device id: press-*, line-?-kiln, press-[0-4]*",
+    )
+
+
+class BulkConfigIn(Strict):
+    """One configuration change for many devices: ``devices`` or ``selector``, not both."""
+
+    changes: DeviceConfigUpdate
+    devices: list[Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]] | None = Field(
+        default=None, min_length=1, max_length=config_batches.MAX_DEVICES
+    )
+    selector: DeviceSelectorIn | None = None
+    timeout_s: int = Field(
+        default=config_batches.DEFAULT_TIMEOUT_S,
+        ge=MIN_TIMEOUT_S,
+        le=MAX_TIMEOUT_S,
+        description="Seconds each station has to receive it before its command expires",
+    )
+
+    @model_validator(mode="after")
+    def _one_way_of_choosing(self) -> BulkConfigIn:
+        if (self.devices is None) == (self.selector is None):
+            msg = "choose the devices either by id (devices) or by a selector, one of the two"
+            raise ValueError(msg)
+        return self
+
+
+class BulkCommandOut(BaseModel):
+    """One device's part of a change to many: its command and configuration version."""
+
+    device_id: str
+    command_id: uuid.UUID
+    config_version: int | None
+
+
+class BulkConfigOut(BaseModel):
+    batch_id: uuid.UUID = Field(description="Follow it at GET /api/v1/configs/bulk/{batch_id}")
+    commands: list[BulkCommandOut]
+
+
+class BulkDeviceOut(BulkCommandOut):
+    state: str = Field(description="The command's state: queued … succeeded | failed | …")
+    outcome: str = Field(description="The state in words: applied, refused: why, …")
+    detail: str
+    ended: bool
+
+
+class BulkProgressOut(BaseModel):
+    batch_id: uuid.UUID
+    counts: dict[str, int] = Field(description="Devices per command state")
+    done: bool = Field(description="Every device's command has ended")
+    devices: list[BulkDeviceOut]
 
 
 class DeviceCredentialsOut(BaseModel):

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import httpx
 import pytest
 
 from core.db.engine import Database
+from core.protocol.commands import Result
 from core.protocol.station_config import ConfigReport
-from core.services import device_configs
+from core.services import commands, device_configs
+from core.services.actor import Actor
 from tests.webui.api.helpers import assert_rejected
 from tests.webui.conftest import LoginAs
 
@@ -18,6 +21,7 @@ pytestmark = pytest.mark.backends("one")
 
 DEVICE = "/api/v1/devices/press-1"
 CONFIG = f"{DEVICE}/config"
+READER = Actor(name="test", permissions=frozenset({"devices:read"}))
 
 
 async def _press(
@@ -150,3 +154,115 @@ async def test_rollback_makes_a_new_version_equal_to_the_old_one(
         "heartbeat_s: removed (was 5)",
         "interval_s: 2 → 1",
     ]
+
+
+BULK = "/api/v1/configs/bulk"
+
+
+async def _fleet(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    """press-1 and press-2 enabled, press-3 disabled, kiln-1 enabled."""
+    for device_id in ("press-1", "press-2", "press-3", "kiln-1"):
+        created = await client.post("/api/v1/devices", json={"id": device_id}, headers=admin)
+        assert created.status_code == 201, created.text
+    disabled = await client.post("/api/v1/devices/press-3/disable", headers=admin)
+    assert disabled.status_code == 200, disabled.text
+
+
+async def _batches(database: Database) -> list[object]:
+    async with database.session() as session:
+        return [c.batch_id for c in await commands.search(session, actor=READER)]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field", "reason"),
+    [
+        ({"changes": {"interval_s": 2}, "selector": {"pattern": "lathe-*"}}, 422, "selector",
+         "nothing matched: there are no devices matching 'lathe-*'"),
+        ({"changes": {"interval_s": 2}, "selector": {"enabled": False, "pattern": "kiln-*"}},
+         422, "selector", "nothing matched"),
+        ({"changes": {"interval_s": 2}}, 422, None, "either by id"),
+        ({"changes": {"interval_s": 2}, "devices": ["press-1"], "selector": {}}, 422, None,
+         "either by id"),
+        ({"changes": {}, "devices": ["press-1"]}, 422, "changes", "at least one setting"),
+        ({"changes": {"interval_s": 0}, "devices": ["press-1"]}, 422, "changes.interval_s",
+         "press-1: interval_s must be 0.05-3600 s"),
+        ({"changes": {"interval_s": 2}, "devices": ["nope"]}, 404, "devices", "'nope'"),
+        ({"changes": {"interval_s": 2}, "devices": [f"d-{i}" for i in range(1001)]}, 422,
+         "devices", "at most 1000"),
+        ({"changes": {"interval_s": 2}, "selector": {"pattern": "press-1/x"}}, 422, "pattern",
+         "should match pattern"),
+        # press-1 takes it, press-3 cannot: all or nothing, and press-3 is named.
+        ({"changes": {"interval_s": 2}, "devices": ["press-3", "press-1"]}, 409, None,
+         "device 'press-3' is disabled"),
+        ({"changes": {"interval_s": 2}, "selector": {"pattern": "press-*"}}, 409, None,
+         "device 'press-3' is disabled"),
+    ],
+)  # fmt: skip
+async def test_a_refused_change_to_many_devices_creates_nothing(
+    client: httpx.AsyncClient,
+    login_as: LoginAs,
+    database: Database,
+    body: dict[str, object],
+    status: int,
+    field: str | None,
+    reason: str,
+) -> None:
+    admin = await login_as("ada")
+    await _fleet(client, admin)
+    refused = await client.post(BULK, json=body, headers=admin)
+    assert_rejected(refused, status, field)
+    assert reason in refused.text, refused.text
+    assert await _batches(database) == []
+    press = (await client.get("/api/v1/devices/press-1/config", headers=admin)).json()
+    assert press["desired_version"] == 0
+
+
+async def test_one_change_reaches_each_chosen_device_and_is_followed(
+    client: httpx.AsyncClient, login_as: LoginAs, database: Database
+) -> None:
+    admin = await login_as("ada")
+    await _fleet(client, admin)
+    body = {"changes": {"interval_s": 2}, "selector": {"enabled": True, "pattern": "press-*"}}
+    assert_rejected(await client.post(BULK, json=body, headers=await login_as("vic")), 403)
+    sent = await client.post(BULK, json=body | {"timeout_s": 600}, headers=admin)
+    assert sent.status_code == 202, sent.text
+    batch = sent.json()
+    assert [(c["device_id"], c["config_version"]) for c in batch["commands"]] == [
+        ("press-1", 1),
+        ("press-2", 1),
+    ]
+    async with database.session() as session:
+        made = await commands.search(session, actor=READER, batch_id=uuid.UUID(batch["batch_id"]))
+    assert sorted((c.device_id, c.kind, c.args) for c in made) == [
+        ("press-1", "UpdateConfig", {"interval_s": 2}),
+        ("press-2", "UpdateConfig", {"interval_s": 2}),
+    ]
+    assert {str(c.batch_id) for c in made} == {batch["batch_id"]}
+    version = (await client.get("/api/v1/devices/press-2/config/history/1", headers=admin)).json()
+    assert (version["source"], version["command_id"]) == (
+        "bulk",
+        batch["commands"][1]["command_id"],
+    )
+    kiln = (await client.get("/api/v1/devices/kiln-1/config", headers=admin)).json()
+    assert kiln["desired_version"] == 0  # not chosen
+
+    follow = f"{BULK}/{batch['batch_id']}"
+    waiting = (await client.get(follow, headers=await login_as("vic"))).json()
+    assert (waiting["counts"], waiting["done"]) == ({"queued": 2}, False)
+    answers = {"press-1": ("succeeded", ""), "press-2": ("rejected", "units: no such channel")}
+    async with database.session() as session:
+        for command in made:
+            state, detail = answers[command.device_id]
+            await commands.mark_sent(session, command_id=command.id)
+            result = Result(command.device_id, str(command.id), state, detail)  # type: ignore[arg-type]
+            assert (
+                await commands.record_result(session, result=result, device_id=command.device_id)
+                == "moved"
+            )
+    ended = (await client.get(follow, headers=admin)).json()
+    assert (ended["counts"], ended["done"]) == ({"succeeded": 1, "rejected": 1}, True)
+    assert [(d["device_id"], d["outcome"]) for d in ended["devices"]] == [
+        ("press-1", "applied"),
+        ("press-2", "refused: units: no such channel"),
+    ]
+    assert_rejected(await client.get(f"{BULK}/{uuid.uuid4()}", headers=admin), 404)

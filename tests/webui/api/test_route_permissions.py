@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
@@ -45,6 +46,8 @@ ROUTES: dict[tuple[str, str], str] = {
     ("PATCH", "/api/v1/devices/{device_id}"): "devices:write",
     ("POST", "/api/v1/devices/{device_id}/disable"): "devices:write",
     ("POST", "/api/v1/devices/{device_id}/credentials"): "devices:write",
+    ("POST", "/api/v1/configs/bulk"): "commands:send",  # and config:write
+    ("GET", "/api/v1/configs/bulk/{batch_id}"): "devices:read",
     ("GET", "/api/v1/audit"): "audit:read",
     ("GET", "/api/v1/audit/verify"): "audit:read",
 }
@@ -58,6 +61,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/v1/devices/{device_id}"): {"name": "Press"},
     ("PATCH", "/api/v1/devices/{device_id}/config"): {"interval_s": 2},
     ("POST", "/api/v1/devices/{device_id}/config/rollback"): {"version": 1},
+    ("POST", "/api/v1/configs/bulk"): {"changes": {"interval_s": 2}, "selector": {}},
 }
 VIEWER_PERMISSIONS = BUILTIN_ROLES[VIEWER][1]
 LOGOUT = ("POST", "/api/v1/auth/logout")
@@ -97,7 +101,8 @@ async def _targets(client: httpx.AsyncClient, admin: dict[str, str]) -> dict[str
     device = await client.post("/api/v1/devices", json={"id": "press-01"}, headers=admin)
     assert {user.status_code, role.status_code, device.status_code} == {201}
     ids = {"user_id": user.json()["id"], "role_id": role.json()["id"], "device_id": "press-01"}
-    return ids | {"version": "1"}
+    batch = {"batch_id": str(uuid.uuid4())}  # none: a 404 tells whether the caller may read
+    return ids | {"version": "1"} | batch
 
 
 async def _statuses(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -28,7 +29,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from core.db.engine import Database
-from core.services import devices, roles, users
+from core.services import device_configs, devices, roles, users
 from core.services.actor import Actor
 from tests.webui.conftest import LoginAs
 
@@ -41,7 +42,9 @@ EXCLUDED = {("POST", "/api/v1/auth/logout"): "would end the session of the run's
 REQUEST_TIMEOUT_S = 30.0  # one request to the in-process server, generously
 CHECKS = [not_a_server_error, response_schema_conformance]
 MODES = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
-SETUP = Actor(name="test", permissions=frozenset({"roles:manage", "devices:write"}))
+SETUP = Actor(
+    name="test", permissions=frozenset({"roles:manage", "devices:write", "config:write"})
+)
 
 Send = Callable[[Any], httpx.Response]
 
@@ -59,7 +62,11 @@ async def _targets(database: Database) -> dict[str, str]:
             session, actor=SETUP, name="Fuzzed", description="", permissions=[]
         )
         device = await devices.create_device(session, actor=SETUP, device_id="fuzz-01")
-    return {"user_id": str(victim.id), "role_id": str(role.id), "device_id": device.device.id}
+        await device_configs.update_desired(  # a configuration version 1 to read
+            session, actor=SETUP, device_id="fuzz-01", changes={"interval_s": 1}
+        )
+    ids = {"user_id": str(victim.id), "role_id": str(role.id), "device_id": device.device.id}
+    return ids | {"version": "1", "batch_id": str(uuid.uuid4())}
 
 
 def _operations(schema: Any) -> Iterator[Any]:
