@@ -21,6 +21,7 @@ NAVIGATION: list[tuple[str, str, str, str | None]] = [
     ("Overview", "/", "dashboard", None),
     ("Fleet", "/fleet", "sensors", "devices:read"),
     ("Devices", "/devices", "router", "devices:read"),
+    ("Bulk config", "/configs/bulk", "tune", "config:write"),
     ("Users", "/users", "people", "users:manage"),
     ("Roles", "/roles", "admin_panel_settings", "roles:manage"),
     ("Audit log", "/audit", "history", "audit:read"),

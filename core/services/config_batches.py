@@ -108,6 +108,9 @@ async def select(session: AsyncSession, *, actor: Actor, selector: Selector) -> 
     """
     known = {d.id: d.enabled for d in await devices.list_devices(session, actor=actor)}
     if selector.devices is not None:
+        if not selector.devices:
+            msg = "choose at least one device"
+            raise InvalidError(msg, field="devices")
         chosen = sorted(set(selector.devices))
         for device_id in chosen:
             if device_id not in known:

@@ -10,6 +10,7 @@ def register(services: Services) -> None:
     # Imported here, not at module level: the test harness drops page modules between tests.
     from webui.pages import (
         audit,
+        bulk_config,
         device,
         devices,
         export,
@@ -21,5 +22,17 @@ def register(services: Services) -> None:
         users,
     )
 
-    for page in (login, overview, fleet, device, history, export, users, roles, devices, audit):
+    for page in (
+        login,
+        overview,
+        fleet,
+        device,
+        history,
+        export,
+        users,
+        roles,
+        devices,
+        bulk_config,
+        audit,
+    ):
         page.register(services)

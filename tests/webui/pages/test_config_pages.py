@@ -7,11 +7,13 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from nicegui import ui
 from nicegui.testing.user import User
 
 from core.db.engine import Database
+from core.protocol.commands import Result
 from core.protocol.station_config import ConfigReport
-from core.services import config_history, device_configs, devices
+from core.services import commands, config_history, device_configs, devices
 from core.services.actor import Actor
 from tests.webui.conftest import ADMIN_PASSWORD, VIEWER_PASSWORD
 from tests.webui.pages.test_login import signed_in
@@ -130,3 +132,59 @@ async def test_a_rollback_on_a_page_whose_rights_were_lost_is_refused(
     user.find(marker="config-rollback 1").click()
     await refused(user)
     assert await _asked(database) == 2
+
+
+async def test_one_change_for_many_devices_is_previewed_sent_and_followed(
+    user: User, database: Database
+) -> None:
+    async with database.session() as session:
+        for device_id in ("press-1", "press-2", "press-3", "kiln-1"):
+            await devices.create_device(session, actor=SHELL, device_id=device_id)
+        await devices.update_device(session, actor=SHELL, device_id="press-3", enabled=False)
+    await signed_in(user, "ada", ADMIN_PASSWORD)
+    await user.open("/configs/bulk")
+    await user.should_see(marker="bulk-how", retries=30)
+    how = user.find(marker="bulk-how").elements.pop()
+    assert isinstance(how, ui.radio)
+    how.value = "pattern"
+    user.find(marker="bulk-interval").type("2")
+    user.find(marker="bulk-send").click()
+    await user.should_see(content="type a pattern", retries=30)
+    user.find(marker="bulk-pattern").type("lathe-*")
+    user.find(marker="bulk-preview").click()
+    await user.should_see(content="nothing matched", retries=30)
+    user.find(marker="bulk-pattern").clear().type("press-*")
+    user.find(marker="bulk-preview").click()
+    await user.should_see(
+        content="2 device(s): press-1, press-2", retries=30, marker="bulk-matched"
+    )
+
+    user.find(marker="bulk-send").click()
+    await user.should_see(
+        content="Of 2 devices: 0 applied · 0 refused · 2 on their way", retries=30
+    )
+    async with database.session() as session:
+        made = await commands.search(session, actor=SHELL, kind="UpdateConfig")
+        assert sorted(c.device_id for c in made) == ["press-1", "press-2"]
+        assert len({c.batch_id for c in made}) == 1
+        for command in made:
+            await commands.mark_sent(session, command_id=command.id)
+            ok = command.device_id == "press-1"
+            state, detail = ("succeeded", "") if ok else ("failed", "disk full")
+            result = Result(command.device_id, str(command.id), state, detail)  # type: ignore[arg-type]
+            await commands.record_result(session, result=result, device_id=command.device_id)
+    await user.should_see(content="Of 2 devices: 1 applied · 1 refused", retries=50)
+    table = user.find(marker="bulk-table").elements.pop()
+    assert isinstance(table, ui.table)
+    assert [(r["device_id"], r["version"], r["outcome"]) for r in table.rows] == [
+        ("press-1", "v1", "applied"),
+        ("press-2", "v1", "refused: disk full"),
+    ]
+
+
+async def test_a_viewer_cannot_open_the_change_for_many_devices(user: User) -> None:
+    await signed_in(user, "vic", VIEWER_PASSWORD)
+    await user.should_not_see(marker="nav Bulk config", retries=30)
+    await user.open("/configs/bulk")
+    await user.should_see(marker="not-allowed", retries=30)
+    await user.should_not_see(marker="bulk-send")
