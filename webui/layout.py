@@ -22,6 +22,7 @@ NAVIGATION: list[tuple[str, str, str, str | None]] = [
     ("Fleet", "/fleet", "sensors", "devices:read"),
     ("Devices", "/devices", "router", "devices:read"),
     ("Bulk config", "/configs/bulk", "tune", "config:write"),
+    ("Commands", "/commands", "terminal", "devices:read"),
     ("Users", "/users", "people", "users:manage"),
     ("Roles", "/roles", "admin_panel_settings", "roles:manage"),
     ("Audit log", "/audit", "history", "audit:read"),

@@ -11,6 +11,7 @@ def register(services: Services) -> None:
     from webui.pages import (
         audit,
         bulk_config,
+        commands,
         device,
         devices,
         export,
@@ -32,6 +33,7 @@ def register(services: Services) -> None:
         users,
         roles,
         devices,
+        commands,
         bulk_config,
         audit,
     ):

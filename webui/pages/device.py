@@ -16,6 +16,7 @@ from webui.backbone.hub import LivePoint, Reading
 from webui.backbone.presence import DeviceState
 from webui.components import config_card, live_chart
 from webui.components.alarms import AlarmsCard
+from webui.components.command_panel import device_commands
 from webui.components.config_card import ConfigCard
 from webui.components.conflict_chip import ConflictChip
 from webui.components.live_chart import LiveChart
@@ -52,6 +53,7 @@ def register(services: Services) -> None:
                 card = ConfigCard(services.database, actor, device.id)
                 card.build(config)
                 ticker.add(lambda: card.follow(view.reported_version()))
+            device_commands(services.database, actor, device.id)
 
 
 async def found_device(
