@@ -129,6 +129,12 @@ def _checked(kind: str, args: Mapping[str, Any], timeout_s: float) -> dict[str, 
         checked = protocol.check_args(kind, args)
     except protocol.ArgsError as error:
         raise InvalidError(str(error), field=error.field) from error
+    for name, value in checked.items():  # what the station's JSON reader would refuse
+        try:
+            orjson.dumps(value)
+        except TypeError as error:  # an integer past 64 bits
+            msg = f"{name}: {error}"
+            raise InvalidError(msg, field=f"args.{name}") from error
     if len(orjson.dumps(checked)) > MAX_ARGS_BYTES:
         msg = f"arguments over {MAX_ARGS_BYTES} bytes: a station would not read the command"
         raise InvalidError(msg, field="args")

@@ -106,6 +106,7 @@ async def test_a_command_is_queued_audited_and_announced_after_its_commit(
         ("UpdateConfig", {}, 30, "args"),
         ("UpdateConfig", {"interval_s": -1}, 30, "args.interval_s"),
         ("UpdateConfig", {"colour": "red"}, 30, "args.colour"),
+        ("UpdateConfig", {"thresholds": {"t": {"high": 10**30}}}, 30, "args.thresholds"),
         ("Ping", {}, 0, "timeout_s"),
         ("Ping", {}, 8 * 24 * 3600, "timeout_s"),
     ],

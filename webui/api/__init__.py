@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from webui.api import audit, auth, configs, devices, errors, health, history, roles, users
+from webui.api import (
+    audit,
+    auth,
+    commands,
+    configs,
+    devices,
+    errors,
+    health,
+    history,
+    roles,
+    users,
+)
 
 
 def router() -> APIRouter:
     """Every /api/v1 route."""
     api = APIRouter(prefix="/api/v1", responses=errors.RESPONSES)
-    for module in (auth, users, roles, devices, configs, history, audit, health):
+    for module in (auth, users, roles, devices, configs, history, commands, audit, health):
         api.include_router(module.router)
     return api

@@ -46,6 +46,11 @@ ROUTES: dict[tuple[str, str], str] = {
     ("PATCH", "/api/v1/devices/{device_id}"): "devices:write",
     ("POST", "/api/v1/devices/{device_id}/disable"): "devices:write",
     ("POST", "/api/v1/devices/{device_id}/credentials"): "devices:write",
+    ("POST", "/api/v1/devices/{device_id}/commands"): "commands:send",
+    ("GET", "/api/v1/devices/{device_id}/commands"): "devices:read",
+    ("GET", "/api/v1/commands"): "devices:read",
+    ("GET", "/api/v1/commands/{command_id}"): "devices:read",
+    ("POST", "/api/v1/commands/{command_id}/cancel"): "commands:send",
     ("POST", "/api/v1/configs/bulk"): "commands:send",  # and config:write
     ("GET", "/api/v1/configs/bulk/{batch_id}"): "devices:read",
     ("GET", "/api/v1/audit"): "audit:read",
@@ -62,6 +67,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/v1/devices/{device_id}/config"): {"interval_s": 2},
     ("POST", "/api/v1/devices/{device_id}/config/rollback"): {"version": 1},
     ("POST", "/api/v1/configs/bulk"): {"changes": {"interval_s": 2}, "selector": {}},
+    ("POST", "/api/v1/devices/{device_id}/commands"): {"kind": "Ping"},
 }
 VIEWER_PERMISSIONS = BUILTIN_ROLES[VIEWER][1]
 LOGOUT = ("POST", "/api/v1/auth/logout")
@@ -93,16 +99,19 @@ async def _call(
 
 
 async def _targets(client: httpx.AsyncClient, admin: dict[str, str]) -> dict[str, str]:
-    """Existing ids for the path parameters: a user, a custom role and a device."""
+    """Existing ids for the path parameters: a user, a custom role, a device, a command."""
     user = await client.post(
         "/api/v1/users", json={"username": "target", "password": "long-enough-1"}, headers=admin
     )
     role = await client.post("/api/v1/roles", json={"name": "Target"}, headers=admin)
     device = await client.post("/api/v1/devices", json={"id": "press-01"}, headers=admin)
-    assert {user.status_code, role.status_code, device.status_code} == {201}
+    command = await client.post(
+        "/api/v1/devices/press-01/commands", json={"kind": "Ping"}, headers=admin
+    )
+    assert {user.status_code, role.status_code, device.status_code, command.status_code} == {201}
     ids = {"user_id": user.json()["id"], "role_id": role.json()["id"], "device_id": "press-01"}
     batch = {"batch_id": str(uuid.uuid4())}  # none: a 404 tells whether the caller may read
-    return ids | {"version": "1"} | batch
+    return ids | {"version": "1", "command_id": command.json()["id"]} | batch
 
 
 async def _statuses(

@@ -29,7 +29,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from core.db.engine import Database
-from core.services import device_configs, devices, roles, users
+from core.services import commands, device_configs, devices, roles, users
 from core.services.actor import Actor
 from tests.webui.conftest import LoginAs
 
@@ -42,9 +42,8 @@ EXCLUDED = {("POST", "/api/v1/auth/logout"): "would end the session of the run's
 REQUEST_TIMEOUT_S = 30.0  # one request to the in-process server, generously
 CHECKS = [not_a_server_error, response_schema_conformance]
 MODES = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
-SETUP = Actor(
-    name="test", permissions=frozenset({"roles:manage", "devices:write", "config:write"})
-)
+SETUP = Actor(name="test", permissions=frozenset({"roles:manage", "devices:write", "config:write"}))
+SENDER = Actor(name="test", permissions=frozenset({"commands:send"}))
 
 Send = Callable[[Any], httpx.Response]
 
@@ -65,8 +64,11 @@ async def _targets(database: Database) -> dict[str, str]:
         await device_configs.update_desired(  # a configuration version 1 to read
             session, actor=SETUP, device_id="fuzz-01", changes={"interval_s": 1}
         )
+        command = await commands.create(
+            session, actor=SENDER, device_id="fuzz-01", kind="Ping", args={}
+        )
     ids = {"user_id": str(victim.id), "role_id": str(role.id), "device_id": device.device.id}
-    return ids | {"version": "1", "batch_id": str(uuid.uuid4())}
+    return ids | {"version": "1", "command_id": str(command.id), "batch_id": str(uuid.uuid4())}
 
 
 def _operations(schema: Any) -> Iterator[Any]:

@@ -1,0 +1,131 @@
+"""/api/v1 commands: send one to a device, follow it, cancel it (``commands:send`` to send and
+cancel, ``devices:read`` to read)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+from pydantic import AfterValidator, AwareDatetime
+
+from core.db.models import Command
+from core.protocol.topics import DEVICE_ID_PATTERN
+from core.services import commands
+from core.services.actor import Actor
+from webui.api.command_schemas import CommandCreate, CommandOut
+from webui.api.devices import DeviceId
+from webui.deps import SessionDep, require
+
+router = APIRouter(tags=["commands"])
+Reader = Annotated[Actor, Depends(require("devices:read"))]
+Sender = Annotated[Actor, Depends(require("commands:send"))]
+Limit = Annotated[int, Query(ge=1, le=commands.MAX_PAGE)]
+# Past a billion rows nobody pages; the database's integer would overflow long before a 500.
+Offset = Annotated[int, Query(ge=0, le=10**9)]
+
+
+def _in_utc_range(moment: datetime) -> datetime:
+    """``moment``, if UTC can represent it (0001-01-01T00:00+01:00 is year 0 there)."""
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        msg = "out of range once in UTC: keep between years 1 and 9999 there"
+        raise ValueError(msg) from None
+
+
+Moment = Annotated[AwareDatetime, AfterValidator(_in_utc_range)]
+
+
+def _out(command: Command) -> CommandOut:
+    return CommandOut(
+        id=command.id,
+        device_id=command.device_id,
+        kind=command.kind,
+        args=command.args,
+        state=command.state,
+        detail=command.detail,
+        result=command.result,
+        created_by=command.created_by_name,
+        created_at=command.created_at,
+        expires_at=command.expires_at,
+        sent_at=command.sent_at,
+        delivered_at=command.delivered_at,
+        finished_at=command.finished_at,
+        attempts=command.attempts,
+        config_version=command.config_version,
+        batch_id=command.batch_id,
+    )
+
+
+@router.post("/devices/{device_id}/commands", status_code=status.HTTP_201_CREATED)
+async def create_command(
+    device_id: DeviceId, body: CommandCreate, session: SessionDep, actor: Sender
+) -> CommandOut:
+    """Queue a command; it goes out when the station is online, unless its deadline passes.
+
+    UpdateConfig also needs ``config:write``: its settings become the device's next desired
+    configuration version. 404: no such device; 409: the device is disabled.
+    """
+    command = await commands.create(
+        session,
+        actor=actor,
+        device_id=device_id,
+        kind=body.kind,
+        args=body.args,
+        timeout_s=body.timeout_s,
+    )
+    return _out(command)
+
+
+@router.get("/devices/{device_id}/commands")
+async def list_device_commands(
+    device_id: DeviceId, session: SessionDep, actor: Reader, limit: Limit = 50, offset: Offset = 0
+) -> list[CommandOut]:
+    """The device's commands, newest first."""
+    found = await commands.list_for_device(
+        session, actor=actor, device_id=device_id, limit=limit, offset=offset
+    )
+    return [_out(command) for command in found]
+
+
+@router.get("/commands")
+async def search_commands(
+    session: SessionDep,
+    actor: Reader,
+    device_id: Annotated[str | None, Query(pattern=DEVICE_ID_PATTERN)] = None,
+    kind: Annotated[str | None, Query(max_length=64)] = None,
+    state: Annotated[str | None, Query(max_length=16)] = None,
+    since: Annotated[Moment | None, Query(description="Created at or after (ISO-8601)")] = None,
+    until: Annotated[Moment | None, Query(description="Created before (ISO-8601)")] = None,
+    batch_id: uuid.UUID | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> list[CommandOut]:
+    """Commands of every device, newest first, narrowed by each filter given."""
+    found = await commands.search(
+        session,
+        actor=actor,
+        device_id=device_id,
+        kind=kind,
+        state=state,
+        since=since,
+        until=until,
+        batch_id=batch_id,
+        limit=limit,
+        offset=offset,
+    )
+    return [_out(command) for command in found]
+
+
+@router.get("/commands/{command_id}")
+async def get_command(command_id: uuid.UUID, session: SessionDep, actor: Reader) -> CommandOut:
+    """One command and where it stands."""
+    return _out(await commands.get(session, actor=actor, command_id=command_id))
+
+
+@router.post("/commands/{command_id}/cancel")
+async def cancel_command(command_id: uuid.UUID, session: SessionDep, actor: Sender) -> CommandOut:
+    """Withdraw a command not yet handed to the broker; 409 saying why once it has been."""
+    return _out(await commands.cancel(session, actor=actor, command_id=command_id))
