@@ -9,7 +9,13 @@ import pytest
 from sqlalchemy import text
 
 from core.db.engine import Database
-from core.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
+from core.errors import (
+    ConflictError,
+    DomainError,
+    ForbiddenError,
+    InvalidError,
+    NotFoundError,
+)
 from core.protocol.station_config import ConfigReport
 from core.services import config_history, device_configs, devices
 from core.services.actor import Actor
@@ -158,7 +164,11 @@ async def test_rollback_makes_a_new_version_equal_to_the_old_one(database: Datab
     ],
 )
 async def test_a_refused_rollback_changes_nothing(
-    database: Database, actor: Actor, to_version: int, expected: int | None, error: type
+    database: Database,
+    actor: Actor,
+    to_version: int,
+    expected: int | None,
+    error: type[DomainError],
 ) -> None:
     await _device(database, *EDITS)
     with pytest.raises(error) as raised:

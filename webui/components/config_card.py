@@ -116,7 +116,7 @@ class ConfigCard:
                 self.error = ui.label().classes("text-negative").mark("config-error")
             ui.separator()
             self.history = ConfigHistory(
-                self.database, self.device_id, may_write=self.may_write, shown=self.show
+                self.database, self.device_id, may_write=self.may_write, shown=self._rolled_back
             )
             self.history.build()
         self.show(snapshot, fill_form=True)
@@ -155,6 +155,10 @@ class ConfigCard:
             self.form_version = snapshot.version
             self.interval.value = snapshot.desired.get("interval_s")
             self.heartbeat.value = snapshot.desired.get("heartbeat_s")
+
+    def _rolled_back(self, snapshot: Snapshot) -> None:
+        """After a rollback (or its refusal) the form shows, and changes, the version asked."""
+        self.show(snapshot, fill_form=True)
 
     def follow(self, reported_version: int | None) -> None:
         """Reload when the station's heartbeats name a version other than the one shown.

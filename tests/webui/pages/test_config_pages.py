@@ -112,6 +112,11 @@ async def test_an_admin_rolls_back_to_an_older_version(user: User, database: Dat
     user.find(marker="config-rollback-confirm").click()
     await user.should_see(content="version 4: a sample every 1 s.", retries=30)
     await user.should_see(content="ada · rollback to v1", marker="config-version-by 4")
+    interval, heartbeat = (
+        user.find(marker=f"config-{name}").elements.pop() for name in ("interval", "heartbeat")
+    )
+    assert isinstance(interval, ui.number) and isinstance(heartbeat, ui.number)
+    assert (interval.value, heartbeat.value) == (1, None)  # the form follows: it edits v4 now
     async with database.session() as session:
         published = await device_configs.desired(session, device_id="kiln-1")
     assert published is not None and (published.version, published.settings) == (
