@@ -109,9 +109,9 @@ class ConfigCard:
             if self.may_write:
                 with ui.row().classes("items-end gap-4"):
                     self.interval = ui.number("Seconds between samples", suffix="s")
-                    self.interval.mark("config-interval")
+                    self.interval.classes("w-56").mark("config-interval")
                     self.heartbeat = ui.number("Seconds between heartbeats", suffix="s")
-                    self.heartbeat.mark("config-heartbeat")
+                    self.heartbeat.classes("w-56").mark("config-heartbeat")
                     ui.button("Send to the station", on_click=self.save).mark("config-save")
                 self.error = ui.label().classes("text-negative").mark("config-error")
             ui.separator()

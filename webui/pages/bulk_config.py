@@ -92,15 +92,19 @@ class BulkConfigView:
             ui.label("The change").classes("font-semibold")
             with ui.row().classes("items-end gap-4"):
                 self.interval = ui.number("Seconds between samples", suffix="s")
-                self.interval.mark("bulk-interval")
+                self.interval.classes("w-56").mark("bulk-interval")
                 self.heartbeat = ui.number("Seconds between heartbeats", suffix="s")
-                self.heartbeat.mark("bulk-heartbeat")
-                self.timeout = ui.number(
-                    "Give each station up to",
-                    value=config_batches.DEFAULT_TIMEOUT_S,
-                    suffix="s",
-                    min=1,
-                ).mark("bulk-timeout")
+                self.heartbeat.classes("w-56").mark("bulk-heartbeat")
+                self.timeout = (
+                    ui.number(
+                        "Give each station up to",
+                        value=config_batches.DEFAULT_TIMEOUT_S,
+                        suffix="s",
+                        min=1,
+                    )
+                    .classes("w-56")
+                    .mark("bulk-timeout")
+                )
             with ui.row():
                 ui.button("Preview", on_click=self.preview).props("outline").mark("bulk-preview")
                 ui.button("Send to these devices", on_click=self.send).mark("bulk-send")
