@@ -31,6 +31,7 @@ from webui.forms import submit
 
 log = logging.getLogger(__name__)
 PAGE = 20  # rows a page: a busy station's last hour at a glance, read in about a millisecond
+SHORT_ID = 16  # device ids up to this long stay on one line in the Device column
 REFRESH_S = 1.0  # a state change shows within a second; one small read a second per open list
 
 
@@ -101,12 +102,12 @@ class CommandList:
     def build(self) -> None:
         """Lay out the table and its pager; the timer fills it once the browser is connected."""
         self.table = ui.grid().classes("w-full gap-x-4 gap-y-2 items-start").mark("command-list")
-        columns = ["Kind", "Arguments", "State", "Sent by", "Times", "Outcome"]
+        columns = ["Command", "Arguments", "State", "Times", "Outcome"]
         if self.show_device:
             columns.insert(0, "Device")
         if self.may_cancel:
             columns.append("")
-        widths = {"Arguments": "minmax(10rem, 1fr)", "Outcome": "minmax(12rem, 1.5fr)"}
+        widths = {"Arguments": "minmax(8rem, 1fr)", "Outcome": "minmax(10rem, 1.5fr)"}
         template = " ".join(widths.get(column, "auto") for column in columns)
         self.table.style(f"grid-template-columns: {template}")
         self.columns = columns
@@ -134,6 +135,7 @@ class CommandList:
                 page = await read(session, self.actor, self.page.filters, self.page.offset)
         except DomainError as error:  # a filter the service refuses: say so, keep the rows
             self.span.text = error.message
+            self.pager.set_visibility(True)
             return
         except Exception:  # the database away for a moment: the next tick reads again
             log.warning("commands not read", exc_info=True)
@@ -209,17 +211,21 @@ class CommandList:
     def _row(self, command: Command) -> None:
         state = words.state_of(command.state)
         if self.show_device:
-            ui.link(command.device_id, f"/devices/{command.device_id}").mark(
-                f"command-device device-{command.id}"
-            )
-        kind = ui.label(words.kind_label(command.kind)).classes("font-medium")
-        kind.mark(f"command-kind kind-{command.id}").tooltip(f"command {words.short_id(command)}")
+            # A short id reads on one line; a long one may break anywhere rather than widen.
+            wrap = "whitespace-nowrap" if len(command.device_id) <= SHORT_ID else "break-all"
+            link = ui.link(command.device_id, f"/devices/{command.device_id}").classes(wrap)
+            link.mark(f"command-device device-{command.id}")
+        with ui.column().classes("gap-0"):
+            kind = ui.label(words.kind_label(command.kind)).classes("font-medium whitespace-nowrap")
+            kind.mark(f"command-kind kind-{command.id}")
+            kind.tooltip(f"command {words.short_id(command)}")
+            sender = command.created_by_name or "someone since deleted"
+            ui.label(f"by {sender}").classes("text-sm text-slate-600").mark("command-by")
         ui.label(words.arguments(command)).mark(f"command-args args-{command.id}")
         chip = ui.chip(state.label, color=state.color, text_color="white").props("dense square")
         chip.mark(f"command-state state-{command.id}")
         if state.meaning:
             chip.tooltip(state.meaning)
-        ui.label(command.created_by_name or "—").mark("command-by")
         with ui.column().classes("gap-0 text-sm"):
             for line in words.times(command, self.zone):
                 ui.label(line).classes("whitespace-nowrap")
@@ -228,9 +234,9 @@ class CommandList:
         )
         if self.may_cancel:
             if command.state == "queued":
-                ui.button(
-                    "Cancel", icon="cancel", on_click=lambda c=command.id: self.cancel(c)
-                ).props("flat dense color=negative").mark(f"command-cancel cancel-{command.id}")
+                ui.button("Cancel", on_click=lambda c=command.id: self.cancel(c)).props(
+                    "flat dense no-wrap color=negative"
+                ).mark(f"command-cancel cancel-{command.id}")
             else:
                 ui.label()
 

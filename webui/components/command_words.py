@@ -114,7 +114,7 @@ def outcome(command: Command, zone: tzinfo) -> str:
     if command.kind == protocol.PING and command.state == "succeeded":
         parts += _ping(command, zone)
     elif command.kind == protocol.FLUSH_OUTBOX and command.result:
-        parts += _flush(command.result)
+        parts += _flush(command.result, command.detail)
     return " · ".join(parts)
 
 
@@ -143,12 +143,12 @@ def _ping(command: Command, zone: tzinfo) -> list[str]:
     return said
 
 
-def _flush(result: dict[str, Any]) -> list[str]:
+def _flush(result: dict[str, Any], detail: str) -> list[str]:
     said = []
     sent, acked, pending = (_count(result, k) for k in ("sent", "acked_seq", "pending"))
     if sent is not None:
         said.append(f"{sent} sample{'' if sent == 1 else 's'} sent")
-    if acked is not None:
+    if acked is not None and f"seq {acked}" not in detail:  # the station may have said it
         said.append(f"acknowledged up to seq {acked}")
     if pending:
         said.append(f"{pending} still waiting")

@@ -81,16 +81,17 @@ class CommandsView:
             ranges = {key: label for key, (label, _) in RANGES.items()}
             self.range = ui.select(ranges, value=ANY, label="Created").classes("min-w-40")
             self.range.mark("filter-range")
-            self.since = ui.input("From", placeholder="YYYY-MM-DD HH:MM").mark("filter-since")
-            self.until = ui.input("To", placeholder="YYYY-MM-DD HH:MM").mark("filter-until")
             for select in (self.device, self.kind, self.state, self.range):
                 select.on_value_change(self.apply)
+        with ui.row().classes("items-start gap-4") as custom_range:
+            self.since = ui.input("From", placeholder="YYYY-MM-DD HH:MM").mark("filter-since")
+            self.until = ui.input("To", placeholder="YYYY-MM-DD HH:MM").mark("filter-until")
             for custom in (self.since, self.until):
-                custom.bind_visibility_from(self.range, "value", lambda v: v == CUSTOM)
                 custom.on("keydown.enter", self.apply)
                 custom.on("blur", self.apply)
-        self.zone_hint = ui.label().classes("text-sm text-slate-600").mark("filter-zone")
-        self.zone_hint.bind_visibility_from(self.range, "value", lambda v: v == CUSTOM)
+            self.zone_hint = ui.label().classes("self-center text-sm text-slate-600")
+            self.zone_hint.mark("filter-zone")
+        custom_range.bind_visibility_from(self.range, "value", lambda v: v == CUSTOM)
         listing.zone_changed = self._zone_changed
         self._zone_changed(listing.zone)
         listing.build()
@@ -103,7 +104,7 @@ class CommandsView:
         since = until = None
         key = str(self.range.value)
         span = RANGES.get(key, ("", None))[1]
-        if span is not None:
+        if span is not None:  # from when it is chosen; the list then follows what comes after
             since = datetime.now(UTC) - span
         elif key == CUSTOM:
             zone = self.list.zone
