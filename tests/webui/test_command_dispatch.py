@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -69,6 +70,8 @@ class FakeStation:
             username=self.device_id,
             password=DEVICES[self.device_id],
             will=will,
+            # As the station's supervisor does: Nagle would hold each answer ~40 ms.
+            socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
         ) as client:
             self._client = client
             await client.subscribe(topics.cmd(self.device_id), qos=2)

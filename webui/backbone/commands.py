@@ -14,7 +14,8 @@
   for every device online.
 - Answers (``cmd/result``, QoS 1) are recorded by ``RESULT_WORKERS`` workers, one device's
   always by the same worker, in the order they came, so the receive loop never waits on
-  the database and one device's answers never overtake each other.
+  the database and one device's answers never overtake each other. Answers that queued up
+  meanwhile (``delivered`` and ``succeeded`` back to back) share one transaction.
 - One loop ends what is past its deadline, sleeping until the earliest deadline stored (at
   most ``DEADLINE_POLL_S``; woken when a command is created). Nothing lives only in
   memory: after a restart the database says what is pending and when it expires.
@@ -51,6 +52,7 @@ Publish = Callable[[str, bytes], Awaitable[None]]  # topic, payload; QoS 2, retu
 MAX_PUBLISHING = 16
 RESULT_WORKERS = 4  # answers recorded in parallel, one device's always by the same worker
 RESULT_QUEUE = 1000  # answers waiting per worker before the receive loop waits too
+RESULT_BATCH = 100  # answers that queued up meanwhile share one transaction (one commit)
 # Longest sleep of the deadline loop: commands another replica created are seen this late.
 DEADLINE_POLL_S = 1.0
 DRAIN_S = 5.0  # on stop, how long the answers already received may take to be recorded
@@ -77,8 +79,10 @@ class CommandDispatcher:
         self._sending: set[uuid.UUID] = set()  # a command already on its way is not sent twice
         self._instances: dict[str, str] = {}  # device → station instance, while online
         self._wake = asyncio.Event()
+        self._stopping = False  # no new sends, and the deadline loop ends at its next sleep
         self._sends = TaskSet("command sends")
-        self._loops = TaskSet("command dispatcher")
+        self._workers = TaskSet("command results")
+        self._timer = TaskSet("command deadlines")
         self._results: list[asyncio.Queue[protocol.Result]] = []
 
     # -- wiring ------------------------------------------------------------------------
@@ -114,23 +118,33 @@ class CommandDispatcher:
         """Start the answer workers and the deadline loop (deadlines come from the database)."""
         self._results = [asyncio.Queue(RESULT_QUEUE) for _ in range(RESULT_WORKERS)]
         for number, queue in enumerate(self._results):
-            self._loops.spawn(self._record_results(queue), name=f"command results {number}")
-        self._loops.spawn(self._keep_deadlines(), name="command deadlines")
+            self._workers.spawn(self._record_results(queue), name=f"command results {number}")
+        self._timer.spawn(self._keep_deadlines())
 
     async def stop(self) -> None:
-        """Stop sending; record the answers already received (briefly), then stop."""
-        await self._sends.cancel()
+        """Let the sends under way and the answers received finish (briefly), then stop.
+
+        Tasks are cancelled only past ``DRAIN_S``: one cancelled mid-transaction would leave
+        its database connection to the garbage collector.
+        """
+        self._stopping = True
+        self._wake.set()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(DRAIN_S):
+                await self._sends.join()
                 for queue in self._results:
                     await queue.join()
-        await self._loops.cancel()
+                await self._timer.join()
+        await self._sends.cancel()
+        await self._timer.cancel()
+        await self._workers.cancel()
         self._instances.clear()
+        self._stopping = False
 
     # -- sending -----------------------------------------------------------------------
 
     def _send_pending(self, device_id: str | None) -> None:
-        if self._link_up():
+        if self._link_up() and not self._stopping:
             self._sends.spawn(self._pending(device_id), name="pending commands")
 
     async def _pending(self, device_id: str | None) -> None:
@@ -141,7 +155,7 @@ class CommandDispatcher:
                 self._send(command.id)
 
     def _send(self, command_id: uuid.UUID) -> None:
-        if command_id not in self._sending:
+        if command_id not in self._sending and not self._stopping:
             self._sending.add(command_id)
             self._sends.spawn(self._publish_one(command_id), name=f"command {command_id}")
 
@@ -182,29 +196,39 @@ class CommandDispatcher:
 
     async def _record_results(self, queue: asyncio.Queue[protocol.Result]) -> None:
         while True:
-            result = await queue.get()
+            batch = [await queue.get()]
+            while not queue.empty() and len(batch) < RESULT_BATCH:
+                batch.append(queue.get_nowait())
             try:
-                async with self._database.session() as session:
-                    outcome = await commands.record_result(
-                        session, result=result, device_id=result.device_id
-                    )
-                if outcome in ("late", "refused"):
-                    log.warning(
-                        "%s's answer %s (%s) %s",
-                        result.device_id,
-                        result.cmd_id or result.claimed_id,
-                        result.state,
-                        outcome,
-                    )
-            except Exception:
-                log.exception("answer of %s to %s not recorded", result.device_id, result.cmd_id)
+                await self._record(batch)
             finally:
-                queue.task_done()
+                for _ in batch:
+                    queue.task_done()
+
+    async def _record(self, batch: list[protocol.Result]) -> None:
+        """Record answers that queued up together in one transaction, each alone on error."""
+        try:
+            async with self._database.session() as session:
+                outcomes = [
+                    await commands.record_result(session, result=r, device_id=r.device_id)
+                    for r in batch
+                ]
+        except Exception:
+            if len(batch) > 1:
+                for result in batch:
+                    await self._record([result])
+                return
+            log.exception("answer of %s to %s not recorded", batch[0].device_id, batch[0].cmd_id)
+            return
+        for result, outcome in zip(batch, outcomes, strict=True):
+            if outcome in ("late", "refused"):
+                who = result.cmd_id or result.claimed_id
+                log.warning("%s's answer %s (%s) %s", result.device_id, who, result.state, outcome)
 
     # -- deadlines ---------------------------------------------------------------------
 
     async def _keep_deadlines(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 delay = await self._expire()
