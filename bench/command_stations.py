@@ -9,12 +9,16 @@ server or with the bench's HTTP clients; each says ``ready`` on its queue and ru
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import multiprocessing
+import queue
 import socket
 import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +34,7 @@ Queue = Any  # multiprocessing's queue and event are not subscriptable types at 
 Event = Any
 NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)  # as core.mqtt.supervisor's client
 CONNECT_S = 60.0  # a hundred stations connecting over the start spread, on a loaded machine
+READY_S = CONNECT_S + 60.0  # a spawned process imports the agent, then connects
 
 
 def fleet(
@@ -79,6 +84,39 @@ def echo(port: int, device_id: str, password: str, ready: Queue, stop: Event) ->
             await client.publish(topics.cmd_result(device_id), payload, qos=1)
 
     asyncio.run(run())
+
+
+class Helper:
+    """A spawned process (the fleet, the echo) that says ready and runs until stopped."""
+
+    def __init__(self, target: Callable[..., None], *args: Any) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.ready, self.stop_event = context.Queue(), context.Event()
+        self.process = context.Process(target=target, args=(*args, self.ready, self.stop_event))
+        self.process.start()
+        assert self.process.pid is not None  # started
+        self.pid: int = self.process.pid
+
+    async def wait_ready(self) -> None:
+        """Until the process says it is ready (RuntimeError if it dies or takes too long)."""
+        deadline = time.monotonic() + READY_S
+        while time.monotonic() < deadline:
+            with contextlib.suppress(queue.Empty):
+                await asyncio.to_thread(self.ready.get, True, 0.5)
+                return
+            if not self.process.is_alive():
+                msg = f"{self.process.name} exited ({self.process.exitcode}) before it was ready"
+                raise RuntimeError(msg)
+        msg = f"{self.process.name} was not ready in {READY_S:.0f} s"
+        raise RuntimeError(msg)
+
+    def stop(self) -> None:
+        """Ask it to stop; kill it if it does not."""
+        self.stop_event.set()
+        self.process.join(30)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
 
 
 def _ping_result() -> dict[str, int]:
