@@ -30,6 +30,7 @@ from core.services.actor import Actor
 from core.settings import Settings
 from tests.mqtt.broker import DEVICES, RunningBroker, eventually
 from tests.mqtt.server import running_backbone
+from webui.backbone import commands as dispatch
 from webui.backbone.server import Backbone
 
 pytestmark = pytest.mark.backends("one")
@@ -306,3 +307,24 @@ async def test_a_station_that_never_answers_holds_up_no_other_station(
             await _reaches(fleet, answered.id, "succeeded")
         for command in stuck:
             assert (await _reaches(fleet, command.id, "sent")).delivered_at is None
+
+
+async def test_a_failed_publish_is_tried_again_while_the_link_stays_up(
+    backbone: Backbone, fleet: Database, mosquitto: RunningBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dispatch, "RETRY_S", 0.05)
+    publish = backbone.commands._publish
+    failures = [TimeoutError("no PUBCOMP in time")]
+
+    async def flaky(topic: str, payload: bytes) -> None:
+        if failures:
+            raise failures.pop()
+        await publish(topic, payload)
+
+    monkeypatch.setattr(backbone.commands, "_publish", flaky)
+    station = _station(backbone, mosquitto, "press-07")
+    async with station.connected():
+        await eventually(lambda: _online(backbone, "press-07"))
+        command = await _create(fleet, "press-07")
+        done = await _reaches(fleet, command.id, "succeeded")
+    assert (done.attempts, failures) == (2, [])

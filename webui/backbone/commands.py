@@ -55,6 +55,7 @@ RESULT_QUEUE = 1000  # answers waiting per worker before the receive loop waits 
 RESULT_BATCH = 100  # answers that queued up meanwhile share one transaction (one commit)
 # Longest sleep of the deadline loop: commands another replica created are seen this late.
 DEADLINE_POLL_S = 1.0
+RETRY_S = 2.0  # after a failed publish on a link that stays up (a timeout, say)
 DRAIN_S = 5.0  # on stop, how long the answers already received may take to be recorded
 
 
@@ -81,6 +82,7 @@ class CommandDispatcher:
         self._wake = asyncio.Event()
         self._stopping = False  # no new sends, and the deadline loop ends at its next sleep
         self._sends = TaskSet("command sends")
+        self._retries = TaskSet("command retries")  # only sleeping: cancelled at once on stop
         self._workers = TaskSet("command results")
         self._timer = TaskSet("command deadlines")
         self._results: list[asyncio.Queue[protocol.Result]] = []
@@ -97,7 +99,7 @@ class CommandDispatcher:
             return
         self._wake.set()  # its deadline may be the earliest
         if self._link_up() and self._online(event.device_id):
-            self._send(event.command_id)
+            self._send(event.command_id, event.device_id)
 
     def on_presence(self, state: DeviceState) -> None:
         """A device came online (or another instance of it did): send what it has pending."""
@@ -129,6 +131,7 @@ class CommandDispatcher:
         """
         self._stopping = True
         self._wake.set()
+        await self._retries.cancel()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(DRAIN_S):
                 await self._sends.join()
@@ -152,16 +155,21 @@ class CommandDispatcher:
             waiting = await commands.pending(session, device_id=device_id)
         for command in waiting:
             if self._online(command.device_id):
-                self._send(command.id)
+                self._send(command.id, command.device_id)
 
-    def _send(self, command_id: uuid.UUID) -> None:
+    def _send(self, command_id: uuid.UUID, device_id: str) -> None:
         if command_id not in self._sending and not self._stopping:
             self._sending.add(command_id)
-            self._sends.spawn(self._publish_one(command_id), name=f"command {command_id}")
+            self._sends.spawn(
+                self._publish_one(command_id, device_id), name=f"command {command_id}"
+            )
 
-    async def _publish_one(self, command_id: uuid.UUID) -> None:
+    async def _publish_one(self, command_id: uuid.UUID, device_id: str) -> None:
+        failed = False
         try:
             async with self._window:
+                if not self._link_up():  # counted attempts make a command uncancelable
+                    return
                 async with self._database.session() as session:
                     command = await commands.attempt(session, command_id=command_id)
                 if command is None:
@@ -170,10 +178,18 @@ class CommandDispatcher:
                 if command.state == "queued":
                     async with self._database.session() as session:
                         await commands.mark_sent(session, command_id=command_id)
-        except Exception as error:  # the link went down: the next connect sends it again
+        except Exception as error:
             log.warning("command %s not sent: %s", command_id, error or type(error).__name__)
+            failed = True
         finally:
             self._sending.discard(command_id)
+        if failed:  # a new connect sends it again anyway; a link that stayed up, after a while
+            self._retries.spawn(self._retry(command_id, device_id), name=f"command {command_id}")
+
+    async def _retry(self, command_id: uuid.UUID, device_id: str) -> None:
+        await asyncio.sleep(RETRY_S)
+        if self._link_up() and self._online(device_id):
+            self._send(command_id, device_id)
 
     def _signed(self, command: CommandRow) -> bytes:
         args = command.args
