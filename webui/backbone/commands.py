@@ -6,7 +6,8 @@
 - A publish is counted in the database before it begins (``commands.attempt``, which also
   refuses a command that has ended or is past its deadline), signed with its deadline as
   ``expires_at``, and the command becomes ``sent`` only once the broker has completed the
-  QoS 2 hand-over (aiomqtt's publish returns on PUBCOMP).
+  QoS 2 hand-over (aiomqtt's publish returns on PUBCOMP). A publish that failed is tried
+  again after ``RETRY_S`` while the link stays up (a new connect sends it anyway).
 - When a device comes online (or another instance of it does), its queued commands go out
   and its sent or delivered ones go out again: a station answers a command it has seen
   from its cache and never runs it twice, so a lost answer, a station restart or a server
