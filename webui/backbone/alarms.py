@@ -7,10 +7,12 @@ transitions go to one writer that stores them in transactions of their own after
 commit, audited (core.services.alarms). If a write fails, the devices it touched are read
 again from the database (the truth), so the next sample decides again.
 
-Thresholds are loaded at start and again for a device when its desired configuration
-changes (``DesiredConfigChanged``); active alarms are loaded at start, so they survive a
-restart. Pages read ``active``/``count``/``revision``, from memory, changed once the write
-has committed (as the hub shows only what is stored); ``changes`` names each device whose
+Thresholds are loaded at start (in the background: commits that come first are held and
+checked after it) and again for a device when its desired configuration changes
+(``DesiredConfigChanged``); active alarms are loaded at start, so they survive a restart.
+
+Pages read ``active``/``count``/``revision``, from memory, changed once the write has
+committed (as the hub shows only what is stored); ``changes`` names each device whose
 alarms changed.
 """
 
@@ -32,7 +34,11 @@ from core.tasks import Listeners, TaskSet
 from webui.backbone.thresholds import ActiveAlarm, Checker, Key, Raise, Transition, limits_of
 
 log = logging.getLogger(__name__)
-STOP_WAIT_S = 5.0  # how long stop waits for transitions still to be written
+STOP_WAIT_S = 5.0  # how long stop waits for the load and the transitions still to be written
+LOAD_RETRY_S = 5.0  # a database away at start: try again this often, holding early commits
+# Commits before the load ends are held to be checked after it. The load takes milliseconds;
+# this holds a minute of 300 samples a second, and bounds the memory a longer wait takes.
+EARLY_SAMPLES = 20_000
 
 
 def _active(row: Alarm) -> ActiveAlarm:
@@ -53,11 +59,17 @@ class Alarms:
         self._writes: asyncio.Queue[list[Transition]] = asyncio.Queue()
         self._tasks = TaskSet("alarms")
         self._unsubscribe: list[Callable[[], None]] = []
+        self._loading: asyncio.Task[None] | None = None
+        self._early: list[list[Batch]] | None = []  # commits before the load; None after it
+        self._held = 0  # samples in them
         # The id of each device whose active alarms changed, once the change is stored.
         self.changes: Listeners[str] = Listeners("alarm changes")
 
     def on_commit(self, batches: list[Batch]) -> None:
         """Check the samples of a commit (the ingest listener); never raises, never waits."""
+        if self._early is not None:  # not loaded yet: checked once it is
+            self._hold(batches)
+            return
         try:
             transitions = self._checker.check(batches)
         except Exception:
@@ -65,6 +77,19 @@ class Alarms:
             return
         if transitions:
             self._writes.put_nowait(transitions)
+
+    def _hold(self, batches: list[Batch]) -> None:
+        assert self._early is not None
+        samples = sum(len(batch.samples) for batch in batches)
+        if self._held + samples > EARLY_SAMPLES:
+            if self._held <= EARLY_SAMPLES:
+                log.warning(
+                    "thresholds not loaded yet: samples past %d are not checked", EARLY_SAMPLES
+                )
+            self._held = EARLY_SAMPLES + 1
+            return
+        self._early.append(batches)
+        self._held += samples
 
     async def _config_changed(self, event: DesiredConfigChanged) -> None:
         async with self._database.session() as session:
@@ -169,10 +194,24 @@ class Alarms:
     # -- running -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load thresholds and active alarms, follow configuration changes, start writing."""
-        async with self._database.session() as session:
-            configs = await device_configs.all_desired(session)
-            rows = await alarms.all_active(session)
+        """Load thresholds and active alarms in the background, then check and write.
+
+        Returns at once: NiceGUI runs startup beside the first requests, and a shutdown may
+        come before the load ends (``stop`` waits for it). Commits that come first are
+        held and checked once it has.
+        """
+        self._loading = self._tasks.spawn(self._load(), name="alarms load")
+
+    async def _load(self) -> None:
+        while True:
+            try:
+                async with self._database.session() as session:
+                    configs = await device_configs.all_desired(session)
+                    rows = await alarms.all_active(session)
+                break
+            except Exception:
+                log.exception("loading thresholds and alarms failed; again in %s s", LOAD_RETRY_S)
+                await asyncio.sleep(LOAD_RETRY_S)
         active = [_active(row) for row in rows]
         self._take(active, {alarm.device_id for alarm in active})
         settings = {config.device_id: config.settings for config in configs}
@@ -185,19 +224,23 @@ class Alarms:
         self._tasks.spawn(self._write_forever(), name="alarm writer")
         if stale:  # removed while no server listened (a crash between commit and clear)
             self._writes.put_nowait(stale)
+        early, self._early = self._early or [], None
+        for batches in early:
+            self.on_commit(batches)
 
     async def written(self) -> None:
-        """Wait until every transition so far is stored (or has failed)."""
+        """Wait until the load is done and every transition so far stored (or failed)."""
+        if self._loading is not None:
+            await asyncio.shield(self._loading)
         await self._writes.join()
 
     async def stop(self) -> None:
-        """Stop following changes; store what is queued (a few seconds at most), then stop."""
+        """Store what is queued (a few seconds at most), stop following changes, then stop."""
+        if self._tasks:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(STOP_WAIT_S):
+                    await self.written()
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe = []
-        if not self._tasks:
-            return
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(STOP_WAIT_S):
-                await self.written()
         await self._tasks.cancel()

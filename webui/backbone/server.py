@@ -220,7 +220,7 @@ class Backbone:
             bus.subscribe(CommandChanged, self.commands.on_changed),
         ]
         await self._sync_accounts()
-        await self.alarms.start()  # thresholds and active alarms loaded before any sample
+        await self.alarms.start()  # loads in the background; earlier commits wait for it
         await self.ingest.start()
         await self.presence.start()
         await self.last_seen.start()
