@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -26,9 +26,12 @@ TIMEOUT_S = 30  # each command's deadline: far beyond any round trip measured he
 # a connection the server is closing fails (ReadError), which is the bench's doing, not the API's.
 KEEPALIVE_S = 2.0
 # POST sent → created (the server's clock) → sent (QoS 2 complete) → delivered (the
-# station's answer recorded) → finished (its result recorded) → observed by a GET.
+# station's answer recorded) → finished (its result recorded) → observed by a GET. Created →
+# finished is the command's way through server, broker and station, without the API's.
 STEPS = ("to_created", "to_sent", "to_delivered", "to_finished", "to_observed")
 _STEP_TIMES = ("created_at", "sent_at", "delivered_at", "finished_at")
+PAGE = 200  # commands a page of the list: the API's most
+ENDED_POLL_S = 0.25  # unfollowed commands: how often the list is read until all have ended
 
 
 @dataclass(frozen=True)
@@ -67,43 +70,92 @@ class Api:
         command: dict[str, Any] = response.json()
         return command
 
-    async def ping(self, device_id: str) -> Trip:
-        """POST a Ping, then GET it every ``poll_s`` until it has ended."""
+    async def ping(self, device_id: str, *, follow: bool = True) -> Trip:
+        """POST a Ping, then (``follow``) GET it every ``poll_s`` until it has ended."""
         started, start = time.time(), time.perf_counter()
         body = {"kind": PING, "args": {}, "timeout_s": TIMEOUT_S}
         response = await self.client.post(f"/devices/{device_id}/commands", json=body)
         response.raise_for_status()
         post_ms = (time.perf_counter() - start) * 1000
         command: dict[str, Any] = response.json()
+        if not follow:
+            return Trip(float("nan"), post_ms, started, float("nan"), command)
         while command["state"] not in TERMINAL:
             await asyncio.sleep(self.poll_s)
             command = await self.get(command["id"])
         ms = (time.perf_counter() - start) * 1000
         return Trip(ms, post_ms, started, time.time(), command)
 
+    async def ended(self, trips: list[Trip], since: str) -> list[Trip]:
+        """Unfollowed trips once all have ended, timed to the server's ``finished_at``.
+
+        Read from the command list (created since ``since``) every ENDED_POLL_S: a few
+        requests in all, so reading costs the server next to nothing.
+        """
+        waiting = {trip.command["id"]: trip for trip in trips}
+        ended: list[Trip] = []
+        while waiting:
+            await asyncio.sleep(ENDED_POLL_S)
+            for command in await self._since(since):
+                trip = waiting.get(command["id"])
+                if trip is not None and command["state"] in TERMINAL:
+                    del waiting[command["id"]]
+                    finished = datetime.fromisoformat(command["finished_at"]).timestamp()
+                    ms = (finished - trip.started) * 1000
+                    ended.append(Trip(ms, trip.post_ms, trip.started, finished, command))
+        return ended
+
+    async def _since(self, since: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        while True:
+            query: dict[str, str | int] = {"since": since, "limit": PAGE, "offset": len(found)}
+            response = await self.client.get("/commands", params=query)
+            response.raise_for_status()
+            page: list[dict[str, Any]] = response.json()
+            found += page
+            if len(page) < PAGE:
+                return found
+
     async def close(self) -> None:
         """Close the connections."""
         await self.client.aclose()
 
 
-async def steady(api: Api, devices: list[str], rate: float, count: int) -> list[Trip]:
-    """``count`` Pings at ``rate`` a second (open loop: each on time, whatever came before)."""
+async def steady(
+    api: Api, devices: list[str], rate: float, count: int, *, follow: bool = True
+) -> list[Trip]:
+    """``count`` Pings at ``rate`` a second (open loop: each on time, whatever came before).
+
+    ``follow``: each is polled until it has ended; else the list is read once all are sent.
+    """
+    since = datetime.now(UTC).isoformat()
     start = time.perf_counter()
     tasks = []
     async with asyncio.TaskGroup() as group:
         for n in range(count):
             await asyncio.sleep(max(0.0, start + n / rate - time.perf_counter()))
-            tasks.append(group.create_task(api.ping(devices[n % len(devices)])))
-    return [task.result() for task in tasks]
+            ping = api.ping(devices[n % len(devices)], follow=follow)
+            tasks.append(group.create_task(ping))
+    trips = [task.result() for task in tasks]
+    return trips if follow else await api.ended(trips, since)
 
 
-async def in_flight(api: Api, devices: list[str], width: int, count: int) -> list[Trip]:
-    """``count`` Pings, ``width`` of them in flight at any time (closed loop)."""
+async def in_flight(
+    api: Api, devices: list[str], width: int, count: int, within_s: float = float("inf")
+) -> list[Trip]:
+    """``count`` Pings, ``width`` of them in flight at any time (closed loop).
+
+    None starts after ``within_s``: a server that cannot keep up ends the phase early, with
+    fewer commands, instead of stretching it to every command's deadline.
+    """
     numbers = iter(range(count))
     trips: list[Trip] = []
+    until = time.perf_counter() + within_s
 
     async def worker() -> None:
         for n in numbers:
+            if time.perf_counter() > until:
+                return
             trips.append(await api.ping(devices[n % len(devices)]))
 
     async with asyncio.TaskGroup() as group:
@@ -154,6 +206,8 @@ def phase_figures(name: str, trips: list[Trip], cpu: dict[str, float]) -> dict[s
         f"{name}_commands": float(len(trips)),
         f"{name}_commands_per_s": len(trips) / cpu["seconds"],
         f"{name}_not_succeeded": float(sum(t.command["state"] != "succeeded" for t in trips)),
+        f"{name}_post_p50_ms": p50([trip.post_ms for trip in trips]),
+        f"{name}_post_p99_ms": p99([trip.post_ms for trip in trips]),
     }
     steps: dict[str, list[float]] = {}
     for trip in trips:
@@ -162,6 +216,8 @@ def phase_figures(name: str, trips: list[Trip], cpu: dict[str, float]) -> dict[s
     for step, values in steps.items():
         figures[f"{name}_{step}_p50_ms"] = p50(values)
         figures[f"{name}_{step}_p99_ms"] = p99(values)
+    inside = [sum(_steps(trip)[step] for step in STEPS[1:4]) for trip in trips if _steps(trip)]
+    figures[f"{name}_server_p50_ms"], figures[f"{name}_server_p99_ms"] = p50(inside), p99(inside)
     figures.update({f"{name}_{key}": value for key, value in cpu.items() if key != "seconds"})
     return figures
 

@@ -42,7 +42,7 @@ SERVER = ("server", "bench-server-secret")
 ECHO = ("bench-echo", "bench-echo-secret")  # the bare station of the MQTT baseline
 ADMIN = ("admin", "bench-admin-password")
 P99_TARGET_MS = 50.0  # the target we were asked to meet, on these 2-core machines
-WARM_UP_CONCURRENCY = 20  # one Ping per station before measuring: all online, pools warm
+WARM_UP_RATE = 20.0  # a Ping a station before measuring, this many a second: all online, pools warm
 # Past the planned phases: start-up (a database, a server, a fleet) and the slowest command's
 # deadline. A run that takes longer is stopped, and everything it started with it.
 WATCHDOG_MARGIN_S = 240
@@ -122,7 +122,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
 
 
 def _planned_s(args: argparse.Namespace) -> float:
-    return args.commands / args.rate + args.burst / max(1, args.in_flight)
+    return 2 * args.commands / args.rate + args.burst_seconds
 
 
 async def _measure(
@@ -130,17 +130,24 @@ async def _measure(
 ) -> dict[str, float]:
     _progress(f"warm-up: one Ping to each of {len(devices)} stations")
     warm, shares = await cpu.measure(
-        lambda: in_flight(api, devices, WARM_UP_CONCURRENCY, len(devices))
+        lambda: steady(api, devices, WARM_UP_RATE, len(devices), follow=False)
     )
     figures = phase_figures("warm_up", warm, shares)
-    _progress(f"phase 1: {args.commands} Pings at {args.rate:g} a second")
+    gets = await get_round_trips(api, warm[-1].command["id"], args.baseline)  # a calm server
+    figures["api_get_p50_ms"], figures["api_get_p99_ms"] = p50(gets), p99(gets)
+    _progress(f"phase 0: {args.commands} Pings at {args.rate:g} a second, not polled")
+    quiet, shares = await cpu.measure(
+        lambda: steady(api, devices, args.rate, args.commands, follow=False)
+    )
+    figures |= phase_figures("unpolled", quiet, shares)
+    _progress(f"phase 1: {args.commands} Pings at {args.rate:g} a second, each polled")
     trips, shares = await cpu.measure(lambda: steady(api, devices, args.rate, args.commands))
     figures |= phase_figures("steady", trips, shares)
     _progress(f"phase 2: {args.burst} Pings, {args.in_flight} in flight at once")
-    burst, shares = await cpu.measure(lambda: in_flight(api, devices, args.in_flight, args.burst))
+    burst, shares = await cpu.measure(
+        lambda: in_flight(api, devices, args.in_flight, args.burst, args.burst_seconds)
+    )
     figures |= phase_figures("in_flight", burst, shares)
-    gets = await get_round_trips(api, trips[-1].command["id"], args.baseline)
-    figures["api_get_p50_ms"], figures["api_get_p99_ms"] = p50(gets), p99(gets)
     return figures
 
 
@@ -148,18 +155,26 @@ def summary(args: argparse.Namespace, figures: dict[str, float]) -> dict[str, An
     """Print the figures for a person; the JSON line's content."""
     raw50, raw99 = figures["raw_mqtt_p50_ms"], figures["raw_mqtt_p99_ms"]
     print(f"commands: Ping, API create → succeeded read through the API, {args.stations} stations")
-    phases = (("steady", f"{args.rate:g}/s steady"), ("in_flight", f"{args.in_flight} in flight"))
+    phases = (
+        ("unpolled", f"{args.rate:g}/s unpolled"),
+        ("steady", f"{args.rate:g}/s polled"),
+        ("in_flight", f"{args.in_flight} in flight"),
+    )
     for name, title in phases:
         f = {k.removeprefix(f"{name}_"): v for k, v in figures.items() if k.startswith(name)}
         print(
             f"  {title:<14} p50 {f['p50_ms']:6.1f} ms  p99 {f['p99_ms']:6.1f} ms  "
             f"max {f['max_ms']:6.1f} ms  {f['commands_per_s']:6.1f} commands/s  "
-            f"({f['not_succeeded']:.0f} not succeeded)"
+            f"({f['not_succeeded']:.0f} not succeeded; POST alone p50 {f['post_p50_ms']:.1f} ms)"
         )
         steps = "  ".join(
             f"{step[3:]} {f[f'{step}_p50_ms']:.1f}" for step in STEPS if f"{step}_p50_ms" in f
         )
         print(f"  {'':<14} p50 of each step (ms): {steps}")
+        print(
+            f"  {'':<14} created → finished (server, broker, station; no API): "
+            f"p50 {f['server_p50_ms']:.1f} ms, p99 {f['server_p99_ms']:.1f} ms"
+        )
         print(
             f"  {'':<14} CPU, share of a core: server {f['server_cpu']:.0%}, "
             f"fleet {f['fleet_cpu']:.0%}, bench {f['bench_cpu']:.0%}; "
@@ -196,6 +211,9 @@ def main() -> None:
     parser.add_argument("--commands", type=int, default=200, help="phase 1: Pings in all")
     parser.add_argument("--in-flight", type=int, default=50, help="phase 2: Pings at once")
     parser.add_argument("--burst", type=int, default=500, help="phase 2: Pings in all")
+    parser.add_argument(
+        "--burst-seconds", type=float, default=30, help="phase 2: none starts after this long"
+    )
     parser.add_argument("--poll-ms", type=float, default=2, help="GET every this long")
     parser.add_argument("--sample-hz", type=float, default=1, help="each station's sampling")
     parser.add_argument("--baseline", type=int, default=200, help="raw round trips measured")
