@@ -14,9 +14,10 @@ import asyncio
 import contextlib
 import logging
 import random
+import select
 import socket
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +37,52 @@ AUTH_FAILURES = frozenset({4, 5, 134, 135})
 # paho's reason for a connection it closed itself, the broker silent past the keepalive.
 KEEPALIVE_TIMEOUT = 0x8D
 UNSPECIFIED = 0x80  # paho's reason for a connection the broker closed without a word
+# aiomqtt reads one packet per readable event and hands over one message per event-loop
+# turn. A server's loop also serves HTTP, and its turns take milliseconds: intake fell
+# seconds behind (300 msg/s against 20 ms turns: 4 s at the median, 60 ms once drained),
+# and commands expired with their answers waiting in the socket. Each readable event now
+# reads what the socket holds, and each turn routes what aiomqtt has queued, up to these.
+READ_BURST = 256
+ROUTE_BURST = 1_000
+
+
+class _Client(aiomqtt.Client):
+    """aiomqtt's client, reading every packet the socket holds when it is readable."""
+
+    def _on_socket_open(self, client: Any, userdata: Any, sock: Any) -> None:
+        super()._on_socket_open(client, userdata, sock)  # its reader, replaced below
+
+        def read() -> None:
+            try:
+                for _ in range(READ_BURST):
+                    client.loop_read()
+                    if not _readable(client.socket()):
+                        return
+            except Exception as error:  # as aiomqtt's own reader: the connection broke
+                if not self._disconnected.done():
+                    self._disconnected.set_exception(error)
+
+        # Queued after aiomqtt's own add_reader, so this one takes its place.
+        self._loop.call_soon_threadsafe(self._loop.add_reader, sock.fileno(), read)
+
+
+def _readable(sock: Any) -> bool:
+    """Whether ``sock`` holds more to read now (TLS may hold decoded bytes of its own)."""
+    if sock is None:
+        return False
+    if hasattr(sock, "pending") and sock.pending() > 0:
+        return True
+    return bool(select.select([sock], [], [], 0)[0])
+
+
+def _queued(client: aiomqtt.Client) -> Iterator[aiomqtt.Message]:
+    """Messages aiomqtt has queued already, taken now rather than one a loop turn."""
+    queue: asyncio.Queue[aiomqtt.Message] = client._queue  # no public way to take them
+    for _ in range(ROUTE_BURST):
+        try:
+            yield queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return
 
 
 class Supervisor:
@@ -140,7 +187,7 @@ class Supervisor:
 
     def _new_client(self) -> aiomqtt.Client:
         will = self.options.will
-        client = aiomqtt.Client(
+        client = _Client(
             self.endpoint.host,
             self.endpoint.port,
             username=self.endpoint.username,
@@ -222,9 +269,14 @@ class Supervisor:
         self._set(LinkState.CONNECTED, str(self.endpoint))
         log.info("connected to %s", self.endpoint)
         async for message in client.messages:
-            payload = message.payload
-            data = payload if isinstance(payload, bytes) else str(payload or "").encode()
-            await self.router.dispatch(message.topic.value, data, retained=message.retain)
+            await self._dispatch(message)
+            for queued in _queued(client):
+                await self._dispatch(queued)
+
+    async def _dispatch(self, message: aiomqtt.Message) -> None:
+        payload = message.payload
+        data = payload if isinstance(payload, bytes) else str(payload or "").encode()
+        await self.router.dispatch(message.topic.value, data, retained=message.retain)
 
     async def _announce(self, client: aiomqtt.Client) -> None:
         for route in list(self.router.routes):
