@@ -21,6 +21,10 @@ from webui.app import build, run_kwargs
 @asynccontextmanager
 async def running_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The composed server, started (lifespan run) and reachable through an ASGI client."""
+    # FastAPI's include_router wraps the app's lifespan around the router's, and NiceGUI's
+    # reset leaves it wrapped: without putting it back, every test nests it deeper, until
+    # a late test's shutdown runs out of stack (RecursionError) hundreds of tests in.
+    lifespan = core.app.router.lifespan_context
     with nicegui_reset_globals():
         os.environ["NICEGUI_USER_SIMULATION"] = "true"
         try:
@@ -39,6 +43,7 @@ async def running_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
             ui.navigate = Navigate()
             ui.notify = notify
             ui.download = download
+            core.app.router.lifespan_context = lifespan
 
 
 @asynccontextmanager
