@@ -78,12 +78,24 @@ def _unauthorized(detail: str) -> HTTPException:
     )
 
 
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
 async def get_principal(
-    session: SessionDep,
-    settings: SettingsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    session: SessionDep, settings: SettingsDep, credentials: BearerDep
 ) -> Principal:
     """The signed-in caller, or 401."""
+    return await principal_of(session, settings, credentials)
+
+
+async def principal_of(
+    session: AsyncSession, settings: Settings, credentials: HTTPAuthorizationCredentials | None
+) -> Principal:
+    """The caller of ``credentials``, checked now against its live sign-in session, or 401.
+
+    For a route that reads more than once without holding a session in between (a long
+    poll): each read checks the caller again, in its own session.
+    """
     if credentials is None:
         raise _unauthorized("not signed in: send 'Authorization: Bearer <access token>'")
     try:
@@ -102,9 +114,14 @@ def require(permission: str) -> Callable[[Principal], Awaitable[Actor]]:
     """A dependency that lets the request through only with ``permission``."""
 
     async def check(principal: PrincipalDep) -> Actor:
-        if not principal.actor.can(permission):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"'{permission}' is required")
-        return principal.actor
+        return permitted(principal, permission)
 
     check.permission = permission  # type: ignore[attr-defined]
     return check
+
+
+def permitted(principal: Principal, permission: str) -> Actor:
+    """``principal``'s acting identity if it holds ``permission``, or 403."""
+    if not principal.actor.can(permission):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"'{permission}' is required")
+    return principal.actor

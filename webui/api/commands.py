@@ -3,20 +3,39 @@ cancel, ``devices:read`` to read)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import math
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import AfterValidator, AwareDatetime
 
+from core.db.engine import Database
 from core.db.models import Command
+from core.protocol.commands import TERMINAL
 from core.protocol.topics import DEVICE_ID_PATTERN
 from core.services import commands
 from core.services.actor import Actor
+from core.settings import Settings
 from webui.api.command_schemas import CommandCreate, CommandOut
 from webui.api.devices import DeviceId
-from webui.deps import SessionDep, require
+from webui.backbone.command_waiters import REREAD_S
+from webui.deps import (
+    BackboneDep,
+    BearerDep,
+    DatabaseDep,
+    SessionDep,
+    SettingsDep,
+    permitted,
+    principal_of,
+    require,
+)
 
 router = APIRouter(tags=["commands"])
 Reader = Annotated[Actor, Depends(require("devices:read"))]
@@ -24,6 +43,15 @@ Sender = Annotated[Actor, Depends(require("commands:send"))]
 Limit = Annotated[int, Query(ge=1, le=commands.MAX_PAGE)]
 # Past a billion rows nobody pages; the database's integer would overflow long before a 500.
 Offset = Annotated[int, Query(ge=0, le=10**9)]
+MAX_WAIT_S = 30  # a long poll's longest wait: below common proxy and client read timeouts
+WaitSeconds = Annotated[
+    float,
+    Query(
+        ge=0,
+        le=MAX_WAIT_S,
+        description="Seconds to wait for the command to end before answering (0: at once)",
+    ),
+]
 
 
 def _in_utc_range(moment: datetime) -> datetime:
@@ -119,10 +147,62 @@ async def search_commands(
     return [_out(command) for command in found]
 
 
-@router.get("/commands/{command_id}")
-async def get_command(command_id: uuid.UUID, session: SessionDep, actor: Reader) -> CommandOut:
-    """One command and where it stands."""
-    return _out(await commands.get(session, actor=actor, command_id=command_id))
+@router.get("/commands/{command_id}", response_model=CommandOut)
+async def get_command(
+    command_id: uuid.UUID,
+    request: Request,
+    database: DatabaseDep,
+    settings: SettingsDep,
+    backbone: BackboneDep,
+    credentials: BearerDep,
+    wait_s: WaitSeconds = 0,
+) -> CommandOut | JSONResponse:
+    """One command and where it stands.
+
+    ``wait_s`` > 0: a long poll. The answer comes as soon as the command has ended
+    (succeeded, failed, rejected, expired, timed_out, canceled), or once ``wait_s`` has
+    passed, with the state it is then in (200 either way; ask again if it has not ended).
+    429 (Retry-After) when too many callers wait already.
+    """
+    if wait_s == 0:
+        return await _read(database, settings, credentials, command_id)
+    deadline = time.monotonic() + wait_s
+    with backbone.command_waiters.watch(command_id) as woken:  # before the first read
+        command = await _read(database, settings, credentials, command_id)
+        if command.state in TERMINAL:
+            return command
+        if woken is None:
+            return _too_many_waiting()
+        # No session is held while waiting; each read checks the caller again.
+        while (left := deadline - time.monotonic()) > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(left, REREAD_S)):
+                    await woken.wait()
+            if await request.is_disconnected():
+                break  # nobody to answer: leave the waiters now
+            command = await _read(database, settings, credentials, command_id)
+            if command.state in TERMINAL:
+                break
+        return command
+
+
+def _too_many_waiting() -> JSONResponse:
+    """429: a caller asks again shortly (answering at once would only make it ask at once)."""
+    body = {"detail": "too many callers are waiting already; ask again shortly", "field": "wait_s"}
+    headers = {"Retry-After": str(math.ceil(REREAD_S))}
+    return JSONResponse(body, status.HTTP_429_TOO_MANY_REQUESTS, headers=headers)
+
+
+async def _read(
+    database: Database,
+    settings: Settings,
+    credentials: HTTPAuthorizationCredentials | None,
+    command_id: uuid.UUID,
+) -> CommandOut:
+    """The command as it stands, read for a caller checked in the same session (401, 403)."""
+    async with database.session() as session:
+        actor = permitted(await principal_of(session, settings, credentials), "devices:read")
+        return _out(await commands.get(session, actor=actor, command_id=command_id))
 
 
 @router.post("/commands/{command_id}/cancel")

@@ -21,6 +21,7 @@ from core.settings import Settings
 from core.tasks import TaskSet
 from webui.backbone.accounts import BrokerAccounts
 from webui.backbone.alarms import Alarms
+from webui.backbone.command_waiters import CommandWaiters
 from webui.backbone.commands import CommandDispatcher
 from webui.backbone.configs import DeviceConfigs
 from webui.backbone.directory import DeviceDirectory
@@ -127,6 +128,7 @@ class Backbone:
             link_up=self._link_up,
         )
         self.presence.changes.add(self.commands.on_presence)
+        self.command_waiters = CommandWaiters()  # API long polls, woken by committed ends
         for route in [*self.ingest.routes(), *self.presence.routes(), *self.configs.routes()]:
             self.router.add(route)
         for command_route in self.commands.routes():
@@ -218,6 +220,7 @@ class Backbone:
             bus.subscribe(DeviceChanged, self._device_changed),
             bus.subscribe(DesiredConfigChanged, self._config_changed),
             bus.subscribe(CommandChanged, self.commands.on_changed),
+            bus.subscribe(CommandChanged, self.command_waiters.on_changed),
         ]
         await self._sync_accounts()
         await self.alarms.start()  # loads in the background; earlier commits wait for it
