@@ -29,13 +29,12 @@ from typing import Any, Final, Literal
 import orjson
 
 from core.protocol.drops import Drop, DropReason
-from core.protocol.messages import encode, json_count, read_envelope
+from core.protocol.messages import encode, json_count, read_envelope, unwrap_signed, wrap_signed
 from core.protocol.signing import (
     ExpiredError,
     SignatureError,
     SigningKey,
     VerifyingKey,
-    sign,
     verify,
     verify_envelope,
 )
@@ -158,10 +157,7 @@ class Command:
             "issued_at": self.issued_at,
             "expires_at": self.expires_at,
         }
-        token = sign(body, key).decode("ascii")
-        return encode(
-            {"v": VERSION, "type": COMMAND_TYPE, "device_id": self.device_id, "jws": token}
-        )
+        return wrap_signed(COMMAND_TYPE, self.device_id, body, key)
 
 
 @dataclass(frozen=True)
@@ -204,15 +200,12 @@ def read_command(
     payload: bytes, device_id: str, keys: Iterable[VerifyingKey], *, now_ms: int
 ) -> Command | Refusal:
     """The verified command in ``payload`` for ``device_id``, or why it is refused."""
-    message = read_envelope(payload, COMMAND_TYPE, device_id, max_bytes=MAX_BYTES)
-    if isinstance(message, Drop):
-        return Refusal(f"{message.reason.value}: {message.detail}")
-    token = message.get("jws")
-    if not isinstance(token, str):
-        return Refusal("no signed command in the message")
-    trusted = list(keys)
-    if not trusted:
-        return Refusal("no trusted server key: give the station the server's public key")
+    signed = unwrap_signed(
+        payload, COMMAND_TYPE, device_id, keys, max_bytes=MAX_BYTES, what="command"
+    )
+    if isinstance(signed, str):
+        return Refusal(signed)
+    token, trusted = signed
     try:
         body = verify_envelope(token, trusted, now_ms=now_ms)
     except ExpiredError as error:

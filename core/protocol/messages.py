@@ -6,12 +6,14 @@ the message or a ``Drop`` for the drop counters.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
 
 from core.protocol.drops import Drop, DropReason
+from core.protocol.signing import SigningKey, VerifyingKey, sign
 from core.protocol.topics import check_device_id
 
 VERSION = 1
@@ -46,6 +48,38 @@ def read_envelope(
         detail = f"envelope names {message.get('device_id')!r} on {device_id!r}'s topic"
         return Drop(DropReason.DEVICE_MISMATCH, detail)
     return message
+
+
+def wrap_signed(kind: str, device_id: str, body: Mapping[str, Any], key: SigningKey) -> bytes:
+    """A ``kind`` message for ``device_id`` carrying ``body`` as a compact JWS signed by ``key``."""
+    token = sign(body, key).decode("ascii")
+    return encode({"v": VERSION, "type": kind, "device_id": device_id, "jws": token})
+
+
+def unwrap_signed(
+    payload: bytes,
+    kind: str,
+    device_id: str,
+    keys: Iterable[VerifyingKey],
+    *,
+    max_bytes: int,
+    what: str,
+) -> tuple[str, list[VerifyingKey]] | str:
+    """The JWS a ``kind`` message carries and the keys to check it with, or why not.
+
+    ``what`` names the content for people. Only the envelope is read here; the caller
+    verifies the token (its expiry rules differ).
+    """
+    message = read_envelope(payload, kind, device_id, max_bytes=max_bytes)
+    if isinstance(message, Drop):
+        return f"{message.reason.value}: {message.detail}"
+    token = message.get("jws")
+    if not isinstance(token, str):
+        return f"no signed {what} in the message"
+    trusted = list(keys)
+    if not trusted:
+        return "no trusted server key: give the station the server's public key"
+    return token, trusted
 
 
 def json_count(value: object) -> int | None:

@@ -19,12 +19,11 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from core.protocol.drops import Drop, DropReason
-from core.protocol.messages import encode, json_count, read_envelope
+from core.protocol.messages import encode, json_count, read_envelope, unwrap_signed, wrap_signed
 from core.protocol.signing import (
     SignatureError,
     SigningKey,
     VerifyingKey,
-    sign,
     verify_envelope,
 )
 
@@ -156,10 +155,7 @@ class DesiredConfig:
             "issued_at": now_ms,
             "expires_at": now_ms + VALID_MS,
         }
-        token = sign(body, key).decode("ascii")
-        return encode(
-            {"v": VERSION, "type": DESIRED_TYPE, "device_id": self.device_id, "jws": token}
-        )
+        return wrap_signed(DESIRED_TYPE, self.device_id, body, key)
 
 
 @dataclass(frozen=True)
@@ -174,15 +170,12 @@ def read_desired(
     payload: bytes, device_id: str, keys: Iterable[VerifyingKey], *, now_ms: int
 ) -> DesiredConfig | Refused:
     """The verified, checked desired configuration in ``payload``, or why it is refused."""
-    message = read_envelope(payload, DESIRED_TYPE, device_id, max_bytes=MAX_BYTES)
-    if isinstance(message, Drop):
-        return Refused(f"{message.reason.value}: {message.detail}")
-    token = message.get("jws")
-    if not isinstance(token, str):
-        return Refused("no signed configuration in the message")
-    trusted = list(keys)
-    if not trusted:
-        return Refused("no trusted server key: give the station the server's public key")
+    signed = unwrap_signed(
+        payload, DESIRED_TYPE, device_id, keys, max_bytes=MAX_BYTES, what="configuration"
+    )
+    if isinstance(signed, str):
+        return Refused(signed)
+    token, trusted = signed
     try:
         body = verify_envelope(token, trusted, now_ms=now_ms)
     except SignatureError as error:
