@@ -11,8 +11,10 @@ the arguments, when it was issued and when it expires. The station answers on
   unknown kind, bad arguments), with the reason.
 
 A station never runs one id twice: a second delivery of an id it has seen is answered with
-what it answered last. A message it cannot verify is answered with ``cmd_id: null`` and the
-id it claimed in ``claimed_id``: an unsigned message must not move a real command's state.
+what it answered last, marked ``repeat``: the server never sends an ended command again, so
+a repeat about one is a replay, audited. A message it cannot verify is answered with
+``cmd_id: null`` and the id it claimed in ``claimed_id``: an unsigned message must not move
+a real command's state.
 
 Both sides check arguments here (``check_args``): the server refuses a bad command with the
 field named before anything is stored, and the station refuses it again.
@@ -248,6 +250,8 @@ class Result:
     result: dict[str, Any] = field(default_factory=dict)
     at: int = 0  # ms since the epoch, the station's clock
     claimed_id: str = ""
+    # Answered from the station's ledger for a second delivery of an id: it did not run again.
+    repeat: bool = False
 
     def encode(self) -> bytes:
         """The ``cmd/result`` payload."""
@@ -262,6 +266,7 @@ class Result:
                 "result": self.result,
                 "at": self.at,
                 "claimed_id": self.claimed_id[:64],
+                "repeat": self.repeat,
             }
         )
 
@@ -284,4 +289,5 @@ class Result:
         if len(orjson.dumps(result)) > MAX_RESULT_BYTES:
             return Drop(DropReason.TOO_LARGE, f"command result data over {MAX_RESULT_BYTES} B")
         claimed = claimed[:64] if isinstance(claimed, str) else ""
-        return cls(device_id, cmd_id, state, detail[:MAX_DETAIL], result, at, claimed)
+        repeat = message.get("repeat", False) is True
+        return cls(device_id, cmd_id, state, detail[:MAX_DETAIL], result, at, claimed, repeat)

@@ -373,6 +373,18 @@ async def _not_moved(
     repeat = result.state == command.state or (
         result.state == "delivered" and command.delivered_at is not None
     )
+    if command.state in protocol.TERMINAL and result.repeat:
+        # The server never sends an ended command again: someone delivered it once more (a
+        # replay), and the station answered from its ledger without running it.
+        await audit.record(
+            session,
+            actor=actor,
+            action="command.replayed",
+            target_type="command",
+            target_id=str(command.id),
+            after={"state": result.state, "detail": "delivered again; not run again"},
+        )
+        return "unchanged"
     if repeat or command.state not in protocol.TERMINAL:
         return "unchanged"  # a duplicate (a re-send answered again), or older news
     await audit.record(

@@ -21,7 +21,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from core.mqtt.link import LinkEvent, LinkState
@@ -167,12 +167,13 @@ class CommandExecutor:
         what = entry.kind or "command"
         if entry.state == "running":
             self._station.events.record("command", f"{what} delivered again: still running")
-            await self._send(self._result(entry.cmd_id, "delivered"))
+            await self._send(replace(self._result(entry.cmd_id, "delivered"), repeat=True))
             return
         self._station.events.record(
             "command", f"{what} delivered again: answered {entry.state} from the record"
         )
-        await self._final(self._result(entry.cmd_id, entry.state, entry.detail, entry.result))
+        answer = self._result(entry.cmd_id, entry.state, entry.detail, entry.result)
+        await self._final(replace(answer, repeat=True))
 
     # -- answering ----------------------------------------------------------------------
 

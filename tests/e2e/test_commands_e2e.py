@@ -351,11 +351,16 @@ async def test_a_duplicate_delivery_runs_once_and_changes_nothing(
         done = await api.until(command["id"], *TERMINAL)
         await intruder.publish(PRESS, intruder.captured(command["id"]))  # the same bytes again
         await eventually(lambda: _said(agent, "delivered again: answered succeeded") == 1)
+        await _audit_until(database, 1, "command.replayed")
         again = await api.get(f"/commands/{command['id']}")
     assert len(runs) == 1 and done["state"] == "succeeded"
     assert again == done  # the repeated answer moved nothing, not even a time
-    ended = await _audited(database, "command.succeeded", "command.late_result")
-    assert [(e.action, e.target_id) for e in ended] == [("command.succeeded", command["id"])]
+    ended = await _audited(database, "command.succeeded", "command.late_result", "command.replayed")
+    # The server never re-sends an ended command: a delivery answered as a repeat is a replay.
+    assert [(e.action, e.target_id) for e in ended] == [
+        ("command.succeeded", command["id"]),
+        ("command.replayed", command["id"]),
+    ]
 
 
 async def test_update_config_through_the_api_is_applied_and_reported(
