@@ -1,8 +1,9 @@
 """The command bench's client side: Pings through the REST API, timed, and what they show.
 
-A trip is one Ping: POSTed, then its GET polled every ``poll_s`` until it has ended. The
-server's own times (created, sent, delivered, finished) split each trip into steps, on the
-same machine's clock.
+A trip is one Ping: POSTed, then read with one long-poll GET (``?wait_s=``, answered when it
+ends; asked again if the wait ran out first), or, for comparison, its GET polled every
+``poll_s``. The server's own times (created, sent, delivered, finished) split each trip into
+steps, on the same machine's clock.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ STEPS = ("to_created", "to_sent", "to_delivered", "to_finished", "to_observed")
 _STEP_TIMES = ("created_at", "sent_at", "delivered_at", "finished_at")
 PAGE = 200  # commands a page of the list: the API's most
 ENDED_POLL_S = 0.25  # unfollowed commands: how often the list is read until all have ended
+WAIT_S = 20.0  # a long poll's wait: within the API's 30 s and the client's 30 s timeout
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class Api:
     """The server's REST API, as one signed-in client calls it."""
 
     def __init__(self, url: str, poll_s: float) -> None:
+        """``poll_s`` 0: follow a command with long polls; else GET it every ``poll_s``."""
         limits = httpx.Limits(
             max_connections=200, max_keepalive_connections=200, keepalive_expiry=KEEPALIVE_S
         )
@@ -63,15 +66,16 @@ class Api:
         login.raise_for_status()
         self.client.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
 
-    async def get(self, cmd_id: str) -> dict[str, Any]:
-        """The command as it stands."""
-        response = await self.client.get(f"/commands/{cmd_id}")
+    async def get(self, cmd_id: str, wait_s: float = 0) -> dict[str, Any]:
+        """The command as it stands (``wait_s``: once it has ended, or that long at most)."""
+        params = {"wait_s": wait_s} if wait_s else None
+        response = await self.client.get(f"/commands/{cmd_id}", params=params)
         response.raise_for_status()
         command: dict[str, Any] = response.json()
         return command
 
     async def ping(self, device_id: str, *, follow: bool = True) -> Trip:
-        """POST a Ping, then (``follow``) GET it every ``poll_s`` until it has ended."""
+        """POST a Ping, then (``follow``) read it until it has ended."""
         started, start = time.time(), time.perf_counter()
         body = {"kind": PING, "args": {}, "timeout_s": TIMEOUT_S}
         response = await self.client.post(f"/devices/{device_id}/commands", json=body)
@@ -81,8 +85,11 @@ class Api:
         if not follow:
             return Trip(float("nan"), post_ms, started, float("nan"), command)
         while command["state"] not in TERMINAL:
-            await asyncio.sleep(self.poll_s)
-            command = await self.get(command["id"])
+            if self.poll_s:
+                await asyncio.sleep(self.poll_s)
+                command = await self.get(command["id"])
+            else:
+                command = await self.get(command["id"], wait_s=WAIT_S)
         ms = (time.perf_counter() - start) * 1000
         return Trip(ms, post_ms, started, time.time(), command)
 

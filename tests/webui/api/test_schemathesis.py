@@ -67,6 +67,8 @@ async def _targets(database: Database) -> dict[str, str]:
         command = await commands.create(
             session, actor=SENDER, device_id="fuzz-01", kind="Ping", args={}
         )
+        # Ended, so a long poll of it (GET ?wait_s= up to 30) answers at once, not in 30 s.
+        await commands.cancel(session, actor=SENDER, command_id=command.id)
     ids = {"user_id": str(victim.id), "role_id": str(role.id), "device_id": device.device.id}
     return ids | {"version": "1", "command_id": str(command.id), "batch_id": str(uuid.uuid4())}
 
