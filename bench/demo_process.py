@@ -21,6 +21,18 @@ STOP_S = 20.0  # the demo says goodbye for its stations, drains ingest, then sto
 BROKER = re.compile(r"broker \(\w+\) on ([\d.]+):(\d+)")
 
 
+def interrupt_group(process: subprocess.Popen[bytes], stop_s: float) -> int:
+    """Ctrl-C to ``process``'s whole group (it leads one), SIGKILL after ``stop_s``; its code."""
+    if process.poll() is not None:
+        return process.returncode
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        return process.wait(timeout=stop_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        return process.wait()
+
+
 class DemoProcess:
     """One demo in its own session (so Ctrl-C reaches the group), its admin's password known."""
 
@@ -112,11 +124,4 @@ class DemoProcess:
 
     def stop(self) -> int:
         """Ctrl-C to the whole group, as a terminal sends it; SIGKILL if it does not stop."""
-        if self.process.poll() is not None:
-            return self.process.returncode
-        os.killpg(self.pid, signal.SIGINT)
-        try:
-            return self.process.wait(timeout=STOP_S)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.pid, signal.SIGKILL)
-            return self.process.wait()
+        return interrupt_group(self.process, STOP_S)

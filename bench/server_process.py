@@ -9,7 +9,6 @@ with the same audit key.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.demo_process import interrupt_group
 from broker.mosquitto_process import free_port
 from core.settings import Settings
 
@@ -84,11 +84,4 @@ class ServerProcess:
 
     def stop(self) -> int:
         """Ctrl-C to the whole group, as a terminal sends it; SIGKILL if it does not stop."""
-        if self.process.poll() is not None:
-            return self.process.returncode
-        os.killpg(self.pid, signal.SIGINT)
-        try:
-            return self.process.wait(timeout=STOP_S)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.pid, signal.SIGKILL)
-            return self.process.wait()
+        return interrupt_group(self.process, STOP_S)
