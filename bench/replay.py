@@ -124,7 +124,7 @@ class LiveProbe:
         self.device = device
         self.since_ms = since * 1000  # samples taken before this wall time are not counted
         self.latencies: list[float] = []
-        self._remove = backbone.ingest.add_listener(self._committed)
+        self._remove = backbone.ingest.commits.add(self._committed)
 
     def _committed(self, batches: list[Batch]) -> None:
         now = time.time() * 1000
