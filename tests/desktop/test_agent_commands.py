@@ -38,6 +38,7 @@ from desktop.agent.command_ledger import INTERRUPTED
 from desktop.agent.commands import Outcome
 from desktop.agent.outbox import Outbox
 from desktop.agent.sources import Simulated
+from tests.desktop.commanded import counting, running
 from tests.mqtt.broker import DEVICES, SERVER, RunningBroker, eventually
 
 DEVICE = "press-07"
@@ -151,30 +152,6 @@ def _agent(broker: RunningBroker, data_dir: Path, **flags: Any) -> Agent:
     return Agent(config, [Simulated(seed=5)])
 
 
-@contextlib.asynccontextmanager
-async def _running(agent: Agent) -> AsyncIterator[Agent]:
-    await agent.start()
-    try:
-        async with asyncio.timeout(10):
-            await agent.supervisor.wait_connected()
-        yield agent
-    finally:
-        await agent.stop()
-
-
-def _counting(agent: Agent, kind: str) -> list[dict[str, Any]]:
-    """Count the runs of ``kind``'s handler (each run's arguments), still running it."""
-    runs: list[dict[str, Any]] = []
-    handler = agent.commands.handlers[kind]
-
-    async def counted(args: dict[str, Any], deadline: float) -> Outcome:
-        runs.append(args)
-        return await handler(args, deadline)
-
-    agent.commands.handlers[kind] = counted
-    return runs
-
-
 def _said(agent: Agent, text: str) -> bool:
     return any(e.kind == "command" and text in e.text for e in agent.state.events)
 
@@ -182,7 +159,7 @@ def _said(agent: Agent, text: str) -> bool:
 async def test_a_ping_is_delivered_then_answered_with_the_station_clock(
     server: Server, mosquitto: RunningBroker, tmp_path: Path
 ) -> None:
-    async with _running(_agent(mosquitto, tmp_path)) as agent:
+    async with running(_agent(mosquitto, tmp_path)) as agent:
         before = _now_ms()
         cmd_id, _ = await server.send(PING)
         done = await server.until(cmd_id, "succeeded")
@@ -195,8 +172,8 @@ async def test_a_ping_is_delivered_then_answered_with_the_station_clock(
 async def test_forged_foreign_and_expired_commands_are_refused_and_never_run(
     server: Server, mosquitto: RunningBroker, tmp_path: Path
 ) -> None:
-    async with _running(_agent(mosquitto, tmp_path)) as agent:
-        runs = _counting(agent, PING)
+    async with running(_agent(mosquitto, tmp_path)) as agent:
+        runs = counting(agent, PING)
         # Signed with a key the station does not trust: no id it names is believed.
         forged, _ = await server.send(PING, key=generate_signing_key())
         await eventually(lambda: bool(server.of(None, forged)))
@@ -230,7 +207,7 @@ async def test_forged_foreign_and_expired_commands_are_refused_and_never_run(
 async def test_a_command_delivered_again_is_answered_from_the_ledger_and_runs_once(
     server: Server, mosquitto: RunningBroker, tmp_path: Path
 ) -> None:
-    async with _running(_agent(mosquitto, tmp_path)) as agent:
+    async with running(_agent(mosquitto, tmp_path)) as agent:
         release = asyncio.Event()
         runs: list[dict[str, Any]] = []
 
@@ -272,7 +249,7 @@ async def test_a_command_delivered_again_is_answered_from_the_ledger_and_runs_on
 async def test_the_ledger_survives_a_restart(
     server: Server, mosquitto: RunningBroker, tmp_path: Path
 ) -> None:
-    async with _running(_agent(mosquitto, tmp_path)) as agent:
+    async with running(_agent(mosquitto, tmp_path)) as agent:
         ran, ran_payload = await server.send(PING)
         first = await server.until(ran, "succeeded")
 
@@ -284,8 +261,8 @@ async def test_the_ledger_survives_a_restart(
         cut, cut_payload = await server.send(FLUSH_OUTBOX)
         await server.until(cut, "delivered")
     # Stopped between "delivered" and the result, as a crash would leave it.
-    async with _running(_agent(mosquitto, tmp_path)) as again:
-        pings, flushes = _counting(again, PING), _counting(again, FLUSH_OUTBOX)
+    async with running(_agent(mosquitto, tmp_path)) as again:
+        pings, flushes = counting(again, PING), counting(again, FLUSH_OUTBOX)
         # On connect, the server hears how the cut command ended, without asking.
         interrupted = await server.until(cut, "failed")
         assert interrupted.detail == INTERRUPTED
@@ -300,7 +277,7 @@ async def test_the_ledger_survives_a_restart(
 async def test_update_config_succeeds_when_its_version_is_applied_and_fails_with_the_reason(
     server: Server, mosquitto: RunningBroker, tmp_path: Path
 ) -> None:
-    async with _running(_agent(mosquitto, tmp_path)) as agent:
+    async with running(_agent(mosquitto, tmp_path)) as agent:
         # The server makes version 1, then publishes it; the command waits for it.
         update = {"version": 1, "changes": {"interval_s": 0.5}}
         cmd_id, _ = await server.send(UPDATE_CONFIG, update)
@@ -351,7 +328,7 @@ async def test_flush_outbox_sends_the_backlog_and_reports_the_acked_seq(
     # whole backlog: only a flush, which ignores the pacing, gets the acks going.
     server.ack_once = BACKLOG
     flags = {"replay_ahead": 20, "replay_batch": 10}
-    async with _running(_agent(mosquitto, tmp_path, **flags)) as agent:
+    async with running(_agent(mosquitto, tmp_path, **flags)) as agent:
         await eventually(lambda: len(server.seqs) >= 20)
         assert agent.state.acked_seq == 0
         cmd_id, _ = await server.send(FLUSH_OUTBOX)
@@ -367,7 +344,7 @@ async def test_flush_outbox_fails_when_the_acks_do_not_come_in_time(
     server: Server, mosquitto: RunningBroker, tmp_path: Path
 ) -> None:
     _backlog(tmp_path)
-    async with _running(_agent(mosquitto, tmp_path)) as agent:
+    async with running(_agent(mosquitto, tmp_path)) as agent:
         cmd_id, _ = await server.send(FLUSH_OUTBOX, ttl_ms=1_000)
         failed = await server.until(cmd_id, "failed")
         last = agent.outbox.next_seq - 1

@@ -54,6 +54,7 @@ from core.settings import Settings
 from desktop.agent.agent import Agent, AgentConfig
 from desktop.agent.commands import Outcome
 from desktop.agent.sources import Simulated
+from tests.desktop.commanded import counting, running
 from tests.harness import running_app
 from tests.mqtt.broker import DEVICES, SERVER, eventually
 from tests.mqtt.server import server_settings
@@ -181,30 +182,6 @@ def _station(
     return Agent(config, [Simulated(seed=7)])
 
 
-@contextlib.asynccontextmanager
-async def _running(agent: Agent) -> AsyncIterator[Agent]:
-    await agent.start()
-    try:
-        async with asyncio.timeout(10):
-            await agent.supervisor.wait_connected()
-        yield agent
-    finally:
-        await agent.stop()
-
-
-def _counting(agent: Agent, kind: str) -> list[dict[str, Any]]:
-    """The arguments of each run of ``kind``'s handler, which still runs as it would."""
-    runs: list[dict[str, Any]] = []
-    handler = agent.commands.handlers[kind]
-
-    async def counted(args: dict[str, Any], deadline: float) -> Outcome:
-        runs.append(args)
-        return await handler(args, deadline)
-
-    agent.commands.handlers[kind] = counted
-    return runs
-
-
 def _said(agent: Agent, text: str) -> int:
     return sum(1 for e in agent.state.events if e.kind == "command" and text in e.text)
 
@@ -243,9 +220,9 @@ async def test_a_command_to_an_offline_station_waits_and_runs_once_it_connects(
     queued = await api.send(PRESS, PING)
     assert (queued["state"], queued["attempts"], queued["sent_at"]) == ("queued", 0, None)
     agent = _station(broker, tmp_path, PRESS, key)
-    runs = _counting(agent, PING)
+    runs = counting(agent, PING)
     started = datetime.now(UTC)
-    async with _running(agent):
+    async with running(agent):
         done = await api.until(queued["id"], *TERMINAL)
     assert (done["state"], done["detail"], done["attempts"]) == ("succeeded", "answered", 1)
     assert len(runs) == 1
@@ -266,8 +243,8 @@ async def test_a_command_past_its_deadline_ends_expired_and_never_runs(
     assert (expired["state"], expired["attempts"], expired["sent_at"]) == ("expired", 0, None)
     assert expired["detail"] == "not delivered before its deadline"
     agent = _station(broker, tmp_path, PRESS, key)
-    runs = _counting(agent, PING)
-    async with _running(agent):
+    runs = counting(agent, PING)
+    async with running(agent):
         later = await api.send(PRESS, PING)  # sent after the station's pending ones, if any
         assert (await api.until(later["id"], *TERMINAL))["state"] == "succeeded"
         assert agent.ledger.get(doomed["id"]) is None  # it never reached the station
@@ -287,10 +264,10 @@ async def test_forged_foreign_expired_and_replayed_commands_are_refused_unrun_an
     api, signing_key = server.api, server.backbone.signing_key
     key = signing_key.public_key()
     press = _station(broker, tmp_path, PRESS, key)
-    runs = _counting(press, PING)
+    runs = counting(press, PING)
     async with (
-        _running(press),
-        _running(_station(broker, tmp_path, LATHE, key)),
+        running(press),
+        running(_station(broker, tmp_path, LATHE, key)),
         _intruder(broker, key) as intruder,
     ):
         # Two real commands, captured on the wire as the server sent them.
@@ -345,8 +322,8 @@ async def test_a_duplicate_delivery_runs_once_and_changes_nothing(
 ) -> None:
     api, key = server.api, server.backbone.signing_key.public_key()
     agent = _station(broker, tmp_path, PRESS, key)
-    runs = _counting(agent, PING)
-    async with _running(agent), _intruder(broker, key) as intruder:
+    runs = counting(agent, PING)
+    async with running(agent), _intruder(broker, key) as intruder:
         command = await api.send(PRESS, PING)
         done = await api.until(command["id"], *TERMINAL)
         await intruder.publish(PRESS, intruder.captured(command["id"]))  # the same bytes again
@@ -368,7 +345,7 @@ async def test_update_config_through_the_api_is_applied_and_reported(
 ) -> None:
     api, key = server.api, server.backbone.signing_key.public_key()
     agent = _station(broker, tmp_path, PRESS, key)
-    async with _running(agent):
+    async with running(agent):
         command = await api.send(PRESS, UPDATE_CONFIG, {"interval_s": 0.5, "units": {"t": "°C"}})
         version = command["config_version"]
         assert version >= 1
@@ -491,7 +468,7 @@ async def test_a_server_killed_mid_command_ends_it_truthfully_once_restarted(
     agent.commands.handlers[FLUSH_OUTBOX] = held
     process, url = await _serve(settings, broker, tmp_path)
     try:
-        async with _running(agent):
+        async with running(agent):
             async with httpx.AsyncClient(base_url=url, timeout=10) as client:
                 api = await Api.signed_in(client)
                 cmd_id = (await api.send(PRESS, FLUSH_OUTBOX, timeout_s=60))["id"]
