@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 log = logging.getLogger(__name__)
-_PENDING = "pp.events"  # the key, in ``session.info``, of the events waiting for the commit
+PENDING_KEY = "pp.events"  # the key, in ``session.info``, of the events waiting for the commit
 
 
 @dataclass(frozen=True)
@@ -44,18 +44,23 @@ class CommandChanged:
     state: str
 
 
-Event = DeviceChanged | DesiredConfigChanged | CommandChanged
-E = TypeVar("E", DeviceChanged, DesiredConfigChanged, CommandChanged)
+@dataclass(frozen=True)
+class SyncChanged:
+    """Synced rows (users, roles, grants, configurations) changed: the change log grew."""
+
+
+Event = DeviceChanged | DesiredConfigChanged | CommandChanged | SyncChanged
+E = TypeVar("E", DeviceChanged, DesiredConfigChanged, CommandChanged, SyncChanged)
 
 
 def record(session: AsyncSession, event: Event) -> None:
     """Announce ``event`` once ``session``'s transaction commits (never, if it rolls back)."""
-    session.info.setdefault(_PENDING, []).append(event)
+    session.info.setdefault(PENDING_KEY, []).append(event)
 
 
 def take(session: AsyncSession) -> list[Event]:
     """The events recorded on ``session``, each once, in order; the session forgets them."""
-    recorded: list[Event] = session.info.pop(_PENDING, [])
+    recorded: list[Event] = session.info.pop(PENDING_KEY, [])
     return list(dict.fromkeys(recorded))  # a device edited twice in one transaction: once
 
 

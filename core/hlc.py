@@ -84,3 +84,8 @@ def configure(node: str) -> None:
 def now() -> str:
     """A fresh stamp from this process's clock."""
     return _process_clock.now()
+
+
+def observe(remote: str) -> None:
+    """Move this process's clock past a stamp received from another replica."""
+    _process_clock.observe(remote)

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from core import events
+from core.sync import capture
 from core.settings import to_async_url
 
 
@@ -65,7 +66,10 @@ class Database:
         # The audit log's HMAC key rides on every session (core.services.audit reads it):
         # the many services that record audit entries need no extra argument for it.
         self.sessions = async_sessionmaker(
-            self.engine, expire_on_commit=False, info={AUDIT_KEY_INFO: audit_key}
+            self.engine,
+            expire_on_commit=False,
+            info={AUDIT_KEY_INFO: audit_key},
+            sync_session_class=capture.CapturingSession,
         )
         self.events = events.EventBus()
 

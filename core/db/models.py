@@ -33,6 +33,8 @@ NAMING = {
 }
 HLC_LENGTH = 96  # 15 + 1 + 6 + 1 + node id up to 73 characters
 DEVICE_ID_LENGTH = 64  # protocol v1: [A-Za-z0-9_-]{1,64}
+# Stamps compare as byte strings, like Python's str, whatever the database's locale.
+ORDERED_STAMP = String(HLC_LENGTH, collation="C").with_variant(String(HLC_LENGTH), "sqlite")
 
 
 class Base(DeclarativeBase):
@@ -294,6 +296,66 @@ class OfflineEvent(Base):
     reason: Mapped[str] = mapped_column(String(32))
 
 
+class SyncChange(Base):
+    """One field of one synced row set to a value at an HLC stamp: the sync change log.
+
+    Rows are written in the transaction that changes the field (``core.sync.capture``) with
+    no ``cursor``; the sequencer gives committed rows their cursor afterwards, one at a
+    time, so cursors grow in the order rows become visible and a station reading "after
+    my cursor" never skips a row that committed late.
+    """
+
+    __tablename__ = "sync_changes"
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    cursor: Mapped[int | None] = mapped_column(BigInteger, unique=True, default=None)
+    change_id: Mapped[uuid.UUID] = mapped_column(index=True)  # the edit the field was part of
+    entity: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(160))
+    field: Mapped[str] = mapped_column(String(96))
+    value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    stamp: Mapped[str] = mapped_column(ORDERED_STAMP)
+    origin: Mapped[str] = mapped_column(String(DEVICE_ID_LENGTH))  # "server" or a device id
+    actor: Mapped[str] = mapped_column(String(128), default="")
+    # The one device a row concerns (its configuration), or None when every station gets it.
+    scope: Mapped[str | None] = mapped_column(String(DEVICE_ID_LENGTH), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_sync_changes_field_stamp", "entity", "key", "field", "stamp"),)
+
+
+class SyncConflict(Base):
+    """A value that lost to a later one for the same field, kept for admins to read."""
+
+    __tablename__ = "sync_conflicts"
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    entity: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(160))
+    field: Mapped[str] = mapped_column(String(96))
+    kept_value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    kept_stamp: Mapped[str] = mapped_column(String(HLC_LENGTH))
+    lost_value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    lost_stamp: Mapped[str] = mapped_column(String(HLC_LENGTH))
+    lost_origin: Mapped[str] = mapped_column(String(DEVICE_ID_LENGTH))
+    lost_actor: Mapped[str] = mapped_column(String(128), default="")
+    device_id: Mapped[str | None] = mapped_column(String(DEVICE_ID_LENGTH), default=None)
+
+
+class DeviceSync(Base):
+    """How far a station's replica is: its cursor, when it last synced, what it holds back."""
+
+    __tablename__ = "device_sync"
+    device_id: Mapped[str] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    )
+    cursor: Mapped[int] = mapped_column(BigInteger, default=0)  # the station's own word
+    last_sync_at: Mapped[datetime | None] = mapped_column(default=None)
+    pending_up: Mapped[int] = mapped_column(Integer, default=0)  # edits not yet answered
+    accepted: Mapped[int] = mapped_column(Integer, default=0)
+    refused: Mapped[int] = mapped_column(Integer, default=0)
+    conflicts: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class AuditEntry(Base):
     """An append-only audit row; each carries the hash of the row before it."""
 
@@ -320,11 +382,14 @@ __all__ = [
     "Command",
     "Device",
     "DeviceConfig",
+    "DeviceSync",
     "OfflineEvent",
     "Permission",
     "RefreshToken",
     "Role",
     "RolePermission",
+    "SyncChange",
+    "SyncConflict",
     "Telemetry",
     "UniqueConstraint",
     "User",

@@ -1,0 +1,154 @@
+"""The sync change log: every accepted field change, in the order stations receive them.
+
+Rules:
+- A row is written in the transaction that changes the field, without a cursor.
+- ``sequence`` gives committed rows their cursors, in its own short transaction and one
+  sequencer at a time (an advisory lock on PostgreSQL; SQLite has one writer anyway). A
+  row is visible before it has a cursor only to the stamp queries, so cursors grow in the
+  order rows become readable, and "after my cursor" never skips one that committed late.
+- A field's current value is the value of its highest stamp. ``value_at`` reads the log
+  as of a stamp: what the server's own records said at that moment.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, or_, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.db.models import SyncChange
+from core.protocol.sync import FieldChange
+
+SEQUENCER_LOCK = 0x5059_4E43  # "PYNC": the pg_advisory_xact_lock key of the sequencer
+PAGE_CHANGES = 500  # field changes a page holds: ~60 KB of JSON, far under the 256 KiB cap
+
+
+def record(
+    session: AsyncSession,
+    changes: Iterable[FieldChange],
+    *,
+    origin: str,
+    actor: str = "",
+    scope: str | None = None,
+    change_id: uuid.UUID | None = None,
+) -> None:
+    """Log field changes that are part of one edit (added to the session, not flushed)."""
+    change_id = change_id or uuid.uuid4()
+    session.add_all(
+        SyncChange(
+            change_id=change_id,
+            entity=change.entity,
+            key=change.key,
+            field=change.field,
+            value=change.value,
+            stamp=change.stamp,
+            origin=origin,
+            actor=actor,
+            scope=scope,
+        )
+        for change in changes
+    )
+
+
+async def sequence(session: AsyncSession) -> int:
+    """Give every committed row without a cursor the next cursors; the head cursor after.
+
+    Run in a transaction of its own and commit it at once: the lock is held until then.
+    """
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SEQUENCER_LOCK})
+    head = await head_cursor(session)
+    waiting = list(
+        await session.scalars(
+            select(SyncChange.id).where(SyncChange.cursor.is_(None)).order_by(SyncChange.id)
+        )
+    )
+    for offset, row_id in enumerate(waiting, start=1):
+        await session.execute(
+            update(SyncChange)
+            .where(SyncChange.id == row_id)
+            .values(cursor=head + offset)
+            .execution_options(synchronize_session=False)
+        )
+    return head + len(waiting)
+
+
+async def head_cursor(session: AsyncSession) -> int:
+    """The highest cursor given so far (0 before the first)."""
+    return int(await session.scalar(select(func.max(SyncChange.cursor))) or 0)
+
+
+@dataclass(frozen=True)
+class Page:
+    """Changes after a cursor for one station, and the cursor the station is at after them."""
+
+    after: int
+    cursor: int
+    head: int
+    changes: list[FieldChange]
+
+    @property
+    def more(self) -> bool:
+        """Whether changes past ``cursor`` wait for another page."""
+        return self.cursor < self.head
+
+
+async def page(
+    session: AsyncSession, *, device_id: str, after: int, limit: int = PAGE_CHANGES
+) -> Page:
+    """The next changes for ``device_id`` after cursor ``after``: everyone's and its own."""
+    head = await head_cursor(session)
+    rows = list(
+        await session.execute(
+            select(SyncChange.cursor, SyncChange.entity, SyncChange.key, SyncChange.field)
+            .add_columns(SyncChange.value, SyncChange.stamp)
+            .where(
+                SyncChange.cursor > after,
+                SyncChange.cursor <= head,
+                or_(SyncChange.scope.is_(None), SyncChange.scope == device_id),
+            )
+            .order_by(SyncChange.cursor)
+            .limit(limit)
+        )
+    )
+    cursor = rows[-1].cursor if len(rows) == limit else max(head, after)
+    changes = [FieldChange(r.entity, r.key, r.field, r.value, r.stamp) for r in rows]
+    return Page(after=after, cursor=cursor, head=head, changes=changes)
+
+
+async def current(session: AsyncSession, entity: str, key: str, field: str) -> FieldChange | None:
+    """The field's winning change (its highest stamp), if the log holds one."""
+    return await _latest(session, entity, key, field, None)
+
+
+async def value_at(
+    session: AsyncSession, entity: str, key: str, field: str, stamp: str
+) -> FieldChange | None:
+    """The field's change in effect at ``stamp`` (the latest at or before it), if any."""
+    return await _latest(session, entity, key, field, stamp)
+
+
+async def _latest(
+    session: AsyncSession, entity: str, key: str, field: str, at: str | None
+) -> FieldChange | None:
+    query = select(SyncChange.value, SyncChange.stamp).where(
+        SyncChange.entity == entity, SyncChange.key == key, SyncChange.field == field
+    )
+    if at is not None:
+        query = query.where(SyncChange.stamp <= at)
+    row = (await session.execute(query.order_by(SyncChange.stamp.desc()).limit(1))).first()
+    return FieldChange(entity, key, field, row.value, row.stamp) if row else None
+
+
+async def fields_of(session: AsyncSession, entity: str, key: str) -> dict[str, Any]:
+    """Every field of one row with its current value, from the log."""
+    query = (
+        select(SyncChange.field, SyncChange.value)
+        .where(SyncChange.entity == entity, SyncChange.key == key)
+        .order_by(SyncChange.stamp)
+    )
+    return {row.field: row.value for row in await session.execute(query)}
