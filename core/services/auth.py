@@ -22,6 +22,7 @@ from core.db.engine import Database
 from core.db.models import AuthSession, User
 from core.db.types import utcnow
 from core.errors import AuthError, LockedError
+from core.lockout import lock_for
 from core.passwords import verify_password
 from core.services import audit, sessions, users
 from core.services.actor import Actor
@@ -36,7 +37,6 @@ from core.tokens import (
 )
 
 BAD_CREDENTIALS = "wrong username or password"
-LOCK_CAP_S = 86_400  # a day: long enough to stop guessing, short enough to reach an admin
 # The unknown names tried against each database this process serves (tests open many).
 _unknown: weakref.WeakKeyDictionary[Database, UnknownLogins] = weakref.WeakKeyDictionary()
 
@@ -75,10 +75,9 @@ def lock_seconds(settings: Settings, attempt: int) -> int | None:
 
     The threshold's attempt locks for ``login_lock_seconds``; each one after doubles it.
     """
-    over = attempt - settings.login_max_failures
-    if over < 0:
-        return None
-    return int(min(settings.login_lock_seconds * 2 ** min(over, 20), LOCK_CAP_S))
+    return lock_for(
+        attempt, max_failures=settings.login_max_failures, base_seconds=settings.login_lock_seconds
+    )
 
 
 async def login(
