@@ -30,7 +30,7 @@ from sqlalchemy.exc import DBAPIError
 
 from core.db import migrations
 from core.db.engine import Database, create_engine
-from core.db.models import AuditEntry, Base, Role, User, UserRole
+from core.db.models import AuditEntry, Base, Role, SyncChange, User, UserRole
 from core.services import audit, roles, users
 
 PG_ENV = "PP_TEST_DATABASE_URL"
@@ -397,3 +397,43 @@ def test_env_py_rolls_back_a_failing_revision(blank_url: str, tmp_path: Path) ->
         upgrade_with(scratch_history(tmp_path, failing), blank_url)
     assert "half_done" not in table_names(blank_url)
     assert asyncio.run(migrations.current_revision(blank_url)) == migrations.head_revision()
+
+
+def test_existing_synced_rows_become_the_first_entries_of_the_sync_log(blank_url: str) -> None:
+    """0006 seeds the log, so a station pulling from cursor 0 receives everyone who existed."""
+    migrations.upgrade(blank_url, "0005")
+    user_id, stamp = uuid.uuid4(), "001764000000000.000000.server"
+
+    def seed(connection: Connection) -> None:
+        connection.execute(
+            insert(User).values(
+                id=user_id,
+                username="olga",
+                display_name="Olga",
+                password_hash="$argon2id$x",
+                is_active=False,
+                failed_logins=0,
+                created_at=datetime.now(UTC),
+                updated_at=stamp,
+                deleted=False,
+            )
+        )
+
+    on_db(blank_url, seed)
+    migrations.upgrade(blank_url)
+
+    def logged(connection: Connection) -> dict[str, Any]:
+        columns = (SyncChange.field, SyncChange.value, SyncChange.stamp, SyncChange.cursor)
+        rows = connection.execute(select(*columns).where(SyncChange.key == str(user_id)))
+        return {r.field: (r.value, r.stamp, r.cursor) for r in rows}
+
+    fields = on_db(blank_url, logged)
+    assert {f: v for f, (v, _, _) in fields.items()} == {
+        "username": "olga",
+        "display_name": "Olga",
+        "password_hash": "$argon2id$x",
+        "is_active": False,
+        "deleted": False,
+    }
+    assert {s for _, s, _ in fields.values()} == {stamp}
+    assert sorted(c for _, _, c in fields.values()) == list(range(1, 6))
