@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 WALL_DIGITS = 15  # milliseconds until the year 33658
 COUNTER_DIGITS = 6  # a million events in one millisecond before the wall must move
@@ -40,6 +41,16 @@ class Stamp:
         """Read a stamp written by ``str()``."""
         wall, counter, node = text.split(".", 2)
         return cls(int(wall), int(counter), node)
+
+
+def wall_time(stamp: str) -> datetime:
+    """The wall time a stamp was made at (UTC); ValueError if ``stamp`` is not one."""
+    wall_ms = Stamp.parse(stamp).wall_ms
+    try:
+        return datetime.fromtimestamp(wall_ms / 1000, UTC)
+    except OverflowError:  # past datetime's year 9999 on platforms that say so this way
+        msg = f"HLC stamp past the year 9999: {stamp}"
+        raise ValueError(msg) from None
 
 
 class Clock:

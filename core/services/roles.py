@@ -7,6 +7,7 @@ permissions its editor holds (taking them away needs no such thing).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import func, select
@@ -209,3 +210,18 @@ async def delete_role(session: AsyncSession, *, actor: Actor, role_id: uuid.UUID
         target_id=str(role.id),
         before=before,
     )
+
+
+async def names(
+    session: AsyncSession,
+    *,
+    role_ids: Iterable[uuid.UUID] = (),
+    permission_ids: Iterable[uuid.UUID] = (),
+) -> dict[uuid.UUID, tuple[str, bool]]:
+    """(name, deleted) of each of these roles and permissions the tables hold, deleted included."""
+    found: dict[uuid.UUID, tuple[str, bool]] = {}
+    for model, ids in ((Role, set(role_ids)), (Permission, set(permission_ids))):
+        if ids:
+            query = select(model.id, model.name, model.deleted).where(model.id.in_(ids))
+            found |= {row.id: (row.name, row.deleted) for row in await session.execute(query)}
+    return found

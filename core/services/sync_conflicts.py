@@ -61,3 +61,15 @@ async def count(session: AsyncSession, *, device_id: str | None = None) -> int:
     if device_id is not None:
         query = query.where(SyncConflict.device_id == device_id)
     return int(await session.scalar(query) or 0)
+
+
+async def stations(session: AsyncSession, *, actor: Actor) -> list[str]:
+    """The stations whose edits the log holds conflicts of, by device id."""
+    actor.require(READ_PERMISSION)
+    query = (
+        select(SyncConflict.device_id)
+        .where(SyncConflict.device_id.is_not(None))
+        .distinct()
+        .order_by(SyncConflict.device_id)
+    )
+    return [device_id for device_id in await session.scalars(query) if device_id is not None]

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import func, or_, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import SyncChange
@@ -152,3 +152,29 @@ async def fields_of(session: AsyncSession, entity: str, key: str) -> dict[str, A
         .order_by(SyncChange.stamp)
     )
     return {row.field: row.value for row in await session.execute(query)}
+
+
+@dataclass(frozen=True)
+class Author:
+    """Where a logged change was made ("server" or a device id) and by whom ("" if nobody)."""
+
+    origin: str
+    actor: str
+
+
+FieldStamp = tuple[str, str, str, str]  # (entity, key, field, stamp): one logged change
+
+
+async def authors(session: AsyncSession, changes: Iterable[FieldStamp]) -> dict[FieldStamp, Author]:
+    """Who made each of these logged changes and where; ones the log lacks are left out."""
+    wanted = list(dict.fromkeys(changes))
+    if not wanted:
+        return {}
+    columns = (SyncChange.entity, SyncChange.key, SyncChange.field, SyncChange.stamp)
+    query = select(*columns, SyncChange.origin, SyncChange.actor).where(
+        tuple_(*columns).in_(wanted)
+    )
+    return {
+        (r.entity, r.key, r.field, r.stamp): Author(r.origin, r.actor)
+        for r in await session.execute(query)
+    }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -375,3 +376,14 @@ async def bootstrap_user(
         display_name=display_name,
         roles=roles,
     )
+
+
+async def usernames(
+    session: AsyncSession, user_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, tuple[str, bool]]:
+    """(username, deleted) of each of these users the table holds, deleted ones included."""
+    wanted = set(user_ids)
+    if not wanted:
+        return {}
+    query = select(User.id, User.username, User.deleted).where(User.id.in_(wanted))
+    return {row.id: (row.username, row.deleted) for row in await session.execute(query)}
