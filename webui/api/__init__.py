@@ -14,6 +14,7 @@ from webui.api import (
     health,
     history,
     roles,
+    sync,
     users,
 )
 
@@ -21,6 +22,6 @@ from webui.api import (
 def router() -> APIRouter:
     """Every /api/v1 route."""
     api = APIRouter(prefix="/api/v1", responses=errors.RESPONSES)
-    for module in (auth, users, roles, devices, configs, history, commands, audit, health):
+    for module in (auth, users, roles, devices, configs, history, commands, sync, audit, health):
         api.include_router(module.router)
     return api

@@ -53,6 +53,8 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/commands/{command_id}/cancel"): "commands:send",
     ("POST", "/api/v1/configs/bulk"): "commands:send",  # and config:write
     ("GET", "/api/v1/configs/bulk/{batch_id}"): "devices:read",
+    ("GET", "/api/v1/sync/stations"): "devices:read",
+    ("GET", "/api/v1/sync/conflicts"): "users:manage",
     ("GET", "/api/v1/audit"): "audit:read",
     ("GET", "/api/v1/audit/verify"): "audit:read",
 }
