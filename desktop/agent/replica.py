@@ -1,0 +1,455 @@
+"""The station's replica of users, roles, permissions and configuration: a SQLite file.
+
+Rules:
+- ``fields`` is the canonical copy, one row per field of a synced row, written only by
+  ``apply_page`` with the server's changes: last writer wins per field (a change is kept
+  if the field has no row yet or its stamp is higher; on a tie, the higher JSON value, so
+  any delivery order ends the same). Deletes are tombstones (``deleted`` true).
+- ``pending`` holds edits made here that the server has not answered: an overlay. The
+  effective value of a field is the higher-stamped of canonical and pending. An answer
+  drops the edit: accepted, its value comes back in a page; refused, it is reverted.
+- The cursor moves only over pages that follow on from it (``page.after <= cursor``); a
+  page past a gap is applied (last writer wins makes that safe) but leaves the cursor,
+  so the station pulls what it missed.
+- Sign-in failures are the station's own and never synced.
+- The clock observes every stamp applied, and at open the highest one stored, so a
+  restarted station never stamps an edit earlier than what it already holds.
+
+Threading: blocking calls, run them from a worker thread (as the outbox's). Writes share
+one connection, one at a time; reads use a second one and may run beside a write. A
+``read_only`` replica (``mode=ro``, for the command line beside a running station) takes
+no lock and writes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+import orjson
+
+from core.hlc import Clock
+from core.protocol.sync import MAX_EDIT_CHANGES, Answer, ChangePage, Edit, FieldChange
+from core.sync import entities
+from desktop.agent.directory import Directory, PersonRecord, RoleRecord
+
+__all__ = ["PersonRecord", "Replica", "ReplicaStatus", "RoleRecord", "replica_path"]
+
+# The schema, one step per version (PRAGMA user_version counts the steps applied). Add a
+# step at the end to change it; never edit one a station may already have run.
+MIGRATIONS: Final[list[tuple[str, ...]]] = [
+    (
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        "CREATE TABLE fields (entity TEXT NOT NULL, key TEXT NOT NULL, field TEXT NOT NULL,"
+        " value TEXT NOT NULL, stamp TEXT NOT NULL, PRIMARY KEY (entity, key, field))"
+        " WITHOUT ROWID",
+        "CREATE TABLE pending (change_id TEXT PRIMARY KEY, user_id TEXT NOT NULL,"
+        " username TEXT NOT NULL, stamp TEXT NOT NULL, changes TEXT NOT NULL,"
+        " created_at TEXT NOT NULL)",
+        "CREATE INDEX pending_by_stamp ON pending (stamp)",
+        "CREATE TABLE sign_in_failures (username TEXT PRIMARY KEY,"
+        " failures INTEGER NOT NULL, locked_until TEXT)",
+    ),
+]
+BUSY_TIMEOUT_MS = 5_000  # a write waits this long for another's (the CLI's, the station's)
+# Last writer wins per field; a tie of stamps (one stamp is one value, so only a corrupt
+# sender ties) goes to the higher value, so every replica still agrees.
+_UPSERT = (
+    "INSERT INTO fields (entity, key, field, value, stamp) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (entity, key, field) DO UPDATE SET value = excluded.value, "
+    "stamp = excluded.stamp WHERE excluded.stamp > fields.stamp "
+    "OR (excluded.stamp = fields.stamp AND excluded.value > fields.value)"
+)
+_DIRECTORY = ("user", "role", "permission", "role_permission", "user_role", "device_config")
+
+
+def replica_path(data_dir: Path, device_id: str) -> Path:
+    """Where the station ``device_id`` keeps its replica in ``data_dir`` (beside its outbox)."""
+    return data_dir / f"{device_id}.replica.sqlite"
+
+
+class Author(Protocol):
+    """Who makes an edit: anyone with a user id and a username (a signed-in Person)."""
+
+    @property
+    def user_id(self) -> uuid.UUID:
+        """Their user id."""
+        ...
+
+    @property
+    def username(self) -> str:
+        """Their username."""
+        ...
+
+
+@dataclass(frozen=True)
+class ReplicaStatus:
+    """Where the replica stands, for the window and the command line."""
+
+    cursor: int  # the server's change cursor the replica holds everything up to
+    last_sync_at: datetime | None  # when a page last applied in order; None: never
+    pending: int  # edits made here, waiting for the server's answer
+    users: int  # live users
+
+
+def _dump(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _edit(row: tuple[str, str, str, str]) -> Edit:
+    change_id, user_id, username, changes = row
+    return Edit(
+        uuid.UUID(change_id),
+        uuid.UUID(user_id),
+        username,
+        tuple(FieldChange.from_wire(c) for c in orjson.loads(changes)),
+    )
+
+
+def _check_change(entity: str, key: str, field: str, value: Any) -> FieldChange:
+    """A station edit's change checked for shape (not permission); ValueError if bad."""
+    kind = entities.ENTITIES.get(entity)
+    if kind is None or not kind.station_writable:
+        msg = f"a station cannot change {entity!r}"
+        raise ValueError(msg)
+    if kind.column_of(field) is None:
+        msg = f"{entity} has no field {field!r}"
+        raise ValueError(msg)
+    try:
+        entities.parse_key(kind, key)
+    except ValueError as error:
+        msg = f"bad {entity} key {key[:80]!r}"
+        raise ValueError(msg) from error
+    try:
+        _dump(value)
+    except TypeError as error:
+        msg = f"{entity}.{field}: not a JSON value: {error}"
+        raise ValueError(msg) from error
+    return FieldChange(entity, key, field, value, "")
+
+
+class Replica:
+    """The station's replica file: canonical fields, pending edits, cursor, sign-in failures."""
+
+    def __init__(
+        self, path: Path, *, device_id: str, read_only: bool = False, create: bool = True
+    ) -> None:
+        """Open (creating and migrating unless ``read_only`` or not ``create``) the replica.
+
+        FileNotFoundError when it does not exist and may not be created.
+        """
+        self.path, self.device_id, self.read_only = path, device_id, read_only
+        if (read_only or not create) and not path.is_file():
+            msg = f"no replica at {path}"
+            raise FileNotFoundError(msg)
+        self._clock = Clock(device_id)
+        self._write_lock, self._read_lock = threading.Lock(), threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        if read_only:
+            self._reader = self._connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = self._connect(str(path))
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a crash
+            self._migrate(self._db)
+            self._reader = self._connect(str(path))
+            self._reader.execute("PRAGMA query_only=1")
+        version = int(self._reader.execute("PRAGMA user_version").fetchone()[0])
+        if version == 0:  # created but never migrated: nothing to read yet
+            self.close()
+            msg = f"the replica {path} is not set up yet"
+            raise FileNotFoundError(msg)
+        self._cache: tuple[int, Directory] | None = None
+        with self._read() as db:
+            for (stamp,) in db.execute(
+                "SELECT max(stamp) FROM fields UNION ALL SELECT max(stamp) FROM pending"
+            ):
+                if stamp:
+                    self._clock.observe(stamp)
+
+    @staticmethod
+    def _connect(target: str, *, uri: bool = False) -> sqlite3.Connection:
+        db = sqlite3.connect(target, uri=uri, check_same_thread=False, isolation_level=None)
+        db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        return db
+
+    @staticmethod
+    def _migrate(db: sqlite3.Connection) -> None:
+        """Apply the steps this file lacks, in one transaction (two openers: one migrates)."""
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if version > len(MIGRATIONS):
+                msg = f"the replica is schema v{version}, newer than this program's"
+                raise RuntimeError(msg)
+            for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in step:
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version={number}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close the file."""
+        self._reader.close()
+        if self._db is not None:
+            self._db.close()
+
+    def __enter__(self) -> Replica:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE … COMMIT on the writer, or ROLLBACK on error."""
+        if self._db is None:
+            msg = f"the replica {self.path} is open read-only"
+            raise RuntimeError(msg)
+        with self._write_lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """One consistent snapshot on the reader (WAL: never waits for nor blocks a write)."""
+        with self._read_lock:
+            self._reader.execute("BEGIN")
+            try:
+                yield self._reader
+            finally:
+                self._reader.execute("COMMIT")
+
+    @staticmethod
+    def _meta(db: sqlite3.Connection, key: str) -> str | None:
+        row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    @staticmethod
+    def _set_meta(db: sqlite3.Connection, key: str, value: str) -> None:
+        db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    # -- the server's changes --------------------------------------------------------------
+
+    @property
+    def cursor(self) -> int:
+        """The server's change cursor this replica holds every change up to."""
+        with self._read() as db:
+            return int(self._meta(db, "cursor") or "0")
+
+    def apply_page(self, page: ChangePage) -> bool:
+        """Apply a page in one transaction; True if it followed on (cursor moved), False on a gap.
+
+        On a gap (``page.after`` past the cursor) the changes still apply; pull from
+        ``cursor`` for the ones missed.
+        """
+        if page.device_id != self.device_id:
+            msg = f"a page for {page.device_id!r} offered to the replica of {self.device_id!r}"
+            raise ValueError(msg)
+        rows = [(c.entity, c.key, c.field, _dump(c.value), c.stamp) for c in page.changes]
+        with self._write() as db:
+            db.executemany(_UPSERT, rows)
+            cursor = int(self._meta(db, "cursor") or "0")
+            follows = page.after <= cursor
+            if follows:
+                self._set_meta(db, "cursor", str(max(cursor, page.cursor)))
+                self._set_meta(db, "last_sync_at", datetime.now(UTC).isoformat())
+        if page.changes:
+            self._clock.observe(max(c.stamp for c in page.changes))
+        return follows
+
+    # -- edits made here ---------------------------------------------------------------------
+
+    def record_edit(self, person: Author, changes: Sequence[tuple[str, str, str, Any]]) -> Edit:
+        """Store an edit (entity, key, field, value changes) as pending, at one fresh stamp.
+
+        ValueError if a change names no station-writable field, or the edit is empty, too
+        large or changes a field twice. Permission is the caller's to check.
+        """
+        checked = [_check_change(*change) for change in changes]
+        if not 0 < len(checked) <= MAX_EDIT_CHANGES:
+            msg = f"an edit holds 1 to {MAX_EDIT_CHANGES} changes, not {len(checked)}"
+            raise ValueError(msg)
+        if len({(c.entity, c.key, c.field) for c in checked}) != len(checked):
+            raise ValueError("an edit changes each field once")
+        stamp = self._clock.now()
+        edit = Edit(
+            uuid.uuid4(),
+            person.user_id,
+            person.username,
+            tuple(FieldChange(c.entity, c.key, c.field, c.value, stamp) for c in checked),
+        )
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO pending (change_id, user_id, username, stamp, changes, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    str(edit.change_id),
+                    str(edit.user_id),
+                    edit.username,
+                    stamp,
+                    _dump([c.to_wire() for c in edit.changes]),
+                    datetime.now(UTC).isoformat(),
+                ),
+            )
+        return edit
+
+    def pending(self) -> list[Edit]:
+        """The edits waiting for the server's answer, oldest first."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT change_id, user_id, username, changes FROM pending ORDER BY stamp"
+            ).fetchall()
+        return [_edit(row) for row in rows]
+
+    def settle(self, answers: Sequence[Answer]) -> list[tuple[Edit, Answer]]:
+        """Drop the answered edits this replica holds; returns them with their answers.
+
+        A refused edit is reverted by being dropped; an accepted one comes back in a page.
+        Answers to edits not held (answered before, or another file's) are ignored.
+        """
+        settled: list[tuple[Edit, Answer]] = []
+        with self._write() as db:
+            for answer in answers:
+                row = db.execute(
+                    "DELETE FROM pending WHERE change_id = ? "
+                    "RETURNING change_id, user_id, username, changes",
+                    (str(answer.change_id),),
+                ).fetchone()
+                if row is not None:
+                    settled.append((_edit(row), answer))
+        return settled
+
+    # -- the effective view --------------------------------------------------------------------
+
+    def _directory(self) -> Directory:
+        """The effective view, rebuilt only when the file changed since the last build."""
+        with self._read() as db:
+            # Changes whenever another connection (this object's writer included) commits.
+            version = int(db.execute("PRAGMA data_version").fetchone()[0])
+            if self._cache is not None and self._cache[0] == version:
+                return self._cache[1]
+            placeholders = ", ".join("?" * len(_DIRECTORY))
+            canonical = db.execute(
+                f"SELECT entity, key, field, value, stamp FROM fields "
+                f"WHERE entity IN ({placeholders})",
+                _DIRECTORY,
+            ).fetchall()
+            overlay = [row[0] for row in db.execute("SELECT changes FROM pending")]
+        stamped: dict[tuple[str, str, str], tuple[str, Any]] = {
+            (entity, key, field): (stamp, value) for entity, key, field, value, stamp in canonical
+        }
+        for changes in overlay:
+            for raw in orjson.loads(changes):
+                at = (raw["e"], raw["k"], raw["f"])
+                held = stamped.get(at)
+                if held is None or raw["s"] > held[0]:
+                    stamped[at] = (raw["s"], _dump(raw["v"]))
+        rows: defaultdict[str, defaultdict[str, dict[str, Any]]] = defaultdict(
+            lambda: defaultdict(dict)
+        )
+        for (entity, key, field), (_, value) in stamped.items():
+            rows[entity][key][field] = orjson.loads(value)
+        directory = Directory(rows)
+        self._cache = (version, directory)
+        return directory
+
+    def people(self) -> list[PersonRecord]:
+        """Live users, effective view, by username."""
+        return self._directory().people()
+
+    def find(self, username: str) -> PersonRecord | None:
+        """The live user with this username."""
+        return self._directory().find(username)
+
+    def person(self, user_id: uuid.UUID) -> PersonRecord | None:
+        """The live user with this id."""
+        return self._directory().person(user_id)
+
+    def roles(self) -> list[RoleRecord]:
+        """Live roles with the names of the permissions they grant, by name."""
+        return self._directory().roles()
+
+    def permission_names(self) -> list[str]:
+        """Live permissions, by name."""
+        return self._directory().permission_names()
+
+    def directory(self) -> Directory:
+        """The whole effective view at once (people, roles, links, desired settings)."""
+        return self._directory()
+
+    def status(self) -> ReplicaStatus:
+        """Cursor, last sync, pending edits and live users."""
+        with self._read() as db:
+            cursor = int(self._meta(db, "cursor") or "0")
+            synced = self._meta(db, "last_sync_at")
+            pending = int(db.execute("SELECT count(*) FROM pending").fetchone()[0])
+        return ReplicaStatus(
+            cursor=cursor,
+            last_sync_at=datetime.fromisoformat(synced) if synced else None,
+            pending=pending,
+            users=len(self.people()),
+        )
+
+    # -- sign-in failures (this station's own, never synced) ---------------------------------
+
+    def count_sign_in_attempt(
+        self, username: str, *, now: datetime, lock_for: Callable[[int], int | None]
+    ) -> int | None:
+        """Count one more attempt unless the name is locked at ``now``: its number, or None.
+
+        Counted before the password is checked, and locked at once when ``lock_for`` says
+        this attempt locks (a success takes the count and the lock back).
+        """
+        with self._write() as db:
+            row = db.execute(
+                "SELECT failures, locked_until FROM sign_in_failures WHERE username = ?",
+                (username,),
+            ).fetchone()
+            failures, locked = (0, None) if row is None else row
+            if locked is not None and datetime.fromisoformat(locked) > now:
+                return None
+            attempt = int(failures) + 1
+            seconds = lock_for(attempt)
+            until = None if seconds is None else (now + timedelta(seconds=seconds)).isoformat()
+            db.execute(
+                "INSERT INTO sign_in_failures (username, failures, locked_until) VALUES (?, ?, ?)"
+                " ON CONFLICT (username) DO UPDATE SET failures = excluded.failures,"
+                " locked_until = excluded.locked_until",
+                (username, attempt, until),
+            )
+        return attempt
+
+    def sign_in_locked_until(self, username: str) -> datetime | None:
+        """Until when this name's sign-ins are refused here, if a lock was set."""
+        with self._read() as db:
+            row = db.execute(
+                "SELECT locked_until FROM sign_in_failures WHERE username = ?", (username,)
+            ).fetchone()
+        return None if row is None or row[0] is None else datetime.fromisoformat(row[0])
+
+    def clear_sign_in_failures(self, username: str) -> None:
+        """A successful sign-in: the count starts again and any lock is lifted."""
+        with self._write() as db:
+            db.execute("DELETE FROM sign_in_failures WHERE username = ?", (username,))
