@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.settings import Settings
+from desktop import station_cli
 
 if TYPE_CHECKING:
     from core.protocol.signing import VerifyingKey
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 
 def register(commands: Any) -> None:
-    """Add ``agent`` and ``desktop`` to the command line's sub-parsers."""
+    """Add ``agent``, ``desktop`` and ``station`` to the command line's sub-parsers."""
     agent = commands.add_parser(
         "agent", help="run a station headless: sample, buffer in the outbox, stream to the broker"
     )
@@ -40,6 +41,7 @@ def register(commands: Any) -> None:
     )
     _add_station_arguments(desktop)
     desktop.set_defaults(run=_desktop)
+    station_cli.register(commands)
 
 
 def _add_station_arguments(parser: argparse.ArgumentParser) -> None:
