@@ -9,12 +9,12 @@ Each concern is a part in a module of its own, built over the shared ``Station``
 - ``commands``: verifies the server's signed commands, runs each once (its ledger of ids,
   ``command_ledger``, is kept in the outbox file) with the handlers of
   ``command_handlers``, and answers on ``cmd/result``;
-- ``link``: the supervisor (birth, will, farewell) and link events in the station's log.
+- ``link``: the supervisor (birth, will, farewell) and link events in the station's log;
+- ``sync``: applies the server's signed pages to the station's replica of users, roles and
+  configuration (``replica``, a file beside the outbox) and sends the edits made here up.
 
 A part names the routes it answers and the loops it runs (see ``Part``); the agent
 subscribes the routes before it connects, runs the loops while started and stops them all.
-The station's sync applier (``sync.py``: ``sync/down`` in, ``sync/up`` out) is a part
-built the same way: add it to ``self.parts`` in ``Agent.__init__``.
 
 While it runs, the station holds the lock beside its outbox (``station_lock``): one process
 per outbox.
@@ -38,11 +38,13 @@ from desktop.agent.heartbeat import Heartbeat
 from desktop.agent.link import Link
 from desktop.agent.outbox import Outbox
 from desktop.agent.replay import Replay
+from desktop.agent.replica import Replica, replica_path
 from desktop.agent.sampler import Sampler
 from desktop.agent.sources import Source
 from desktop.agent.state import AgentEvent, AgentState, EventLog
 from desktop.agent.station import Station
 from desktop.agent.station_lock import StationLock, lock_file
+from desktop.agent.sync import StationSync
 
 __all__ = ["Agent", "AgentConfig", "AgentEvent", "AgentState", "Part"]
 
@@ -81,6 +83,15 @@ class Agent:
             self.outbox.close()
             self.lock.release()
             raise
+        try:  # users, roles and configuration, beside the outbox
+            self.replica = Replica(
+                replica_path(config.data_dir, config.device_id), device_id=config.device_id
+            )
+        except BaseException:
+            self.ledger.close()
+            self.outbox.close()
+            self.lock.release()
+            raise
         self.state = AgentState(config.device_id, stream=self.outbox.stream)
         self.state.count(self.outbox)
         self.events = EventLog(self.state)
@@ -102,17 +113,20 @@ class Agent:
             uptime_s=self.heartbeat.uptime_s,
         )
         self.commands = CommandExecutor(station, self.ledger, handlers.table())
+        self.sync = StationSync(station, self.replica)
         self.parts: tuple[Part, ...] = (
             self.sampler,
             self.replay,
             self.heartbeat,
             self.configuration,
             self.commands,
+            self.sync,
         )
         # The replay first: the link's "connected" line says how much the replay has to send.
         self.supervisor.add_listener(self.replay.on_link)
         self.supervisor.add_listener(self.link.on_link)
         self.supervisor.add_listener(self.commands.on_link)
+        self.supervisor.add_listener(self.sync.on_link)
         self._loops = TaskSet(f"station {config.device_id}")
 
     def add_listener(self, listener: Callable[[AgentEvent], None]) -> Callable[[], None]:
@@ -145,9 +159,10 @@ class Agent:
                 await asyncio.to_thread(self.close)
 
     def close(self) -> None:
-        """Close the ledger and the outbox and release the lock, at once (for an agent never
-        started)."""
+        """Close the replica, the ledger and the outbox and release the lock, at once (for an
+        agent never started)."""
         try:
+            self.replica.close()
             self.ledger.close()
             self.outbox.close()
         finally:
