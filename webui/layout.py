@@ -25,6 +25,7 @@ NAVIGATION: list[tuple[str, str, str, str | None]] = [
     ("Commands", "/commands", "terminal", "devices:read"),
     ("Users", "/users", "people", "users:manage"),
     ("Roles", "/roles", "admin_panel_settings", "roles:manage"),
+    ("Sync conflicts", "/sync/conflicts", "sync_problem", "users:manage"),
     ("Audit log", "/audit", "history", "audit:read"),
 ]
 

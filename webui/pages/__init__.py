@@ -20,6 +20,7 @@ def register(services: Services) -> None:
         login,
         overview,
         roles,
+        sync_conflicts,
         users,
     )
 
@@ -32,6 +33,7 @@ def register(services: Services) -> None:
         export,
         users,
         roles,
+        sync_conflicts,
         devices,
         commands,
         bulk_config,

@@ -1,4 +1,4 @@
-"""/devices/{id}: one device live — presence, current values, charts, connection history."""
+"""/devices/{id}: one device live — presence, sync, current values, charts, connection history."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import Device, OfflineEvent
 from core.errors import NotFoundError
-from core.services import device_configs, devices, offline_events
+from core.services import device_configs, devices, offline_events, sync_peers
 from core.services.actor import Actor
+from core.services.sync_peers import PeerState
 from core.services.telemetry import history
 from webui.backbone.hub import LivePoint, Reading
 from webui.backbone.presence import DeviceState
@@ -21,6 +22,7 @@ from webui.components.config_card import ConfigCard
 from webui.components.conflict_chip import ConflictChip
 from webui.components.live_chart import LiveChart
 from webui.components.presence_badge import PresenceBadge
+from webui.components.sync_state import SyncWatch
 from webui.components.values import show_value, when, when_ms
 from webui.layout import frame, guard
 from webui.services import Services
@@ -41,19 +43,32 @@ def register(services: Services) -> None:
             units = await device_configs.channel_units(session, actor=actor, device_id=device.id)
             known = await history.channels(session, actor=actor, device_id=device.id)
             events = await offline_events.recent(session, actor=actor, device_id=device.id)
-            config = None
+            config, states = None, None
             if actor.can("devices:read"):
                 config = await config_card.load(session, actor, device.id)
+                states = await sync_peers.states(session, actor=actor, device_id=device.id)
         with frame(services, f"Device {device.id}", actor) as ticker:
             ticker.add(AlarmsCard(services, actor, device.id, units).update)  # on top
             view = DeviceView(services, actor, device.id, units, stored_seen=device.last_seen_at)
-            view.build({info.channel for info in known if info.type == "boolean"}, events)
+            sync = _sync_watch(services, actor, device.id, states)
+            view.build({info.channel for info in known if info.type == "boolean"}, events, sync)
             ticker.add(view.update)
             if config is not None:
                 card = ConfigCard(services.database, actor, device.id)
                 card.build(config)
                 ticker.add(lambda: card.follow(view.reported_version()))
             device_commands(services.database, actor, device.id)
+            if sync is not None:
+                sync.start()
+
+
+def _sync_watch(
+    services: Services, actor: Actor, device_id: str, states: list[PeerState] | None
+) -> SyncWatch | None:
+    """The device's sync state, for those who may read it (None: not read)."""
+    if states is None:
+        return None
+    return SyncWatch(services.database, actor, states, device_id=device_id)
 
 
 async def found_device(
@@ -108,8 +123,10 @@ class DeviceView:
         self._status: str | None = None
         self._presence = ""
 
-    def build(self, booleans: set[str], events: list[OfflineEvent]) -> None:
-        """Lay the page out, filled with what the hub holds now."""
+    def build(
+        self, booleans: set[str], events: list[OfflineEvent], sync: SyncWatch | None = None
+    ) -> None:
+        """Lay the page out, filled with what the hub holds now (and ``sync``'s state)."""
         hub = self.backbone.hub
         self.booleans = set(booleans)
         with ui.row().classes("items-center gap-6"):
@@ -117,6 +134,8 @@ class DeviceView:
             self.presence = ui.label().mark("device-presence")
             self.conflict = ConflictChip("device-conflict")
             ui.link("History", f"/devices/{self.device_id}/history").mark("history-link")
+        if sync is not None:
+            sync.line(self.device_id, full=True)
         with ui.card().classes("w-full"):
             ui.label("Current values").classes("font-semibold")
             self.value_grid = ui.grid(columns=3).classes("gap-x-8 gap-y-1")

@@ -1,25 +1,26 @@
-"""/fleet: every device with its presence, last seen, backlog and latest values, live."""
+"""/fleet: every device with its presence, last seen, backlog, sync and latest values, live."""
 
 from __future__ import annotations
 
 from nicegui import ui
 
 from core.db.models import Device
-from core.services import devices
+from core.services import devices, sync_peers
 from core.services.actor import Actor
 from webui.backbone.server import Backbone
 from webui.components.alarms import AlarmCount
 from webui.components.conflict_chip import ConflictChip
 from webui.components.presence_badge import PresenceBadge
+from webui.components.sync_state import SyncWatch
 from webui.components.ticker import Ticker
 from webui.components.values import show_value, when
 from webui.layout import frame, guard
 from webui.services import Services
 
 LATEST_SHOWN = 4  # channels shown per row; the device page has them all
-HEADINGS = ["Device", "Name", "Status", "Alarms", "Last seen", "Backlog", "Latest"]
+HEADINGS = ["Device", "Name", "Status", "Alarms", "Last seen", "Backlog", "Sync", "Latest"]
 # One grid template for the heading and every row, so the columns line up.
-GRID = "w-full grid grid-cols-[8rem_10rem_7rem_6rem_5rem_6rem_1fr] gap-4 items-center"
+GRID = "w-full grid grid-cols-[8rem_10rem_7rem_6rem_5rem_6rem_10rem_1fr] gap-4 items-center"
 
 
 def register(services: Services) -> None:
@@ -32,14 +33,19 @@ def register(services: Services) -> None:
             return
         async with services.database.session() as session:
             listed = await devices.list_devices(session, actor=actor)
+            states = await sync_peers.states(session, actor=actor)
         with frame(services, "Fleet", actor) as ticker:
-            FleetView(services.backbone, actor, listed, ticker)
+            sync = SyncWatch(services.database, actor, states)
+            FleetView(services.backbone, actor, listed, ticker, sync)
+            sync.start()
 
 
 class FleetRow:
     """One device's line; each tick re-reads presence, identity, last seen and the hub (memory)."""
 
-    def __init__(self, backbone: Backbone, device: Device, *, show_values: bool) -> None:
+    def __init__(
+        self, backbone: Backbone, device: Device, sync: SyncWatch, *, show_values: bool
+    ) -> None:
         self.backbone = backbone
         self.device_id = device.id
         self.last_seen_at = device.last_seen_at
@@ -56,6 +62,8 @@ class FleetRow:
                 self.alarms = AlarmCount(f"alarms {device.id}")
             self.seen = ui.label().mark(f"seen {device.id}")
             self.backlog = ui.label().mark(f"backlog {device.id}")
+            with ui.element("div"):
+                sync.line(device.id, full=False)
             self.values = ui.label().classes("font-mono text-sm").mark(f"latest {device.id}")
             self.conflict = ConflictChip(f"conflict {device.id}")
             self.conflict.chip.classes("col-span-full justify-self-start")  # a line of its own
@@ -88,9 +96,15 @@ class FleetView:
     """The fleet list; devices heard of after the page opened are added as they appear."""
 
     def __init__(
-        self, backbone: Backbone, actor: Actor, listed: list[Device], ticker: Ticker
+        self,
+        backbone: Backbone,
+        actor: Actor,
+        listed: list[Device],
+        ticker: Ticker,
+        sync: SyncWatch,
     ) -> None:
         self.backbone = backbone
+        self.sync = sync
         self.show_values = actor.can("telemetry:read")
         with ui.element("div").classes(f"{GRID} text-sm text-slate-500"):
             for heading in HEADINGS:
@@ -106,7 +120,9 @@ class FleetView:
 
     def _add(self, device: Device) -> None:
         with self.table:
-            self.rows[device.id] = FleetRow(self.backbone, device, show_values=self.show_values)
+            self.rows[device.id] = FleetRow(
+                self.backbone, device, self.sync, show_values=self.show_values
+            )
         self.empty.set_visibility(False)
 
     def update(self) -> None:
