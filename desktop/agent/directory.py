@@ -12,9 +12,12 @@ whose ``is_active`` is not known to be true is treated as disabled.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from core.rbac import ADMIN
 from core.sync import entities
@@ -51,6 +54,28 @@ class RoleRecord:
     description: str
     permissions: tuple[str, ...]  # names, sorted
     builtin: bool = False
+
+
+def effective_rows(
+    canonical: Iterable[tuple[str, str, str, str, str]], pending: Iterable[Mapping[str, Any]]
+) -> Rows:
+    """Rows from canonical fields (entity, key, field, JSON value, stamp) and pending changes
+    (on the wire's form): per field, the value of the higher stamp.
+    """
+    stamped: dict[tuple[str, str, str], tuple[str, str | None, Any]] = {
+        (entity, key, field): (stamp, value, None) for entity, key, field, value, stamp in canonical
+    }
+    for change in pending:
+        at = (change["e"], change["k"], change["f"])
+        held = stamped.get(at)
+        if held is None or change["s"] > held[0]:
+            stamped[at] = (change["s"], None, change["v"])
+    rows: defaultdict[str, defaultdict[str, dict[str, Any]]] = defaultdict(
+        lambda: defaultdict(dict)
+    )
+    for (entity, key, field), (_, text, value) in stamped.items():
+        rows[entity][key][field] = value if text is None else orjson.loads(text)
+    return rows
 
 
 def _live(fields: Mapping[str, Any]) -> bool:

@@ -27,39 +27,22 @@ import contextlib
 import sqlite3
 import threading
 import uuid
-from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
 import orjson
 
 from core.hlc import Clock
 from core.protocol.sync import MAX_EDIT_CHANGES, Answer, ChangePage, Edit, FieldChange
 from core.sync import entities
-from desktop.agent.directory import Directory, PersonRecord, RoleRecord
+from desktop.agent import replica_schema as schema
+from desktop.agent.directory import Directory, PersonRecord, RoleRecord, effective_rows
 
 __all__ = ["PersonRecord", "Replica", "ReplicaStatus", "RoleRecord", "replica_path"]
 
-# The schema, one step per version (PRAGMA user_version counts the steps applied). Add a
-# step at the end to change it; never edit one a station may already have run.
-MIGRATIONS: Final[list[tuple[str, ...]]] = [
-    (
-        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-        "CREATE TABLE fields (entity TEXT NOT NULL, key TEXT NOT NULL, field TEXT NOT NULL,"
-        " value TEXT NOT NULL, stamp TEXT NOT NULL, PRIMARY KEY (entity, key, field))"
-        " WITHOUT ROWID",
-        "CREATE TABLE pending (change_id TEXT PRIMARY KEY, user_id TEXT NOT NULL,"
-        " username TEXT NOT NULL, stamp TEXT NOT NULL, changes TEXT NOT NULL,"
-        " created_at TEXT NOT NULL)",
-        "CREATE INDEX pending_by_stamp ON pending (stamp)",
-        "CREATE TABLE sign_in_failures (username TEXT PRIMARY KEY,"
-        " failures INTEGER NOT NULL, locked_until TEXT)",
-    ),
-]
-BUSY_TIMEOUT_MS = 5_000  # a write waits this long for another's (the CLI's, the station's)
 # Last writer wins per field; a tie of stamps (one stamp is one value, so only a corrupt
 # sender ties) goes to the higher value, so every replica still agrees.
 _UPSERT = (
@@ -154,17 +137,13 @@ class Replica:
         self._write_lock, self._read_lock = threading.Lock(), threading.Lock()
         self._db: sqlite3.Connection | None = None
         if read_only:
-            self._reader = self._connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+            self._reader = schema.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = self._connect(str(path))
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a crash
-            self._migrate(self._db)
-            self._reader = self._connect(str(path))
+            self._db = schema.open_writer(str(path))
+            self._reader = schema.connect(str(path))
             self._reader.execute("PRAGMA query_only=1")
-        version = int(self._reader.execute("PRAGMA user_version").fetchone()[0])
-        if version == 0:  # created but never migrated: nothing to read yet
+        if schema.version(self._reader) == 0:  # created but never migrated: nothing to read
             self.close()
             msg = f"the replica {path} is not set up yet"
             raise FileNotFoundError(msg)
@@ -175,30 +154,6 @@ class Replica:
             ):
                 if stamp:
                     self._clock.observe(stamp)
-
-    @staticmethod
-    def _connect(target: str, *, uri: bool = False) -> sqlite3.Connection:
-        db = sqlite3.connect(target, uri=uri, check_same_thread=False, isolation_level=None)
-        db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        return db
-
-    @staticmethod
-    def _migrate(db: sqlite3.Connection) -> None:
-        """Apply the steps this file lacks, in one transaction (two openers: one migrates)."""
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            version = int(db.execute("PRAGMA user_version").fetchone()[0])
-            if version > len(MIGRATIONS):
-                msg = f"the replica is schema v{version}, newer than this program's"
-                raise RuntimeError(msg)
-            for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in step:
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version={number}")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
 
     def close(self) -> None:
         """Close the file."""
@@ -356,22 +311,9 @@ class Replica:
                 f"WHERE entity IN ({placeholders})",
                 _DIRECTORY,
             ).fetchall()
-            overlay = [row[0] for row in db.execute("SELECT changes FROM pending")]
-        stamped: dict[tuple[str, str, str], tuple[str, Any]] = {
-            (entity, key, field): (stamp, value) for entity, key, field, value, stamp in canonical
-        }
-        for changes in overlay:
-            for raw in orjson.loads(changes):
-                at = (raw["e"], raw["k"], raw["f"])
-                held = stamped.get(at)
-                if held is None or raw["s"] > held[0]:
-                    stamped[at] = (raw["s"], _dump(raw["v"]))
-        rows: defaultdict[str, defaultdict[str, dict[str, Any]]] = defaultdict(
-            lambda: defaultdict(dict)
-        )
-        for (entity, key, field), (_, value) in stamped.items():
-            rows[entity][key][field] = orjson.loads(value)
-        directory = Directory(rows)
+            pending = [row[0] for row in db.execute("SELECT changes FROM pending")]
+        overlay = [c for changes in pending for c in orjson.loads(changes)]
+        directory = Directory(effective_rows(canonical, overlay))
         self._cache = (version, directory)
         return directory
 

@@ -16,8 +16,9 @@ import pytest
 
 from core.hlc import Clock, Stamp
 from core.protocol.sync import Answer, ChangePage, FieldChange
-from desktop.agent import replica as replica_module
-from desktop.agent.replica import MIGRATIONS, Replica, replica_path
+from desktop.agent import replica_schema
+from desktop.agent.replica import Replica, replica_path
+from desktop.agent.replica_schema import MIGRATIONS
 from tests.desktop.replica_data import DEVICE, ServerLog
 
 
@@ -60,13 +61,13 @@ def test_a_later_schema_step_runs_once_on_an_existing_file(
     with Replica(path, device_id=DEVICE) as first:
         assert first.apply_page(log.page())
     step = ("CREATE TABLE notes (id INTEGER PRIMARY KEY)",)
-    monkeypatch.setattr(replica_module, "MIGRATIONS", [*MIGRATIONS, step])
+    monkeypatch.setattr(replica_schema, "MIGRATIONS", [*MIGRATIONS, step])
     for _ in range(2):  # a second open finds v2 and runs nothing (CREATE TABLE would fail)
         with Replica(path, device_id=DEVICE) as again:
             assert [p.username for p in again.people()] == ["ada"]
     with contextlib.closing(sqlite3.connect(path)) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == 2
-    monkeypatch.setattr(replica_module, "MIGRATIONS", MIGRATIONS)
+    monkeypatch.setattr(replica_schema, "MIGRATIONS", MIGRATIONS)
     with pytest.raises(RuntimeError, match="newer than this program"):
         Replica(path, device_id=DEVICE)
 
