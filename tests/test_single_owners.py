@@ -176,6 +176,9 @@ TABLE_HOMES: dict[str, Path | None] = {
     "QuarantinedSample": SERVICES / "telemetry",
     "TelemetryGap": SERVICES / "telemetry",
     "AuditEntry": SERVICES / "audit.py",
+    "SyncChange": SERVICES / "sync_log.py",
+    "SyncConflict": SERVICES / "sync_conflicts.py",
+    "DeviceSync": SERVICES / "sync_peers.py",
 }
 # (model, file) -> why that file still touches a table another module owns, and whether its
 # xfail is strict: moving the access home then fails the case, asking for its line to go.

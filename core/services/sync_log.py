@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import func, or_, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from core.db.models import SyncChange
 from core.protocol.sync import FieldChange
@@ -28,7 +29,7 @@ PAGE_CHANGES = 500  # field changes a page holds: ~60 KB of JSON, far under the 
 
 
 def record(
-    session: AsyncSession,
+    session: AsyncSession | Session,
     changes: Iterable[FieldChange],
     *,
     origin: str,
@@ -36,7 +37,10 @@ def record(
     scope: str | None = None,
     change_id: uuid.UUID | None = None,
 ) -> None:
-    """Log field changes that are part of one edit (added to the session, not flushed)."""
+    """Log field changes that are part of one edit (added to the session, not flushed).
+
+    Takes a plain ``Session`` too: ``core.sync.capture`` logs from inside a flush.
+    """
     change_id = change_id or uuid.uuid4()
     session.add_all(
         SyncChange(
@@ -178,3 +182,43 @@ async def authors(session: AsyncSession, changes: Iterable[FieldStamp]) -> dict[
         (r.entity, r.key, r.field, r.stamp): Author(r.origin, r.actor)
         for r in await session.execute(query)
     }
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A logged change with where it was made (``server`` or a device id) and by whom."""
+
+    change: FieldChange
+    origin: str
+    actor: str
+
+
+async def current_entry(session: AsyncSession, entity: str, key: str, field: str) -> Entry | None:
+    """The field's winning change with its origin and actor (for the conflict log)."""
+    query = (
+        select(SyncChange.value, SyncChange.stamp, SyncChange.origin, SyncChange.actor)
+        .where(SyncChange.entity == entity, SyncChange.key == key, SyncChange.field == field)
+        .order_by(SyncChange.stamp.desc())
+        .limit(1)
+    )
+    row = (await session.execute(query)).first()
+    if row is None:
+        return None
+    return Entry(FieldChange(entity, key, field, row.value, row.stamp), row.origin, row.actor)
+
+
+async def has_edit(session: AsyncSession, change_id: uuid.UUID) -> bool:
+    """Whether the log holds changes of this edit (a station's edit sent again)."""
+    query = select(SyncChange.id).where(SyncChange.change_id == change_id).limit(1)
+    return await session.scalar(query) is not None
+
+
+async def keys_of(session: AsyncSession, entity: str, *, prefix: str) -> list[str]:
+    """Every key of ``entity`` the log holds that starts with ``prefix`` (a link's owner)."""
+    query = (
+        select(SyncChange.key)
+        .where(SyncChange.entity == entity, SyncChange.key.startswith(prefix, autoescape=True))
+        .distinct()
+        .order_by(SyncChange.key)
+    )
+    return list(await session.scalars(query))

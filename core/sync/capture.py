@@ -12,7 +12,6 @@ own stamp and origin; it marks its session ``applying`` so they are not logged t
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -21,7 +20,8 @@ from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
 from core import events, hlc
-from core.db.models import SyncChange
+from core.protocol.sync import FieldChange
+from core.services import sync_log
 from core.sync import entities
 
 SERVER = "server"  # the origin of changes made on the server
@@ -60,22 +60,13 @@ def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
         if not changed:
             continue
         stamp = _stamp(obj)
-        change_id = uuid.uuid4()
-        scope = getattr(obj, entity.scoped_by) if entity.scoped_by else None
         key = entities.key_of(entity, obj)
-        session.add_all(
-            SyncChange(
-                change_id=change_id,
-                entity=entity.name,
-                key=key,
-                field=field,
-                value=value,
-                stamp=stamp,
-                origin=SERVER,
-                actor=session.info.get(_ACTOR, ""),
-                scope=scope,
-            )
-            for field, value in changed.items()
+        sync_log.record(
+            session,
+            (FieldChange(entity.name, key, f, v, stamp) for f, v in changed.items()),
+            origin=SERVER,
+            actor=session.info.get(_ACTOR, ""),
+            scope=getattr(obj, entity.scoped_by) if entity.scoped_by else None,
         )
         logged = True
     if logged:
