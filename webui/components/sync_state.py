@@ -24,6 +24,7 @@ from webui.components.browser_time import ask_zone, known_zone, named
 
 log = logging.getLogger(__name__)
 REFRESH_S = 2.0  # a station pulls and answers within seconds; one small read per open page
+BEHIND_CLASS = "text-amber-700"  # news, not an alarm: Quasar's warning yellow is faint on white
 CONFLICTS_ROUTE = "/sync/conflicts"  # the conflict log's page; ?station= narrows it
 
 
@@ -64,17 +65,16 @@ def describe(state: PeerState | None, zone: tzinfo) -> SyncWords:
 
 
 class SyncLine:
-    """One station's sync state: the headline, then the details (all of them when ``full``;
-    on the fleet's narrow column only those that are not zero)."""
+    """One station's sync state on a line: "Sync: …", then the details (all of them when
+    ``full``; on the fleet's rows only those that are not zero)."""
 
     def __init__(self, device_id: str, *, full: bool, conflicts_link: str | None = None) -> None:
         self.full = full
         self._shown: SyncWords | None = None
-        classes = "items-center gap-x-3 gap-y-0" if full else "gap-0"
-        with (ui.row() if full else ui.column()).classes(classes).mark(f"sync {device_id}"):
-            if full:
-                ui.icon("sync").classes("text-slate-500")
-            self.headline = ui.label().mark(f"sync-state {device_id}")
+        with ui.row().classes("items-center gap-x-3 gap-y-0").mark(f"sync {device_id}"):
+            ui.icon("sync").classes("text-slate-500")
+            self.headline = ui.label().classes("" if full else "text-sm")
+            self.headline.mark(f"sync-state {device_id}")
             self.last_sync = ui.label().classes("text-sm text-slate-600")
             self.last_sync.mark(f"sync-last {device_id}")
             self.waiting = ui.label().classes("text-sm text-slate-600")
@@ -91,16 +91,16 @@ class SyncLine:
         if shown == self._shown:
             return
         self._shown = shown
-        self.headline.text = f"Sync: {shown.headline}" if self.full else shown.headline
+        self.headline.text = f"Sync: {shown.headline}"
         if shown.behind:
-            self.headline.classes(add="text-warning")
+            self.headline.classes(add=BEHIND_CLASS)
         else:
-            self.headline.classes(remove="text-warning")
+            self.headline.classes(remove=BEHIND_CLASS)
         self.last_sync.text = shown.last_sync
         self.last_sync.set_visibility(bool(shown.last_sync))
         self.waiting.text = shown.waiting
         self.conflicts.text = shown.conflicts
-        if not self.full:  # the narrow column says only what is not zero
+        if not self.full:  # a fleet row says only what is not zero
             self.waiting.set_visibility(not shown.waiting.startswith("no "))
             self.conflicts.set_visibility(not shown.conflicts.startswith("no "))
 

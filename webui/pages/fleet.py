@@ -18,9 +18,10 @@ from webui.layout import frame, guard
 from webui.services import Services
 
 LATEST_SHOWN = 4  # channels shown per row; the device page has them all
-HEADINGS = ["Device", "Name", "Status", "Alarms", "Last seen", "Backlog", "Sync", "Latest"]
-# One grid template for the heading and every row, so the columns line up.
-GRID = "w-full grid grid-cols-[8rem_10rem_7rem_6rem_5rem_6rem_10rem_1fr] gap-4 items-center"
+HEADINGS = ["Device", "Name", "Status", "Alarms", "Last seen", "Backlog", "Latest"]
+# One grid template for the heading and every row, so the columns line up. A row's sync
+# state is a line of its own under it: a column would push Latest off a laptop's screen.
+GRID = "w-full grid grid-cols-[8rem_10rem_7rem_6rem_5rem_6rem_1fr] gap-x-4 gap-y-1 items-center"
 
 
 def register(services: Services) -> None:
@@ -62,9 +63,9 @@ class FleetRow:
                 self.alarms = AlarmCount(f"alarms {device.id}")
             self.seen = ui.label().mark(f"seen {device.id}")
             self.backlog = ui.label().mark(f"backlog {device.id}")
-            with ui.element("div"):
-                sync.line(device.id, full=False)
             self.values = ui.label().classes("font-mono text-sm").mark(f"latest {device.id}")
+            with ui.element("div").classes("col-start-2 col-end-[-1]"):  # under the name
+                sync.line(device.id, full=False)
             self.conflict = ConflictChip(f"conflict {device.id}")
             self.conflict.chip.classes("col-span-full justify-self-start")  # a line of its own
 
