@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.settings import Settings
 from desktop import station_cli
+from desktop.window.options import IDLE_MINUTES, WindowOptions
 
 if TYPE_CHECKING:
     from core.protocol.signing import VerifyingKey
@@ -40,6 +41,13 @@ def register(commands: Any) -> None:
         "desktop", help="run a station with its window: live values, chart, outbox, event log"
     )
     _add_station_arguments(desktop)
+    desktop.add_argument(
+        "--idle-minutes",
+        type=float,
+        default=IDLE_MINUTES,
+        help="sign the operator out after this many minutes without mouse or keyboard input"
+        f" (default: {IDLE_MINUTES:g})",
+    )
     desktop.set_defaults(run=_desktop)
     station_cli.register(commands)
 
@@ -140,10 +148,19 @@ def _desktop(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    try:
+        options = WindowOptions(
+            idle_minutes=args.idle_minutes,
+            max_failures=settings.login_max_failures,
+            lock_seconds=settings.login_lock_seconds,
+        )
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     from desktop.window.app import run_window  # Qt is loaded only for this command
 
     try:
-        return run_window(config, sources)
+        return run_window(config, sources, options)
     except StationRunningError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -17,11 +17,14 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QScrollArea,
     QSplitter,
+    QStackedWidget,
     QTableView,
     QVBoxLayout,
     QWidget,
 )
 
+from desktop.window.operator_bar import OperatorBar
+from desktop.window.sign_in_view import SignInView
 from desktop.window.values_model import ValuesModel
 
 BADGE_STYLE = "QLabel {{ background: {colour}; color: white; border-radius: 9px; padding: 3px 12px;"
@@ -39,7 +42,12 @@ def _label(name: str, text: str = "") -> QLabel:
 
 
 class StationView(QMainWindow):
-    """Connection badge, live values, chart, outbox and replay, configuration, event log."""
+    """Connection badge, live values, chart, outbox and replay, configuration, event log.
+
+    Under the header, either the station (with the signed-in operator's bar above it) or the
+    sign-in page: ``lock`` and ``unlock`` switch between them. Unlocked, without an operator
+    bar, until a sign-in controller locks it.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -132,11 +140,41 @@ class StationView(QMainWindow):
         body.addWidget(right)
         body.setSizes([400, 700])
 
+        self.operator_bar = OperatorBar()
+        self.operator_bar.hide()  # shown once someone signs in
+        self.station = QWidget()
+        self.station.setObjectName("station")
+        station_column = QVBoxLayout(self.station)
+        station_column.setContentsMargins(0, 0, 0, 0)
+        station_column.addWidget(self.operator_bar)
+        station_column.addWidget(body, 1)
+        self.sign_in = SignInView()
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self.station)
+        self.pages.addWidget(self.sign_in)
+
         central = QWidget()
         page = QVBoxLayout(central)
         page.addLayout(header)
-        page.addWidget(body, 1)
+        page.addWidget(self.pages, 1)
         self.setCentralWidget(central)
+
+    @property
+    def locked(self) -> bool:
+        """Whether the sign-in page hides the station."""
+        return self.pages.currentWidget() is self.sign_in
+
+    def lock(self, message: str = "") -> None:
+        """Hide the station behind an empty sign-in form (``message``: why, if anything)."""
+        self.operator_bar.hide()
+        self.sign_in.reset(message)
+        self.pages.setCurrentWidget(self.sign_in)
+        self.sign_in.username.setFocus()
+
+    def unlock(self) -> None:
+        """Show the station with the operator's bar."""
+        self.operator_bar.show()
+        self.pages.setCurrentWidget(self.station)
 
     def show_badge(self, text: str, colour: str) -> None:
         """Paint the connection badge."""

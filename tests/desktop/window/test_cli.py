@@ -59,3 +59,17 @@ def test_the_command_line_loads_qt_only_to_run_the_window() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
     )
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_desktop_takes_an_idle_time(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["desktop", "--help"])
+    assert "--idle-minutes" in capsys.readouterr().out
+
+
+def test_desktop_refuses_an_idle_time_that_is_not_positive(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PP_DEVICE_PASSWORD", "secret")
+    assert main(["desktop", "--device", "press-07", "--idle-minutes", "0"]) == 1
+    assert "the idle time must be a positive number of minutes" in capsys.readouterr().err

@@ -1,0 +1,95 @@
+"""The sign-in page's layout: username, password, the button and the reason of a refusal."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QFrame,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.window.forms import ERROR_STYLE
+
+NOTE_STYLE = "QLabel { color: #444; }"
+FORM_WIDTH = 420  # pixels: a comfortable form in the middle of a large window
+
+
+class SignInView(QWidget):
+    """A centred form; the station goes on sampling behind it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setObjectName("sign_in")
+        heading = QLabel("Sign in to operate this station")
+        heading.setObjectName("sign_in_heading")
+        font = heading.font()
+        font.setPointSize(font.pointSize() + 3)
+        font.setBold(True)
+        heading.setFont(font)
+        note = QLabel(
+            "Use your PrecisionPulse account. It is checked on this station, so signing in"
+            " works without the server; the station keeps sampling while nobody is signed in."
+        )
+        note.setWordWrap(True)
+
+        self.username = QLineEdit()
+        self.username.setObjectName("username")
+        self.password = QLineEdit()
+        self.password.setObjectName("password")
+        self.password.setEchoMode(QLineEdit.EchoMode.Password)
+        self.submit = QPushButton("Sign in")
+        self.submit.setObjectName("sign_in_button")
+        self.submit.setDefault(True)
+        self.message = QLabel()
+        self.message.setObjectName("sign_in_message")
+        self.message.setWordWrap(True)
+        form = QFormLayout()
+        form.addRow("Username", self.username)
+        form.addRow("Password", self.password)
+        form.addRow("", self.submit)
+
+        box = QFrame()
+        box.setObjectName("sign_in_box")
+        box.setFrameShape(QFrame.Shape.StyledPanel)
+        box.setFixedWidth(FORM_WIDTH)
+        column = QVBoxLayout(box)
+        column.setContentsMargins(24, 20, 24, 20)
+        column.addWidget(heading)
+        column.addWidget(note)
+        column.addLayout(form)
+        column.addWidget(self.message)
+
+        page = QVBoxLayout(self)
+        page.addStretch(1)
+        page.addWidget(box, 0, Qt.AlignmentFlag.AlignHCenter)
+        page.addStretch(2)
+
+    def show_refusal(self, reason: str) -> None:
+        """Say why the sign-in was refused; the password is cleared for the next try."""
+        self.message.setStyleSheet(ERROR_STYLE)
+        self.message.setText(reason)
+        self.password.clear()
+        self.password.setFocus()
+
+    def set_busy(self, busy: bool) -> None:
+        """While a sign-in is checked, the form waits (and says so)."""
+        for widget in (self.username, self.password, self.submit):
+            widget.setEnabled(not busy)
+        if busy:
+            self.message.setText("")
+            self.submit.setText("Checking…")
+        else:
+            self.submit.setText("Sign in")
+
+    def reset(self, message: str = "") -> None:
+        """An empty form, with why the last session ended if it did not end by choice."""
+        self.username.clear()
+        self.password.clear()
+        self.message.setStyleSheet(NOTE_STYLE)
+        self.message.setText(message)
+        self.username.setFocus()
