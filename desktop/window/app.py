@@ -1,4 +1,4 @@
-"""The station window's composition root: Qt application, qasync loop, agent, view, controller."""
+"""The station window's composition root: Qt application, qasync loop, agent, view, controllers."""
 
 from __future__ import annotations
 
@@ -13,13 +13,18 @@ from PySide6.QtWidgets import QApplication
 
 from desktop.agent.agent import Agent, AgentConfig
 from desktop.agent.sources import Source
+from desktop.window.operator_actions import OperatorActions
+from desktop.window.options import WindowOptions
+from desktop.window.sign_in_controller import SignInController
 from desktop.window.station_controller import StationController
 from desktop.window.station_view import StationView
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def run_window(config: AgentConfig, sources: Sequence[Source]) -> int:
+def run_window(
+    config: AgentConfig, sources: Sequence[Source], options: WindowOptions | None = None
+) -> int:
     """Run the agent with its window until the window closes (or SIGINT/SIGTERM); exit code."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("PrecisionPulse station")
@@ -27,17 +32,20 @@ def run_window(config: AgentConfig, sources: Sequence[Source]) -> int:
     # The loop must outlive the window: closing it only starts the agent's clean stop.
     QApplication.setQuitOnLastWindowClosed(False)
     try:
-        qasync.run(station(config, sources))
+        qasync.run(station(config, sources, options or WindowOptions()))
     finally:
         QApplication.setQuitOnLastWindowClosed(quits)
     return 0
 
 
-async def station(config: AgentConfig, sources: Sequence[Source]) -> None:
-    """Show the window over a started agent; when it closes, stop the agent with its farewell."""
+async def station(config: AgentConfig, sources: Sequence[Source], options: WindowOptions) -> None:
+    """Show the window, locked until someone signs in, over a started agent; when it closes,
+    stop the agent with its farewell."""
     agent = Agent(config, sources)
     view = StationView()
     controller = StationController(agent, view)
+    gate = SignInController(view, agent.replica, options=options, note=agent.events.record)
+    actions = OperatorActions(agent, gate)
     closed = asyncio.Event()
     controller.closed.connect(closed.set)
     loop = asyncio.get_running_loop()
@@ -51,6 +59,8 @@ async def station(config: AgentConfig, sources: Sequence[Source]) -> None:
         for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)
         controller.close()
+        await actions.stop()
+        await gate.stop()
         view.hide()
         await agent.stop()
         # Freed by the garbage collector, a widget may die on whichever thread allocates next

@@ -105,3 +105,20 @@ def test_sigterm_closes_the_window_and_stops_the_agent(tmp_path: Path, qapp: QAp
 
     assert sampled(config) >= 2
     assert not any(w.isVisible() for w in qapp.topLevelWidgets())
+
+
+def test_the_window_opens_locked_and_samples_behind_the_sign_in(
+    tmp_path: Path, qapp: QApplication
+) -> None:
+    config = station_config(tmp_path)
+    seen: list[tuple[bool, bool]] = []
+
+    def close(view: StationView) -> None:
+        seen.append((view.locked, view.sign_in.isVisible()))
+        view.close()
+
+    when_window(lambda view: view.last_seq.text() not in ("—", "1"), close)
+    assert run_window(config, [Simulated(seed=2)]) == 0
+
+    assert seen == [(True, True)]  # nobody signed in, the station sampled all the same
+    assert sampled(config) >= 2
