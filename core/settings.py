@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.mqtt.endpoint import Endpoint
+from core.protocol.station_config import SETTINGS
 
 # Anything that still holds this value is a development secret, never a production one.
 DEV_SECRET_KEY = "dev-insecure-secret-change-me-0123456789abcdef"
@@ -111,6 +112,10 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_lock_seconds: int = 30
 
+    # Settings of its own desired configuration a station's operator (holding config:write)
+    # may change there; the rest are decided in the browser. Comma-separated in the env.
+    station_config_overrides: Annotated[tuple[str, ...], NoDecode] = ("interval_s",)
+
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
         # Spaces pad a key to length without adding anything an attacker must guess.
@@ -155,6 +160,20 @@ class Settings(BaseSettings):
                 msg = f"not an IP address or network: {network!r}"
                 raise ValueError(msg) from None
         return networks
+
+    @field_validator("station_config_overrides", mode="before")
+    @classmethod
+    def _station_overrides(cls, value: object) -> object:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            return items  # pydantic names the type error
+        names = tuple(str(item).strip() for item in items if str(item).strip())
+        unknown = sorted(set(names) - SETTINGS)
+        if unknown:  # a typo must not pass for a policy that silently allows nothing
+            known = ", ".join(sorted(SETTINGS))
+            msg = f"not a station setting: {', '.join(unknown)} (known: {known})"
+            raise ValueError(msg)
+        return names
 
     @field_validator("metrics_token", mode="after")
     @classmethod

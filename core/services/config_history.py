@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import DeviceConfigVersion
 
-Source = Literal["edit", "rollback", "command", "bulk", "withdrawn"]
+Source = Literal["edit", "rollback", "command", "bulk", "withdrawn", "station"]
 ChangeKind = Literal["added", "removed", "changed"]
 
 

@@ -7,7 +7,7 @@ permissions its editor holds (taking them away needs no such thing).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import func, select
@@ -109,7 +109,8 @@ async def _snapshot(session: AsyncSession, role: Role) -> dict[str, Any]:
     }
 
 
-async def _check_name_free(session: AsyncSession, name: str, except_id: uuid.UUID | None) -> None:
+async def check_name_free(session: AsyncSession, name: str, except_id: uuid.UUID | None) -> None:
+    """ConflictError if a role other than ``except_id`` has the name (deleted ones too)."""
     clash = await session.scalar(select(Role).where(Role.name == name))
     if clash is not None and clash.id != except_id:
         if clash.deleted:
@@ -127,7 +128,7 @@ async def create_role(
     name = name.strip()
     if not name:
         raise InvalidError("a role needs a name", field="name")
-    await _check_name_free(session, name, None)
+    await check_name_free(session, name, None)
     ids = await _permission_ids(session, permissions)
     actor.require_to_grant({name: permissions})
     role = Role(name=name, description=description, builtin=False, updated_at=hlc.now())
@@ -167,7 +168,7 @@ async def update_role(
         name = name.strip()
         if not name:
             raise InvalidError("a role needs a name", field="name")
-        await _check_name_free(session, name, role.id)
+        await check_name_free(session, name, role.id)
         role.name = name
     if description is not None:
         role.description = description
@@ -225,3 +226,20 @@ async def names(
             query = select(model.id, model.name, model.deleted).where(model.id.in_(ids))
             found |= {row.id: (row.name, row.deleted) for row in await session.execute(query)}
     return found
+
+
+# The sync inbox merges a station's accepted edit into these rows field by field
+# (core.services.sync_inbox): it reads tombstoned rows too, and makes new ones whole.
+
+
+async def synced_row(
+    session: AsyncSession, entity: str, key: Mapping[str, Any]
+) -> Role | RolePermission | None:
+    """The ``role`` or ``role_permission`` row with this primary key, tombstoned or not."""
+    model: type[Role] | type[RolePermission] = Role if entity == "role" else RolePermission
+    return await session.get(model, dict(key))
+
+
+def add_synced_row(session: AsyncSession, entity: str, values: Mapping[str, Any]) -> None:
+    """Stage a new ``role`` or ``role_permission`` row: its key and every column it needs."""
+    session.add(Role(**values) if entity == "role" else RolePermission(**values))

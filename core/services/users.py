@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -246,9 +246,7 @@ async def create_user(
     actor.require("users:manage")
     check_username(username)
     check_password(password)
-    if await session.scalar(select(User).where(User.username == username)) is not None:
-        msg = f"a user named '{username}' already exists"
-        raise ConflictError(msg, field="username")
+    await check_username_free(session, username)
     role_ids = await _role_ids(session, roles)
     actor.require_to_grant(await _grants(session, role_ids))
     user = User(
@@ -271,7 +269,18 @@ async def create_user(
     return user
 
 
-async def _active_admins(session: AsyncSession) -> int:
+async def check_username_free(
+    session: AsyncSession, username: str, *, other_than: uuid.UUID | None = None
+) -> None:
+    """ConflictError if a user (deleted ones too: names are unique) other than one has it."""
+    holder = await session.scalar(select(User.id).where(User.username == username))
+    if holder is not None and holder != other_than:
+        msg = f"a user named '{username}' already exists"
+        raise ConflictError(msg, field="username")
+
+
+async def count_active_admins(session: AsyncSession) -> int:
+    """How many users hold the Admin role, active and not deleted (there is always one)."""
     query = (
         select(func.count(func.distinct(User.id)))
         .join(UserRole, UserRole.user_id == User.id)
@@ -358,10 +367,29 @@ async def delete_user(session: AsyncSession, *, actor: Actor, user_id: uuid.UUID
     )
 
 
+NO_ADMIN_LEFT = "this would leave no active Admin: nobody could manage the system any more"
+
+
 async def _keep_an_admin(session: AsyncSession) -> None:
-    if await _active_admins(session) == 0:
-        msg = "this would leave no active Admin: nobody could manage the system any more"
-        raise ConflictError(msg)
+    if await count_active_admins(session) == 0:
+        raise ConflictError(NO_ADMIN_LEFT)
+
+
+# The sync inbox merges a station's accepted edit into these rows field by field
+# (core.services.sync_inbox): it reads tombstoned rows too, and makes new ones whole.
+
+
+async def synced_row(
+    session: AsyncSession, entity: str, key: Mapping[str, Any]
+) -> User | UserRole | None:
+    """The ``user`` or ``user_role`` row with this primary key, tombstoned or not."""
+    model: type[User] | type[UserRole] = User if entity == "user" else UserRole
+    return await session.get(model, dict(key))
+
+
+def add_synced_row(session: AsyncSession, entity: str, values: Mapping[str, Any]) -> None:
+    """Stage a new ``user`` or ``user_role`` row: its key and every column it needs."""
+    session.add(User(**values) if entity == "user" else UserRole(**values))
 
 
 async def bootstrap_user(

@@ -226,7 +226,7 @@ class ConfigVersionOut(BaseModel):
     settings: dict[str, Any]
     changed_by: str
     changed_at: datetime
-    source: Literal["edit", "rollback", "command", "bulk", "withdrawn"]
+    source: Literal["edit", "rollback", "command", "bulk", "withdrawn", "station"]
     note: str
     command_id: uuid.UUID | None = Field(description="The UpdateConfig command that made it")
     changes: list[ConfigChangeOut] | None = Field(

@@ -33,6 +33,7 @@ SOURCES = {
     "command": "by an UpdateConfig command",
     "bulk": "one change to many devices",
     "withdrawn": "withdrawn: its command never reached the station",
+    "station": "overridden at the station",
 }
 
 
