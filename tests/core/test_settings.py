@@ -53,3 +53,15 @@ def test_urls_map_to_async_drivers(given: str, expected: str) -> None:
     """Plain URLs get their async driver; URLs that name one are kept."""
     assert to_async_url(given) == expected
     assert Settings(database_url=given).async_database_url == expected
+
+
+def test_station_config_overrides_read_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PP_STATION_CONFIG_OVERRIDES lists station settings; a name that is none is refused."""
+    assert Settings().station_config_overrides == ("interval_s",)
+    monkeypatch.setenv("PP_STATION_CONFIG_OVERRIDES", "interval_s, heartbeat_s")
+    assert Settings().station_config_overrides == ("interval_s", "heartbeat_s")
+    monkeypatch.setenv("PP_STATION_CONFIG_OVERRIDES", "")
+    assert Settings().station_config_overrides == ()
+    monkeypatch.setenv("PP_STATION_CONFIG_OVERRIDES", "intervall_s")
+    with pytest.raises(ValidationError, match="not a station setting: intervall_s"):
+        Settings()
