@@ -7,6 +7,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QFrame,
     QLabel,
+    QLayout,
     QLineEdit,
     QPushButton,
     QVBoxLayout,
@@ -16,7 +17,7 @@ from PySide6.QtWidgets import (
 from desktop.window.forms import ERROR_STYLE
 
 NOTE_STYLE = "QLabel { color: #444; }"
-FORM_WIDTH = 420  # pixels: a comfortable form in the middle of a large window
+TEXT_WIDTH = 372  # pixels of wrapped text: a comfortable form in the middle of a large window
 
 
 class SignInView(QWidget):
@@ -36,6 +37,7 @@ class SignInView(QWidget):
             " works without the server; the station keeps sampling while nobody is signed in."
         )
         note.setWordWrap(True)
+        note.setFixedWidth(TEXT_WIDTH)  # the box's width: its fields and messages follow it
 
         self.username = QLineEdit()
         self.username.setObjectName("username")
@@ -48,6 +50,7 @@ class SignInView(QWidget):
         self.message = QLabel()
         self.message.setObjectName("sign_in_message")
         self.message.setWordWrap(True)
+        self.message.setFixedWidth(TEXT_WIDTH)
         form = QFormLayout()
         form.addRow("Username", self.username)
         form.addRow("Password", self.password)
@@ -56,7 +59,6 @@ class SignInView(QWidget):
         box = QFrame()
         box.setObjectName("sign_in_box")
         box.setFrameShape(QFrame.Shape.StyledPanel)
-        box.setFixedWidth(FORM_WIDTH)
         column = QVBoxLayout(box)
         column.setContentsMargins(24, 20, 24, 20)
         column.addWidget(heading)
@@ -64,6 +66,9 @@ class SignInView(QWidget):
         column.addLayout(form)
         column.addWidget(self.message)
 
+        # Word-wrapped text makes the page's layout size the box by its height for its width,
+        # which squeezed the fields: the box takes its full height, growing with a refusal.
+        column.setSizeConstraint(QLayout.SizeConstraint.SetFixedSize)
         page = QVBoxLayout(self)
         page.addStretch(1)
         page.addWidget(box, 0, Qt.AlignmentFlag.AlignHCenter)

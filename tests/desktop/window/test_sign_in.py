@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -21,6 +22,14 @@ from desktop.window.station_view import StationView
 from tests.desktop.window.conftest import People, screenshot, sign_in, until
 
 LOCAL_TIME = re.compile(r"Locked until \d\d:\d\d:\d\d\.")
+
+
+def assert_not_squeezed(view: StationView) -> None:
+    """Every part of the sign-in form has the height it needs (a long reason included)."""
+    QApplication.processEvents()
+    form = view.sign_in
+    for widget in (form.username, form.password, form.submit, form.message):
+        assert widget.height() >= widget.sizeHint().height(), widget.objectName()
 
 
 def log_lines(agent: Agent) -> list[str]:
@@ -86,6 +95,7 @@ async def test_refusals_say_why(
     view.show()
     assert await sign_in(qtbot, view, "ada", "not her password") == "Wrong username or password."
     assert await sign_in(qtbot, view, "nobody") == "Wrong username or password."
+    assert_not_squeezed(view)
     screenshot(view, tmp_path, "sign-in-refused.png")
 
     people.log.disable(people.vic)
@@ -93,6 +103,24 @@ async def test_refusals_say_why(
     assert await sign_in(qtbot, view, "vic") == "Disabled."
     assert view.locked
     assert any("sign-in as vic refused: disabled" in line for line in log_lines(agent))
+
+
+async def test_a_replica_that_cannot_be_read_is_said_not_raised(
+    view: StationView,
+    people: People,
+    gate: SignInController,
+    qtbot: QtBot,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*args: object, **kwargs: object) -> sign_in_module.Person:
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    monkeypatch.setattr(sign_in_controller, "sign_in", broken)
+    assert await sign_in(qtbot, view, "ada") == (
+        "The sign-in could not be checked on this station: database disk image is malformed"
+    )
+    assert view.locked and view.sign_in.submit.isEnabled()  # ready for another try
+    assert_not_squeezed(view)
 
 
 async def test_empty_fields_are_refused_before_any_check(
