@@ -18,6 +18,7 @@ class DropReason(StrEnum):
     UNKNOWN_DEVICE = "unknown_device"
     DISABLED_DEVICE = "disabled_device"
     HANDLER_FAILED = "handler_failed"
+    BUSY = "busy"  # the sender's messages already wait to be handled (it sends again)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from core.db.engine import Database
-from core.events import CommandChanged, DesiredConfigChanged, DeviceChanged
+from core.events import CommandChanged, DesiredConfigChanged, DeviceChanged, SyncChanged
 from core.mqtt.endpoint import Endpoint
 from core.mqtt.link import LinkEvent, LinkState, NotConnectedError, Options, Outgoing
 from core.mqtt.routing import Router
@@ -31,6 +31,7 @@ from webui.backbone.ingest import Ingest, IngestOptions
 from webui.backbone.last_seen import LastSeen
 from webui.backbone.metrics import Metrics
 from webui.backbone.presence import Presence
+from webui.backbone.sync import SyncWire
 
 log = logging.getLogger(__name__)
 
@@ -129,10 +130,21 @@ class Backbone:
         )
         self.presence.changes.add(self.commands.on_presence)
         self.command_waiters = CommandWaiters()  # API long polls, woken by committed ends
+        self.sync = SyncWire(
+            database,
+            settings,
+            self.signing_key,
+            publish=self._publish_sync,
+            directory=self.directory,
+            drop=self.router.drop,
+            link_up=self._link_up,
+        )
         for route in [*self.ingest.routes(), *self.presence.routes(), *self.configs.routes()]:
             self.router.add(route)
         for command_route in self.commands.routes():
             self.router.add(command_route)
+        for sync_route in self.sync.routes():
+            self.router.add(sync_route)
         self._background = TaskSet("backbone")
         if self.supervisor is not None:
             self.supervisor.add_listener(self._on_link)
@@ -198,6 +210,12 @@ class Backbone:
         state = self.presence.state(device_id)
         return state is not None and state.status == "online"
 
+    async def _publish_sync(self, topic: str, payload: bytes) -> None:
+        if self.supervisor is None:
+            msg = "no broker configured (PP_MQTT_URL is empty)"
+            raise NotConnectedError(msg)
+        await self.supervisor.publish(topic, payload, qos=1)
+
     async def _publish_ack(self, topic: str, payload: bytes) -> None:
         assert self.supervisor is not None  # acks only follow messages the link received
         await self.supervisor.publish(topic, payload, qos=1)
@@ -221,6 +239,7 @@ class Backbone:
             bus.subscribe(DesiredConfigChanged, self._config_changed),
             bus.subscribe(CommandChanged, self.commands.on_changed),
             bus.subscribe(CommandChanged, self.command_waiters.on_changed),
+            bus.subscribe(SyncChanged, self.sync.on_changed),
         ]
         await self._sync_accounts()
         await self.alarms.start()  # loads in the background; earlier commits wait for it
@@ -229,6 +248,7 @@ class Backbone:
         await self.last_seen.start()
         await self.identity.start()
         await self.commands.start()  # deadlines re-armed from the database
+        await self.sync.start()
         if self.supervisor is not None:
             await self.supervisor.start()
 
@@ -241,6 +261,7 @@ class Backbone:
         await self.ingest.stop()
         await self.alarms.stop()  # after ingest: the last commits' alarms are stored too
         await self.presence.stop()
+        await self.sync.stop()  # before the link: pulls and edits received are answered
         if self.supervisor is not None:
             await self.supervisor.stop()
         await self.commands.stop()  # after the link: the answers it received are recorded
