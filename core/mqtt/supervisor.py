@@ -72,7 +72,11 @@ def _readable(sock: Any) -> bool:
         return False
     if hasattr(sock, "pending") and sock.pending() > 0:
         return True
-    return bool(select.select([sock], [], [], 0)[0])
+    if hasattr(select, "poll"):  # select() refuses a descriptor past 1,023 (FD_SETSIZE)
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([sock], [], [], 0)[0])  # Windows: no poll, and no such limit
 
 
 def _queued(client: aiomqtt.Client) -> Iterator[aiomqtt.Message]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -104,6 +105,30 @@ async def test_routes_get_decoded_envelopes_and_drops_are_counted(
     await eventually(lambda: got == [Status("press-07", "online")])
     assert supervisor.router.dropped == {"malformed": 2}
     assert await _retained(mosquitto, topics.SERVER_STATUS) == b'{"state":"online"}'
+
+
+async def test_a_process_with_over_1024_files_open_still_receives(
+    supervisor: Supervisor,
+) -> None:
+    """select() refuses descriptors past FD_SETSIZE; 150 stations in one process pass it."""
+    got: list[Status] = []
+
+    async def handle(status: Status) -> None:
+        got.append(status)
+
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1_100)]  # the socket comes after
+    try:
+        await supervisor.route(Route(topics.ALL_STATUS, 1, _decode_status, handle))
+        await supervisor.start()
+        async with asyncio.timeout(5):
+            await supervisor.wait_connected()
+        status = Status("press-07", "online")
+        await supervisor.publish(topics.status("press-07"), status.encode(), qos=1)
+        await eventually(lambda: got == [status])
+        assert supervisor.connected
+    finally:
+        for fd in held:
+            os.close(fd)
 
 
 async def test_reconnects_and_resubscribes_after_the_broker_restarts(
