@@ -58,11 +58,13 @@ async def seed(database: Database) -> Seeded:
             for i in range(FILLER)
         ]
         sync_log.record(session, filler, origin="server", actor="shell")
+        kept_name = FieldChange("user", olga_key, "display_name", "Olga K.", _stamp(5, "server"))
+        sync_log.record(session, [kept_name], origin="server", actor="ada")
+    # Every logged change sequenced here: a server's sync wire, sweeping, finds none to add.
     async with database.session() as session:
         head = await sync_log.sequence(session)
     assert head >= BEHIND
 
-    kept_name = FieldChange("user", olga_key, "display_name", "Olga K.", _stamp(5, "server"))
     lost_name = FieldChange("user", olga_key, "display_name", "Olga", _stamp(6, "press-07"))
     hashes = (hash_password("kept-password-1"), hash_password("lost-password-1"))
     kept_hash = FieldChange("user", olga_key, "password_hash", hashes[0], _stamp(4, "server"))
@@ -78,7 +80,6 @@ async def seed(database: Database) -> Seeded:
     )
     synced_at = wall_time(_stamp(1, "server"))
     async with database.session() as session:
-        sync_log.record(session, [kept_name], origin="server", actor="ada")
         sync_conflicts.record(
             session,
             kept=kept_name,
