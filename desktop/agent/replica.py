@@ -123,17 +123,24 @@ class Replica:
     """The station's replica file: canonical fields, pending edits, cursor, sign-in failures."""
 
     def __init__(
-        self, path: Path, *, device_id: str, read_only: bool = False, create: bool = True
+        self,
+        path: Path,
+        *,
+        device_id: str,
+        read_only: bool = False,
+        create: bool = True,
+        wall: Callable[[], int] | None = None,
     ) -> None:
         """Open (creating and migrating unless ``read_only`` or not ``create``) the replica.
 
-        FileNotFoundError when it does not exist and may not be created.
+        FileNotFoundError when it does not exist and may not be created. ``wall`` (epoch
+        ms) stands in for the station's wall clock: a skewed one, in tests.
         """
         self.path, self.device_id, self.read_only = path, device_id, read_only
         if (read_only or not create) and not path.is_file():
             msg = f"no replica at {path}"
             raise FileNotFoundError(msg)
-        self._clock = Clock(device_id)
+        self._clock = Clock(device_id, wall)
         self._write_lock, self._read_lock = threading.Lock(), threading.Lock()
         self._db: sqlite3.Connection | None = None
         if read_only:
