@@ -40,6 +40,13 @@ _FIELDS = {
     ("user_role", "deleted"): "role given",
     ("device_config", "desired_version"): "configuration version",
 }
+# A configuration setting's name in words, and the unit its values carry ("" for none).
+_SETTINGS = {
+    "interval_s": ("sampling interval", "s"),
+    "heartbeat_s": ("heartbeat interval", "s"),
+    "units": ("channel units", ""),
+    "thresholds": ("alarm thresholds", ""),
+}
 _EXISTS = {True: "deleted", False: "exists"}
 _VALUES: dict[tuple[str, str], dict[bool, str]] = {
     ("user", "is_active"): {True: "enabled", False: "disabled"},
@@ -99,14 +106,15 @@ def subject(entity: str, key: str, names: Names) -> str:
 
 
 def field_words(entity: str, field: str) -> str:
-    """A field in words: "display name", "enabled", "setting interval_s"."""
+    """A field in words: "display name", "enabled", "sampling interval"."""
     if entity == "device_config" and field.startswith(SETTING_PREFIX):
-        return f"setting {field.removeprefix(SETTING_PREFIX)}"
+        name = field.removeprefix(SETTING_PREFIX)
+        return _SETTINGS[name][0] if name in _SETTINGS else f"setting {name}"
     return _FIELDS.get((entity, field), field.replace("_", " "))
 
 
 def value_words(entity: str, field: str, value: Any) -> str:
-    """A value in words: "disabled", "taken away", "2.5", never a password hash."""
+    """A value in words: "disabled", "taken away", "2.5 s", never a password hash."""
     if is_hidden(entity, field):
         return PASSWORD_CHANGED
     if isinstance(value, bool) and (entity, field) in _VALUES:
@@ -118,5 +126,6 @@ def value_words(entity: str, field: str, value: Any) -> str:
     if isinstance(value, str):
         return value or "(empty)"
     if isinstance(value, int | float):
-        return str(value)
+        unit = _SETTINGS.get(field.removeprefix(SETTING_PREFIX), ("", ""))[1]
+        return f"{value:g} {unit}" if unit and field.startswith(SETTING_PREFIX) else str(value)
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))

@@ -44,8 +44,10 @@ def test_a_row_is_named_never_shown_by_its_id(entity: str, key: str, said: str) 
         ("user", "display_name", "", "display name", "(empty)"),
         ("user_role", "deleted", True, "role given", "taken away"),
         ("role_permission", "deleted", False, "grant", "granted"),
-        ("device_config", "desired.interval_s", None, "setting interval_s", "unset"),
-        ("device_config", "desired.units", {"temp": "°C"}, "setting units", '{"temp": "°C"}'),
+        ("device_config", "desired.interval_s", None, "sampling interval", "unset"),
+        ("device_config", "desired.interval_s", 2.5, "sampling interval", "2.5 s"),
+        ("device_config", "desired.units", {"temp": "°C"}, "channel units", '{"temp": "°C"}'),
+        ("device_config", "desired.other", 3, "setting other", "3"),
         ("device_config", "desired_version", 7, "configuration version", "7"),
     ],
 )

@@ -74,7 +74,7 @@ async def test_conflicts_newest_first_in_words_with_who_where_and_when(
     assert response.status_code == 200, response.text
     found = response.json()
     assert [(c["subject"], c["field_label"]) for c in found] == [
-        ("Configuration of press-07", "setting interval_s"),
+        ("Configuration of press-07", "sampling interval"),
         ("olga's role Admin", "role given"),
         ("User olga", "password"),
         ("User olga", "display name"),
@@ -92,7 +92,7 @@ async def test_conflicts_newest_first_in_words_with_who_where_and_when(
     assert (link["kept"]["shown"], link["lost"]["shown"]) == ("given", "taken away")
     assert (link["lost"]["origin"], link["lost"]["actor"]) == ("lathe-1", "ada")
     setting = found[0]
-    assert (setting["kept"]["value"], setting["lost"]["shown"]) == (2.5, "1")
+    assert (setting["kept"]["value"], setting["lost"]["shown"]) == (2.5, "1 s")
     assert setting["device_id"] is None
     assert datetime.fromisoformat(found[0]["at"]) <= datetime.now(UTC)
 

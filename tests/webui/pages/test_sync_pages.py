@@ -107,7 +107,7 @@ async def test_an_admin_reads_the_conflict_log_in_words_and_narrows_it_to_a_stat
     await user.should_see(content="4 conflicts, newest first", marker="conflict-count")
     for subject in ("Configuration of press-07", "olga's role Admin", "User olga"):
         await user.should_see(kind=ui.label, content=subject)
-    for words in ("setting interval_s", "role given", "display name", "password"):
+    for words in ("sampling interval", "role given", "display name", "password"):
         await user.should_see(kind=ui.label, content=words)
     await user.should_see(kind=ui.label, content="Olga K.")
     await user.should_see(kind=ui.label, content="taken away")
