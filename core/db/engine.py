@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from core import events
-from core.sync import capture
 from core.settings import to_async_url
+from core.sync import capture
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
