@@ -65,6 +65,14 @@ class StationController(QObject):
             if state.config_version
             else "none received yet: the station's own settings"
         )
+        for channel in self._curves:  # the configuration may bring, change or drop a unit
+            view.set_unit(channel, self._unit(channel))
+
+    def _unit(self, channel: str) -> str:
+        """A channel's unit, if the configuration in effect gives one."""
+        units = self.agent.state.settings.get("units")
+        unit = units.get(channel) if isinstance(units, dict) else None
+        return unit if isinstance(unit, str) else ""
 
     def refresh(self) -> None:
         """Show the agent's state as it is now (the timer calls this ~5 times a second)."""
@@ -100,7 +108,7 @@ class StationController(QObject):
 
     def _plot(self, ts_ms: int) -> None:
         for channel in self.series.add(ts_ms, self.agent.state.values):
-            self._curves[channel] = self.view.add_curve(channel)
+            self._curves[channel] = self.view.add_curve(channel, self._unit(channel))
         for channel, curve in self._curves.items():
             curve.setData(*self.series.points(channel))
 

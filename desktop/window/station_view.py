@@ -25,13 +25,16 @@ from PySide6.QtWidgets import (
 
 from desktop.window.operator_bar import OperatorBar
 from desktop.window.sign_in_view import SignInView
+from desktop.window.time_axis import ClockAxis, zone_label
 from desktop.window.values_model import ValuesModel
 
 BADGE_STYLE = "QLabel {{ background: {colour}; color: white; border-radius: 9px; padding: 3px 12px;"
 BADGE_STYLE += " font-weight: bold; }}"
 PLOT_HEIGHT = 150  # pixels per channel's plot before the chart scrolls
-AXIS_WIDTH = 56  # pixels; one width for every plot so their time axes line up
-TimeAxis = pg.DateAxisItem
+# Pixels; one width for every plot so their time axes line up: room for five digits and
+# the unit's label beside them.
+AXIS_WIDTH = 72
+AXIS_PEN = "#555"  # ticks and labels: pyqtgraph's default grey is faint on white
 
 
 def _label(name: str, text: str = "") -> QLabel:
@@ -116,7 +119,8 @@ class StationView(QMainWindow):
         self.chart = pg.GraphicsLayoutWidget()
         self.chart.setObjectName("chart")
         self.chart.setBackground("w")
-        self.plots: list[pg.PlotItem] = []
+        self.plots: list[pg.PlotItem] = []  # top to bottom
+        self._plot_of: dict[str, pg.PlotItem] = {}  # by channel
         chart_area = QScrollArea()
         chart_area.setWidget(self.chart)
         chart_area.setWidgetResizable(True)
@@ -181,18 +185,38 @@ class StationView(QMainWindow):
         self.badge.setText(text)
         self.badge.setStyleSheet(BADGE_STYLE.format(colour=colour))
 
-    def add_curve(self, name: str) -> pg.PlotDataItem:
-        """A new plot under the others for one channel, its time axis linked to theirs."""
-        plot = self.chart.addPlot(row=len(self.plots), col=0, axisItems={"bottom": TimeAxis()})
+    def add_curve(self, name: str, unit: str = "") -> pg.PlotDataItem:
+        """A new plot under the others for one channel, its time axis linked to theirs; the
+        top plot's time axis names the zone (once: the chart scrolls, the top shows first)."""
+        plot = self.chart.addPlot(row=len(self.plots), col=0, axisItems={"bottom": ClockAxis()})
         plot.setTitle(name, size="9pt", color="#333")
         plot.showGrid(x=True, y=True, alpha=0.3)
+        for side in ("left", "bottom"):
+            axis = plot.getAxis(side)
+            axis.setPen(AXIS_PEN)
+            axis.setTextPen(AXIS_PEN)
         plot.getAxis("left").setWidth(AXIS_WIDTH)
+        plot.getAxis("left").enableAutoSIPrefix(False)  # "°C" must not become "k°C"
         if self.plots:
             plot.setXLink(self.plots[0])
+        else:
+            plot.setLabel("bottom", zone_label(), color=AXIS_PEN)
         self.plots.append(plot)
+        self._plot_of[name] = plot
+        self.set_unit(name, unit)
         self.chart.setMinimumHeight(PLOT_HEIGHT * len(self.plots))
         colour = pg.intColor(len(self.plots) - 1, hues=6, maxValue=190)
         return plot.plot([], [], name=name, pen=pg.mkPen(colour, width=2))
+
+    def set_unit(self, name: str, unit: str) -> None:
+        """Label a channel's value axis with its unit ("" for none)."""
+        plot = self._plot_of.get(name)
+        if plot is None:
+            return
+        if unit:
+            plot.setLabel("left", unit, color=AXIS_PEN)
+        else:
+            plot.showLabel("left", False)
 
 
 def _titled(title: str, widget: QWidget) -> QGroupBox:
