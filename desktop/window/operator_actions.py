@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 
-from PySide6.QtCore import QObject, QTimer
+from PySide6.QtCore import QObject
 
 from core.mqtt.link import NotConnectedError
 from core.tasks import TaskSet
-from desktop.agent import local_users
 from desktop.agent.agent import Agent
 from desktop.agent.replay import Flush
 from desktop.agent.sign_in import Person
 from desktop.window.account_controller import AccountController
 from desktop.window.acting import Acting
-from desktop.window.session import REPLAY, SETTINGS
+from desktop.window.interval_controller import IntervalController
+from desktop.window.session import REPLAY
 from desktop.window.sign_in_controller import SignInController
 from desktop.window.users_controller import UsersController
 
@@ -30,7 +29,6 @@ log = logging.getLogger(__name__)
 # How long "Replay outbox now" waits for the server's acks: a deep backlog replays at
 # tens of thousands of samples a second, and the replay bar shows progress meanwhile.
 FLUSH_WAIT_S = 60.0
-WAITING_MS = 500  # how often a sent interval is looked for among the applied configuration
 
 
 def flush_words(flush: Flush) -> str:
@@ -55,10 +53,7 @@ class OperatorActions(QObject):
         self.tasks = TaskSet("station window actions")
         self.users = UsersController(agent.replica, self.acting, parent=gate.view)
         self.account = AccountController(agent.replica, self.acting, parent=gate.view)
-        self.waiting_for: float | None = None  # an interval sent, not yet in effect
-        self._waiting = QTimer(self)
-        self._waiting.setInterval(WAITING_MS)
-        self._waiting.timeout.connect(self.look_for_interval)
+        self.interval = IntervalController(agent, self.acting, bar)
         bar.replay_now.clicked.connect(lambda: self.tasks.spawn(self.replay_now()))
         bar.set_interval.clicked.connect(
             lambda: self.tasks.spawn(self.set_interval(bar.interval.value()))
@@ -70,14 +65,18 @@ class OperatorActions(QObject):
 
     def _on_signed_in(self, person: Person) -> None:
         self.bar.say("")
-        self.bar.interval.setValue(self.agent.state.interval_s)
+        self.interval.show_in_effect()
 
     def _on_signed_out(self, reason: str) -> None:
         self.users.close()
         self.account.close()
-        self.waiting_for = None  # the next operator did not ask for it
-        self._waiting.stop()
+        self.interval.forget()  # the next operator did not ask for it
         self.bar.say("")
+
+    @property
+    def waiting_for(self) -> float | None:
+        """An interval sent, not yet in effect."""
+        return self.interval.waiting_for
 
     async def replay_now(self) -> Flush | None:
         """Replay the outbox now (``commands:send``) and say what the server acknowledged."""
@@ -105,36 +104,15 @@ class OperatorActions(QObject):
 
     async def set_interval(self, seconds: float) -> bool:
         """Send an override of the sampling interval up (``config:write``); True if recorded."""
-        device_id = self.agent.config.device_id
-        edit = await self.acting.edit(
-            "Changing the sampling interval",
-            SETTINGS,
-            lambda person: local_users.override_setting(
-                self.agent.replica, person, device_id, "interval_s", seconds
-            ),
-            self.bar.say,
-        )
-        if edit is None:
-            return False
-        self.waiting_for = seconds
-        self.bar.say(f"Interval {seconds:g} s sent: waiting for the server.")
-        self.agent.events.record("operator", f"{edit.username} asked for a {seconds:g} s interval")
-        self._waiting.start()
-        return True
+        return await self.interval.set_interval(seconds)
 
-    def look_for_interval(self) -> None:
-        """Once the configuration in effect has the interval sent, say so."""
-        wanted, state = self.waiting_for, self.agent.state
-        if wanted is not None and math.isclose(state.interval_s, wanted):
-            self.waiting_for = None
-            self._waiting.stop()
-            self.bar.say(
-                f"Interval {wanted:g} s in effect (configuration version {state.config_version})."
-            )
+    def look_for_interval(self) -> bool:
+        """If the configuration in effect has the interval sent, say so; True if it has."""
+        return self.interval.look_for_interval()
 
     async def stop(self) -> None:
         """Close the dialogs and end what is under way (the app closes the window)."""
-        self._waiting.stop()
+        await self.interval.stop()
         self.users.close()
         self.account.close()
         for tasks in (self.tasks, self.users.tasks, self.account.tasks):

@@ -128,6 +128,10 @@ class StationView(QMainWindow):
         self.events = QListWidget()
         self.events.setObjectName("events")
         self.events.setAlternatingRowColors(True)
+        # A refusal's reason runs long: lines wrap to the log's width, never under a scrollbar.
+        self.events.setWordWrap(True)
+        self.events.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.events.setResizeMode(QListWidget.ResizeMode.Adjust)
 
         left = QWidget()
         left_column = QVBoxLayout(left)
