@@ -1,4 +1,6 @@
-"""Managing people at the station (``users:manage``): list, create, enable or disable, roles.
+"""Managing people at the station (``users:manage``): list, create, enable or disable, give
+roles, delete (after a question naming them; never oneself); and, in the Roles tab
+(``roles:manage``), what each custom role grants (``RolesController``).
 
 Every step re-reads the operator from the replica (``Acting``), listing included: someone
 who lost ``users:manage`` since the dialog opened sees the refusal, not the change. The
@@ -9,6 +11,7 @@ each goes up to the server at once.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import QItemSelection, QObject
@@ -21,6 +24,8 @@ from desktop.agent.directory import PersonRecord, RoleRecord
 from desktop.agent.replica import Replica
 from desktop.agent.sign_in import Person
 from desktop.window.acting import Acting, Say
+from desktop.window.confirm import Question
+from desktop.window.roles_controller import ROLES, RolesController
 from desktop.window.session import USERS
 from desktop.window.users_model import UserRow, user_rows
 from desktop.window.users_view import UsersView
@@ -35,9 +40,20 @@ class UsersController(QObject):
         self.acting = acting
         self.tasks = TaskSet("station window users")
         self.view = view = UsersView(parent)
+        self.question = Question(view)
+        self.roles = RolesController(
+            replica,
+            acting,
+            view.roles_tab,
+            say=view.say,
+            reload=lambda: self.reload(view.say),
+            tasks=self.tasks,
+        )
         self.selected: UserRow | None = None
+        self.me: uuid.UUID | None = None  # the operator, as of the last reload
         view.table.selectionModel().selectionChanged.connect(self._on_select)
         view.toggle_active.clicked.connect(lambda: self.tasks.spawn(self.toggle_active()))
+        view.delete_user.clicked.connect(lambda: self.tasks.spawn(self.delete()))
         view.set_roles.clicked.connect(lambda: self.tasks.spawn(self.set_roles()))
         view.create_user.clicked.connect(lambda: self.tasks.spawn(self.create()))
         self._show_selected(None)
@@ -54,13 +70,16 @@ class UsersController(QObject):
     async def reload(self, say: Say) -> bool:
         """Read the people and roles again; False (said) if the operator may not."""
 
-        def read(person: Person) -> tuple[list[PersonRecord], list[RoleRecord]]:
-            return self.replica.people(), self.replica.roles()
+        def read(person: Person) -> tuple[Person, list[PersonRecord], list[RoleRecord], list[str]]:
+            replica = self.replica
+            return person, replica.people(), replica.roles(), replica.permission_names()
 
         got = await self.acting.run("Listing the users", USERS, read, say)
         if got is None:
             return False
-        people, roles = got
+        me, people, roles, permissions = got
+        self.me = me.user_id
+        self.roles.show(roles, permissions, may_edit=me.may(ROLES))
         chosen = self.selected.user_id if self.selected else None
         names = [role.name for role in roles]
         if names != list(self.view.roles.boxes):
@@ -84,6 +103,9 @@ class UsersController(QObject):
         view, self.selected = self.view, row
         for widget in (view.toggle_active, view.set_roles, view.roles):
             widget.setEnabled(row is not None)
+        yourself = row is not None and row.user_id == self.me
+        view.delete_user.setEnabled(row is not None and not yourself)
+        view.delete_user.setToolTip(SELF_DELETE if yourself else "")
         if row is None:
             view.selected.setText("Select a person in the list.")
             view.roles.tick(())
@@ -126,6 +148,33 @@ class UsersController(QObject):
             f"{row.username} now has {_listed(roles)}",
         )
 
+    async def delete(self) -> bool:
+        """Delete the selected person, once the operator confirmed it naming them."""
+        row = self.selected
+        if row is None:
+            self.view.say("Select a person first.", error=True)
+            return False
+        name = f"{row.display_name} ({row.username})" if row.display_name else row.username
+        asked = await self.question.ask(
+            "Delete a person",
+            f"Delete {name}?",
+            action=f"Delete {row.username}",
+            detail=(
+                f"{row.username} can no longer sign in here, and anywhere else once the"
+                " server has the change. Deleting cannot be undone from a station."
+            ),
+        )
+        if not asked:
+            self.view.say(f"{row.username} was not deleted.")
+            return False
+
+        def work(person: Person) -> Edit:
+            if person.user_id == row.user_id:
+                raise ValueError(SELF_DELETE)
+            return local_users.delete_user(self.replica, person, row.user_id)
+
+        return await self._edit(f"Deleting {row.username}", work, f"{row.username} deleted")
+
     async def create(self) -> bool:
         """Create the person the form describes."""
         view = self.view
@@ -150,9 +199,13 @@ class UsersController(QObject):
         return created
 
     def close(self) -> None:
-        """Hide the dialog and forget what was typed."""
+        """Hide the dialog (and a question it asks) and forget what was typed."""
+        self.question.dismiss()
         self.view.clear_new()
         self.view.close()
+
+
+SELF_DELETE = "you cannot delete your own account: another Admin can"
 
 
 def _listed(roles: Sequence[str]) -> str:

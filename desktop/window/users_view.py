@@ -1,4 +1,5 @@
-"""The local users dialog's layout: the people, the selected one's switches, a new one's form."""
+"""The local users dialog's layout: a People tab (the people, the selected one's switches and
+deletion, a new one's form) and a Roles tab (what each role grants)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,13 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QTableView,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from desktop.window.forms import left, say
+from desktop.window.roles_view import RolesTab
 from desktop.window.users_model import UsersModel
 
 
@@ -62,7 +65,7 @@ class UsersView(QDialog):
         super().__init__(parent)
         self.setObjectName("users_dialog")
         self.setWindowTitle("Users on this station")
-        self.resize(720, 600)
+        self.resize(760, 660)
         note = QLabel(
             "Changes made here go to the server, which has the last word: until it answers,"
             " they hold on this station only."
@@ -83,13 +86,21 @@ class UsersView(QDialog):
         self.selected.setObjectName("selected_user")
         self.toggle_active = QPushButton("Disable")
         self.toggle_active.setObjectName("toggle_active")
+        self.delete_user = QPushButton("Delete…")
+        self.delete_user.setObjectName("delete_user")
+        account = QWidget()
+        account_row = QHBoxLayout(account)
+        account_row.setContentsMargins(0, 0, 0, 0)
+        account_row.addWidget(self.toggle_active)
+        account_row.addWidget(self.delete_user)
+        account_row.addStretch(1)
         self.roles = RoleChecks("selected_roles")
         self.set_roles = QPushButton("Set roles")
         self.set_roles.setObjectName("set_roles")
         chosen = QGroupBox("Selected person")
         chosen_form = QFormLayout(chosen)
         chosen_form.addRow("Person", self.selected)
-        chosen_form.addRow("Account", left(self.toggle_active))
+        chosen_form.addRow("Account", account)
         chosen_form.addRow("Roles", self.roles)
         chosen_form.addRow("", left(self.set_roles))
 
@@ -115,6 +126,18 @@ class UsersView(QDialog):
         new_form.addRow("Roles", self.new_roles)
         new_form.addRow("", left(self.create_user))
 
+        people = QWidget()
+        people.setObjectName("people_tab")
+        people_column = QVBoxLayout(people)
+        people_column.addWidget(self.table, 1)
+        people_column.addWidget(chosen)
+        people_column.addWidget(new)
+        self.roles_tab = RolesTab()
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("users_tabs")
+        self.tabs.addTab(people, "People")
+        self.tabs.addTab(self.roles_tab, "Roles")
+
         self.message = QLabel()
         self.message.setObjectName("users_message")
         self.message.setWordWrap(True)
@@ -122,9 +145,7 @@ class UsersView(QDialog):
         buttons.rejected.connect(self.close)
         column = QVBoxLayout(self)
         column.addWidget(note)
-        column.addWidget(self.table, 1)
-        column.addWidget(chosen)
-        column.addWidget(new)
+        column.addWidget(self.tabs, 1)
         column.addWidget(self.message)
         column.addWidget(buttons)
 
