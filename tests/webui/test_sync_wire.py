@@ -19,7 +19,7 @@ from core.protocol import topics
 from core.protocol.signing import VerifyingKey
 from core.protocol.sync import Answers, ChangePage, Pull, read_down
 from core.rbac import VIEWER
-from core.services import devices, sync_log, sync_peers, users
+from core.services import device_configs, devices, sync_log, sync_peers, users
 from core.settings import Settings
 from tests.mqtt.broker import DEVICES, RunningBroker, eventually
 from tests.mqtt.server import running_backbone
@@ -27,6 +27,7 @@ from webui.backbone.server import Backbone
 
 pytestmark = pytest.mark.backends("one")
 DEVICE = "press-07"
+OTHER = "lathe-1"  # a second enabled station
 RETIRED = "retired"  # registered, disabled
 GHOST = "ghost"  # known to the broker, not to the server
 ROOT = users.console_actor("root")
@@ -141,3 +142,69 @@ async def test_bad_messages_and_strangers_are_dropped_and_counted_and_the_server
         await ghost.send(Pull(GHOST, 0).encode())
         await eventually(lambda: dropped["unknown_device"] == 1)
     assert retired.pages == ghost.pages == []
+
+
+async def _pull_all(station: BareStation, since: int) -> list[ChangePage]:
+    """Pull from ``since`` page after page, as a station does, until none says more."""
+    pages: list[ChangePage] = []
+    while True:
+        await station.send(Pull(station.device_id, since).encode())
+        page = await _page_after(station, since)
+        pages.append(page)
+        if not page.more:
+            return pages
+        since = page.cursor
+
+
+async def _page_after(station: BareStation, after: int) -> ChangePage:
+    """The first page the station received that starts at ``after``."""
+    await eventually(lambda: any(p.after == after for p in station.pages))
+    return next(p for p in station.pages if p.after == after)
+
+
+async def test_a_catch_up_sends_each_field_once_and_a_push_round_each_station_its_own(
+    backbone: Backbone, database: Database, mosquitto: RunningBroker
+) -> None:
+    async with database.session() as session:
+        await devices.create_device(session, actor=ROOT, device_id=OTHER)
+        await users.create_user(  # an Admin remains, so edits to others are allowed
+            session, actor=ROOT, username="root", password="a long password", roles=["Admin"]
+        )
+        olga = await users.create_user(
+            session, actor=ROOT, username="olga", password="a long password", roles=[VIEWER]
+        )
+    for n in range(30):  # thirty saves of one field: a catch-up needs only the last
+        async with database.session() as session:
+            await users.update_user(session, actor=ROOT, user_id=olga.id, display_name=f"O {n}")
+    name = ("user", str(olga.id), "display_name")
+    async with (
+        bare_station(mosquitto, backbone) as press,
+        bare_station(mosquitto, backbone, OTHER) as lathe,
+    ):
+        caught_up = await _pull_all(press, 0)
+        names = [
+            c.value for p in caught_up for c in p.changes if (c.entity, c.key, c.field) == name
+        ]
+        assert names == ["O 29"]
+        assert caught_up[-1].cursor == await _head(database)
+        # One round brings both: the new name to each, a configuration only to its station.
+        async with database.session() as session:
+            await device_configs.update_desired(
+                session, actor=ROOT, device_id=DEVICE, changes={"interval_s": 7.5}
+            )
+            await users.update_user(session, actor=ROOT, user_id=olga.id, display_name="Olga")
+        head = await _head(database)
+
+        def brought(station: BareStation) -> list[ChangePage]:
+            return [p for p in station.pages if p.after < head <= p.cursor and p.after > 0]
+
+        await eventually(lambda: bool(brought(press)) and bool(brought(lathe)))
+        for station in (press, lathe):
+            pushed = [c for p in brought(station) for c in p.changes]
+            assert ("user", str(olga.id), "display_name", "Olga") in {
+                (c.entity, c.key, c.field, c.value) for c in pushed
+            }
+            configs = {(c.key, c.field, c.value) for c in pushed if c.entity == "device_config"}
+            mine = (DEVICE, "desired.interval_s", 7.5)
+            assert (mine in configs) is (station is press)
+            assert all(key == station.device_id for key, _, _ in configs)

@@ -4,7 +4,8 @@
   a sweep every ``SWEEP_S`` also catches what other processes committed (the CLI, another
   replica). Each round sequences the log in its own transaction, then sends each enabled
   device one signed page (``sync/down``, QoS 1) of its changes after the cursor it was last
-  brought to; a page that says ``more`` leaves the rest to the station's pulls. A device
+  brought to (read for all of them at once: ``sync_log.pages_for``); a page that says
+  ``more`` leaves the rest to the station's pulls. A device
   first seen starts at the head: its station pulls from its own cursor on every connect
   and whenever the server comes online, and a pushed page it cannot join (``after`` above
   its cursor) makes it pull too. Pages go out together, bounded by the link's window.
@@ -141,16 +142,14 @@ class SyncWire:
         if head <= self._pushed_head or not self._link_up():
             return
         start = head if self._pushed_head < 0 else self._pushed_head
-        pages: list[tuple[str, sync_log.Page]] = []
+        behind: dict[str, int] = {}
         async with self._database.session() as session:
             for device_id, enabled in (await devices.all_enabled(session)).items():
                 after = self._published.setdefault(device_id, start)
                 if enabled and after < head:
-                    page = await sync_log.page(
-                        session, device_id=device_id, after=after, limit=self.page_limit
-                    )
-                    pages.append((device_id, page))
-        sent = await asyncio.gather(*(self._push(d, page) for d, page in pages))
+                    behind[device_id] = after
+            pages = await sync_log.pages_for(session, behind, limit=self.page_limit)
+        sent = await asyncio.gather(*(self._push(d, page) for d, page in pages.items()))
         if all(sent):
             self._pushed_head = head
 
