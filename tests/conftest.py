@@ -19,7 +19,7 @@ import pytest
 from passlib.context import CryptContext
 from sqlalchemy.engine import make_url
 
-from core import passwords
+from core import edit_keys, passwords
 from core.db import migrations
 from core.db.engine import Database
 from core.db.models import Base
@@ -60,10 +60,14 @@ def pytest_configure(config: pytest.Config) -> None:
 def _cheap_password_hashing(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Hash people's passwords with a cheap argon2 unless the test asks for the real cost."""
+    """Hash people's passwords, and derive their edit keys, with a cheap argon2 unless the
+    test asks for the real cost (the station and the server in one process derive alike)."""
     if request.node.get_closest_marker("production_argon2") is None:
         monkeypatch.setattr(passwords, "_context", _TEST_ARGON2)
         monkeypatch.setattr(passwords, "_DUMMY_HASH", _TEST_DUMMY_HASH)
+        monkeypatch.setattr(edit_keys, "TIME_COST", 1)
+        monkeypatch.setattr(edit_keys, "MEMORY_KIB", 1024)
+        monkeypatch.setattr(edit_keys, "PARALLELISM", 1)
 
 
 @pytest.fixture(autouse=True)

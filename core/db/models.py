@@ -63,6 +63,10 @@ class User(Synced, Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The user's edit key (core.edit_keys, hex): the server's alone, never synced, so a
+    # station's edit in their name proves it knew their current password. None: not yet
+    # derived (they have not signed in on the web since it was introduced).
+    edit_key: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
 class Role(Synced, Base):

@@ -5,7 +5,9 @@ A sign-in counts as a failure before its password is checked (the users table, o
 parallel guesses meet the threshold and the lock as they arrive; the slow check runs
 outside any transaction, and a success takes the count back. A name without an account
 costs the same password check, against a dummy hash, so neither the time nor the answer
-(401, then 429) says whether it exists.
+(401, then 429) says whether it exists. A successful sign-in also keeps the user's edit key
+(``core.edit_keys``) up to date: derived from the password just checked, in the same worker
+thread, and stored when none is on record or the one on record is another password's.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import edit_keys
 from core.db.engine import Database
 from core.db.models import AuthSession, User
 from core.db.types import utcnow
@@ -98,10 +101,9 @@ async def login(
             locked = await _locked(session, unknown, username, user, now)
     if locked is not None or attempt is None:
         raise locked or AuthError(BAD_CREDENTIALS)
+    checked = user.password_hash if user is not None else None
     # In a worker thread: argon2 releases the GIL and the event loop goes on meanwhile.
-    right = await asyncio.to_thread(
-        verify_password, password, user.password_hash if user is not None else None
-    )
+    right, key = await asyncio.to_thread(_check, password, user.id if user else None, checked)
     pair: TokenPair | None = None
     async with database.session() as session:
         # Checked again now: the account may have been disabled during the check.
@@ -109,6 +111,9 @@ async def login(
         if signed_in is None:
             await _failed(session, settings, username, user, attempt)
         else:
+            # The key is the checked password's: kept unless a new one was set meanwhile.
+            if signed_in.password_hash == checked and users.edit_key(signed_in) != key:
+                users.store_edit_key(signed_in, key)
             await users.clear_sign_in_failures(session, user_id=signed_in.id)
             auth_session = await sessions.open_session(session, user_id=signed_in.id)
             await audit.record(
@@ -122,6 +127,21 @@ async def login(
     if pair is None:
         raise AuthError(BAD_CREDENTIALS)
     return pair
+
+
+def _check(
+    password: str, user_id: uuid.UUID | None, password_hash: str | None
+) -> tuple[bool, bytes | None]:
+    """Whether the password is right and, only then, the edit key it makes (blocking).
+
+    The key (``core.edit_keys``) is derived where the password is seen in clear, so the
+    server can check the proofs of the person's station edits; a wrong password costs no
+    second derivation.
+    """
+    right = verify_password(password, password_hash)
+    if not right or user_id is None:
+        return False, None
+    return True, edit_keys.derive(password, user_id)
 
 
 async def _count_attempt(

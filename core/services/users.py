@@ -3,7 +3,8 @@
 Nobody grants what they do not hold: giving a role takes every permission it grants, and
 changing an account (its password above all, which is as good as signing in as it) takes
 every permission the account holds. Only an Admin touches an Admin account or grants the
-Admin role.
+Admin role. Wherever a password is set here, the user's edit key is derived from it too
+(``core.edit_keys``): the server's proof that a station's edit in their name knew it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import hlc
+from core import edit_keys, hlc
 from core.db.models import Permission, Role, RolePermission, User, UserRole
 from core.errors import ConflictError, InvalidError, NotFoundError
 from core.passwords import MIN_PASSWORD_LENGTH, hash_password
@@ -249,12 +250,9 @@ async def create_user(
     await check_username_free(session, username)
     role_ids = await _role_ids(session, roles)
     actor.require_to_grant(await _grants(session, role_ids))
-    user = User(
-        username=username,
-        display_name=display_name,
-        password_hash=hash_password(password),
-        updated_at=hlc.now(),
-    )
+    user = User(id=uuid.uuid4(), username=username, display_name=display_name)
+    set_password(user, password)
+    user.updated_at = hlc.now()
     session.add(user)
     await session.flush()
     await _set_roles(session, user, role_ids)
@@ -267,6 +265,38 @@ async def create_user(
         after=await snapshot(session, user),
     )
     return user
+
+
+def set_password(user: User, password: str) -> None:
+    """Give ``user`` (whose id is set) this password: its hash, and the edit key it makes.
+
+    Blocking for twice a password check (argon2, then argon2id for the key).
+    """
+    user.password_hash = hash_password(password)
+    user.edit_key = edit_keys.derive(password, user.id).hex()
+
+
+def store_edit_key(user: User, key: bytes | None) -> None:
+    """Keep ``key`` as ``user``'s edit key (None: none on record, their edits are refused)."""
+    user.edit_key = None if key is None else key.hex()
+
+
+def edit_key(user: User) -> bytes | None:
+    """``user``'s edit key on record, if any (never synced, never shown)."""
+    return None if user.edit_key is None else bytes.fromhex(user.edit_key)
+
+
+async def edit_key_of(session: AsyncSession, user_id: uuid.UUID) -> bytes | None:
+    """The edit key on record for ``user_id``: None if they have none (or there is no such user)."""
+    user = await session.get(User, user_id)
+    return None if user is None else edit_key(user)
+
+
+async def keep_edit_key(session: AsyncSession, *, user_id: uuid.UUID, key: bytes | None) -> None:
+    """Keep ``key`` as the edit key of ``user_id`` (a station set their password)."""
+    user = await session.get(User, user_id)
+    if user is not None:
+        store_edit_key(user, key)
 
 
 async def check_username_free(
@@ -312,7 +342,7 @@ async def update_user(
     if display_name is not None:
         user.display_name = display_name
     if password is not None:
-        user.password_hash = hash_password(check_password(password))
+        set_password(user, check_password(password))
         user.failed_logins, user.locked_until = 0, None
     if is_active is not None:
         user.is_active = is_active
