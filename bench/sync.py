@@ -12,7 +12,10 @@ stopped (its broker account is the baseline's), the bare transport the change st
 one message of the page's size published at QoS 1 under the server's account to each
 station's ``sync/down``, ROUNDS times, timed to its arrival at the same stations.
 
-    python -m bench.sync [--stations 300 --rounds 5 --processes 2]
+``--history N`` saves the person's display name N times before the stations connect: a
+log to catch up on where most entries are superseded (pages hold each field once).
+
+    python -m bench.sync [--stations 300 --rounds 5 --processes 2 --history 0]
 """
 
 from __future__ import annotations
@@ -64,8 +67,10 @@ START_S = 90.0
 STOPPED = (0, -signal.SIGINT)  # a clean stop: uvicorn re-raises the Ctrl-C it handled
 
 
-async def _prepare(url: str, workdir: Path, credentials: dict[str, str]) -> tuple[bytes, str]:
-    """The Admin, the person, the devices in the database; the server's public key (PEM)."""
+async def _prepare(
+    url: str, workdir: Path, credentials: dict[str, str], history: int
+) -> tuple[bytes, str]:
+    """The Admin, the person (renamed ``history`` times), the devices; the server's key (PEM)."""
     settings = settings_for(workdir, url)
     key = server_signing_key(settings.signing_key_file)  # the key the server will load
     audit_key = audit_checkpoints.load_or_create_key(audit_checkpoints.key_path(settings))
@@ -82,6 +87,14 @@ async def _prepare(url: str, workdir: Path, credentials: dict[str, str]) -> tupl
             for device_id, password in credentials.items():
                 session.add(Device(id=device_id, mqtt_password_hash=mosquitto_hash(password)))
             person_id = str(person.id)
+        for number in range(history):  # each save its own transaction, as the API's are
+            async with database.session() as session:
+                await users.update_user(
+                    session,
+                    actor=users.console_actor("bench"),
+                    user_id=person.id,
+                    display_name=f"Operator, earlier name {number}",
+                )
     finally:
         await database.close()
     return key.public_key().to_pem(), person_id
@@ -120,7 +133,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             msg = "the sync bench needs Mosquitto (apt-get install mosquitto)"
             raise RuntimeError(msg)
         _progress(f"preparing {args.stations} stations, the Admin and the keys ({workdir})")
-        key_pem, person_id = await _prepare(url, workdir, credentials)
+        key_pem, person_id = await _prepare(url, workdir, credentials, args.history)
         template = workdir / "template.replica.sqlite"
         Replica(template, device_id="template").close()  # migrated once, copied per station
         fleet = Fleet(broker.port, credentials, key_pem, template, args.processes)
@@ -235,6 +248,7 @@ def summary(args: argparse.Namespace, figures: dict[str, Any]) -> dict[str, Any]
     line: dict[str, Any] = {
         "stations": args.stations,
         "rounds": args.rounds,
+        "history": args.history,
         "p99_within_target": f["p99_ms"] <= P99_TARGET_MS and f["applied"] == f["expected"],
         **figures,
     }
@@ -252,10 +266,13 @@ def main() -> None:
     parser.add_argument("--stations", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=5, help="changes timed, one at a time")
     parser.add_argument("--processes", type=int, default=2, help="processes the stations share")
+    parser.add_argument("--history", type=int, default=0, help="earlier saves of the name")
     parser.add_argument("--database-url", default=DEFAULT_DATABASE)
     args = parser.parse_args()
     if not 0 < args.stations <= 1_000 or not 0 < args.rounds <= 20 or args.processes < 1:
         parser.error("--stations 1..1000, --rounds 1..20, --processes 1 or more")
+    if not 0 <= args.history <= 100_000:
+        parser.error("--history 0..100000")
     args.processes = min(args.processes, args.stations)
     line = summary(args, asyncio.run(run(args)))
     print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in line.items()}))
