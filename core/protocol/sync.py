@@ -18,15 +18,20 @@ Up, on ``sync/up`` (the broker's ACL and the envelope name the device):
 
 - ``sync.pull`` ``{since, pending}``: "send me the changes after ``since``" (and how many
   of my edits wait for an answer, for the server's sync view).
-- ``sync.up`` ``{edits: [{change_id, user_id, username, changes}], pending}``: edits
-  made on the station, each by the person signed in there, all its changes one stamp.
+- ``sync.up`` ``{edits: [{change_id, user_id, username, changes, proof, keys}], pending}``:
+  edits made on the station, each by the person signed in there, all its changes one stamp.
+  ``proof`` (64 hex) is the HMAC-SHA256 of the edit under its author's edit key
+  (``core.edit_keys``): the server checks it against the key it holds for them. ``keys``
+  (``{user_id: 64 hex}``, at most ``MAX_KEYS``) are the new edit keys of the users whose
+  password the edit sets.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -44,6 +49,8 @@ MAX_EDIT_CHANGES = 64  # field changes in one edit: a new user with its roles fi
 MAX_NAME = 160  # entity, key and field names are far shorter
 CHANGES, ANSWERS, PULL, UP = "sync.changes", "sync.answers", "sync.pull", "sync.up"
 MAX_REASON = 300
+MAX_KEYS = 8  # new edit keys in one edit: one's own, or a few people an Admin creates at once
+HEX_KEY = re.compile(r"[0-9a-f]{64}")  # a proof, or an edit key, in lower-case hex
 
 
 class SyncMessageError(ValueError):
@@ -243,12 +250,19 @@ class Pull:
 
 @dataclass(frozen=True)
 class Edit:
-    """Changes a person signed in at a station made together, all at one stamp."""
+    """Changes a person signed in at a station made together, all at one stamp.
+
+    ``proof``: the HMAC of the edit under its author's edit key (``core.edit_keys.prove``).
+    ``keys``: the new edit keys (hex) of the users whose password it sets; as good as
+    those passwords for sync, so never in a repr.
+    """
 
     change_id: uuid.UUID
     user_id: uuid.UUID
     username: str
     changes: tuple[FieldChange, ...]
+    proof: str
+    keys: dict[uuid.UUID, str] = field(default_factory=dict, repr=False, hash=False)
 
     def to_wire(self) -> dict[str, Any]:
         """The edit as it travels."""
@@ -257,6 +271,8 @@ class Edit:
             "user_id": str(self.user_id),
             "username": self.username,
             "changes": [c.to_wire() for c in self.changes],
+            "proof": self.proof,
+            "keys": {str(user_id): key for user_id, key in self.keys.items()},
         }
 
 
@@ -312,4 +328,27 @@ def _edit(raw: object) -> Edit:
     changes = _changes(raw.get("changes"), MAX_EDIT_CHANGES)
     if not changes or len({c.stamp for c in changes}) != 1:
         raise SyncMessageError("an edit holds one or more changes, all at one stamp")
-    return Edit(_uuid(raw.get("change_id")), _uuid(raw.get("user_id")), username, changes)
+    proof = raw.get("proof")
+    if not isinstance(proof, str) or not HEX_KEY.fullmatch(proof):
+        raise SyncMessageError("an edit's proof is 64 lower-case hex digits")
+    return Edit(
+        _uuid(raw.get("change_id")),
+        _uuid(raw.get("user_id")),
+        username,
+        changes,
+        proof,
+        _keys(raw.get("keys", {})),
+    )
+
+
+def _keys(raw: object) -> dict[uuid.UUID, str]:
+    """An edit's new edit keys: ``{user_id: 64 hex}``, at most ``MAX_KEYS``."""
+    if not isinstance(raw, dict) or len(raw) > MAX_KEYS:
+        msg = f"an edit's keys are an object of at most {MAX_KEYS}"
+        raise SyncMessageError(msg)
+    keys: dict[uuid.UUID, str] = {}
+    for user_id, key in raw.items():
+        if not isinstance(key, str) or not HEX_KEY.fullmatch(key):
+            raise SyncMessageError("an edit key is 64 lower-case hex digits")
+        keys[_uuid(user_id)] = key
+    return keys

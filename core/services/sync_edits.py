@@ -8,6 +8,8 @@ Rules:
 - A configuration change is a ``desired.<setting>`` of the station's own device, for a
   setting the policy (``Settings.station_config_overrides``) lets stations override; the
   merged configuration is checked by the inbox, which knows the rest of it.
+- New edit keys come only with the passwords they belong to: an edit carries a key only for
+  a user whose ``password_hash`` it sets.
 One bad change refuses the whole edit (``EditError`` says why, in words for people).
 """
 
@@ -29,6 +31,7 @@ MAX_PASSWORD_HASH = 256  # users.password_hash
 MAX_ROLE_NAME = 64  # roles.name
 MAX_ROLE_DESCRIPTION = 256  # roles.description
 BOOLEANS = frozenset({"is_active", "deleted", "builtin"})
+_PASSWORD = ("user", "password_hash")
 
 
 class EditError(ValueError):
@@ -74,6 +77,9 @@ def check(edit: Edit, *, device_id: str, overrides: Collection[str]) -> list[Che
             raise EditError(msg)
         seen.add(where)
         checked.append(_check_change(change, device_id, overrides))
+    passwords = {c.key["id"] for c in checked if (c.entity.name, c.column) == _PASSWORD}
+    if any(user_id not in passwords for user_id in edit.keys):
+        raise EditError("malformed: an edit key for a user whose password it does not set")
     return checked
 
 

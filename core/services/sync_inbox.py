@@ -1,8 +1,14 @@
 """The server's word on a station's edit: refused whole, or merged field by field and logged.
 
 Rules, in the order they apply (one edit, in the caller's transaction, which commits it):
-- An edit whose ``change_id`` the log holds was decided before: accepted again, untouched.
-- Its changes must pass ``sync_edits.check``; one bad change refuses the edit whole.
+- An edit whose ``change_id`` the log holds was decided before: accepted again, untouched
+  (a resent password change is signed with the key it replaced).
+- Its proof must be its author's: the HMAC of the edit under the edit key the server holds
+  for the user it names *now* (``core.edit_keys``), so only someone who knew their current
+  password made it; a station's word on who its operator is counts for nothing. No key on
+  record (they have not signed in on the web since keys came): refused, as is a bad proof.
+- Its changes must pass ``sync_edits.check``; one bad change refuses the edit whole. It may
+  carry new edit keys only for the users whose password it sets.
 - A stamp more than ``CLOCK_BOUND_MS`` ahead of the server's wall clock is replaced by a
   fresh server stamp and audited (``sync.clock_clamped``). The server's clock observes the
   stamp of an edit it accepts, before writing it, so its own later changes stamp later.
@@ -17,8 +23,10 @@ Rules, in the order they apply (one edit, in the caller's transaction, which com
   change of an accepted edit is logged at its stamp, a losing one as history (so a resent
   edit is recognised), and the value that lost, either way, goes to the conflict log when
   it differs (an overwritten one only when it was made elsewhere). Disabling, deleting or
-  a new password ends the user's web sign-in sessions. The accepted edit is audited
-  (``sync.accepted``), never with a password hash.
+  a new password ends the user's web sign-in sessions. A new password that wins brings the
+  edit key the edit carries for it (none carried: none on record, so the old password's key
+  signs nothing more). The accepted edit is audited (``sync.accepted``), never with a
+  password hash or a key.
 Refusals are answers, never exceptions: only the database raises.
 """
 
@@ -31,11 +39,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import events, hlc
+from core import edit_keys, events, hlc
 from core.errors import DomainError
 from core.hlc import Stamp
 from core.protocol.sync import MAX_REASON, Answer, Edit, FieldChange
-from core.services import audit, device_configs, sessions, sync_conflicts, sync_log
+from core.services import audit, device_configs, sessions, sync_conflicts, sync_log, users
 from core.services.actor import Actor
 from core.services.sync_authority import Authority, NotAuthorized
 from core.services.sync_authority import at as authority_at
@@ -63,6 +71,9 @@ async def receive(
     if await sync_log.has_edit(session, edit.change_id):
         return Answer(edit.change_id, True, ALREADY_APPLIED)
     person = f"{edit.username}@{device_id}"[:MAX_ACTOR]
+    unproven = await _unproven(session, edit)
+    if unproven is not None:
+        return await _refuse(session, edit, device_id, person, unproven)
     try:
         checked = check(edit, device_id=device_id, overrides=settings.station_config_overrides)
         stamp = await _stamp(session, edit, device_id, person)
@@ -77,6 +88,7 @@ async def receive(
     except (EditError, NotAuthorized, Refused) as error:
         return await _refuse(session, edit, device_id, person, str(error))
     await _apply_rows(session, merged, rows)
+    await _store_keys(session, merged, edit)
     _log(session, merged, rows, edit, device_id)
     _keep_conflicts(session, merged, device_id, edit.username)
     await _end_sessions(session, merged, person)
@@ -84,6 +96,25 @@ async def receive(
     lost = [f"{m.change.entity}.{m.change.field}" for m in merged if not m.wins]
     await _audit(session, "sync.accepted", edit, device_id, person, _accepted(merged, lost))
     return Answer(edit.change_id, True, f"{LATER_KEPT} {', '.join(lost)}" if lost else APPLIED)
+
+
+async def _unproven(session: AsyncSession, edit: Edit) -> str | None:
+    """Why the edit's proof does not show its author made it, or None if it does."""
+    key = await users.edit_key_of(session, edit.user_id)
+    if key is None:
+        return f"no edit key on record for '{edit.username}': they must sign in on the web once"
+    if not edit_keys.check(key, edit, edit.proof):
+        return f"not signed with {edit.username}'s current password"
+    return None
+
+
+async def _store_keys(session: AsyncSession, merged: Iterable[Merged], edit: Edit) -> None:
+    """Each new password that won brings its edit key; without one, none stays on record."""
+    for m in merged:
+        if m.change.entity == "user" and m.change.field == "password_hash" and m.wins:
+            given = edit.keys.get(m.checked.key["id"])
+            key = None if given is None else bytes.fromhex(given)
+            await users.keep_edit_key(session, user_id=m.checked.key["id"], key=key)
 
 
 async def _current(session: AsyncSession, change: FieldChange) -> sync_log.Entry | None:

@@ -10,9 +10,12 @@ Rules:
 - Accounts and roles are privileged fields: the server accepts a station's change to them
   only from an Admin, so here too only an Admin makes one (anyone else would only see it
   reverted). A person's own display name and password are theirs.
-- Each function records one edit (pending until the server answers) and returns it;
-  refusals raise PermissionError or ValueError with a reason a person can read.
-Blocking (password hashing takes ~0.2 s): call these from a worker thread.
+- Each function records one edit (pending until the server answers), signed with the edit
+  key the person's sign-in derived, and returns it; refusals raise PermissionError or
+  ValueError with a reason a person can read. A password set here travels with the new
+  edit key it makes (``core.edit_keys``), so the server can check that person's later edits.
+Blocking (password hashing and key derivation take ~0.2 s each): call these from a worker
+thread.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import uuid
 from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
+from core import edit_keys
 from core.errors import ForbiddenError, InvalidError
 from core.passwords import hash_password, verify_password
 from core.protocol.station_config import check_settings
@@ -57,6 +61,11 @@ def _acting(replica: Replica, person: Person) -> tuple[Directory, PersonRecord]:
         msg = "your account is disabled or deleted: you cannot act any more"
         raise PermissionError(msg)
     return directory, me
+
+
+def _author(me: PersonRecord, person: Person) -> Person:
+    """Who signs the edit: the person as the replica holds them now, with their edit key."""
+    return Person.of(me, edit_key=person.edit_key)
 
 
 def _actor(me: PersonRecord) -> Actor:
@@ -120,7 +129,7 @@ def edit_profile(replica: Replica, person: Person, display_name: str) -> Edit:
     """Change one's own display name (any active user)."""
     _, me = _acting(replica, person)
     change = ("user", str(me.user_id), "display_name", _display_name(display_name))
-    return replica.record_edit(me, [change])
+    return replica.record_edit(_author(me, person), [change])
 
 
 def change_own_password(replica: Replica, person: Person, current: str, new: str) -> Edit:
@@ -131,7 +140,8 @@ def change_own_password(replica: Replica, person: Person, current: str, new: str
     if not verify_password(current, me.password_hash or None):
         raise PermissionError("your current password is not right")
     change = ("user", str(me.user_id), "password_hash", hash_password(new))
-    return replica.record_edit(me, [change])
+    keys = {me.user_id: edit_keys.derive(new, me.user_id)}
+    return replica.record_edit(_author(me, person), [change], keys=keys)
 
 
 def create_user(
@@ -164,7 +174,8 @@ def create_user(
         ("user", key, "deleted", False),
         *(("user_role", f"{key}:{role.id}", "deleted", False) for role in granted),
     ]
-    return replica.record_edit(me, changes)
+    keys = {user_id: edit_keys.derive(password, user_id)}
+    return replica.record_edit(_author(me, person), changes, keys=keys)
 
 
 def set_active(replica: Replica, person: Person, user_id: uuid.UUID, active: bool) -> Edit:
@@ -177,7 +188,7 @@ def set_active(replica: Replica, person: Person, user_id: uuid.UUID, active: boo
         raise ValueError(msg)
     if not active:
         _keep_an_admin(directory, losing=target.user_id)
-    return replica.record_edit(me, [("user", str(user_id), "is_active", active)])
+    return replica.record_edit(_author(me, person), [("user", str(user_id), "is_active", active)])
 
 
 def set_roles(replica: Replica, person: Person, user_id: uuid.UUID, roles: Iterable[str]) -> Edit:
@@ -195,7 +206,7 @@ def set_roles(replica: Replica, person: Person, user_id: uuid.UUID, roles: Itera
     if not changes:
         msg = f"{target.username} already has exactly these roles"
         raise ValueError(msg)
-    return replica.record_edit(me, changes)
+    return replica.record_edit(_author(me, person), changes)
 
 
 def delete_user(replica: Replica, person: Person, user_id: uuid.UUID) -> Edit:
@@ -206,7 +217,7 @@ def delete_user(replica: Replica, person: Person, user_id: uuid.UUID) -> Edit:
     _keep_an_admin(directory, losing=target.user_id)
     key = str(user_id)
     return replica.record_edit(
-        me, [("user", key, "deleted", True), ("user", key, "is_active", False)]
+        _author(me, person), [("user", key, "deleted", True), ("user", key, "is_active", False)]
     )
 
 
@@ -235,7 +246,7 @@ def set_role_permissions(
     if not changes:
         msg = f"the role '{role.name}' already grants exactly these permissions"
         raise ValueError(msg)
-    return replica.record_edit(me, changes)
+    return replica.record_edit(_author(me, person), changes)
 
 
 def override_policy() -> tuple[str, ...]:
@@ -269,4 +280,6 @@ def override_setting(
         msg = f"a station may override only {', '.join(sorted(allowed)) or 'nothing'}, not {name}"
         raise PermissionError(msg)
     checked = None if value is None else check_settings({name: value})[name]
-    return replica.record_edit(me, [("device_config", device_id, f"desired.{name}", checked)])
+    return replica.record_edit(
+        _author(me, person), [("device_config", device_id, f"desired.{name}", checked)]
+    )

@@ -8,6 +8,11 @@ Rules:
 - ``pending`` holds edits made here that the server has not answered: an overlay. The
   effective value of a field is the higher-stamped of canonical and pending. An answer
   drops the edit: accepted, its value comes back in a page; refused, it is reverted.
+- Every edit is signed with its author's edit key (``core.edit_keys``, derived at sign-in
+  and held only in memory): the proof is stored with it, the key never. The new edit keys
+  an edit carries (for the passwords it sets) wait with it until it is answered. An edit
+  written before edits were signed (schema v1) goes up unsigned: the server refuses it
+  and the station reverts it, as any refusal (``desktop.agent.edits``).
 - The cursor moves only over pages that follow on from it (``page.after <= cursor``); a
   page past a gap is applied (last writer wins makes that safe) but leaves the cursor,
   so the station pulls what it missed.
@@ -27,21 +32,22 @@ import contextlib
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
 from core.hlc import Clock
-from core.protocol.sync import MAX_EDIT_CHANGES, Answer, ChangePage, Edit, FieldChange
-from core.sync import entities
+from core.protocol.sync import Answer, ChangePage, Edit
+from desktop.agent import edits
 from desktop.agent import replica_schema as schema
 from desktop.agent.directory import Directory, PersonRecord, RoleRecord, effective_rows
+from desktop.agent.edits import Author
 
-__all__ = ["PersonRecord", "Replica", "ReplicaStatus", "RoleRecord", "replica_path"]
+__all__ = ["Author", "PersonRecord", "Replica", "ReplicaStatus", "RoleRecord", "replica_path"]
 
 # Last writer wins per field; a tie of stamps (one stamp is one value, so only a corrupt
 # sender ties) goes to the higher value, so every replica still agrees.
@@ -59,20 +65,6 @@ def replica_path(data_dir: Path, device_id: str) -> Path:
     return data_dir / f"{device_id}.replica.sqlite"
 
 
-class Author(Protocol):
-    """Who makes an edit: anyone with a user id and a username (a signed-in Person)."""
-
-    @property
-    def user_id(self) -> uuid.UUID:
-        """Their user id."""
-        ...
-
-    @property
-    def username(self) -> str:
-        """Their username."""
-        ...
-
-
 @dataclass(frozen=True)
 class ReplicaStatus:
     """Where the replica stands, for the window and the command line."""
@@ -81,42 +73,6 @@ class ReplicaStatus:
     last_sync_at: datetime | None  # when a page last applied in order; None: never
     pending: int  # edits made here, waiting for the server's answer
     users: int  # live users
-
-
-def _dump(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-
-
-def _edit(row: tuple[str, str, str, str]) -> Edit:
-    change_id, user_id, username, changes = row
-    return Edit(
-        uuid.UUID(change_id),
-        uuid.UUID(user_id),
-        username,
-        tuple(FieldChange.from_wire(c) for c in orjson.loads(changes)),
-    )
-
-
-def _check_change(entity: str, key: str, field: str, value: Any) -> FieldChange:
-    """A station edit's change checked for shape (not permission); ValueError if bad."""
-    kind = entities.ENTITIES.get(entity)
-    if kind is None or not kind.station_writable:
-        msg = f"a station cannot change {entity!r}"
-        raise ValueError(msg)
-    if kind.column_of(field) is None:
-        msg = f"{entity} has no field {field!r}"
-        raise ValueError(msg)
-    try:
-        entities.parse_key(kind, key)
-    except ValueError as error:
-        msg = f"bad {entity} key {key[:80]!r}"
-        raise ValueError(msg) from error
-    try:
-        _dump(value)
-    except TypeError as error:
-        msg = f"{entity}.{field}: not a JSON value: {error}"
-        raise ValueError(msg) from error
-    return FieldChange(entity, key, field, value, "")
 
 
 class Replica:
@@ -229,7 +185,7 @@ class Replica:
         if page.device_id != self.device_id:
             msg = f"a page for {page.device_id!r} offered to the replica of {self.device_id!r}"
             raise ValueError(msg)
-        rows = [(c.entity, c.key, c.field, _dump(c.value), c.stamp) for c in page.changes]
+        rows = [(c.entity, c.key, c.field, edits.dump(c.value), c.stamp) for c in page.changes]
         with self._write() as db:
             db.executemany(_UPSERT, rows)
             cursor = int(self._meta(db, "cursor") or "0")
@@ -243,47 +199,35 @@ class Replica:
 
     # -- edits made here ---------------------------------------------------------------------
 
-    def record_edit(self, person: Author, changes: Sequence[tuple[str, str, str, Any]]) -> Edit:
-        """Store an edit (entity, key, field, value changes) as pending, at one fresh stamp.
+    def record_edit(
+        self,
+        person: Author,
+        changes: Sequence[tuple[str, str, str, Any]],
+        *,
+        keys: Mapping[uuid.UUID, bytes] | None = None,
+    ) -> Edit:
+        """Store an edit (entity, key, field, value changes) as pending, at one fresh stamp,
+        signed with ``person``'s edit key; ``keys``: the new edit keys of the users whose
+        password it sets (``core.edit_keys.derive`` of each new password).
 
-        ValueError if a change names no station-writable field, or the edit is empty, too
-        large or changes a field twice. Permission is the caller's to check.
+        ValueError if the person has no edit key (sign in again), a change names no
+        station-writable field, the edit is empty, too large or changes a field twice, or
+        a key is not for a password it sets. Permission is the caller's to check.
         """
-        checked = [_check_change(*change) for change in changes]
-        if not 0 < len(checked) <= MAX_EDIT_CHANGES:
-            msg = f"an edit holds 1 to {MAX_EDIT_CHANGES} changes, not {len(checked)}"
-            raise ValueError(msg)
-        if len({(c.entity, c.key, c.field) for c in checked}) != len(checked):
-            raise ValueError("an edit changes each field once")
-        stamp = self._clock.now()
-        edit = Edit(
-            uuid.uuid4(),
-            person.user_id,
-            person.username,
-            tuple(FieldChange(c.entity, c.key, c.field, c.value, stamp) for c in checked),
-        )
+        edit = edits.make(person, changes, keys or {}, stamp=self._clock.now)
         with self._write() as db:
             db.execute(
-                "INSERT INTO pending (change_id, user_id, username, stamp, changes, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    str(edit.change_id),
-                    str(edit.user_id),
-                    edit.username,
-                    stamp,
-                    _dump([c.to_wire() for c in edit.changes]),
-                    datetime.now(UTC).isoformat(),
-                ),
+                f"INSERT INTO pending ({edits.COLUMNS}, stamp, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (*edits.row(edit), edit.changes[0].stamp, datetime.now(UTC).isoformat()),
             )
         return edit
 
     def pending(self) -> list[Edit]:
         """The edits waiting for the server's answer, oldest first."""
         with self._read() as db:
-            rows = db.execute(
-                "SELECT change_id, user_id, username, changes FROM pending ORDER BY stamp"
-            ).fetchall()
-        return [_edit(row) for row in rows]
+            rows = db.execute(f"SELECT {edits.COLUMNS} FROM pending ORDER BY stamp").fetchall()
+        return [edits.from_row(row) for row in rows]
 
     def settle(self, answers: Sequence[Answer]) -> list[tuple[Edit, Answer]]:
         """Drop the answered edits this replica holds; returns them with their answers.
@@ -295,12 +239,11 @@ class Replica:
         with self._write() as db:
             for answer in answers:
                 row = db.execute(
-                    "DELETE FROM pending WHERE change_id = ? "
-                    "RETURNING change_id, user_id, username, changes",
+                    f"DELETE FROM pending WHERE change_id = ? RETURNING {edits.COLUMNS}",
                     (str(answer.change_id),),
                 ).fetchone()
                 if row is not None:
-                    settled.append((_edit(row), answer))
+                    settled.append((edits.from_row(row), answer))
         return settled
 
     # -- the effective view --------------------------------------------------------------------

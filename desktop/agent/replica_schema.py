@@ -22,6 +22,13 @@ MIGRATIONS: Final[list[tuple[str, ...]]] = [
         "CREATE TABLE sign_in_failures (username TEXT PRIMARY KEY,"
         " failures INTEGER NOT NULL, locked_until TEXT)",
     ),
+    (
+        # v2: edits are signed with their author's edit key (core.edit_keys). A pending edit
+        # written by v1 has no proof (NULL): it goes up unsigned and the server refuses it.
+        # ``keys``: the new edit keys (hex, by user id) of the users whose password it sets.
+        "ALTER TABLE pending ADD COLUMN proof TEXT",
+        "ALTER TABLE pending ADD COLUMN keys TEXT NOT NULL DEFAULT '{}'",
+    ),
 ]
 BUSY_TIMEOUT_MS = 5_000  # a write waits this long for another's (the CLI's, the station's)
 

@@ -5,15 +5,19 @@ checked, a row of failures locks the name (``core.lockout``: doubling, up to a d
 success takes the count back. A name without an account (or a deleted one) costs the same
 password check, against a dummy hash, and gets the same answer as a wrong password. A
 disabled account is named only to someone who knows its password. Failures are counted in
-the replica, per station, and never synced.
+the replica, per station, and never synced. A success derives the person's edit key from
+the password just checked (``core.edit_keys``): their edits at the station are signed with
+it, and the server counts only edits signed with their current password's key. The key
+stays in memory with the ``Person``, never in the replica.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from core import edit_keys
 from core.lockout import lock_for
 from core.passwords import verify_password
 from core.rbac import ADMIN
@@ -27,13 +31,19 @@ MAX_USERNAME = 64  # the server's limit (core.services.users.USERNAME): longer i
 
 @dataclass(frozen=True)
 class Person:
-    """Someone signed in at the station, as the replica knew them when they signed in."""
+    """Someone signed in at the station, as the replica knew them when they signed in.
+
+    ``edit_key``: derived from their password at sign-in, to sign their edits (None: made
+    some other way, and may not edit). As good as the password for sync: never shown in a
+    repr, never compared.
+    """
 
     user_id: uuid.UUID
     username: str
     display_name: str
     roles: tuple[str, ...]
     permissions: frozenset[str]
+    edit_key: bytes | None = field(default=None, repr=False, compare=False)
 
     def may(self, permission: str) -> bool:
         """Whether they hold ``permission``."""
@@ -50,10 +60,15 @@ class Person:
         return self.display_name or self.username
 
     @classmethod
-    def of(cls, record: PersonRecord) -> Person:
-        """The person a replica record describes."""
+    def of(cls, record: PersonRecord, *, edit_key: bytes | None = None) -> Person:
+        """The person a replica record describes (with the edit key their sign-in derived)."""
         return cls(
-            record.user_id, record.username, record.display_name, record.roles, record.permissions
+            record.user_id,
+            record.username,
+            record.display_name,
+            record.roles,
+            record.permissions,
+            edit_key=edit_key,
         )
 
 
@@ -82,9 +97,10 @@ def sign_in(
     lock_seconds: int,
     now: datetime | None = None,
 ) -> Person:
-    """The person whose password this is, or SignInRefused with the reason.
+    """The person whose password this is, with their edit key, or SignInRefused and why.
 
-    Blocking (the password check takes ~0.2 s): call it from a worker thread.
+    Blocking (the password check and, on success, the key each take ~0.2 s): call it from
+    a worker thread.
     """
     now = now or datetime.now(UTC)
     if not 0 < len(username) <= MAX_USERNAME:
@@ -108,7 +124,7 @@ def sign_in(
     if not current.is_active:
         raise SignInRefused(DISABLED)
     replica.clear_sign_in_failures(username)
-    return Person.of(current)
+    return Person.of(current, edit_key=edit_keys.derive(password, current.user_id))
 
 
 def sign_in_with(replica: Replica, username: str, password: str, settings: Settings) -> Person:

@@ -67,6 +67,7 @@ class AccountController(QObject):
         if new != again:
             view.say("The two new passwords differ: type the new one twice.", error=True)
             return False
+        session = self.acting.gate.session
         edit = await self.acting.edit(
             "Changing your password",
             None,
@@ -76,6 +77,8 @@ class AccountController(QObject):
         view.clear_passwords()
         if edit is None:
             return False
+        if session is not None and session is self.acting.gate.session:
+            session.changed_password(edit)  # later edits signed with the new password's key
         view.say("Password changed: it works here now, and on the server once it has it.")
         return True
 

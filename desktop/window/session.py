@@ -4,13 +4,16 @@ A sign-in yields a ``Person`` as the replica saw them at that moment. A sync may
 disable or delete them while they stay signed in, so nothing the window lets them do trusts
 that snapshot: ``require`` reads them again from the replica, at the moment of acting, and
 refuses a person no longer active or no longer holding the permission. Blocking (SQLite):
-call it from a thread, like the replica's other calls.
+call it from a thread, like the replica's other calls. The person it hands out carries the
+edit key their sign-in derived (their edits are signed with it), or the one their own
+password change at this station made since.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.protocol.sync import Edit
 from desktop.agent.replica import Replica
 from desktop.agent.sign_in import Person
 
@@ -30,12 +33,21 @@ class SignedOutError(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Session:
     """A person signed in at this station, over the replica that vouched for them."""
 
     replica: Replica
     signed_in: Person  # as they were at sign-in: who the session is for
+
+    def __post_init__(self) -> None:
+        self._edit_key = self.signed_in.edit_key  # never in a repr: not a dataclass field
+
+    def changed_password(self, edit: Edit) -> None:
+        """They changed their own password here: sign their later edits with its new key."""
+        key = edit.keys.get(self.signed_in.user_id)
+        if edit.user_id == self.signed_in.user_id and key is not None:
+            self._edit_key = bytes.fromhex(key)
 
     def current(self) -> Person:
         """The person as the replica says now; ``SignedOutError`` if disabled or deleted."""
@@ -46,7 +58,7 @@ class Session:
             raise SignedOutError("your account was deleted")
         if not record.is_active:
             raise SignedOutError("your account was disabled")
-        return Person.of(record)
+        return Person.of(record, edit_key=self._edit_key)
 
     def require(self, permission: str, doing: str) -> Person:
         """The person now, if they still hold ``permission``; PermissionError says otherwise."""

@@ -1,11 +1,12 @@
-"""Station edits built by hand, as a station's replica would record them."""
+"""Station edits built by hand, as a station's replica would record them (signed)."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import Any
 
-from core import hlc
+from core import edit_keys, hlc
 from core.hlc import Stamp
 from core.protocol.sync import Edit, FieldChange
 
@@ -28,12 +29,18 @@ def edit(
     username: str,
     stamp: str,
     *changes: Change,
+    key: bytes,
+    keys: dict[uuid.UUID, bytes] | None = None,
     change_id: uuid.UUID | None = None,
 ) -> Edit:
-    """One edit of ``changes``, all at ``stamp``, made by ``username``."""
-    return Edit(
+    """One edit of ``changes``, all at ``stamp``, made by ``username`` and signed with
+    ``key`` (their edit key, or a forger's guess); ``keys``: new edit keys it carries."""
+    unsigned = Edit(
         change_id=change_id or uuid.uuid4(),
         user_id=user_id,
         username=username,
         changes=tuple(FieldChange(e, k, f, v, stamp) for e, k, f, v in changes),
+        proof="",
+        keys={user: new.hex() for user, new in (keys or {}).items()},
     )
+    return replace(unsigned, proof=edit_keys.prove(key, unsigned))

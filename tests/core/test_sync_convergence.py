@@ -25,7 +25,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from core import hlc
+from core import edit_keys, hlc
 from core.db.engine import Database
 from core.protocol.sync import Answer, ChangePage
 from core.rbac import ADMIN, VIEWER, builtin_id
@@ -41,14 +41,16 @@ BACKDATE_MS = 60 * 60 * 1000  # people exist an hour before the test, so skewed 
 CONSOLE = console_actor("console")
 ADMIN_ROLE = str(builtin_id("role", ADMIN))
 NAMES = ("Ada", "Bo", "Cy")
+PASSWORD = "long enough"  # root's and olga's, set on the web: their edit keys are on record
 
 
 @dataclass(frozen=True)
 class Person:
-    """Who signs in at a station (the replica's ``Author``)."""
+    """Who signs in at a station (the replica's ``Author``), with the key it derives."""
 
     user_id: uuid.UUID
     username: str
+    edit_key: bytes | None
 
 
 @dataclass
@@ -214,9 +216,9 @@ async def _world(template: Path, root: Path, skews: list[int]) -> World:
         made = {}
         for username, granted in (("root", [ADMIN]), ("olga", [VIEWER])):
             user = await users.create_user(
-                session, actor=CONSOLE, username=username, password="long enough", roles=granted
+                session, actor=CONSOLE, username=username, password=PASSWORD, roles=granted
             )
-            made[username] = Person(user.id, username)
+            made[username] = Person(user.id, username, edit_keys.derive(PASSWORD, user.id))
         for n in range(STATIONS):
             await devices.create_device(session, actor=CONSOLE, device_id=f"st-{n}")
     stations = [

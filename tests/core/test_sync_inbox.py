@@ -4,13 +4,13 @@ field by field, higher stamp wins, the loser kept; refused edits change nothing.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from core import events, hlc
+from core import edit_keys, events, hlc
 from core.db.engine import Database
 from core.db.models import AuditEntry, SyncChange, SyncConflict, User
 from core.hlc import Stamp
@@ -37,6 +37,9 @@ ADMIN_ROLE = str(builtin_id("role", ADMIN))
 VIEWER_ROLE = str(builtin_id("role", VIEWER))
 
 
+PASSWORD = "long enough"  # everyone's, set on the web: their edit keys are on record
+
+
 @dataclass(frozen=True)
 class Person:
     id: uuid.UUID
@@ -45,6 +48,11 @@ class Person:
     @property
     def key(self) -> str:
         return str(self.id)
+
+    @property
+    def edit_key(self) -> bytes:
+        """What their station derived when they signed in there."""
+        return edit_keys.derive(PASSWORD, self.id)
 
 
 @dataclass(frozen=True)
@@ -78,7 +86,7 @@ async def people(database: Database) -> People:
             ("ivan", "Operator"),
         ):
             user = await users.create_user(
-                session, actor=ROOT, username=name, password="long enough", roles=[role]
+                session, actor=ROOT, username=name, password=PASSWORD, roles=[role]
             )
             made[name] = Person(user.id, name)
         for device_id in (DEVICE, OTHER):
@@ -93,8 +101,18 @@ async def _send(
         return await sync_inbox.receive(session, device_id=device_id, edit=sent, settings=settings)
 
 
-def _by(person: Person, *changes: tuple[str, str, str, Any], stamp: str | None = None) -> Edit:
-    return edit(person.id, person.name, stamp or station_stamp(DEVICE), *changes)
+def _by(
+    person: Person,
+    *changes: tuple[str, str, str, Any],
+    stamp: str | None = None,
+    key: bytes | None = None,
+    keys: dict[uuid.UUID, bytes] | None = None,
+) -> Edit:
+    """An edit by ``person``, signed with their edit key (or ``key``)."""
+    signing = person.edit_key if key is None else key
+    return edit(
+        person.id, person.name, stamp or station_stamp(DEVICE), *changes, key=signing, keys=keys
+    )
 
 
 async def _user(database: Database, person: Person) -> User:
@@ -354,6 +372,7 @@ async def test_an_edit_stamped_by_another_clock_is_refused(
         "ivan",
         station_stamp(OTHER),
         ("device_config", OTHER, "desired.interval_s", 2.5),
+        key=people.ivan.edit_key,
     )
     answer = await _send(database, settings, forged, device_id=DEVICE)
     assert not answer.accepted and "clock" in answer.reason
@@ -401,7 +420,8 @@ async def test_an_edit_of_many_stamps_is_refused(
         _by(people.olga, ("user", people.olga.key, "display_name", "a")),
         _by(people.olga, ("user", people.olga.key, "username", "b")),
     )
-    mixed = Edit(uuid.uuid4(), people.olga.id, "olga", one.changes + two.changes)
+    unsigned = Edit(uuid.uuid4(), people.olga.id, "olga", one.changes + two.changes, "")
+    mixed = replace(unsigned, proof=edit_keys.prove(people.olga.edit_key, unsigned))
     answer = await _send(database, settings, mixed)
     assert not answer.accepted and "one stamp" in answer.reason
 
@@ -420,6 +440,7 @@ async def test_the_editor_must_be_an_active_user_under_that_name(
         username,
         station_stamp(DEVICE),
         ("user", str(user_id), "display_name", "me"),
+        key=people.olga.edit_key,
     )
     answer = await _send(database, settings, sent)
     assert not answer.accepted and "'olga" in answer.reason

@@ -11,14 +11,23 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from core import edit_keys
 from core.hlc import Clock
 from core.passwords import hash_password
 from core.protocol.sync import ChangePage, FieldChange
 from core.rbac import BUILTIN_ROLES, PERMISSIONS, builtin_id
+from desktop.agent.directory import PersonRecord
+from desktop.agent.sign_in import Person
 
 DEVICE = "press-07"
 PASSWORD = "correct horse battery"
 PAGE_CHANGES = 500  # as core.services.sync_log.PAGE_CHANGES
+
+
+def signed_in(record: PersonRecord | None, password: str = PASSWORD) -> Person:
+    """The person a sign-in with ``password`` makes of ``record``: with their edit key."""
+    assert record is not None
+    return Person.of(record, edit_key=edit_keys.derive(password, record.user_id))
 
 
 class ServerLog:

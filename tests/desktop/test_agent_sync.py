@@ -15,13 +15,14 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import aiomqtt
 import pytest
 from sqlalchemy import select
 
-from core import cli
+from core import cli, edit_keys
 from core.db.engine import Database
 from core.db.models import AuditEntry, SyncChange, SyncConflict, User
 from core.hlc import Stamp
@@ -172,6 +173,36 @@ async def test_an_operators_own_display_name_edit_reaches_the_server(
         assert record is not None and record.display_name == "Olga Petrova"
 
 
+async def test_a_password_changed_at_the_station_signs_the_operators_next_edits(
+    backbone: Backbone, database: Database, mosquitto: RunningBroker, tmp_path: Path
+) -> None:
+    """The change is signed with the old password's key and carries the new one's; the
+    server keeps it, and believes the next edit only under it."""
+    olga = await _create(database, "olga", [VIEWER])
+    async with running(_agent(mosquitto, tmp_path, backbone)) as agent:
+        await _synced(agent, database)
+        person = await _signed_in(agent, "olga")
+        changed = await asyncio.to_thread(
+            local_users.change_own_password, agent.replica, person, PASSWORD, "a new password"
+        )
+        rekeyed = replace(person, edit_key=bytes.fromhex(changed.keys[olga]))  # as the window
+        await asyncio.to_thread(local_users.edit_profile, agent.replica, rekeyed, "Olga N.")
+        stale = await asyncio.to_thread(local_users.edit_profile, agent.replica, person, "Old")
+        agent.sync.kick()
+        await _until(lambda: _display_name_is(database, olga, "Olga N."))
+        await eventually(lambda: any(e.kind == "sync" for e in agent.state.events))
+        assert agent.replica.status().pending == 0
+        refusals = [e.text for e in agent.state.events if e.kind == "sync"]
+        assert len(refusals) == 1 and "current password" in refusals[0], refusals
+    user = await _user(database, olga)
+    assert user.edit_key == edit_keys.derive("a new password", olga).hex()
+    async with database.session() as session:
+        audited = await session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "sync.refused")
+        )
+        assert [e.after["change_id"] for e in audited if e.after] == [str(stale.change_id)]
+
+
 async def _display_name_is(database: Database, user_id: uuid.UUID, name: str) -> bool:
     return (await _user(database, user_id)).display_name == name
 
@@ -295,9 +326,12 @@ async def test_forged_edits_and_pages_change_nothing(
 
 
 def _rename(person: Person, name: str) -> Edit:
+    """A rename in ``person``'s name, signed with their own key: only the wire stops it."""
     stamp = str(Stamp(int(time.time() * 1000), 0, DEVICE))
     change = FieldChange("user", str(person.user_id), "display_name", name, stamp)
-    return Edit(uuid.uuid4(), person.user_id, person.username, (change,))
+    unsigned = Edit(uuid.uuid4(), person.user_id, person.username, (change,), "")
+    assert person.edit_key is not None
+    return replace(unsigned, proof=edit_keys.prove(person.edit_key, unsigned))
 
 
 def _client(broker: RunningBroker, username: str, password: str) -> aiomqtt.Client:

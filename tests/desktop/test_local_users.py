@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from core import edit_keys
 from desktop.agent import local_users
 from desktop.agent.replica import Replica, replica_path
 from desktop.agent.sign_in import Person, SignInRefused, sign_in
@@ -94,6 +95,10 @@ def test_an_admin_creates_a_user_who_can_sign_in_here_at_once(
     assert fields["user", "password_hash"].startswith("$argon2")
     links = sorted(c.key for c in edit.changes if c.entity == "user_role")
     assert links == sorted(f"{new.user_id}:{log.roles[r]}" for r in ("Viewer", "Tuners"))
+    # Signed by Ada; carrying the key newbie's password makes, for the server to keep.
+    assert ada.edit_key is not None and edit_keys.check(ada.edit_key, edit, edit.proof)
+    assert edit.keys == {new.user_id: edit_keys.derive("a fine password", new.user_id).hex()}
+    assert new.edit_key is not None and edit.keys[new.user_id] == new.edit_key.hex()
     for username, password, roles, reason in [
         ("newbie", "a fine password", ["Viewer"], "already exists"),
         ("x", "a fine password", ["Viewer"], "username: 2 to 64"),
@@ -194,9 +199,24 @@ def test_one_changes_ones_own_password_knowing_the_current_one(
         local_users.change_own_password(replica, vic, PASSWORD, "short")
     edit = local_users.change_own_password(replica, vic, PASSWORD, "a brand new one")
     assert [c.field for c in edit.changes] == ["password_hash"]
-    assert signed_in(replica, "vic", "a brand new one").user_id == people["vic"]
+    # Signed with the key of the password it replaces, carrying the new one's.
+    assert vic.edit_key is not None and edit_keys.check(vic.edit_key, edit, edit.proof)
+    again = signed_in(replica, "vic", "a brand new one")
+    assert again.user_id == people["vic"] and again.edit_key is not None
+    assert edit.keys == {people["vic"]: again.edit_key.hex()}
     with pytest.raises(SignInRefused, match="wrong username or password"):
         signed_in(replica, "vic", PASSWORD)
+
+
+def test_a_person_no_sign_in_keyed_cannot_edit(
+    replica: Replica, people: dict[str, uuid.UUID]
+) -> None:
+    """A Person made by hand, not by a sign-in, holds no key: nothing to sign with."""
+    record = replica.find("vic")
+    assert record is not None
+    with pytest.raises(ValueError, match="sign in again to make changes"):
+        local_users.edit_profile(replica, Person.of(record), "Victor")
+    assert replica.pending() == []
 
 
 def test_settings_are_overridden_only_as_the_policy_allows(

@@ -5,6 +5,7 @@ overlay, gaps, restarts, and a read-only reader beside the writer — on real SQ
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 import sqlite3
 import uuid
@@ -14,12 +15,16 @@ from typing import Any
 
 import pytest
 
+from core import edit_keys
 from core.hlc import Clock, Stamp
-from core.protocol.sync import Answer, ChangePage, FieldChange
+from core.protocol.sync import MAX_KEYS, Answer, ChangePage, FieldChange, Up, read_up
 from desktop.agent import replica_schema
+from desktop.agent.directory import PersonRecord
+from desktop.agent.edits import UNSIGNED
 from desktop.agent.replica import Replica, replica_path
 from desktop.agent.replica_schema import MIGRATIONS
-from tests.desktop.replica_data import DEVICE, ServerLog
+from desktop.agent.sign_in import Person
+from tests.desktop.replica_data import DEVICE, PASSWORD, ServerLog, signed_in
 
 
 @pytest.fixture
@@ -49,7 +54,7 @@ def test_the_file_is_named_after_the_device_and_migrated(tmp_path: Path) -> None
     assert path == tmp_path / "stations" / "press-07.replica.sqlite"
     Replica(path, device_id=DEVICE).close()
     with contextlib.closing(sqlite3.connect(path)) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 1
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 2
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -62,11 +67,11 @@ def test_a_later_schema_step_runs_once_on_an_existing_file(
         assert first.apply_page(log.page())
     step = ("CREATE TABLE notes (id INTEGER PRIMARY KEY)",)
     monkeypatch.setattr(replica_schema, "MIGRATIONS", [*MIGRATIONS, step])
-    for _ in range(2):  # a second open finds v2 and runs nothing (CREATE TABLE would fail)
+    for _ in range(2):  # a second open finds v3 and runs nothing (CREATE TABLE would fail)
         with Replica(path, device_id=DEVICE) as again:
             assert [p.username for p in again.people()] == ["ada"]
     with contextlib.closing(sqlite3.connect(path)) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) + 1
     monkeypatch.setattr(replica_schema, "MIGRATIONS", MIGRATIONS)
     with pytest.raises(RuntimeError, match="newer than this program"):
         Replica(path, device_id=DEVICE)
@@ -151,8 +156,7 @@ def test_pending_edits_overlay_until_answered(replica: Replica) -> None:
     log = ServerLog().builtins()
     ada = log.user("ada", roles=("Admin",), display_name="Ada")
     replica.apply_page(log.page())
-    author = replica.person(ada)
-    assert author is not None
+    author = signed_in(replica.person(ada))
     edit = replica.record_edit(author, [("user", str(ada), "display_name", "Countess")])
     assert edit.user_id == ada and edit.username == "ada"
     assert len({c.stamp for c in edit.changes}) == 1
@@ -172,8 +176,7 @@ def test_a_newer_canonical_value_beats_a_pending_one(replica: Replica) -> None:
     log = ServerLog().builtins()
     ada = log.user("ada", roles=("Admin",), display_name="Ada")
     replica.apply_page(log.page())
-    author = replica.person(ada)
-    assert author is not None
+    author = signed_in(replica.person(ada))
     replica.record_edit(author, [("user", str(ada), "display_name", "from the station")])
     edited = Stamp.parse(replica.pending()[0].changes[0].stamp).wall_ms
     log.clock = Clock("server", wall=lambda: edited + 1)
@@ -188,8 +191,7 @@ def test_an_edit_must_name_station_writable_fields(replica: Replica) -> None:
     log = ServerLog().builtins()
     ada = log.user("ada", roles=("Admin",))
     replica.apply_page(log.page())
-    author = replica.person(ada)
-    assert author is not None
+    author = signed_in(replica.person(ada))
     user = str(ada)
     bad: list[tuple[list[tuple[str, str, str, Any]], str]] = [
         ([("permission", str(uuid.uuid4()), "name", "x")], "cannot change 'permission'"),
@@ -203,6 +205,77 @@ def test_an_edit_must_name_station_writable_fields(replica: Replica) -> None:
         with pytest.raises(ValueError, match=reason):
             replica.record_edit(author, changes)
     assert replica.pending() == []
+
+
+def test_an_edit_is_signed_by_its_author_and_carries_the_keys_of_the_passwords_it_sets(
+    path: Path,
+) -> None:
+    log = ServerLog().builtins()
+    ada = log.user("ada", roles=("Admin",))
+    nina, nina_key = uuid.uuid4(), edit_keys.derive("ninas password", uuid.UUID(int=0))
+    made = [("user", str(nina), "username", "nina"), ("user", str(nina), "password_hash", "$a")]
+    with Replica(path, device_id=DEVICE) as replica:
+        replica.apply_page(log.page())
+        author = signed_in(replica.person(ada))
+        assert author.edit_key is not None
+        edit = replica.record_edit(author, made, keys={nina: nina_key})
+        assert edit.keys == {nina: nina_key.hex()}
+        assert edit_keys.check(author.edit_key, edit, edit.proof)
+        assert not edit_keys.check(edit_keys.derive("a guess", ada), edit, edit.proof)
+        unsigned = Person.of(author_record(replica, ada))  # no sign-in derived a key
+        rename = [("user", str(ada), "display_name", "Ada")]
+        with pytest.raises(ValueError, match=r"^sign in again to make changes$"):
+            replica.record_edit(unsigned, rename)
+        with pytest.raises(ValueError, match="only for the passwords it sets"):
+            replica.record_edit(author, rename, keys={ada: nina_key})
+        many = {uuid.uuid4(): nina_key for _ in range(MAX_KEYS + 1)}
+        with pytest.raises(ValueError, match=f"at most {MAX_KEYS}"):
+            replica.record_edit(author, made, keys=many)
+        assert replica.pending() == [edit]
+    with Replica(path, device_id=DEVICE) as reopened:  # proof and keys wait across a restart
+        [waiting] = reopened.pending()
+    assert (waiting, waiting.proof, waiting.keys) == (edit, edit.proof, edit.keys)
+    read = read_up(Up(DEVICE, (waiting,)).encode(), DEVICE)
+    assert isinstance(read, Up) and edit_keys.check(author.edit_key, read.edits[0], edit.proof)
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert author.edit_key.hex() not in "\n".join(db.iterdump())  # the signer's key: never
+
+
+def author_record(replica: Replica, user_id: uuid.UUID) -> PersonRecord:
+    record = replica.person(user_id)
+    assert record is not None
+    return record
+
+
+def test_an_edit_left_pending_by_schema_v1_goes_up_unsigned_and_is_reverted(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Edits were not signed before v2: the server refuses such an edit, which reverts it."""
+    log = ServerLog().builtins()
+    ada = log.user("ada", roles=("Admin",), display_name="Ada")
+    monkeypatch.setattr(replica_schema, "MIGRATIONS", MIGRATIONS[:1])
+    with Replica(path, device_id=DEVICE) as old:
+        old.apply_page(log.page())
+    change = FieldChange("user", str(ada), "display_name", "v1", Clock(DEVICE).now())
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute(
+            "INSERT INTO pending (change_id, user_id, username, stamp, changes, created_at)"
+            " VALUES (?, ?, 'ada', ?, ?, '2025-03-01T08:00:00+00:00')",
+            (str(uuid.UUID(int=7)), str(ada), change.stamp, f"[{json.dumps(change.to_wire())}]"),
+        )
+    monkeypatch.setattr(replica_schema, "MIGRATIONS", MIGRATIONS)
+    with Replica(path, device_id=DEVICE) as replica:
+        [left] = replica.pending()
+        assert (left.change_id, left.changes, left.keys) == (uuid.UUID(int=7), (change,), {})
+        assert left.proof == UNSIGNED
+        read = read_up(Up(DEVICE, (left,)).encode(), DEVICE)  # well-formed: the server answers
+        assert isinstance(read, Up) and read.edits == (left,)
+        key = edit_keys.derive(PASSWORD, ada)
+        assert not edit_keys.check(key, left, left.proof)  # nobody's key makes it
+        assert replica.find("ada").display_name == "v1"  # type: ignore[union-attr]
+        refused = Answer(left.change_id, False, "not signed with ada's current password")
+        assert replica.settle([refused]) == [(left, refused)]
+        assert replica.find("ada").display_name == "Ada"  # type: ignore[union-attr]
 
 
 def test_a_gap_leaves_the_cursor_and_the_next_page_in_order_moves_it(replica: Replica) -> None:
@@ -235,8 +308,7 @@ def test_a_restart_keeps_fields_cursor_pending_and_the_clock(path: Path) -> None
     log.set("user", ada, display_name="Ada from the future")
     with Replica(path, device_id=DEVICE) as replica:
         assert replica.apply_page(log.page())
-        author = replica.person(ada)
-        assert author is not None
+        author = signed_in(replica.person(ada))
         edit = replica.record_edit(author, [("user", str(ada), "display_name", "mine")])
         before = replica.status()
     with Replica(path, device_id=DEVICE) as replica:

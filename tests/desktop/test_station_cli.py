@@ -19,7 +19,7 @@ from core.protocol.sync import Answer
 from desktop.agent import local_users
 from desktop.agent.replica import Replica, replica_path
 from desktop.agent.sign_in import sign_in
-from tests.desktop.replica_data import DEVICE, PASSWORD, ServerLog
+from tests.desktop.replica_data import DEVICE, PASSWORD, ServerLog, signed_in
 
 PRECISIONPULSE = str(Path(sys.executable).parent / "precisionpulse")
 TIMEOUT = 60  # seconds: a cold start of the command line on a slow, shared machine
@@ -152,8 +152,7 @@ def test_both_work_beside_a_running_station(tmp_path: Path, log: ServerLog) -> N
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PP_")}
     where = ("--device", DEVICE, "--data-dir", str(tmp_path))
     with Replica(replica_path(tmp_path, DEVICE), device_id=DEVICE) as running:
-        ada = running.find("ada")
-        assert ada is not None
+        ada = signed_in(running.find("ada"))
         edit = running.record_edit(ada, [("user", str(ada.user_id), "display_name", "busy")])
         accepted = subprocess.run(
             [PRECISIONPULSE, "station", "login", "--username", "ada", "--password-stdin", *where],

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from core import edit_keys
 from core.rbac import PERMISSIONS
 from desktop.agent.replica import Replica, replica_path
 from desktop.agent.sign_in import BAD_CREDENTIALS, DISABLED, Person, SignInRefused, sign_in
@@ -65,6 +67,32 @@ def test_the_right_password_signs_in_with_roles_and_permissions(
     viewer = attempt(replica, "vic", PASSWORD)
     assert viewer.permissions == {"telemetry:read", "devices:read"}
     assert not viewer.may("config:write") and not viewer.is_admin
+
+
+def test_a_sign_in_derives_the_edit_key_and_shows_it_nowhere(
+    replica: Replica, log: ServerLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ada = log.user("ada", roles=("Admin",))
+    log.user("vic", roles=("Viewer",), is_active=False)
+    sync(replica, log)
+    derived: list[str] = []
+    derive = edit_keys.derive
+
+    def counted(password: str, user_id: uuid.UUID) -> bytes:
+        derived.append(password)
+        return derive(password, user_id)
+
+    monkeypatch.setattr(edit_keys, "derive", counted)
+    assert refused(replica, "ada", "not the password") == BAD_CREDENTIALS
+    assert refused(replica, "vic", PASSWORD) == DISABLED
+    assert derived == []  # refused sign-ins derive nothing
+    person = attempt(replica, "ada", PASSWORD)
+    assert derived == [PASSWORD]
+    assert person.edit_key == derive(PASSWORD, ada)  # what the server derives from it too
+    assert person.edit_key.hex() not in repr(person) and "edit_key" not in repr(person)
+    with contextlib.closing(sqlite3.connect(replica.path)) as db:
+        dump = "\n".join(db.iterdump())
+    assert person.edit_key.hex() not in dump  # never in the replica file
 
 
 def test_wrong_unknown_and_deleted_get_one_answer(replica: Replica, log: ServerLog) -> None:

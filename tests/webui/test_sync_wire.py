@@ -1,7 +1,8 @@
 """The server's sync wire over a real Mosquitto: pages pushed and pulled, bad messages dropped.
 
 A bare MQTT client stands in for a station: it pulls, reads the signed pages and answers
-on its ``sync/down`` with ``read_down``, and sends what no station would.
+on its ``sync/down`` with ``read_down``, and sends what no station would — a compromised
+one's edits among them.
 """
 
 from __future__ import annotations
@@ -9,18 +10,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import uuid
 from collections.abc import AsyncIterator
 
 import aiomqtt
 import pytest
+from sqlalchemy import select
 
+from core import edit_keys
 from core.db.engine import Database
+from core.db.models import AuditEntry
 from core.protocol import topics
 from core.protocol.signing import VerifyingKey
-from core.protocol.sync import Answers, ChangePage, Pull, read_down
-from core.rbac import VIEWER
+from core.protocol.sync import Answers, ChangePage, Pull, Up, read_down
+from core.rbac import ADMIN, VIEWER
 from core.services import device_configs, devices, sync_log, sync_peers, users
 from core.settings import Settings
+from tests.core.station_edits import edit, station_stamp
 from tests.mqtt.broker import DEVICES, RunningBroker, eventually
 from tests.mqtt.server import running_backbone
 from webui.backbone.server import Backbone
@@ -142,6 +148,49 @@ async def test_bad_messages_and_strangers_are_dropped_and_counted_and_the_server
         await ghost.send(Pull(GHOST, 0).encode())
         await eventually(lambda: dropped["unknown_device"] == 1)
     assert retired.pages == ghost.pages == []
+
+
+async def test_a_compromised_station_cannot_sign_for_an_admin(
+    backbone: Backbone, database: Database, mosquitto: RunningBroker
+) -> None:
+    """It holds its own account and every password hash, not an Admin's password: its edit
+    in her name is refused, audited and counted; her own station's edit is believed."""
+    async with database.session() as session:
+        ada = await users.create_user(
+            session, actor=ROOT, username="ada", password="ada's password", roles=[ADMIN]
+        )
+        olga = await users.create_user(
+            session, actor=ROOT, username="olga", password="a long password", roles=[VIEWER]
+        )
+        ada_id, olga_id, ada_hash = ada.id, olga.id, ada.password_hash
+    disable = ("user", str(olga_id), "is_active", False)
+    guess = edit_keys.derive(ada_hash, ada_id)  # all the replica tells about her
+    forged = edit(ada_id, "ada", station_stamp(DEVICE), disable, key=guess)
+    async with bare_station(mosquitto, backbone) as station:
+        await station.send(Up(DEVICE, (forged,), pending=1).encode())
+        await eventually(lambda: len(station.answers) == 1)
+        [refused] = station.answers[0].answers
+        assert (refused.change_id, refused.accepted) == (forged.change_id, False)
+        assert refused.reason == "not signed with ada's current password"
+        assert await _active(database, olga_id)
+        [state] = await _states(database)
+        assert (state.accepted, state.refused) == (0, 1)
+        async with database.session() as session:
+            audited = await session.scalars(
+                select(AuditEntry).where(AuditEntry.action == "sync.refused")
+            )
+            assert [(e.actor, e.target_id) for e in audited] == [(f"ada@{DEVICE}", str(olga_id))]
+        real = edit_keys.derive("ada's password", ada_id)  # derived as she signs in there
+        signed = edit(ada_id, "ada", station_stamp(DEVICE), disable, key=real)
+        await station.send(Up(DEVICE, (signed,)).encode())
+        await eventually(lambda: len(station.answers) == 2)
+        assert station.answers[1].answers[0].accepted
+    assert not await _active(database, olga_id)
+
+
+async def _active(database: Database, user_id: uuid.UUID) -> bool:
+    async with database.session() as session:
+        return (await users.get_user(session, user_id)).is_active
 
 
 async def _pull_all(station: BareStation, since: int) -> list[ChangePage]:

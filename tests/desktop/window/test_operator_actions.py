@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
 from pytestqt.qtbot import QtBot
 
+from core import edit_keys
 from core.protocol.station_config import DesiredConfig
 from desktop.agent.agent import Agent
 from desktop.window.operator_actions import OperatorActions
@@ -290,8 +291,19 @@ async def test_everyone_changes_their_own_name_and_password(
     assert [set(e) for e in edits(agent)] == [{"user.display_name"}, {"user.password_hash"}]
     assert len(kicks) == 2
 
+    # Still signed in: his next edit is signed with the new password's key, which the
+    # password change carries up to the server; the earlier ones with the old one's.
+    account.display_name.setText("Victor Marie Hugo")
+    assert await actions.account.save_name()
+    renamed, changed, renamed_again = agent.replica.pending()
+    old_key = edit_keys.derive(PASSWORD, people.vic)
+    new_key = edit_keys.derive(NEW_PASSWORD, people.vic)
+    assert changed.keys == {people.vic: new_key.hex()}
+    for edit, key in ((renamed, old_key), (changed, old_key), (renamed_again, new_key)):
+        assert edit_keys.check(key, edit, edit.proof)
+
     view.operator_bar.sign_out.click()
     assert not account.isVisible()
     assert await sign_in(qtbot, view, "vic") == "Wrong username or password."
     assert await sign_in(qtbot, view, "vic", NEW_PASSWORD) == ""
-    assert gate.person is not None and gate.person.display_name == "Victor M. Hugo"
+    assert gate.person is not None and gate.person.display_name == "Victor Marie Hugo"
