@@ -19,7 +19,7 @@ import pytest
 from passlib.context import CryptContext
 from sqlalchemy.engine import make_url
 
-from core import edit_keys, passwords
+from core import edit_keys, hlc, passwords
 from core.db import migrations
 from core.db.engine import Database
 from core.db.models import Base
@@ -68,6 +68,13 @@ def _cheap_password_hashing(
         monkeypatch.setattr(edit_keys, "TIME_COST", 1)
         monkeypatch.setattr(edit_keys, "MEMORY_KIB", 1024)
         monkeypatch.setattr(edit_keys, "PARALLELISM", 1)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_server_clock() -> None:
+    """Each test starts the server's HLC afresh: a test whose skewed stations pushed it
+    minutes ahead (as a fast station clock may) must not stamp the next test's changes."""
+    hlc.configure("server")
 
 
 @pytest.fixture(autouse=True)
