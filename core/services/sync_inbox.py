@@ -50,7 +50,7 @@ from core.services.sync_authority import at as authority_at
 from core.services.sync_edits import Checked, EditError, check
 from core.services.sync_invariants import DEFAULTS, OWNERS, Merged, Refused, Rows, keep, rows_of
 from core.settings import Settings
-from core.sync import capture, entities
+from core.sync import capture, entities, words
 
 # A station's clock may run minutes ahead (a PC without time sync; the sync property test
 # skews clocks by up to 10 min). Further ahead, its edits would beat every later edit of the
@@ -145,7 +145,8 @@ def _authorize(checked: Iterable[Checked], who: Authority) -> None:
         own = entity == "user" and c.key["id"] == who.user_id
         if c.entity is entities.DEVICE_CONFIG:
             if not who.may("config:write"):
-                msg = f"overriding {c.setting} needs config:write, which '{who.username}' lacked"
+                setting = words.field_words("device_config", f"desired.{c.setting}")
+                msg = f"changing the {setting} needs config:write, which '{who.username}' lacked"
                 raise NotAuthorized(msg)
         elif c.entity.is_privileged(field) and not who.is_admin:
             if not (own and field == "password_hash"):

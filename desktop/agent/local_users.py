@@ -214,7 +214,8 @@ def delete_user(replica: Replica, person: Person, user_id: uuid.UUID) -> Edit:
     directory, me = _acting(replica, person)
     _require(me, "users:manage", privileged=True)
     target = _target(directory, me, user_id)
-    _keep_an_admin(directory, losing=target.user_id)
+    if target.user_id == me.user_id:  # so an Admin, the deleter, always remains
+        raise PermissionError("you cannot delete your own account; another Admin can")
     key = str(user_id)
     return replica.record_edit(
         _author(me, person), [("user", key, "deleted", True), ("user", key, "is_active", False)]

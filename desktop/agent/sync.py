@@ -23,6 +23,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -32,7 +33,17 @@ from core.mqtt.link import LinkEvent, LinkState
 from core.mqtt.routing import Route
 from core.protocol import topics
 from core.protocol.drops import Drop, DropReason
-from core.protocol.sync import MAX_BYTES, MAX_EDITS, Answers, ChangePage, Edit, Pull, Up, read_down
+from core.protocol.sync import (
+    MAX_BYTES,
+    MAX_EDITS,
+    Answer,
+    Answers,
+    ChangePage,
+    Edit,
+    Pull,
+    Up,
+    read_down,
+)
 from desktop.agent.replica import Replica, ReplicaStatus
 from desktop.agent.station import Station
 
@@ -47,6 +58,9 @@ PULL_WAIT_S = 10.0  # a pull whose page has not come within this long is sent ag
 # (with no later one to reveal the gap) is fetched within this long.
 QUIET_PULL_S = 300.0
 UP_BYTES = MAX_BYTES - 4096  # edits batched into one sync.up, with room for its envelope
+# The server's latest answers kept for the window to ask after ("was my edit refused, and
+# why?"): far more than one operator has waiting at once.
+KEPT_ANSWERS = 256
 
 
 class StationSync:
@@ -58,6 +72,7 @@ class StationSync:
         self.io = asyncio.Lock()  # one replica call at a time, from this event loop
         self.pages = 0  # pages applied since the station started
         self._sent: dict[uuid.UUID, float] = {}  # pending edit -> when it was last sent
+        self._answers: OrderedDict[uuid.UUID, Answer] = OrderedDict()  # the latest, by edit
         self._kicked = asyncio.Event()  # send pending edits now
         self._pull_wanted = asyncio.Event()
         self._answered = asyncio.Event()  # the page answering the pull in flight came
@@ -130,12 +145,20 @@ class StationSync:
         settled = await self._call(lambda: self._replica.settle(message.answers))
         for edit, answer in settled:
             self._sent.pop(edit.change_id, None)
+            self._answers[edit.change_id] = answer
+            while len(self._answers) > KEPT_ANSWERS:
+                self._answers.popitem(last=False)
             if not answer.accepted:
                 self._station.events.record(
                     "sync",
                     f"the server refused {edit.username}'s change of {_fields(edit)}: "
                     f"{answer.reason}; reverted",
                 )
+
+    def answer_of(self, change_id: uuid.UUID) -> Answer | None:
+        """The server's answer to one of this station's edits, once it came (the latest
+        ``KEPT_ANSWERS`` are kept): accepted, or refused with the server's reason."""
+        return self._answers.get(change_id)
 
     async def _on_server_status(self, online: bool) -> None:
         if online:

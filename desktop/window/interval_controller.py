@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject
 
@@ -36,24 +34,7 @@ from desktop.window.operator_bar import OperatorBar
 from desktop.window.session import SETTINGS, sentence
 
 SETTING = "interval_s"
-SYNC = "sync"  # the kind of the events in which the station's sync tells a refusal
-# How the sync words a refusal (desktop.agent.sync): "the server refused <who>'s change of
-# <what>: <reason>; reverted". The reason is what the bar repeats.
-_REFUSAL = re.compile(
-    r"refused (?P<who>\S+?)'s change of (?P<what>.+?): (?P<reason>.+?)(?:; reverted)?\.?$"
-)
-
-
-def refusal_reason(events: Iterable[AgentEvent], *, username: str, since: float) -> str | None:
-    """The server's reason for refusing ``username``'s interval, from the station's events
-    since ``since`` (newest first); None if none says so."""
-    for event in sorted(events, key=lambda e: e.at, reverse=True):
-        if event.at < since or event.kind != SYNC:
-            continue
-        found = _REFUSAL.search(event.text)
-        if found and found["who"] == username and "interval" in found["what"]:
-            return found["reason"]
-    return None
+SYNC = "sync"  # the kind of the station's events that tell of a refused edit
 
 
 class IntervalController(QObject):
@@ -67,7 +48,6 @@ class IntervalController(QObject):
         self.tasks = TaskSet("station window interval")
         self.waiting_for: float | None = None  # an interval sent, not yet in effect
         self._sent: Edit | None = None
-        self._sent_at = 0.0  # time.time() when it was sent: refusals before are not its
         self._shown = bar.interval.value()  # what the window last put in the box, or sent
         self._version = agent.state.config_version  # the configuration last seen
         self._in_effect = agent.state.interval_s  # its interval
@@ -94,7 +74,7 @@ class IntervalController(QObject):
 
     async def set_interval(self, seconds: float) -> bool:
         """Send an override of the sampling interval up (``config:write``); True if recorded."""
-        device_id, sent_at = self.agent.config.device_id, time.time()
+        device_id = self.agent.config.device_id
         edit = await self.acting.edit(
             "Changing the sampling interval",
             SETTINGS,
@@ -105,7 +85,7 @@ class IntervalController(QObject):
         )
         if edit is None:
             return False
-        self.waiting_for, self._sent, self._sent_at = seconds, edit, sent_at
+        self.waiting_for, self._sent = seconds, edit
         self._shown = self.bar.interval.value()  # sent: no longer the operator's draft
         self.bar.say(f"Interval {seconds:g} s sent: waiting for the server.")
         self.agent.events.record("operator", f"{edit.username} asked for a {seconds:g} s interval")
@@ -155,8 +135,8 @@ class IntervalController(QObject):
         if isinstance(held, int | float) and math.isclose(held, wanted):
             return  # accepted: its configuration is on the way
         self.forget()
-        events, since = self.agent.state.events, self._sent_at
-        reason = refusal_reason(events, username=sent.username, since=since)
+        answer = self.agent.sync.answer_of(sent.change_id)
+        reason = answer.reason if answer is not None and not answer.accepted else None
         if reason is None:
             said = f"The {wanted:g} s interval sent did not take effect"
             said += ": a later change won on the server."
