@@ -21,10 +21,10 @@ from desktop.agent.directory import RoleRecord
 from desktop.agent.replica import Replica
 from desktop.window.acting import Acting, Say
 from desktop.window.roles_view import RolesTab
+from desktop.window.session import ROLES
 
 # What editing a role's grants needs: local_users.set_role_permissions' permission, the
 # same as the browser's Roles page.
-ROLES = "roles:manage"
 BUILT_IN = " (built-in)"
 
 

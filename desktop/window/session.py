@@ -23,6 +23,7 @@ from desktop.agent.sign_in import Person
 REPLAY = "commands:send"  # a replay now is what the FlushOutbox command does from the web
 SETTINGS = "config:write"  # a local interval goes up as an edit of the device's configuration
 USERS = "users:manage"  # creating, enabling, disabling people and setting their roles
+ROLES = "roles:manage"  # changing what a custom role grants
 
 
 class SignedOutError(Exception):

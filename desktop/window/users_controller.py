@@ -25,8 +25,8 @@ from desktop.agent.replica import Replica
 from desktop.agent.sign_in import Person
 from desktop.window.acting import Acting, Say
 from desktop.window.confirm import Question
-from desktop.window.roles_controller import ROLES, RolesController
-from desktop.window.session import USERS
+from desktop.window.roles_controller import RolesController
+from desktop.window.session import ROLES, USERS
 from desktop.window.users_model import UserRow, user_rows
 from desktop.window.users_view import UsersView
 
