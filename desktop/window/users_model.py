@@ -5,12 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
+from typing import cast
 
 from desktop.agent.replica import PersonRecord
+from desktop.window.rows_model import RowsModel
 
-Index = QModelIndex | QPersistentModelIndex
 HEADERS = ("Username", "Display name", "Roles", "Status")
 
 
@@ -39,48 +38,21 @@ def user_rows(people: Sequence[PersonRecord]) -> list[UserRow]:
     return sorted(rows, key=lambda row: row.username.casefold())
 
 
-class UsersModel(QAbstractTableModel):
+class UsersModel(RowsModel):
     """A read-only table model over the people rows."""
 
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._rows: list[UserRow] = []
+    headers = HEADERS
 
     @property
     def rows(self) -> list[UserRow]:
         """The rows shown now."""
-        return list(self._rows)
+        return list(cast("Sequence[UserRow]", self._rows))  # only set_* puts rows here
 
     def set_rows(self, rows: Sequence[UserRow]) -> None:
         """Show these people."""
-        self.beginResetModel()
-        self._rows = list(rows)
-        self.endResetModel()
+        self._reset(rows)
 
     def row(self, index: int) -> UserRow | None:
         """The person on row ``index``, if there is one."""
-        return self._rows[index] if 0 <= index < len(self._rows) else None
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        """People shown (a table has no children)."""
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        """Username, display name, roles, status."""
-        return 0 if parent.isValid() else len(HEADERS)
-
-    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
-        """A cell's text."""
-        if not index.isValid() or index.row() >= len(self._rows):
-            return None
-        if role == Qt.ItemDataRole.DisplayRole:
-            return self._rows[index.row()].cells[index.column()]
-        return None
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> object:
-        """Column titles; rows have none."""
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return HEADERS[section]
-        return None
+        rows = self.rows
+        return rows[index] if 0 <= index < len(rows) else None

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import cast
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
+from PySide6.QtCore import Qt
 
 from core.protocol.telemetry import Value
+from desktop.window.rows_model import RowsModel
 
-Index = QModelIndex | QPersistentModelIndex
 HEADERS = ("Channel", "Value", "Type")
 
 
@@ -42,53 +43,24 @@ def value_rows(values: Mapping[str, Value]) -> list[ValueRow]:
     return [value_row(channel, values[channel]) for channel in sorted(values)]
 
 
-class ValuesModel(QAbstractTableModel):
-    """A read-only table model over the latest sample's rows."""
+class ValuesModel(RowsModel):
+    """A read-only table model over the latest sample's rows; values align right."""
 
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._rows: list[ValueRow] = []
+    headers = HEADERS
+    numeric_columns = frozenset({1})
 
     @property
     def rows(self) -> list[ValueRow]:
         """The rows shown now."""
-        return list(self._rows)
+        return list(cast("Sequence[ValueRow]", self._rows))  # only set_* puts rows here
 
     def set_values(self, values: Mapping[str, Value]) -> None:
         """Show a new sample; same channels repaint in place, others reset the table."""
         rows = value_rows(values)
-        if [r.channel for r in rows] == [r.channel for r in self._rows]:
+        if [r.channel for r in rows] == [r.channel for r in self.rows]:
             self._rows = rows
             if rows:
                 last = self.index(len(rows) - 1, len(HEADERS) - 1)
                 self.dataChanged.emit(self.index(0, 1), last, [Qt.ItemDataRole.DisplayRole])
             return
-        self.beginResetModel()
-        self._rows = rows
-        self.endResetModel()
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        """Channels shown (a table has no children)."""
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        """Channel, value and type."""
-        return 0 if parent.isValid() else len(HEADERS)
-
-    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
-        """A cell's text; values align right like numbers do."""
-        if not index.isValid() or index.row() >= len(self._rows):
-            return None
-        if role == Qt.ItemDataRole.DisplayRole:
-            return self._rows[index.row()].cells[index.column()]
-        if role == Qt.ItemDataRole.TextAlignmentRole and index.column() == 1:
-            return Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-        return None
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> object:
-        """Column titles; rows have none."""
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return HEADERS[section]
-        return None
+        self._reset(rows)
