@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from core.protocol.signing import DEFAULT_LEEWAY_MS
+from desktop.agent.sqlite_tx import immediate
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS command_ledger (
@@ -71,14 +72,8 @@ class CommandLedger:
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """One call at a time, BEGIN IMMEDIATE … COMMIT (ROLLBACK on error)."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._lock, immediate(self._db) as db:
+            yield db
 
     def claim(
         self,

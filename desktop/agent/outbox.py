@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from core.protocol.telemetry import Sample, Value
+from desktop.agent.sqlite_tx import immediate
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -118,13 +119,8 @@ class Outbox:
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
         """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on error (the connection autocommits)."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(self._db):
             yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
     def _count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM outbox").fetchone()[0])

@@ -46,6 +46,7 @@ from desktop.agent import edits
 from desktop.agent import replica_schema as schema
 from desktop.agent.directory import Directory, PersonRecord, RoleRecord, effective_rows
 from desktop.agent.edits import Author
+from desktop.agent.sqlite_tx import immediate
 
 __all__ = ["Author", "PersonRecord", "Replica", "ReplicaStatus", "RoleRecord", "replica_path"]
 
@@ -136,14 +137,8 @@ class Replica:
         if self._db is None:
             msg = f"the replica {self.path} is open read-only"
             raise RuntimeError(msg)
-        with self._write_lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._write_lock, immediate(self._db) as db:
+            yield db
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:

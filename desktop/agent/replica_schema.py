@@ -9,6 +9,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Final
 
+from desktop.agent.sqlite_tx import immediate
+
 MIGRATIONS: Final[list[tuple[str, ...]]] = [
     (
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -56,8 +58,7 @@ def version(db: sqlite3.Connection) -> int:
 
 def migrate(db: sqlite3.Connection) -> None:
     """Run the steps the file lacks, in one transaction (of two openers, one migrates)."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate(db):
         have = version(db)
         if have > len(MIGRATIONS):
             msg = f"the replica is schema v{have}, newer than this program's"
@@ -66,7 +67,3 @@ def migrate(db: sqlite3.Connection) -> None:
             for statement in step:
                 db.execute(statement)
             db.execute(f"PRAGMA user_version={number}")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
