@@ -9,6 +9,7 @@ Admin role. Wherever a password is set here, the user's edit key is derived from
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -251,7 +252,7 @@ async def create_user(
     role_ids = await _role_ids(session, roles)
     actor.require_to_grant(await _grants(session, role_ids))
     user = User(id=uuid.uuid4(), username=username, display_name=display_name)
-    set_password(user, password)
+    await set_password(user, password)
     user.updated_at = hlc.now()
     session.add(user)
     await session.flush()
@@ -267,13 +268,17 @@ async def create_user(
     return user
 
 
-def set_password(user: User, password: str) -> None:
+async def set_password(user: User, password: str) -> None:
     """Give ``user`` (whose id is set) this password: its hash, and the edit key it makes.
 
-    Blocking for twice a password check (argon2, then argon2id for the key).
+    Twice a password check's work (argon2, then argon2id for the key), in a worker thread:
+    argon2 releases the GIL, and the server's event loop goes on meanwhile.
     """
-    user.password_hash = hash_password(password)
-    user.edit_key = edit_keys.derive(password, user.id).hex()
+
+    def work() -> tuple[str, str]:
+        return hash_password(password), edit_keys.derive(password, user.id).hex()
+
+    user.password_hash, user.edit_key = await asyncio.to_thread(work)
 
 
 def store_edit_key(user: User, key: bytes | None) -> None:
@@ -342,7 +347,7 @@ async def update_user(
     if display_name is not None:
         user.display_name = display_name
     if password is not None:
-        set_password(user, check_password(password))
+        await set_password(user, check_password(password))
         user.failed_logins, user.locked_until = 0, None
     if is_active is not None:
         user.is_active = is_active
