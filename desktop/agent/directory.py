@@ -11,6 +11,7 @@ whose ``is_active`` is not known to be true is treated as disabled.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
@@ -35,7 +36,7 @@ class PersonRecord:
     username: str
     display_name: str
     is_active: bool
-    password_hash: str  # "" when the replica holds none: no password matches
+    password_hash: str = dataclasses.field(repr=False)  # "": the replica has none, none matches
     roles: tuple[str, ...]  # names, sorted
     permissions: frozenset[str]
 
