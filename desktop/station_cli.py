@@ -98,7 +98,7 @@ def _login(settings: Settings, args: argparse.Namespace) -> int:
         with replica:
             person = sign_in_with(replica, args.username, password, settings)
     except SignInRefused as refused:
-        return _error(f"sign-in refused: {refused.reason}")
+        return _error(f"sign-in refused: {refused.cause}")
     except sqlite3.Error as error:
         return _error(f"cannot use the replica: {error}")
     name = f" ({person.display_name})" if person.display_name else ""

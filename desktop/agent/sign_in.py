@@ -25,6 +25,8 @@ from core.settings import Settings
 from desktop.agent.replica import PersonRecord, Replica
 
 BAD_CREDENTIALS = "wrong username or password"
+WRONG_PASSWORD = "wrong password"
+UNKNOWN_USER = "unknown user"  # no such name in the replica, or a deleted one
 DISABLED = "disabled"
 MAX_USERNAME = 64  # the server's limit (core.services.users.USERNAME): longer is nobody
 
@@ -73,11 +75,19 @@ class Person:
 
 
 class SignInRefused(Exception):
-    """A sign-in the station refused; ``reason`` is what to tell the person."""
+    """A sign-in the station refused; ``reason`` is what to tell the person.
 
-    def __init__(self, reason: str, *, locked_until: datetime | None = None) -> None:
+    ``cause`` tells a wrong password from an unknown name, for ``station login``: whoever
+    can run it can list the replica's users anyway (``station users``). The window says
+    ``reason``, which does not tell them apart, as the web does.
+    """
+
+    def __init__(
+        self, reason: str, *, cause: str | None = None, locked_until: datetime | None = None
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.cause = cause or reason
         self.locked_until = locked_until
 
 
@@ -105,7 +115,7 @@ def sign_in(
     now = now or datetime.now(UTC)
     if not 0 < len(username) <= MAX_USERNAME:
         verify_password(password, None)  # the same effort as for any other name
-        raise SignInRefused(BAD_CREDENTIALS)
+        raise SignInRefused(BAD_CREDENTIALS, cause=UNKNOWN_USER)
     attempt = replica.count_sign_in_attempt(
         username,
         now=now,
@@ -117,10 +127,10 @@ def sign_in(
     right = verify_password(password, (record.password_hash or None) if record else None)
     # Read again: a page may have disabled, deleted or re-keyed them during the check.
     current = replica.find(username)
-    if not right or record is None or current is None or current.user_id != record.user_id:
-        raise SignInRefused(BAD_CREDENTIALS)
-    if current.password_hash != record.password_hash:
-        raise SignInRefused(BAD_CREDENTIALS)
+    if record is None or current is None or current.user_id != record.user_id:
+        raise SignInRefused(BAD_CREDENTIALS, cause=UNKNOWN_USER)
+    if not right or current.password_hash != record.password_hash:
+        raise SignInRefused(BAD_CREDENTIALS, cause=WRONG_PASSWORD)
     if not current.is_active:
         raise SignInRefused(DISABLED)
     replica.clear_sign_in_failures(username)

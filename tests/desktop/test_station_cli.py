@@ -91,8 +91,8 @@ def test_login_prints_roles_and_permissions(station: Run, log: ServerLog) -> Non
 @pytest.mark.parametrize(
     ("username", "password", "reason"),
     [
-        ("vic", "not the password", "wrong username or password"),
-        ("nobody", PASSWORD, "wrong username or password"),
+        ("vic", "not the password", "wrong password"),
+        ("nobody", PASSWORD, "unknown user"),
         ("dis", PASSWORD, "disabled"),
     ],
 )

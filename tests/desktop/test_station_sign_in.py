@@ -16,7 +16,15 @@ import pytest
 from core import edit_keys
 from core.rbac import PERMISSIONS
 from desktop.agent.replica import Replica, replica_path
-from desktop.agent.sign_in import BAD_CREDENTIALS, DISABLED, Person, SignInRefused, sign_in
+from desktop.agent.sign_in import (
+    BAD_CREDENTIALS,
+    DISABLED,
+    UNKNOWN_USER,
+    WRONG_PASSWORD,
+    Person,
+    SignInRefused,
+    sign_in,
+)
 from tests.desktop.replica_data import DEVICE, PASSWORD, ServerLog
 
 MAX_FAILURES, LOCK_S = 3, 10
@@ -105,6 +113,26 @@ def test_wrong_unknown_and_deleted_get_one_answer(replica: Replica, log: ServerL
     assert refused(replica, "gone", PASSWORD) == BAD_CREDENTIALS
     assert refused(replica, "", PASSWORD) == BAD_CREDENTIALS
     assert refused(replica, "x" * 65, PASSWORD) == BAD_CREDENTIALS
+
+
+def test_the_cause_tells_a_wrong_password_from_an_unknown_name(
+    replica: Replica, log: ServerLog
+) -> None:
+    """For ``station login``: the replica's users are listed to anyone at the station."""
+    gone = log.user("gone")
+    log.user("ada")
+    log.delete(gone)
+    sync(replica, log)
+    causes = {}
+    for username, password in (
+        ("ada", "not the password"),
+        ("nobody", PASSWORD),
+        ("gone", PASSWORD),
+    ):
+        with pytest.raises(SignInRefused) as caught:
+            attempt(replica, username, password, T0)
+        causes[username] = caught.value.cause
+    assert causes == {"ada": WRONG_PASSWORD, "nobody": UNKNOWN_USER, "gone": UNKNOWN_USER}
 
 
 def test_a_disabled_user_is_told_so_only_with_the_right_password(
