@@ -17,6 +17,7 @@ from core.passwords import hash_password
 from core.protocol.sync import ChangePage, FieldChange
 from core.rbac import BUILTIN_ROLES, PERMISSIONS, builtin_id
 from desktop.agent.directory import PersonRecord
+from desktop.agent.replica import Replica
 from desktop.agent.sign_in import Person
 
 DEVICE = "press-07"
@@ -151,3 +152,9 @@ class ServerLog:
     def set_password(self, user_id: uuid.UUID, password: str) -> None:
         """A new password, set in the browser."""
         self.set("user", user_id, password_hash=hash_password(password))
+
+
+def sync(replica: Replica, log: ServerLog) -> None:
+    """Apply every page the replica lacks; each must follow on from its cursor."""
+    for page in log.pages(replica.cursor):
+        assert replica.apply_page(page)

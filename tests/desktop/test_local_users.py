@@ -5,32 +5,14 @@ nobody granting what they do not hold, and the server's rules for accounts and s
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from core import edit_keys
 from desktop.agent import local_users
-from desktop.agent.replica import Replica, replica_path
+from desktop.agent.replica import Replica
 from desktop.agent.sign_in import Person, SignInRefused, sign_in
-from tests.desktop.replica_data import DEVICE, PASSWORD, ServerLog
-
-
-@pytest.fixture
-def log() -> ServerLog:
-    return ServerLog().builtins()
-
-
-@pytest.fixture
-def replica(tmp_path: Path) -> Iterator[Replica]:
-    with Replica(replica_path(tmp_path, DEVICE), device_id=DEVICE) as opened:
-        yield opened
-
-
-def sync(replica: Replica, log: ServerLog) -> None:
-    for page in log.pages(replica.cursor):
-        assert replica.apply_page(page)
+from tests.desktop.replica_data import DEVICE, PASSWORD, ServerLog, sync
 
 
 def signed_in(replica: Replica, username: str, password: str = PASSWORD) -> Person:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,26 +24,10 @@ from desktop.agent.sign_in import (
     SignInRefused,
     sign_in,
 )
-from tests.desktop.replica_data import DEVICE, PASSWORD, ServerLog
+from tests.desktop.replica_data import DEVICE, PASSWORD, ServerLog, sync
 
 MAX_FAILURES, LOCK_S = 3, 10
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def log() -> ServerLog:
-    return ServerLog().builtins()
-
-
-@pytest.fixture
-def replica(tmp_path: Path) -> Iterator[Replica]:
-    with Replica(replica_path(tmp_path, DEVICE), device_id=DEVICE) as opened:
-        yield opened
-
-
-def sync(replica: Replica, log: ServerLog) -> None:
-    for page in log.pages(replica.cursor):
-        assert replica.apply_page(page)
 
 
 def attempt(replica: Replica, username: str, password: str, at: datetime = T0) -> Person:
