@@ -6,6 +6,10 @@ demoted at 10:00 still made their 09:59 edit as an Admin, and not their 10:01 on
 person must exist under the username the edit gives, be active and not deleted then.
 Permissions come from the roles they held (live links to live roles) and what those
 roles granted, all at that stamp; the Admin role holds everything.
+
+The records are those the server holds when the edit arrives. A revocation made offline at
+another station that reaches the server later does not reach back: an edit it would have
+refused, accepted before it came, stands (and is audited as accepted, naming its stamp).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ the station's edits reach the server any number of times, in any order, late; pa
 changes after any cursor reach the stations in any order, twice, or never until the end;
 answers arrive late or twice. When everything has finally been delivered, every station
 holds exactly the server's users and roles, nothing waits, and no privileged field holds a
-value a non-Admin set.
+value set by someone who, in the server's records when it arrived, was not an active Admin
+at its stamp.
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import edit_keys, hlc
 from core.db.engine import Database
+from core.db.models import SyncChange
 from core.protocol.sync import Answer, ChangePage
 from core.rbac import ADMIN, VIEWER, builtin_id
 from core.services import devices, roles, sync_inbox, sync_log, users
@@ -178,7 +182,12 @@ def _station_view(station: Replica) -> dict[str, tuple[str, bool, tuple[str, ...
 
 
 async def _privilege_was_an_admins(world: World) -> None:
-    """Every privileged field's winning value was set on the server or by an Admin then."""
+    """Every privileged field's winning value was set on the server or by an Admin then.
+
+    "Then" is the winning edit's stamp, in the records the server held when the edit
+    arrived (log rows written before it): a revocation made offline elsewhere that reaches
+    the server later does not reach back to undo an edit already accepted.
+    """
     async with world.database.session() as session:
         for key, name in (
             (str(world.olga.user_id), "is_active"),
@@ -186,17 +195,32 @@ async def _privilege_was_an_admins(world: World) -> None:
             (f"{world.olga.user_id}:{ADMIN_ROLE}", "deleted"),
         ):
             entity = "user_role" if ":" in key else "user"
-            winner = await sync_log.current_entry(session, entity, key, name)
-            if winner is None or winner.origin == SERVER:  # olga never made an Admin: no link
+            winner = await _log_rows(session, entity, key, name, before_id=None, at=None)
+            if not winner or winner[0].origin == SERVER:  # olga never made an Admin: no link
                 continue
-            assert winner.actor in ("root", "olga")
-            actor = world.root if winner.actor == "root" else world.olga
-            then = _just_before(winner.change.stamp)  # the records before the edit itself
+            won = winner[0]
+            assert won.actor in ("root", "olga")
+            actor = world.root if won.actor == "root" else world.olga
+            then = _just_before(won.stamp)  # the records before the edit itself
             admin = f"{actor.user_id}:{ADMIN_ROLE}"
-            grant = await sync_log.value_at(session, "user_role", admin, "deleted", then)
-            active = await sync_log.value_at(session, "user", str(actor.user_id), "is_active", then)
-            assert grant is not None and grant.value is False, f"{winner} set by a non-Admin"
-            assert active is not None and active.value is True, f"{winner} set by a disabled user"
+            grant = await _log_rows(session, "user_role", admin, "deleted", won.id, then)
+            active = await _log_rows(session, "user", str(actor.user_id), "is_active", won.id, then)
+            assert grant and grant[0].value is False, f"{won} set by a non-Admin"
+            assert active and active[0].value is True, f"{won} set by a disabled user"
+
+
+async def _log_rows(
+    session: AsyncSession, entity: str, key: str, name: str, before_id: int | None, at: str | None
+) -> list[Any]:
+    """The field's latest log row at or before stamp ``at``, among rows written before one."""
+    query = select(SyncChange).where(
+        SyncChange.entity == entity, SyncChange.key == key, SyncChange.field == name
+    )
+    if before_id is not None:
+        query = query.where(SyncChange.id < before_id)
+    if at is not None:
+        query = query.where(SyncChange.stamp <= at)
+    return list((await session.scalars(query.order_by(SyncChange.stamp.desc()).limit(1))).all())
 
 
 def _just_before(stamp: str) -> str:
