@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from core.db.types import BigIntId, ExactDecimal, UtcDateTime, utcnow
+from core.db.types import BigIntId, ExactDecimal, Readings, UtcDateTime, utcnow
 
 # Stable constraint names let Alembic batch mode find and alter constraints on SQLite.
 NAMING = {
@@ -235,22 +235,55 @@ class Alarm(Base):
     )
 
 
-class Telemetry(Base):
-    """One channel value of one sample; a sample is stored once per stream and seq."""
+class TelemetrySample(Base):
+    """One sample of one stream: its channel values together, stored once per seq.
 
-    __tablename__ = "telemetry"
+    On PostgreSQL the table is partitioned by ``ts``, one partition per UTC day
+    (``core.services.telemetry.partitions``), so its key must hold ``ts``: a sample is
+    stored once per ``(device_id, stream, seq)`` because a station resends a seq with the
+    same ``ts``, and ingest skips seqs at or below the stream's watermark whatever their
+    ``ts``. SQLite, unpartitioned, also holds that key unique on its own.
+    """
+
+    __tablename__ = "telemetry_samples"
     device_id: Mapped[str] = mapped_column(String(DEVICE_ID_LENGTH), primary_key=True)
     stream: Mapped[str] = mapped_column(String(64), primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    channel: Mapped[str] = mapped_column(String(64), primary_key=True)
-    ts: Mapped[datetime]
-    value_int: Mapped[int | None] = mapped_column(BigInteger, default=None)
-    value_dec: Mapped[Decimal | None] = mapped_column(ExactDecimal, default=None)
-    value_bool: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    ts: Mapped[datetime] = mapped_column(primary_key=True)
+    readings: Mapped[dict[str, Any]] = mapped_column(Readings)
     replayed: Mapped[bool] = mapped_column(Boolean, default=False)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    __table_args__ = (Index("ix_telemetry_device_channel_ts", "device_id", "channel", "ts"),)
+    __table_args__ = (
+        Index("ix_telemetry_samples_device_ts", "device_id", "ts"),
+        # PostgreSQL cannot hold a unique index without the partition key.
+        Index("uq_telemetry_samples_seq", "device_id", "stream", "seq", unique=True).ddl_if(
+            dialect="sqlite"
+        ),
+        {"postgresql_partition_by": "RANGE (ts)"},
+    )
+
+
+class TelemetryRollup(Base):
+    """One channel of one device over one UTC minute: min, max, sum and count of its values.
+
+    Updated in the transaction that stores the samples, from the samples that transaction
+    newly stored, so a rollup is never behind its samples and a resent sample is not counted
+    twice. Booleans count as 0 and 1. ``replayed`` counts the samples that came by replay;
+    ``last_ts`` and ``last_kind`` are the minute's latest sample time and its value's type.
+    """
+
+    __tablename__ = "telemetry_rollups"
+    device_id: Mapped[str] = mapped_column(String(DEVICE_ID_LENGTH), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(64), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(primary_key=True)
+    min: Mapped[Decimal] = mapped_column(ExactDecimal)
+    max: Mapped[Decimal] = mapped_column(ExactDecimal)
+    sum: Mapped[Decimal] = mapped_column(ExactDecimal)
+    count: Mapped[int] = mapped_column(BigInteger)
+    replayed: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_ts: Mapped[datetime]
+    last_kind: Mapped[str] = mapped_column(String(8))  # integer, decimal or boolean
 
 
 class TelemetryStream(Base):
@@ -394,7 +427,8 @@ __all__ = [
     "RolePermission",
     "SyncChange",
     "SyncConflict",
-    "Telemetry",
+    "TelemetryRollup",
+    "TelemetrySample",
     "UniqueConstraint",
     "User",
     "UserRole",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Integer, Numeric, String
+from sqlalchemy import BigInteger, DateTime, Integer, Numeric, String, Text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -59,3 +61,49 @@ class UtcDateTime(TypeDecorator[datetime]):
 def utcnow() -> datetime:
     """The current time, timezone-aware in UTC."""
     return datetime.now(UTC)
+
+
+# --- a sample's readings: its channel values together, exact ------------------------------
+#
+# One JSON object per sample: integers and booleans as JSON's own, decimals as strings that
+# spell them exactly, as the wire protocol sends them. A decimal as a JSON number would come
+# back an integer when it has no fraction digits ("41" is a decimal on the wire) and lose
+# its exponent ("1E+5"); as a string it keeps both, and SQL reads it with one cast
+# (``(value #>> '{}')::numeric`` on PostgreSQL). JSONB on PostgreSQL, JSON text on SQLite.
+
+ReadingValue = int | bool | Decimal
+
+
+def readings_json(values: Any) -> str:
+    """A sample's values (channel → int, bool or Decimal) as compact JSON text."""
+    return json.dumps(
+        {c: str(v) if isinstance(v, Decimal) else v for c, v in values.items()},
+        separators=(",", ":"),
+    )
+
+
+def readings_of(stored: str | dict[str, Any]) -> dict[str, ReadingValue]:
+    """Stored readings (JSON text or its parsed object) back as exact protocol values."""
+    parsed = json.loads(stored) if isinstance(stored, str) else stored
+    return {c: Decimal(v) if isinstance(v, str) else v for c, v in parsed.items()}
+
+
+class Readings(TypeDecorator[dict[str, ReadingValue]]):
+    """A sample's channel values: JSONB on PostgreSQL, JSON text on SQLite, exact both."""
+
+    impl = Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(JSONB(none_as_null=True))
+        return dialect.type_descriptor(Text())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        text = readings_json(value)
+        return json.loads(text) if dialect.name == "postgresql" else text  # JSONB serializes
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dict[str, ReadingValue] | None:
+        return None if value is None else readings_of(value)
