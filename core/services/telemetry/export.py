@@ -1,7 +1,8 @@
 """Raw telemetry export: every stored value of a range, exact, streamed as CSV.
 
-Rows come from one query in chunks, so memory does not grow with the range; each value
-is written as stored (a decimal keeps its scale: 21.50 stays 21.50).
+Samples come from one query in chunks, so memory does not grow with the range; each sample
+gives one row per channel value, written as stored (a decimal keeps its scale: 21.50 stays
+21.50).
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.engine import Database
-from core.db.models import Telemetry
+from core.db.models import TelemetrySample
 from core.protocol.telemetry import Value, ValueType, value_type
 from core.services import audit
 from core.services.actor import Actor
 from core.services.telemetry import history
 
-EXPORT_CHUNK = 5000  # rows fetched per round trip: few trips, memory bounded to one chunk
+EXPORT_CHUNK = 5000  # samples fetched per round trip: few trips, memory bounded to one chunk
 CSV_HEADER = ("ts", "stream", "seq", "channel", "value", "type", "replayed")
 
 
@@ -80,33 +81,27 @@ async def raw_rows(
     end: datetime,
     channels: Sequence[str] | None = None,
 ) -> AsyncIterator[RawRow]:
-    """Every value of the device in [start, end), by (ts, seq, channel), fetched in chunks.
+    """Every value of the device in [start, end), by (ts, seq, stream, channel), in chunks.
 
     ``channels`` limits it to those channels (None or empty: all). It opens its own
     session, so it can outlive the request that checked ``start_export``.
     """
     history.check_range(start, end)
-    query = select(
-        Telemetry.ts,
-        Telemetry.stream,
-        Telemetry.seq,
-        Telemetry.channel,
-        Telemetry.value_int,
-        Telemetry.value_dec,
-        Telemetry.value_bool,
-        Telemetry.replayed,
-    ).where(Telemetry.device_id == device_id, Telemetry.ts >= start, Telemetry.ts < end)
-    if channels:
-        query = query.where(Telemetry.channel.in_(list(channels)))
-    # The stream breaks the tie between streams that share a ts and seq.
-    query = query.order_by(Telemetry.ts, Telemetry.seq, Telemetry.channel, Telemetry.stream)
+    wanted = frozenset(channels or ())
+    sample = TelemetrySample
+    query = (
+        select(sample.ts, sample.stream, sample.seq, sample.readings, sample.replayed)
+        .where(sample.device_id == device_id, sample.ts >= start, sample.ts < end)
+        # The stream breaks the tie between streams that share a ts and seq.
+        .order_by(sample.ts, sample.seq, sample.stream)
+    )
     async with database.sessions() as session:
         result = await session.stream(query.execution_options(yield_per=EXPORT_CHUNK))
         async for chunk in result.partitions():
-            for ts, stream, seq, channel, as_int, as_dec, as_bool, replayed in chunk:
-                value = as_int if as_int is not None else as_dec if as_dec is not None else as_bool
-                assert value is not None  # every row holds exactly one of the three
-                yield RawRow(ts, stream, seq, channel, value, bool(replayed))
+            for ts, stream, seq, readings, replayed in chunk:
+                for channel in sorted(readings):
+                    if not wanted or channel in wanted:
+                        yield RawRow(ts, stream, seq, channel, readings[channel], bool(replayed))
 
 
 def _csv_value(value: Value) -> str:

@@ -1,7 +1,23 @@
 """Telemetry history for plots: a device's channels and time-bucketed downsampling.
 
 Downsampling happens in SQL: the range is cut into equal buckets and the database returns
-one aggregate row per non-empty bucket, so a week comes back in as many rows as a minute.
+one aggregate row per non-empty bucket, from one of two sources chosen by the bucket width:
+
+- **Raw samples** while a bucket is narrower than a minute (an hour in 500 buckets, 3,600
+  samples at 1 Hz): the channel's value is read out of each sample's readings, and the
+  buckets are exactly ``bucket_width`` wide from ``start``.
+- **Minute rollups** once a bucket spans a minute or more (a day in 500 buckets): a week at
+  1 Hz is 10,080 rollup rows per channel instead of 604,800 samples, so it reads about as
+  fast as an hour. Rollups cannot split a minute, so the buckets are made of whole minutes:
+  the width is rounded up to whole minutes and the buckets are laid from the minute ``start``
+  falls in. When ``start`` or ``end`` falls inside a minute, that partial minute is read
+  from the raw samples (at most a minute at each end), so a bucket never holds a sample
+  outside [start, end); the first bucket then starts at ``start`` and the last ends at ``end``.
+
+Both give the same buckets for the same samples: min of mins, max of maxes, the sum of sums
+over the sum of counts (an exact mean on PostgreSQL, where sums are NUMERIC), and replayed
+when any sample was. A rollup is written in the transaction that stores its samples, so it
+is never behind them.
 """
 
 from __future__ import annotations
@@ -11,12 +27,27 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Float, Interval, case, cast, func, literal, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Float,
+    Interval,
+    Numeric,
+    Select,
+    case,
+    cast,
+    func,
+    literal,
+    select,
+    type_coerce,
+    union_all,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute, aliased
 from sqlalchemy.sql.selectable import ScalarSelect
 
-from core.db.models import Telemetry
+from core.db.models import TelemetryRollup, TelemetrySample
 from core.db.types import UtcDateTime
 from core.errors import InvalidError, NotFoundError
 from core.protocol.telemetry import ValueType, is_channel
@@ -24,6 +55,7 @@ from core.services import devices
 from core.services.actor import Actor
 
 MAX_BUCKETS = 2000  # a plot is at most a few thousand pixels wide; more rows show nothing more
+ROLLUP = timedelta(minutes=1)  # a rollup's span; buckets at least this wide read rollups
 # Plotted values are clamped to ±1e300: finite in JSON, and SQLite's sums stay doubles.
 FLOAT_LIMIT = Decimal("1e300")
 _MICROSECOND = timedelta(microseconds=1)
@@ -56,6 +88,24 @@ class Bucket:
     replayed: bool  # at least one sample in the bucket arrived by replay
 
 
+@dataclass(frozen=True)
+class Plan:
+    """How a range is cut: bucket ``width`` from ``origin``; rollups for [whole_from, whole_to).
+
+    Without rollups ``whole_from == whole_to`` and every sample is read raw.
+    """
+
+    origin: datetime
+    width: timedelta
+    whole_from: datetime
+    whole_to: datetime
+
+    @property
+    def rollups(self) -> bool:
+        """Whether whole minutes are read from the rollups."""
+        return self.whole_from < self.whole_to
+
+
 async def require_device(session: AsyncSession, device_id: str) -> None:
     """NotFoundError unless the device exists (telemetry itself has no foreign key)."""
     if not await devices.exists(session, device_id):
@@ -81,26 +131,19 @@ def check_channel(channel: str) -> None:
         raise HistoryError(msg, field="channel")
 
 
-def _value_type() -> ColumnElement[str]:
-    return case(
-        (Telemetry.value_int.is_not(None), "integer"),
-        (Telemetry.value_dec.is_not(None), "decimal"),
-        else_="boolean",
-    )
-
-
 async def channels(session: AsyncSession, *, actor: Actor, device_id: str) -> list[ChannelInfo]:
     """The device's channels by name, each with its latest value's type and time."""
     actor.require("telemetry:read")
     await require_device(session, device_id)
-    # A skip scan over the (device_id, channel, ts) index: one index probe per channel,
-    # where GROUP BY channel would read every sample the device ever sent.
+    # A skip scan over the rollups' key (device_id, channel, minute): one index probe per
+    # channel, where GROUP BY channel would read every minute the device ever sent.
+    rollup = TelemetryRollup
     names = (
-        select(func.min(Telemetry.channel).label("channel"))
-        .where(Telemetry.device_id == device_id)
+        select(func.min(rollup.channel).label("channel"))
+        .where(rollup.device_id == device_id)
         .cte("names", recursive=True)
     )
-    row = aliased(Telemetry)
+    row = aliased(TelemetryRollup)
     following = (
         select(func.min(row.channel))
         .where(row.device_id == device_id, row.channel > names.c.channel)
@@ -108,18 +151,18 @@ async def channels(session: AsyncSession, *, actor: Actor, device_id: str) -> li
     )
     names = names.union_all(select(following).where(names.c.channel.is_not(None)))
 
-    def latest(column: ColumnElement[Any] | QueryableAttribute[Any]) -> ScalarSelect[Any]:
-        """``column`` of the channel's newest sample: one probe at the end of its index range."""
+    def latest(column: QueryableAttribute[Any]) -> ScalarSelect[Any]:
+        """``column`` of the channel's latest minute: one probe at the end of its key range."""
         return (
             select(column)
-            .where(Telemetry.device_id == device_id, Telemetry.channel == names.c.channel)
-            .order_by(Telemetry.ts.desc())
+            .where(rollup.device_id == device_id, rollup.channel == names.c.channel)
+            .order_by(rollup.minute.desc())
             .limit(1)
             .scalar_subquery()
         )
 
     query = (
-        select(names.c.channel, latest(_value_type()), latest(Telemetry.ts))
+        select(names.c.channel, latest(rollup.last_kind), latest(rollup.last_ts))
         .where(names.c.channel.is_not(None))
         .order_by(names.c.channel)
     )
@@ -134,31 +177,89 @@ def bucket_width(start: datetime, end: datetime, buckets: int) -> timedelta:
     return -(-span // max(1, buckets)) * _MICROSECOND  # rounded up: the buckets cover the range
 
 
-def _bucket_key(dialect: str, start: datetime, width: timedelta) -> ColumnElement[Any]:
-    """Which bucket a sample falls in, per row, in the cheapest exact form each database has."""
+def _floor_minute(moment: datetime) -> datetime:
+    return _EPOCH + (moment - _EPOCH) // ROLLUP * ROLLUP
+
+
+def plan(start: datetime, end: datetime, buckets: int) -> Plan:
+    """Raw buckets narrower than a minute; else whole-minute buckets over the rollups."""
+    width = bucket_width(start, end, buckets)
+    if width < ROLLUP:
+        return Plan(start, width, start, start)
+    origin = _floor_minute(start)
+    whole_from = origin if origin == start else origin + ROLLUP
+    # Whole minutes, and few enough that the buckets laid from ``origin`` are at most asked.
+    minutes = -(-bucket_width(origin, end, buckets) // ROLLUP)
+    return Plan(origin, minutes * ROLLUP, whole_from, _floor_minute(end))
+
+
+def _bucket_key(
+    dialect: str, at: ColumnElement[Any] | QueryableAttribute[Any], plan: Plan
+) -> ColumnElement[Any]:
+    """Which bucket time ``at`` falls in, per row, in the cheapest exact form each database has."""
     if dialect == "sqlite":
         # julianday() counts whole milliseconds (as every protocol time is), so rounding its
         # double gives them back exactly; strftime('%s') and the digits took twice as long.
-        days = func.julianday(Telemetry.ts) - 2440587.5  # the Julian day of the epoch
+        days = func.julianday(at) - 2440587.5  # the Julian day of the epoch
         epoch_ms = cast(func.round(days * 86_400_000), BigInteger)
-        origin_us = (start - _EPOCH) // _MICROSECOND
-        return (epoch_ms * 1000 - origin_us) // (width // _MICROSECOND)  # the bucket's number
+        origin_us = (plan.origin - _EPOCH) // _MICROSECOND
+        return (epoch_ms * 1000 - origin_us) // (plan.width // _MICROSECOND)  # the bucket's number
     # date_bin (PostgreSQL 14+): the bucket's start, in integer time arithmetic; extract(epoch),
     # a NUMERIC, made a week's query three times slower.
-    return func.date_bin(literal(width, Interval()), Telemetry.ts, literal(start, UtcDateTime()))
+    return func.date_bin(literal(plan.width, Interval()), at, literal(plan.origin, UtcDateTime()))
 
 
-def _numbers(dialect: str) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
-    """``value_int`` and ``value_dec`` as min, max and sum should see them on each database."""
+def _real(value: ColumnElement[Any]) -> ColumnElement[Any]:
+    """SQLite: a value as a clamped double (decimals are text, where '10.25' < '9.5')."""
+    limit = float(FLOAT_LIMIT)
+    return func.max(func.min(cast(value, Float), limit), -limit)
+
+
+def _raw(
+    dialect: str, device_id: str, channel: str, start: datetime, end: datetime, plan: Plan
+) -> Select[Any]:
+    """One row per sample of ``channel`` in [start, end) outside the rollups' whole minutes."""
+    sample = TelemetrySample
     if dialect == "sqlite":
-        # REAL: decimals are text (where '10.25' < '9.5'), an integer sum() fails past int64,
-        # and a decimal beyond a double would read as ±Inf.
-        limit = float(FLOAT_LIMIT)
-        decimal = func.max(func.min(cast(Telemetry.value_dec, Float), limit), -limit)
-        return cast(Telemetry.value_int, Float), decimal
-    # Native and exact (sum(bigint) is NUMERIC); a cast per row to double costs more than the
-    # aggregates, since NUMERIC → double goes through text.
-    return Telemetry.value_int.expression, Telemetry.value_dec.expression
+        found = func.json_extract(sample.readings, f'$."{channel}"')  # true and false read 1, 0
+        value = _real(found)
+    else:
+        # Decimals are JSON strings, integers numbers, booleans true/false: ->> spells each.
+        found = type_coerce(sample.readings, JSONB)[channel].astext
+        value = case((found == "true", 1), (found == "false", 0), else_=cast(found, Numeric))
+    query = select(
+        _bucket_key(dialect, sample.ts, plan).label("key"),
+        value.label("low"),
+        value.label("high"),
+        value.label("total"),
+        literal(1, BigInteger).label("count"),
+        case((sample.replayed, 1), else_=0).label("replayed"),
+    ).where(sample.device_id == device_id, sample.ts >= start, sample.ts < end, found.is_not(None))
+    if plan.rollups:
+        query = query.where((sample.ts < plan.whole_from) | (sample.ts >= plan.whole_to))
+    return query
+
+
+def _rolled(dialect: str, device_id: str, channel: str, plan: Plan) -> Select[Any]:
+    """One row per rollup minute of ``channel`` in [whole_from, whole_to)."""
+    rollup = TelemetryRollup
+
+    def number(column: QueryableAttribute[Any]) -> ColumnElement[Any]:
+        return _real(column.expression) if dialect == "sqlite" else column.expression
+
+    return select(
+        _bucket_key(dialect, rollup.minute, plan).label("key"),
+        number(rollup.min).label("low"),
+        number(rollup.max).label("high"),
+        number(rollup.sum).label("total"),
+        rollup.count.label("count"),
+        rollup.replayed.label("replayed"),
+    ).where(
+        rollup.device_id == device_id,
+        rollup.channel == channel,
+        rollup.minute >= plan.whole_from,
+        rollup.minute < plan.whole_to,
+    )
 
 
 def _finite(value: float | Decimal) -> float:
@@ -176,7 +277,10 @@ async def downsample(
     end: datetime,
     buckets: int,
 ) -> list[Bucket]:
-    """``channel`` over [start, end) in equal buckets (at most MAX_BUCKETS), empty ones left out."""
+    """``channel`` over [start, end) in equal buckets (at most MAX_BUCKETS), empty ones left out.
+
+    Buckets of a minute or more are whole minutes, so there may be fewer than asked.
+    """
     actor.require("telemetry:read")
     check_range(start, end)
     check_channel(channel)
@@ -184,55 +288,39 @@ async def downsample(
         msg = f"buckets must be at least 1: {buckets}"
         raise HistoryError(msg, field="buckets")
     await require_device(session, device_id)
-    width = bucket_width(start, end, min(buckets, MAX_BUCKETS))
+    cut = plan(start, end, min(buckets, MAX_BUCKETS))
     dialect = session.get_bind().dialect.name
-    ints, decimals = _numbers(dialect)
-    flags = case((Telemetry.value_bool.is_(True), 1), (Telemetry.value_bool.is_(False), 0))
-    samples = (
-        select(
-            _bucket_key(dialect, start, width).label("key"),
-            ints.label("ints"),
-            decimals.label("decimals"),
-            flags.label("flags"),
-            case((Telemetry.replayed, 1), else_=0).label("replayed"),
-        )
-        .where(
-            Telemetry.device_id == device_id,
-            Telemetry.channel == channel,
-            Telemetry.ts >= start,
-            Telemetry.ts < end,
-        )
-        .subquery()
-    )
-    # Each value column aggregated apart, so none is converted per row (a channel has one
-    # type, but its type may have changed within the range). Grouped outside the subquery:
-    # PostgreSQL would not match a GROUP BY expression whose parameters are numbered apart.
-    columns = (samples.c.ints, samples.c.decimals, samples.c.flags)
+    parts = [_raw(dialect, device_id, channel, start, end, cut)]
+    if cut.rollups:
+        parts.append(_rolled(dialect, device_id, channel, cut))
+    rows = (union_all(*parts) if len(parts) > 1 else parts[0]).subquery()
+    # Grouped outside the parts: PostgreSQL would not match a GROUP BY expression whose
+    # parameters are numbered apart, and the parts' rows group alike.
     query = (
         select(
-            samples.c.key,
-            func.count(),
-            func.max(samples.c.replayed),
-            *(aggregate(c) for c in columns for aggregate in (func.min, func.max, func.sum)),
+            rows.c.key,
+            func.sum(rows.c.count),
+            func.max(rows.c.replayed),
+            func.min(rows.c.low),
+            func.max(rows.c.high),
+            func.sum(rows.c.total),
         )
-        .group_by(samples.c.key)
-        .order_by(samples.c.key)
+        .group_by(rows.c.key)
+        .order_by(rows.c.key)
     )
     found = []
-    for key, count, replayed, *aggregates in (await session.execute(query)).all():
+    for key, count, replayed, low, high, total in (await session.execute(query)).all():
         # SQLite's key is the bucket's number, PostgreSQL's (date_bin) already its start.
-        bucket_start = start + width * key if isinstance(key, int) else key
-        lows = [a for a in aggregates[0::3] if a is not None]
-        highs = [a for a in aggregates[1::3] if a is not None]
-        # Exact where the database summed exactly (PostgreSQL), so the mean is too.
-        total = sum((Decimal(a) for a in aggregates[2::3] if a is not None), Decimal(0))
+        bucket_start = cut.origin + cut.width * key if isinstance(key, int) else key
+        count = int(count)
         bucket = Bucket(
-            start=bucket_start,
-            end=min(bucket_start + width, end),
+            start=max(bucket_start, start),
+            end=min(bucket_start + cut.width, end),
             count=count,
-            min=_finite(min(lows)),
-            max=_finite(max(highs)),
-            mean=_finite(total / count),
+            min=_finite(low),
+            max=_finite(high),
+            # Exact where the database summed exactly (PostgreSQL), so the mean is too.
+            mean=_finite(Decimal(total) / count),
             replayed=bool(replayed),
         )
         found.append(bucket)
