@@ -20,14 +20,15 @@ from core.db.engine import Database
 from core.db.models import Device
 from core.passwords import mosquitto_hash
 from core.protocol.telemetry import Batch
-from core.services.telemetry.store import rows_of
-from core.services.telemetry.writer import COLUMNS
+from core.services.telemetry import partitions
+from core.services.telemetry.store import days_of, rows_of
+from core.services.telemetry.writer import SAMPLE_COLUMNS
 from core.settings import Settings
 from webui.backbone.server import Backbone
 
 SERVER = ("server", "bench-server-secret")
 DEFAULT_DATABASE = os.environ.get("PP_BENCH_DATABASE_URL", "postgresql://root@127.0.0.1:5432/test")
-COPY_BATCH_ROWS = 5_000  # the baseline commits like a busy ingest: thousands of rows a time
+COPY_BATCH_POINTS = 5_000  # the baseline commits like a busy ingest (ingest_max_rows)
 
 
 @dataclass(frozen=True)
@@ -94,17 +95,26 @@ async def running_stack(url: str, stations: Mapping[str, str]) -> AsyncIterator[
 
 
 async def raw_copy_rate(url: str, batches: Iterable[Batch]) -> float:
-    """Rows a second a bare asyncpg COPY stores of ``batches``, into a same-indexed table."""
+    """Points a second a bare asyncpg COPY stores of ``batches`` into ``telemetry_samples``.
+
+    The same table, partitions and indexes as ingest writes to, committed in transactions
+    of about as many points as ingest's; the batches need streams of their own.
+    """
+    batches = list(batches)
     rows = rows_of(batches, received_at=datetime.now(UTC))
+    points = sum(len(sample.values) for batch in batches for sample in batch.samples)
+    per_commit = max(1, COPY_BATCH_POINTS * len(rows) // max(1, points))
     connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
-        await connection.execute("CREATE TABLE bench_copy (LIKE telemetry INCLUDING ALL)")
+        await partitions.ensure(connection, days_of(batches), database=url)
         start = time.perf_counter()
-        for low in range(0, len(rows), COPY_BATCH_ROWS):
+        for low in range(0, len(rows), per_commit):
             async with connection.transaction():
                 await connection.copy_records_to_table(
-                    "bench_copy", records=rows[low : low + COPY_BATCH_ROWS], columns=COLUMNS
+                    "telemetry_samples",
+                    records=rows[low : low + per_commit],
+                    columns=SAMPLE_COLUMNS,
                 )
-        return len(rows) / (time.perf_counter() - start)
+        return points / (time.perf_counter() - start)
     finally:
         await connection.close()

@@ -104,9 +104,9 @@ def _login(demo: Demo, password: str) -> dict[str, str]:
 
 
 def _telemetry(data_dir: Path) -> tuple[int, int]:
-    """Rows stored, and how many stations they come from."""
+    """Samples stored, and how many stations they come from."""
     with contextlib.closing(sqlite3.connect(data_dir / "precisionpulse.db")) as db:
-        query = "SELECT count(*), count(DISTINCT device_id) FROM telemetry"
+        query = "SELECT count(*), count(DISTINCT device_id) FROM telemetry_samples"
         rows, stations = db.execute(query).fetchone()
         return int(rows), int(stations)
 

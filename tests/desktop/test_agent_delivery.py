@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from broker.mosquitto_process import free_port
 from core.db.engine import Database
-from core.db.models import Telemetry, TelemetryGap
+from core.db.models import TelemetryGap, TelemetrySample
 from core.mqtt.endpoint import Endpoint
 from core.settings import Settings
 from desktop.agent.agent import Agent, AgentConfig
@@ -48,14 +48,18 @@ def _config(broker: RunningBroker, data_dir: Path, interval: float = 0.01) -> Ag
 
 async def _highest_seq(database: Database, stream: str) -> int:
     async with database.session() as session:
-        query = select(func.coalesce(func.max(Telemetry.seq), 0)).where(Telemetry.stream == stream)
+        query = select(func.coalesce(func.max(TelemetrySample.seq), 0)).where(
+            TelemetrySample.stream == stream
+        )
         return int((await session.execute(query)).scalar_one())
 
 
 async def _stored_seqs(database: Database, stream: str) -> list[int]:
     async with database.session() as session:
         rows = await session.execute(
-            select(Telemetry.seq).where(Telemetry.stream == stream).order_by(Telemetry.seq)
+            select(TelemetrySample.seq)
+            .where(TelemetrySample.stream == stream)
+            .order_by(TelemetrySample.seq)
         )
         return list(rows.scalars())
 

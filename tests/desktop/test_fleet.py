@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from broker import config
 from broker.credentials import PasswordFile, reload_broker
 from core.db.engine import Database
-from core.db.models import Telemetry
+from core.db.models import TelemetrySample
 from core.mqtt.endpoint import Endpoint
 from core.passwords import mosquitto_hash
 from core.settings import Settings
@@ -48,8 +48,10 @@ async def test_thirty_stations_each_deliver_every_sample_once(
     assert len(streams) == 30 and min(streams.values()) >= 5
     async with database.session() as session:
         query = select(
-            Telemetry.stream, func.count(func.distinct(Telemetry.seq)), func.max(Telemetry.seq)
-        ).group_by(Telemetry.stream)
+            TelemetrySample.stream,
+            func.count(func.distinct(TelemetrySample.seq)),
+            func.max(TelemetrySample.seq),
+        ).group_by(TelemetrySample.stream)
         per_stream = {stream: (count, top) for stream, count, top in await session.execute(query)}
     for stream, last in streams.items():
         count, top = per_stream[stream]

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from core.db.engine import Database
-from core.db.models import AuditEntry, Telemetry
+from core.db.models import AuditEntry, TelemetrySample
 from core.mqtt.endpoint import Endpoint
 from core.settings import Settings
 from desktop.agent.agent import Agent, AgentConfig
@@ -49,7 +49,9 @@ def _station(broker: RunningBroker, data_dir: Path, interval: float, seed: int) 
 async def _stored_seqs(database: Database, stream: str) -> list[int]:
     async with database.session() as session:
         rows = await session.execute(
-            select(Telemetry.seq).where(Telemetry.stream == stream).order_by(Telemetry.seq)
+            select(TelemetrySample.seq)
+            .where(TelemetrySample.stream == stream)
+            .order_by(TelemetrySample.seq)
         )
         return list(rows.scalars())
 

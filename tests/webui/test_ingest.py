@@ -10,6 +10,7 @@ import asyncio
 import json
 import subprocess
 from collections.abc import AsyncIterator, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from core.db.engine import Database
-from core.db.models import QuarantinedSample, Telemetry
+from core.db.models import QuarantinedSample, TelemetrySample
 from core.mqtt.endpoint import Endpoint
 from core.mqtt.link import Backoff, NotConnectedError, Options
 from core.mqtt.routing import Route
@@ -29,7 +30,7 @@ from core.mqtt.supervisor import Supervisor
 from core.protocol import topics
 from core.protocol.drops import Drop
 from core.protocol.messages import Ack
-from core.protocol.telemetry import Batch, Sample, encode_batch, parse_batch
+from core.protocol.telemetry import Batch, Sample, encode_batch, parse_batch, value_type
 from core.services.telemetry import store
 from core.settings import Settings
 from tests.mqtt.broker import DEVICES, RunningBroker, eventually
@@ -99,10 +100,27 @@ def _batch(device: str, stream: str, *seqs: int, origin: str = "replay") -> byte
     return encode_batch(device_id=device, stream=stream, origin=origin, samples=samples)  # type: ignore[arg-type]
 
 
-async def _count(database: Database, model: Any = Telemetry, **where: Any) -> int:
+async def _held(database: Database, **where: Any) -> int:
     async with database.session() as session:
-        query = select(func.count()).select_from(model).filter_by(**where)
+        query = select(func.count()).select_from(QuarantinedSample).filter_by(**where)
         return int((await session.execute(query)).scalar_one())
+
+
+async def _points(database: Database, **where: Any) -> list[dict[str, Any]]:
+    """The channel values stored, one per sample and channel, by seq and channel."""
+    async with database.session() as session:
+        samples = (await session.execute(select(TelemetrySample).filter_by(**where))).scalars()
+        points = [
+            {"seq": s.seq, "channel": c, "type": value_type(v), "value": v}
+            for s in samples
+            for c, v in s.readings.items()
+        ]
+    return sorted(points, key=lambda p: (p["seq"], p["channel"]))
+
+
+def _scale(point: dict[str, Any]) -> object:
+    """A decimal's exponent (its scale, which == on Decimal ignores); None for other types."""
+    return point["value"].as_tuple().exponent if point["type"] == "decimal" else None
 
 
 async def test_a_duplicated_batch_is_stored_once_and_acked_twice(
@@ -114,7 +132,7 @@ async def test_a_duplicated_batch_is_stored_once_and_acked_twice(
         press.acks.clear()
         await press.publish(_batch("press-07", "s1", 1, 2, 3))
         await eventually(lambda: press.acks.get("s1") == 3)
-    assert await _count(database) == 6
+    assert len(await _points(database)) == 6
 
 
 async def test_out_of_order_batches_ack_only_once_the_gap_fills(
@@ -132,7 +150,7 @@ async def test_out_of_order_batches_ack_only_once_the_gap_fills(
         assert press.acks["s1"] == 2
         await press.publish(_batch("press-07", "s1", 3, origin="live"), replay=False)
         await eventually(lambda: press.acks.get("s1") == 6)
-    assert await _count(database, replayed=False) == 2  # live samples are marked as such
+    assert len(await _points(database, replayed=False)) == 2  # live samples are marked as such
 
 
 async def test_foreign_unknown_and_disabled_devices_are_refused(
@@ -151,7 +169,7 @@ async def test_foreign_unknown_and_disabled_devices_are_refused(
     dropped = backbone.router.dropped
     await eventually(lambda: dropped["unknown_device"] == 1 and dropped["disabled_device"] == 1)
     assert dropped["device_mismatch"] == 1
-    assert await _count(database) == 2  # press-07's one sample of two channels
+    assert len(await _points(database)) == 2  # press-07's one sample of two channels
     exposed = backbone.metrics.render().decode()
     for line in (
         'pp_mqtt_messages_dropped_total{reason="unknown_device"} 1.0',
@@ -179,10 +197,10 @@ async def test_every_protocol_vector_end_to_end(
         stream = payload.get("stream") if isinstance(payload, dict) else None
         if expect != "drop":
             await eventually(lambda: stream in press.acks)
-    stored = await _count(database, device_id="press-07", stream=stream) if stream else 0
-    held = await _count(database, QuarantinedSample, stream=stream) if stream else 0
+    stored = await _points(database, device_id="press-07", stream=stream) if stream else []
+    held = await _held(database, stream=stream) if stream else 0
     if expect == "drop":
-        assert (stored, held) == (0, 0)
+        assert (stored, held) == ([], 0)
         assert backbone.router.dropped[vector["reason"]] == 1
         assert stream not in press.acks
         return
@@ -191,7 +209,15 @@ async def test_every_protocol_vector_end_to_end(
     while contiguous + 1 in seqs:  # a vector starting past seq 1 leaves a gap: acked 0
         contiguous += 1
     assert press.acks.get(stream) == contiguous
-    assert stored == len(vector.get("stored", []))
+    expected = sorted(
+        (
+            {**row, "value": Decimal(row["value"]) if row["type"] == "decimal" else row["value"]}
+            for row in vector.get("stored", [])
+        ),
+        key=lambda p: (p["seq"], p["channel"]),
+    )
+    assert stored == expected
+    assert [_scale(p) for p in stored] == [_scale(p) for p in expected]  # == ignores it
     assert held == len(vector.get("quarantined_seqs", seqs if expect == "quarantine" else []))
     if expect != "store":
         async with database.session() as session:
@@ -214,7 +240,7 @@ async def test_mosquitto_pub_is_stored_and_acked(
     )
     ack = Ack.parse(done.stdout.strip(), "press-07")
     assert isinstance(ack, Ack) and (ack.stream, ack.acked_seq) == ("cli", 2)
-    assert await _count(database, stream="cli") == 4
+    assert len(await _points(database, stream="cli")) == 4
 
 
 async def test_live_samples_are_stored_while_every_other_worker_is_in_a_replay(
@@ -246,7 +272,7 @@ async def test_live_samples_are_stored_while_every_other_worker_is_in_a_replay(
         assert backlog == held and not set(backlog) & set(press.acks)
         release.set()
         await eventually(lambda: all(press.acks.get(stream) == 1 for stream in backlog))
-    assert await _count(database, stream="live") == 2
+    assert len(await _points(database, stream="live")) == 2
 
 
 _FUZZ_VALUES = st.recursive(
@@ -293,7 +319,7 @@ async def test_fuzzed_payloads_never_store_a_row_nor_stop_the_link(
         await eventually(lambda: press.acks.get(f"sentinel-{n}") == 1)
         await backbone.ingest.drain()
     assert backbone.supervisor is not None and backbone.supervisor.connected
-    assert await _count(database, stream=f"fuzz-{n}") == expected
+    assert len(await _points(database, stream=f"fuzz-{n}")) == expected
 
 
 @pytest.mark.production_database
@@ -339,14 +365,12 @@ async def test_a_broker_crash_mid_stream_loses_nothing_acknowledged(
     await mosquitto.kill()
     acked_before_crash = acked
     assert acked_before_crash < total
-    assert await _count(database, stream="r") >= 2 * acked_before_crash
+    assert len(await _points(database, stream="r")) >= 2 * acked_before_crash
     await asyncio.sleep(0.5)
     await mosquitto.start()
     async with asyncio.timeout(30):
         await sender
     await press.stop()
     assert backbone.supervisor is not None and backbone.supervisor.connects == 2
-    async with database.session() as session:
-        seqs = (await session.execute(select(Telemetry.seq).filter_by(stream="r"))).scalars()
-        stored = sorted(seqs)
+    stored = [point["seq"] for point in await _points(database, stream="r")]
     assert stored == sorted(list(range(1, total + 1)) * 2)  # every seq, two channels, once

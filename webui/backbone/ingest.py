@@ -240,8 +240,8 @@ class Ingest:
         now = time.monotonic()
         for item in taken:
             self._metrics.lag.observe(now - item.at)
-        self._metrics.batch_rows.observe(stored.rows)
-        self._metrics.rows_stored.inc(stored.rows)
+        self._metrics.batch_rows.observe(stored.points)
+        self._metrics.rows_stored.inc(stored.points)
         self._metrics.quarantined.inc(stored.quarantined)
         self.commits.emit([item.batch for item in taken])
         # Acks go out on their own: the next transaction need not wait for the broker's PUBACK.

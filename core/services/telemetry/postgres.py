@@ -3,20 +3,23 @@
 SQLAlchemy costs about a millisecond of CPU a statement; at a thousand messages a second
 that is the whole budget. So ingest borrows a connection from the engine's pool and runs
 its own asyncpg transaction on it: every statement is one round trip, nothing more.
+The day partitions the samples need are made on that connection before the transaction
+begins (``partitions.ensure``): creating one commits on its own and locks the parent.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from core.db.engine import Database
+from core.services.telemetry import partitions
 from core.services.telemetry.writer import (
-    COLUMNS,
     QUARANTINE_COLUMNS,
+    SAMPLE_COLUMNS,
     Range,
     StreamKey,
     Watermark,
@@ -24,13 +27,18 @@ from core.services.telemetry.writer import (
 
 _STAGING = (
     "CREATE TEMP TABLE IF NOT EXISTS telemetry_staging "
-    "(LIKE telemetry INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    "(LIKE telemetry_samples INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
 )
+# The primary key holds ts (the partition key): a seq at or below its stream's watermark is
+# skipped here, so one resent with another ts is not stored twice. The watermark is read
+# without a lock: it only grows, and the streams are locked later, in key order.
 _INSERT = (
-    f"INSERT INTO telemetry ({', '.join(COLUMNS)}) "
-    f"SELECT {', '.join(COLUMNS)} FROM telemetry_staging "
+    f"INSERT INTO telemetry_samples ({', '.join(SAMPLE_COLUMNS)}) "
+    f"SELECT {', '.join('n.' + c for c in SAMPLE_COLUMNS)} FROM telemetry_staging n "
+    "LEFT JOIN telemetry_streams w ON w.device_id = n.device_id AND w.stream = n.stream "
+    "WHERE n.seq > coalesce(w.acked_seq, 0) "
     # Key order: two writers of the same duplicate rows wait for each other, never deadlock.
-    "ORDER BY device_id, stream, seq, channel ON CONFLICT DO NOTHING"
+    "ORDER BY n.device_id, n.stream, n.seq, n.ts ON CONFLICT DO NOTHING"
 )
 _QUARANTINE = (
     f"INSERT INTO telemetry_quarantine ({', '.join(QUARANTINE_COLUMNS)}) "
@@ -46,7 +54,7 @@ _LOCK = (
 # Every stream's window at once: one round trip however many streams a commit touches.
 _RANGES_AFTER = (
     "WITH k(d, s, low) AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])) "
-    "SELECT k.d, k.s, t.seq AS first, t.seq AS last FROM k JOIN telemetry t "
+    "SELECT k.d, k.s, t.seq AS first, t.seq AS last FROM k JOIN telemetry_samples t "
     "ON t.device_id = k.d AND t.stream = k.s AND t.seq > k.low AND t.seq <= k.low + $4 "
     "UNION SELECT k.d, k.s, q.seq, q.seq FROM k JOIN telemetry_quarantine q "
     "ON q.device_id = k.d AND q.stream = k.s AND q.seq > k.low AND q.seq <= k.low + $4 "
@@ -68,12 +76,18 @@ _staged: weakref.WeakSet[Any] = weakref.WeakSet()  # connections that have the s
 
 
 @asynccontextmanager
-async def postgres_writer(database: Database) -> AsyncIterator[PostgresWriter]:
-    """A writer in an asyncpg transaction on a pooled connection; commits on success."""
+async def postgres_writer(
+    database: Database, days: Iterable[date]
+) -> AsyncIterator[PostgresWriter]:
+    """A writer in an asyncpg transaction on a pooled connection; commits on success.
+
+    ``days`` are those of the samples it will store: their partitions are made first.
+    """
     async with database.engine.connect() as connection:
         raw = await connection.get_raw_connection()
         pg = raw.driver_connection
         assert pg is not None
+        await partitions.ensure(pg, days, database=str(database.engine.url))
         # SQLAlchemy began nothing on this connection, so it leaves our transaction alone.
         async with pg.transaction():
             if pg not in _staged:
@@ -88,9 +102,11 @@ class PostgresWriter:
     def __init__(self, connection: Any) -> None:
         self._pg = connection
 
-    async def insert_rows(self, rows: list[tuple[Any, ...]]) -> None:
+    async def insert_samples(self, rows: list[tuple[Any, ...]]) -> None:
         """COPY into the staging table, then insert what is new."""
-        await self._pg.copy_records_to_table("telemetry_staging", records=rows, columns=COLUMNS)
+        await self._pg.copy_records_to_table(
+            "telemetry_staging", records=rows, columns=SAMPLE_COLUMNS
+        )
         await self._pg.execute(_INSERT)
 
     async def insert_quarantined(self, rows: list[tuple[Any, ...]]) -> None:

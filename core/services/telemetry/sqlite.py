@@ -1,4 +1,9 @@
-"""SQLite's side of storing telemetry: batched statements through SQLAlchemy's session."""
+"""SQLite's side of storing telemetry: batched statements through SQLAlchemy's session.
+
+SQLite has one writer at a time, so this side finds out before inserting which samples of
+a batch are new (stored nowhere yet, above their stream's watermark): nothing can come
+between that look and the insert.
+"""
 
 from __future__ import annotations
 
@@ -9,34 +14,31 @@ from sqlalchemy import select, tuple_, union, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db.models import QuarantinedSample, Telemetry, TelemetryGap, TelemetryStream
+from core.db.models import QuarantinedSample, TelemetryGap, TelemetrySample, TelemetryStream
 from core.services.telemetry.writer import (
-    COLUMNS,
     QUARANTINE_COLUMNS,
+    SAMPLE_COLUMNS,
     Range,
     StreamKey,
     Watermark,
 )
 
 _SQLITE_INSERT = (
-    f"INSERT INTO telemetry ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
-    "ON CONFLICT DO NOTHING"
+    f"INSERT INTO telemetry_samples ({', '.join(SAMPLE_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(SAMPLE_COLUMNS))})"
 )
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy's DateTime stores on SQLite (UTC here)
 
 
 def _sqlite_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """A telemetry row as UtcDateTime, ExactDecimal and Boolean store it on SQLite."""
-    device_id, stream, seq, channel, ts, value_int, value_dec, value_bool, replayed, at = row
+    """A sample row as UtcDateTime, Readings and Boolean store it on SQLite."""
+    device_id, stream, seq, ts, readings, replayed, at = row
     return (
         device_id,
         stream,
         seq,
-        channel,
         ts.astimezone(UTC).strftime(_SQLITE_TIME),
-        value_int,
-        None if value_dec is None else str(value_dec),
-        None if value_bool is None else int(value_bool),
+        readings,
         int(replayed),
         at.astimezone(UTC).strftime(_SQLITE_TIME),
     )
@@ -48,14 +50,47 @@ class SqliteWriter:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def insert_rows(self, rows: list[tuple[Any, ...]]) -> None:
-        """Batched insert, duplicates ignored, values in the form the column types store.
+    async def insert_samples(self, rows: list[tuple[Any, ...]]) -> None:
+        """Batched insert of the new samples, values in the form the column types store.
 
         The ORM's per-row processing made SQLite ingest ~7k rows/s; the driver's own
         executemany over rows converted here does well over 100k.
         """
-        connection = await self._session.connection()
-        await connection.exec_driver_sql(_SQLITE_INSERT, [_sqlite_row(row) for row in rows])
+        new = await self._new(rows)
+        if new:
+            connection = await self._session.connection()
+            await connection.exec_driver_sql(_SQLITE_INSERT, [_sqlite_row(row) for row in new])
+
+    async def _new(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """The rows whose seq is stored nowhere yet and above its stream's watermark."""
+        spans: dict[StreamKey, tuple[int, int]] = {}
+        for device_id, stream, seq, *_ in rows:
+            low, high = spans.get((device_id, stream), (seq, seq))
+            spans[(device_id, stream)] = (min(low, seq), max(high, seq))
+        acked: dict[StreamKey, int] = {}
+        taken: set[tuple[str, str, int]] = set()
+        for (device_id, stream), (low, high) in spans.items():
+            mark = await self._session.scalar(
+                select(TelemetryStream.acked_seq).where(
+                    TelemetryStream.device_id == device_id, TelemetryStream.stream == stream
+                )
+            )
+            acked[(device_id, stream)] = mark or 0
+            stored = await self._session.scalars(
+                select(TelemetrySample.seq).where(
+                    TelemetrySample.device_id == device_id,
+                    TelemetrySample.stream == stream,
+                    TelemetrySample.seq.between(max(low, (mark or 0) + 1), high),
+                )
+            )
+            taken.update((device_id, stream, seq) for seq in stored)
+        new = []
+        for row in rows:
+            key = (row[0], row[1], row[2])
+            if key[2] > acked[key[:2]] and key not in taken:
+                taken.add(key)  # a seq twice in one call is stored once
+                new.append(row)
+        return new
 
     async def insert_quarantined(self, rows: list[tuple[Any, ...]]) -> None:
         """Batched insert, duplicates ignored."""
@@ -89,11 +124,11 @@ class SqliteWriter:
         found: dict[StreamKey, list[Range]] = {}
         for (device_id, stream), low in lows.items():
             high = low + span
-            stored = select(Telemetry.seq, Telemetry.seq).where(
-                Telemetry.device_id == device_id,
-                Telemetry.stream == stream,
-                Telemetry.seq > low,
-                Telemetry.seq <= high,
+            stored = select(TelemetrySample.seq, TelemetrySample.seq).where(
+                TelemetrySample.device_id == device_id,
+                TelemetrySample.stream == stream,
+                TelemetrySample.seq > low,
+                TelemetrySample.seq <= high,
             )
             held = select(QuarantinedSample.seq, QuarantinedSample.seq).where(
                 QuarantinedSample.device_id == device_id,

@@ -1,11 +1,14 @@
 """Storing telemetry batches exactly once and advancing each stream's ack watermark.
 
-One call stores many batches in one transaction. The samples go in first (COPY into a
-staging table and ``INSERT … ON CONFLICT DO NOTHING`` on PostgreSQL, a batched insert on
-SQLite); then the streams' watermark rows are locked (in a fixed order, so writers never
-deadlock) until the commit, and each watermark moves up to the highest seq below which
-nothing is missing. Under the lock the stored watermark is always the contiguous one, so it
-only needs to look past the new samples, for seqs that arrived out of order earlier.
+One call stores many batches in one transaction. The samples go in first, one row each
+with its channel values together (COPY into a staging table and ``INSERT … ON CONFLICT DO
+NOTHING`` on PostgreSQL, a batched insert on SQLite), and the samples that transaction
+newly stored update their minute rollups in it, so a rollup is never behind its samples
+and a resent sample never counts twice. Then the streams' watermark rows are locked (in a
+fixed order, so writers never deadlock) until the commit, and each watermark moves up to
+the highest seq below which nothing is missing. Under the lock the stored watermark is
+always the contiguous one, so it only needs to look past the new samples, for seqs that
+arrived out of order earlier.
 """
 
 from __future__ import annotations
@@ -13,8 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -22,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.engine import Database
 from core.db.models import TelemetryGap, TelemetryStream
+from core.db.types import readings_json
 from core.protocol.telemetry import Batch
 from core.services import devices
 from core.services.actor import Actor
@@ -30,6 +33,7 @@ from core.services.telemetry.sqlite import SqliteWriter
 from core.services.telemetry.writer import Range, StreamKey, Watermark, Writer
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MS_PER_DAY = 86_400_000
 EXTEND_WINDOW = 10_000  # seqs read per look past the new samples; a replay batch is far smaller
 
 
@@ -37,7 +41,8 @@ EXTEND_WINDOW = 10_000  # seqs read per look past the new samples; a replay batc
 class Stored:
     """What one ``store`` call wrote."""
 
-    rows: int  # telemetry rows offered (duplicates are skipped by the database)
+    samples: int  # sample rows offered (duplicates are skipped by the database)
+    points: int  # their channel values
     quarantined: int
     watermarks: tuple[Watermark, ...]
 
@@ -48,39 +53,32 @@ def timestamp(ms: int) -> datetime:
 
 
 def rows_of(batches: Iterable[Batch], received_at: datetime) -> list[tuple[Any, ...]]:
-    """The telemetry rows of ``batches``, in COLUMNS order, one per channel value."""
-    rows: list[tuple[Any, ...]] = []
-    append = rows.append
-    for batch in batches:
-        replayed = batch.origin == "replay"
-        for sample in batch.samples:
-            ts = timestamp(sample.ts)
-            for channel, value in sample.values.items():
-                if isinstance(value, bool):
-                    typed: tuple[Any, Any, Any] = (None, None, value)
-                elif isinstance(value, Decimal):
-                    typed = (None, value, None)
-                else:
-                    typed = (value, None, None)
-                append(
-                    (
-                        batch.device_id,
-                        batch.stream,
-                        sample.seq,
-                        channel,
-                        ts,
-                        *typed,
-                        replayed,
-                        received_at,
-                    )
-                )
-    return rows
+    """The sample rows of ``batches``, in SAMPLE_COLUMNS order, one per sample."""
+    return [
+        (
+            batch.device_id,
+            batch.stream,
+            sample.seq,
+            timestamp(sample.ts),
+            readings_json(sample.values),
+            batch.origin == "replay",
+            received_at,
+        )
+        for batch in batches
+        for sample in batch.samples
+    ]
+
+
+def days_of(batches: Iterable[Batch]) -> set[date]:
+    """The UTC days the samples of ``batches`` fall in (their partitions on PostgreSQL)."""
+    days = {sample.ts // MS_PER_DAY for batch in batches for sample in batch.samples}
+    return {EPOCH.date() + timedelta(days=day) for day in days}
 
 
 async def store(database: Database, batches: Sequence[Batch]) -> Stored:
     """Store ``batches`` once each, in one transaction, and return their streams' watermarks."""
     if database.dialect == "postgresql":  # asyncpg's fast path
-        async with postgres_writer(database) as writer:
+        async with postgres_writer(database, days_of(batches)) as writer:
             return await store_with(writer, batches)
     async with database.session() as session:
         return await store_with(SqliteWriter(session), batches)
@@ -97,7 +95,7 @@ async def store_with(writer: Writer, batches: Sequence[Batch]) -> Stored:
         ranges.extend((gap.first_seq, gap.last_seq) for gap in batch.gaps)
     rows = rows_of(batches, received_at)
     if rows:
-        await writer.insert_rows(rows)
+        await writer.insert_samples(rows)
     held = quarantine_rows_of(batches, received_at)
     if held:
         await writer.insert_quarantined(held)
@@ -119,7 +117,8 @@ async def store_with(writer: Writer, batches: Sequence[Batch]) -> Stored:
         marks = [Watermark(key[0], key[1], advanced[key]) for key in moved]
         await writer.set_watermarks(marks, received_at)
     watermarks = tuple(Watermark(key[0], key[1], advanced[key]) for key in keys)
-    return Stored(len(rows), len(held), watermarks)
+    points = sum(len(sample.values) for batch in batches for sample in batch.samples)
+    return Stored(len(rows), points, len(held), watermarks)
 
 
 def _advance(acked: int, ranges: Iterable[Range]) -> int:

@@ -10,18 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-COLUMNS = (
-    "device_id",
-    "stream",
-    "seq",
-    "channel",
-    "ts",
-    "value_int",
-    "value_dec",
-    "value_bool",
-    "replayed",
-    "received_at",
-)
+# One row per sample: its channel values together in ``readings`` (readings_json).
+SAMPLE_COLUMNS = ("device_id", "stream", "seq", "ts", "readings", "replayed", "received_at")
 QUARANTINE_COLUMNS = (
     "device_id",
     "stream",
@@ -48,8 +38,10 @@ class Watermark:
 class Writer(Protocol):
     """The statements ``store`` needs, written for one database."""
 
-    async def insert_rows(self, rows: list[tuple[Any, ...]]) -> None:
-        """Insert telemetry rows (COLUMNS order), skipping those already stored."""
+    async def insert_samples(self, rows: list[tuple[Any, ...]]) -> None:
+        """Insert sample rows (SAMPLE_COLUMNS order) that are new, and roll those into the
+        minute rollups; a seq already stored, or at or below its stream's watermark
+        (read without a lock: it only grows), is skipped whatever its ts."""
 
     async def insert_quarantined(self, rows: list[tuple[Any, ...]]) -> None:
         """Insert quarantine rows (QUARANTINE_COLUMNS order), skipping known ones."""
