@@ -29,16 +29,40 @@ _STAGING = (
     "CREATE TEMP TABLE IF NOT EXISTS telemetry_staging "
     "(LIKE telemetry_samples INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
 )
+# One statement stores the new samples and rolls them into their minutes: RETURNING hands
+# the upsert exactly the rows this transaction stored, so a duplicate never counts twice.
 # The primary key holds ts (the partition key): a seq at or below its stream's watermark is
 # skipped here, so one resent with another ts is not stored twice. The watermark is read
 # without a lock: it only grows, and the streams are locked later, in key order.
+# Both inserts go in key order (the GROUP BY reads every stored row before the first
+# upsert), so writers of the same rows or minutes wait for each other, never deadlock.
+# Booleans count as 0 and 1; decimals (JSON strings) and integers as exact numerics.
 _INSERT = (
+    "WITH new AS ("
     f"INSERT INTO telemetry_samples ({', '.join(SAMPLE_COLUMNS)}) "
     f"SELECT {', '.join('n.' + c for c in SAMPLE_COLUMNS)} FROM telemetry_staging n "
     "LEFT JOIN telemetry_streams w ON w.device_id = n.device_id AND w.stream = n.stream "
     "WHERE n.seq > coalesce(w.acked_seq, 0) "
-    # Key order: two writers of the same duplicate rows wait for each other, never deadlock.
-    "ORDER BY n.device_id, n.stream, n.seq, n.ts ON CONFLICT DO NOTHING"
+    "ORDER BY n.device_id, n.stream, n.seq, n.ts ON CONFLICT DO NOTHING "
+    "RETURNING device_id, ts, readings, replayed), "
+    "point AS (SELECT new.device_id, e.key AS channel, new.ts, new.replayed, "
+    "date_bin('1 minute', new.ts, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS minute, "
+    "CASE jsonb_typeof(e.value) WHEN 'boolean' THEN e.value::boolean::int::numeric "
+    "ELSE (e.value #>> '{}')::numeric END AS v, "
+    "CASE jsonb_typeof(e.value) WHEN 'string' THEN 'decimal' WHEN 'boolean' THEN 'boolean' "
+    "ELSE 'integer' END AS kind FROM new, jsonb_each(new.readings) e) "
+    "INSERT INTO telemetry_rollups AS r "
+    "(device_id, channel, minute, min, max, sum, count, replayed, last_ts, last_kind) "
+    "SELECT device_id, channel, minute, min(v), max(v), sum(v), count(*), "
+    "count(*) FILTER (WHERE replayed), max(ts), (array_agg(kind ORDER BY ts DESC))[1] "
+    "FROM point GROUP BY device_id, channel, minute ORDER BY device_id, channel, minute "
+    "ON CONFLICT (device_id, channel, minute) DO UPDATE SET "
+    "min = least(r.min, excluded.min), max = greatest(r.max, excluded.max), "
+    "sum = r.sum + excluded.sum, count = r.count + excluded.count, "
+    "replayed = r.replayed + excluded.replayed, "
+    "last_ts = greatest(r.last_ts, excluded.last_ts), "
+    "last_kind = CASE WHEN excluded.last_ts >= r.last_ts "
+    "THEN excluded.last_kind ELSE r.last_kind END"
 )
 _QUARANTINE = (
     f"INSERT INTO telemetry_quarantine ({', '.join(QUARANTINE_COLUMNS)}) "
@@ -103,7 +127,7 @@ class PostgresWriter:
         self._pg = connection
 
     async def insert_samples(self, rows: list[tuple[Any, ...]]) -> None:
-        """COPY into the staging table, then insert what is new."""
+        """COPY into the staging table, then insert what is new and roll it up."""
         await self._pg.copy_records_to_table(
             "telemetry_staging", records=rows, columns=SAMPLE_COLUMNS
         )

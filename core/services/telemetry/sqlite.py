@@ -2,7 +2,8 @@
 
 SQLite has one writer at a time, so this side finds out before inserting which samples of
 a batch are new (stored nowhere yet, above their stream's watermark): nothing can come
-between that look and the insert.
+between that look and the insert. Those samples are rolled up in Python (``rollups``,
+exact) and merged into their stored minutes in the same transaction.
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ from sqlalchemy import select, tuple_, union, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db.models import QuarantinedSample, TelemetryGap, TelemetrySample, TelemetryStream
+from core.db.models import (
+    QuarantinedSample,
+    TelemetryGap,
+    TelemetryRollup,
+    TelemetrySample,
+    TelemetryStream,
+)
+from core.db.types import readings_of
+from core.services.telemetry import rollups
 from core.services.telemetry.writer import (
     QUARANTINE_COLUMNS,
     SAMPLE_COLUMNS,
@@ -28,6 +37,7 @@ _SQLITE_INSERT = (
     f"VALUES ({', '.join('?' * len(SAMPLE_COLUMNS))})"
 )
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy's DateTime stores on SQLite (UTC here)
+_ROLLUP_KEYS = 300  # minutes looked up a statement: 3 variables each, far under SQLite's cap
 
 
 def _sqlite_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -60,6 +70,7 @@ class SqliteWriter:
         if new:
             connection = await self._session.connection()
             await connection.exec_driver_sql(_SQLITE_INSERT, [_sqlite_row(row) for row in new])
+            await self._roll_up(new)
 
     async def _new(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """The rows whose seq is stored nowhere yet and above its stream's watermark."""
@@ -67,6 +78,13 @@ class SqliteWriter:
         for device_id, stream, seq, *_ in rows:
             low, high = spans.get((device_id, stream), (seq, seq))
             spans[(device_id, stream)] = (min(low, seq), max(high, seq))
+        # A write first: SQLite's write lock, waited for and held to the commit, so no other
+        # writer stores a seq between this look and the insert. (A read first would take a
+        # snapshot that a concurrent commit makes stale: SQLite then refuses the write.)
+        await self._session.execute(
+            sqlite_insert(TelemetryStream).on_conflict_do_nothing(),
+            [{"device_id": d, "stream": s, "acked_seq": 0} for d, s in spans],
+        )
         acked: dict[StreamKey, int] = {}
         taken: set[tuple[str, str, int]] = set()
         for (device_id, stream), (low, high) in spans.items():
@@ -91,6 +109,33 @@ class SqliteWriter:
                 taken.add(key)  # a seq twice in one call is stored once
                 new.append(row)
         return new
+
+    async def _roll_up(self, new: list[tuple[Any, ...]]) -> None:
+        """Merge the rollups of the newly stored rows into their stored minutes."""
+        rolled = rollups.roll((row[0], row[3], readings_of(row[4]), row[5]) for row in new)
+        keys = list(rolled)
+        for low in range(0, len(keys), _ROLLUP_KEYS):
+            chunk = keys[low : low + _ROLLUP_KEYS]
+            key = tuple_(TelemetryRollup.device_id, TelemetryRollup.channel, TelemetryRollup.minute)
+            stored = await self._session.scalars(select(TelemetryRollup).where(key.in_(chunk)))
+            for row in stored:
+                at = (row.device_id, row.channel, row.minute)
+                old = rollups.Minute(
+                    row.min, row.max, row.sum, row.count, row.replayed, row.last_ts, row.last_kind
+                )
+                rolled[at] = rollups.merge(old, rolled[at])
+        statement = sqlite_insert(TelemetryRollup)
+        columns = ("min", "max", "sum", "count", "replayed", "last_ts", "last_kind")
+        await self._session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["device_id", "channel", "minute"],
+                set_={c: statement.excluded[c] for c in columns},
+            ),
+            [
+                {"device_id": d, "channel": c, "minute": m, **vars(minute)}
+                for (d, c, m), minute in sorted(rolled.items())
+            ],
+        )
 
     async def insert_quarantined(self, rows: list[tuple[Any, ...]]) -> None:
         """Batched insert, duplicates ignored."""
