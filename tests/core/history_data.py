@@ -1,4 +1,7 @@
-"""Telemetry to test history and export with: one device, samples seconds after T0."""
+"""Telemetry to test history and export with: one device, samples seconds after T0.
+
+T0 is a whole minute, so minute rollups line up with buckets counted from it.
+"""
 
 from __future__ import annotations
 
@@ -32,11 +35,24 @@ def batch(
     first_seq: int = 1,
 ) -> Batch:
     """One sample per (seconds after T0, value) of one channel, seqs counting up."""
-    samples = tuple(
-        Sample(first_seq + i, ms(T0 + timedelta(seconds=at)), {channel: value})
-        for i, (at, value) in enumerate(points)
+    rows = ((at, {channel: value}) for at, value in points)
+    return samples(rows, stream=stream, origin=origin, device=device, first_seq=first_seq)
+
+
+def samples(
+    rows: Iterable[tuple[float, dict[str, Value]]],
+    *,
+    stream: str = "s1",
+    origin: Origin = "live",
+    device: str = DEVICE,
+    first_seq: int = 1,
+) -> Batch:
+    """One sample per (seconds after T0, its values), seqs counting up."""
+    found = tuple(
+        Sample(first_seq + i, ms(T0 + timedelta(seconds=at)), values)
+        for i, (at, values) in enumerate(rows)
     )
-    return Batch(device, stream, origin, samples)
+    return Batch(device, stream, origin, found)
 
 
 async def add_device(database: Database, device_id: str = DEVICE) -> None:

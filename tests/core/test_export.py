@@ -64,8 +64,11 @@ async def test_csv_keeps_values_exact(db: Database) -> None:
     ]
 
 
-async def test_rows_are_in_range_and_in_time_seq_channel_order(db: Database) -> None:
-    """[start, end): the first instant in, the end instant out; stored order does not matter."""
+async def test_rows_are_in_range_and_in_time_seq_stream_channel_order(db: Database) -> None:
+    """[start, end): the first instant in, the end instant out; stored order does not matter.
+
+    A sample's values stay together, by channel name.
+    """
     late = batch([(30, 3), (3600, 99)], first_seq=5)
     early = batch([(0, 1), (10, 2)], first_seq=1)
     other_stream = batch([(10, 20)], stream="s2", first_seq=1)
@@ -74,9 +77,9 @@ async def test_rows_are_in_range_and_in_time_seq_channel_order(db: Database) -> 
     await store.store(db, [late, other_stream, early, before, two_channels])
     found = [((r.ts - T0).total_seconds(), r.seq, r.channel, r.value) for r in await _rows(db)]
     assert found == [
+        (0.0, 1, "temp", 1),
         (0.0, 1, "a", 2),
         (0.0, 1, "b", 1),
-        (0.0, 1, "temp", 1),
         (10.0, 1, "temp", 20),
         (10.0, 2, "temp", 2),
         (30.0, 5, "temp", 3),

@@ -68,7 +68,10 @@ async def get_history(
     end: End,
     buckets: Annotated[int, Query(ge=1, le=history.MAX_BUCKETS)] = DEFAULT_BUCKETS,
 ) -> list[BucketOut]:
-    """One channel over [start, end) in equal time buckets; empty buckets are left out."""
+    """One channel over [start, end) in equal time buckets; empty buckets are left out.
+
+    A bucket of a minute or more is made of whole minutes (``history.plan``).
+    """
     found = await history.downsample(
         session,
         actor=actor,
