@@ -55,13 +55,14 @@ async def _highest_seq(database: Database, stream: str) -> int:
 
 
 async def _stored_seqs(database: Database, stream: str) -> list[int]:
+    """The seq of every stored channel value (CHANNELS a sample), in seq order."""
     async with database.session() as session:
         rows = await session.execute(
-            select(TelemetrySample.seq)
+            select(TelemetrySample.seq, TelemetrySample.readings)
             .where(TelemetrySample.stream == stream)
             .order_by(TelemetrySample.seq)
         )
-        return list(rows.scalars())
+        return [seq for seq, readings in rows for _ in readings]
 
 
 def _exactly_once(seqs: list[int], last: int) -> bool:

@@ -47,13 +47,14 @@ def _station(broker: RunningBroker, data_dir: Path, interval: float, seed: int) 
 
 
 async def _stored_seqs(database: Database, stream: str) -> list[int]:
+    """The seq of every stored channel value (CHANNELS a sample), in seq order."""
     async with database.session() as session:
         rows = await session.execute(
-            select(TelemetrySample.seq)
+            select(TelemetrySample.seq, TelemetrySample.readings)
             .where(TelemetrySample.stream == stream)
             .order_by(TelemetrySample.seq)
         )
-        return list(rows.scalars())
+        return [seq for seq, readings in rows for _ in readings]
 
 
 async def _audited(database: Database, action: str) -> list[AuditEntry]:
