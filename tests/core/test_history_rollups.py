@@ -32,10 +32,10 @@ async def db(database: Database) -> Database:
     return database
 
 
-@pytest.fixture
-def raw_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """History reads raw samples whatever the bucket width."""
+def _raw_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """History reads raw samples whatever the bucket width and the range."""
     monkeypatch.setattr(history, "ROLLUPS_FROM", timedelta.max)
+    monkeypatch.setattr(history, "RAW_SPAN", timedelta.max)
 
 
 def _points(batches: Iterable[Batch], channel: str) -> list[Point]:
@@ -109,7 +109,7 @@ async def test_rollups_and_raw_samples_give_the_same_whole_minute_buckets(
     end = T0 + 10 * MINUTE
     assert history.plan(T0, end, 10).rollups
     rolled = await _downsample(db, T0, end, 10)
-    monkeypatch.setattr(history, "ROLLUPS_FROM", timedelta.max)
+    _raw_only(monkeypatch)
     raw = await _downsample(db, T0, end, 10)
     assert len(rolled) == 9 and [b.replayed for b in rolled].count(True) == 1
     _check(rolled, points, T0, end)
@@ -207,12 +207,16 @@ async def test_channels_come_from_the_rollups(db: Database) -> None:
     ]
 
 
-def test_the_switch_to_rollups_is_a_bucket_of_a_minute() -> None:
-    """Narrower buckets read samples; a minute or wider, whole minutes from rollups."""
-    below = history.plan(T0, T0 + 500 * MINUTE - timedelta(microseconds=500), 500)
-    assert not below.rollups and below.width < MINUTE and below.origin == T0
-    at = history.plan(T0, T0 + 500 * MINUTE, 500)
-    assert (at.rollups, at.width, at.origin, at.whole_to) == (True, MINUTE, T0, T0 + 500 * MINUTE)
+def test_the_switch_to_rollups_is_a_bucket_of_a_minute_or_a_range_of_two_hours() -> None:
+    """Narrower buckets over at most two hours read samples; else whole minutes, rollups."""
+    short = history.plan(T0, T0 + 60 * MINUTE - timedelta(microseconds=60), 60)
+    assert not short.rollups and short.width < MINUTE and short.origin == T0
+    minute = history.plan(T0, T0 + 60 * MINUTE, 60)
+    assert (minute.rollups, minute.width, minute.whole_to) == (True, MINUTE, T0 + 60 * MINUTE)
+    two_hours = history.plan(T0, T0 + history.RAW_SPAN, 500)
+    assert not two_hours.rollups and two_hours.width == timedelta(seconds=14.4)
+    longer = history.plan(T0, T0 + history.RAW_SPAN + timedelta(milliseconds=1), 500)
+    assert (longer.rollups, longer.width) == (True, MINUTE)  # 121 buckets, not 500
     wider = history.plan(T0, T0 + 501 * MINUTE, 500)
     assert wider.width == 2 * MINUTE  # a minute and a bit, rounded up to whole minutes
 

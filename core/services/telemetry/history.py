@@ -1,18 +1,19 @@
 """Telemetry history for plots: a device's channels and time-bucketed downsampling.
 
 Downsampling happens in SQL: the range is cut into equal buckets and the database returns
-one aggregate row per non-empty bucket, from one of two sources chosen by the bucket width:
+one aggregate row per non-empty bucket, from one of two sources (``plan``):
 
-- **Raw samples** while a bucket is narrower than a minute (an hour in 500 buckets, 3,600
-  samples at 1 Hz): the channel's value is read out of each sample's readings, and the
-  buckets are exactly ``bucket_width`` wide from ``start``.
-- **Minute rollups** once a bucket spans a minute or more (a day in 500 buckets): a week at
-  1 Hz is 10,080 rollup rows per channel instead of 604,800 samples, so it reads about as
-  fast as an hour. Rollups cannot split a minute, so the buckets are made of whole minutes:
-  the width is rounded up to whole minutes and the buckets are laid from the minute ``start``
-  falls in. When ``start`` or ``end`` falls inside a minute, that partial minute is read
-  from the raw samples (at most a minute at each end), so a bucket never holds a sample
-  outside [start, end); the first bucket then starts at ``start`` and the last ends at ``end``.
+- **Raw samples** when a bucket is narrower than a minute and the range at most RAW_SPAN
+  (two hours: 7,200 samples at 1 Hz): the channel's value is read out of each sample's
+  readings, and the buckets are exactly ``bucket_width`` wide from ``start``.
+- **Minute rollups** otherwise (a bucket of a minute or more, such as a day in 500 buckets,
+  or a range longer than RAW_SPAN): a week at 1 Hz is 10,080 rollup rows per channel instead
+  of 604,800 samples, so it reads about as fast as an hour. Rollups cannot split a minute,
+  so the buckets are made of whole minutes: the width is rounded up to whole minutes (at
+  least one) and the buckets are laid from the minute ``start`` falls in. When ``start`` or
+  ``end`` falls inside a minute, that partial minute is read from the raw samples (at most a
+  minute at each end), so a bucket never holds a sample outside [start, end); the first
+  bucket then starts at ``start`` and the last ends at ``end``.
 
 Both give the same buckets for the same samples: min of mins, max of maxes, the sum of sums
 over the sum of counts (an exact mean on PostgreSQL, where sums are NUMERIC), and replayed
@@ -57,6 +58,9 @@ from core.services.actor import Actor
 MAX_BUCKETS = 2000  # a plot is at most a few thousand pixels wide; more rows show nothing more
 ROLLUP = timedelta(minutes=1)  # the span of one rollup row
 ROLLUPS_FROM = ROLLUP  # buckets this wide or wider read rollups; narrower ones cannot
+# The longest range read raw: at 1 Hz twice an hour's samples, so no range costs much more
+# than an hour does. Longer ranges get one-minute buckets at least, whatever was asked.
+RAW_SPAN = timedelta(hours=2)
 # Plotted values are clamped to ±1e300: finite in JSON, and SQLite's sums stay doubles.
 FLOAT_LIMIT = Decimal("1e300")
 _MICROSECOND = timedelta(microseconds=1)
@@ -183,9 +187,9 @@ def _floor_minute(moment: datetime) -> datetime:
 
 
 def plan(start: datetime, end: datetime, buckets: int) -> Plan:
-    """Raw buckets narrower than a minute; else whole-minute buckets over the rollups."""
+    """Raw buckets under a minute over at most RAW_SPAN; else whole minutes from rollups."""
     width = bucket_width(start, end, buckets)
-    if width < ROLLUPS_FROM:
+    if width < ROLLUPS_FROM and end - start <= RAW_SPAN:
         return Plan(start, width, start, start)
     origin = _floor_minute(start)
     whole_from = origin if origin == start else origin + ROLLUP
