@@ -1,12 +1,15 @@
-"""Replay benchmark: a station buffers POINTS offline, reconnects, and replays them.
+"""Replay benchmark: a station's live latency idle, then while it replays a deep backlog.
 
-End to end (station process → Mosquitto → server ingest → PostgreSQL) replay throughput,
-next to the rates a bare SELECT reads the same outbox and a bare COPY stores the same points
-in the same run; and the latency of the station's live samples (sampled → committed on the
-server) while the replay runs, next to the same station idle. Each phase drops the samples
-of its first WARMUP_S after the connect.
+One station (its own process, as real stations are) connects and samples live; its live
+samples' latency, sampled → committed on the server, is measured for IDLE samples after a
+WARMUP_S. Then the station goes offline, POINTS are buffered into its outbox as an hour
+offline would have left them, and it reconnects: the whole replay (connect → the server's
+ack covers the backlog) goes through Mosquitto, the server's ingest and PostgreSQL while the
+station keeps sampling live, and every live sample taken during it counts (no warm-up: the
+same process and server have been running since the idle phase). Next to it, in the same
+run: a bare SELECT of the same outbox and a bare COPY of the same points.
 
-    python -m bench.replay [--points 1000000 --channels 5 --live-hz 10 --idle-samples 150]
+    python -m bench.replay [--points 1000000 --channels 5 --live-hz 50 --idle-samples 500]
 """
 
 from __future__ import annotations
@@ -30,12 +33,13 @@ from desktop.agent.outbox import Outbox
 from webui.backbone.server import Backbone
 
 PASSWORD = "bench-station-secret"
-IDLE, REPLAYING = "bench-idle", "bench-replay"
-BASE_TS = 1_764_170_000_000
+DEVICE = "bench-replay"
 # A fresh station process and the server's first statements (pool connections, the staging
 # table) take a few hundred ms in the first second: startup, not the steady state measured.
 WARMUP_S = 2.0
-SETTLE_S = 0.5  # after the idle phase, for its last samples to be committed
+SETTLE_S = 0.5  # after a phase, for its last live samples to be committed
+OFFLINE_S = 3600  # the backlog's samples spread over the hour before the reconnect
+FILL_SAMPLES = 10_000  # samples an outbox transaction takes while the backlog is buffered
 
 
 class Channels:
@@ -53,24 +57,26 @@ class Channels:
         }
 
 
-def _backlog(samples: int, channels: int) -> Batch:
-    """The points ``_fill`` buffers, as one batch (for the raw COPY baseline)."""
-    source = Channels(channels)
-    buffered = (Sample(n + 1, BASE_TS + n, source.read()) for n in range(samples))
-    return Batch(REPLAYING, "baseline", "replay", tuple(buffered))
+def _offline(samples: int, channels: int, end_ms: int) -> list[tuple[int, dict[str, Value]]]:
+    """What ``samples`` taken offline over the OFFLINE_S before ``end_ms`` look like."""
+    source, step = Channels(channels), OFFLINE_S * 1000 / samples
+    return [(end_ms - int((samples - n) * step), source.read()) for n in range(samples)]
 
 
-def _fill(path: Path, samples: int, channels: int) -> None:
-    outbox, source = Outbox(path), Channels(channels)
-    for low in range(0, samples, 10_000):
-        outbox.append(
-            [(BASE_TS + n, source.read()) for n in range(low, min(samples, low + 10_000))]
-        )
+def _baseline(samples: int, channels: int) -> Batch:
+    """The backlog's points as one batch of a stream of its own (the raw COPY's input)."""
+    backlog = _offline(samples, channels, int(time.time() * 1000))
+    stored = tuple(Sample(n + 1, ts, values) for n, (ts, values) in enumerate(backlog))
+    return Batch(DEVICE, "baseline", "replay", stored)
+
+
+def _raw_read_rate(samples: int, channels: int, workdir: Path) -> float:
+    """Points a second a bare SELECT reads (and JSON-decodes) from an outbox of the backlog."""
+    path = workdir / "raw-read.outbox.db"
+    outbox, backlog = Outbox(path), _offline(samples, channels, int(time.time() * 1000))
+    for low in range(0, samples, FILL_SAMPLES):
+        outbox.append(backlog[low : low + FILL_SAMPLES])
     outbox.close()
-
-
-def _raw_read_rate(path: Path, channels: int) -> float:
-    """Points a second a bare SELECT reads (and JSON-decodes) from the outbox file."""
     db = sqlite3.connect(path)
     start, rows = time.perf_counter(), 0
     for _seq, _ts, vals in db.execute("SELECT seq, ts, vals FROM outbox ORDER BY seq"):
@@ -81,22 +87,33 @@ def _raw_read_rate(path: Path, channels: int) -> float:
     return rows * channels / elapsed
 
 
+async def _go_offline_and_buffer(agent: Agent, samples: int, channels: int) -> None:
+    """Disconnect, buffer ``samples`` into the outbox as if sampled offline; sampling goes on."""
+    await agent.supervisor.stop()
+    backlog = _offline(samples, channels, int(time.time() * 1000))
+    station = agent.station
+    for low in range(0, samples, FILL_SAMPLES):
+        async with station.io:
+            await asyncio.to_thread(station.outbox.append, backlog[low : low + FILL_SAMPLES])
+
+
 def _station(
     port: int,
-    device: str,
     data_dir: Path,
     hz: float,
     channels: int,
-    events: multiprocessing.Queue,
     pacing: tuple[int, int],
+    orders: multiprocessing.Queue,
+    events: multiprocessing.Queue,
 ) -> None:
-    """A station process: connect, report when connected and when the backlog is acked."""
+    """The station process: connect, report; on the order, buffer offline, reconnect, report
+    the reconnect and when the server's ack covers the backlog."""
 
     async def run() -> None:
-        endpoint = Endpoint("127.0.0.1", port, username=device, password=PASSWORD)
+        endpoint = Endpoint("127.0.0.1", port, username=DEVICE, password=PASSWORD)
         batch, ahead = pacing
         config = AgentConfig(
-            device,
+            DEVICE,
             endpoint,
             data_dir,
             interval_s=1 / hz,
@@ -105,37 +122,46 @@ def _station(
             replay_ahead=ahead,
         )
         agent = Agent(config, [Channels(channels)])
-        backlog = agent.outbox.next_seq - 1
         await agent.start()
         await agent.supervisor.wait_connected()
-        events.put((device, "connected", time.time()))
+        events.put(("connected", time.time()))
+        samples = await asyncio.to_thread(orders.get)
+        await _go_offline_and_buffer(agent, samples, channels)
+        await agent.supervisor.start()
+        await agent.supervisor.wait_connected()
+        events.put(("reconnected", time.time()))
+        backlog = agent.outbox.next_seq - 1  # the replay's last seq, or a live one just past it
         while agent.state.acked_seq < backlog:  # noqa: ASYNC110 (a bench, polling is fine)
             await asyncio.sleep(0.01)
-        events.put((device, "acked", time.time()))
+        events.put(("acked", time.time()))
         await asyncio.sleep(float("inf"))
 
     asyncio.run(run())
 
 
 class LiveProbe:
-    """Collects sampled → committed latencies (ms) of one station's live samples."""
+    """Collects sampled → committed latencies (ms) of the station's live samples."""
 
-    def __init__(self, backbone: Backbone, device: str, *, since: float) -> None:
-        self.device = device
+    def __init__(self, backbone: Backbone, *, since: float) -> None:
         self.since_ms = since * 1000  # samples taken before this wall time are not counted
+        self.until_ms = float("inf")  # nor those taken after this one, once it is set
         self.latencies: list[float] = []
         self._remove = backbone.ingest.commits.add(self._committed)
 
     def _committed(self, batches: list[Batch]) -> None:
         now = time.time() * 1000
         for batch in batches:
-            if batch.device_id == self.device and batch.origin == "live":
+            if batch.device_id == DEVICE and batch.origin == "live":
                 self.latencies.extend(
-                    now - sample.ts for sample in batch.samples if sample.ts >= self.since_ms
+                    now - sample.ts
+                    for sample in batch.samples
+                    if self.since_ms <= sample.ts <= self.until_ms
                 )
 
-    def close(self) -> list[float]:
-        """Stop collecting; the latencies so far."""
+    async def close(self, *, until: float) -> list[float]:
+        """Count samples taken up to ``until``; once they are committed, the latencies."""
+        self.until_ms = until * 1000
+        await asyncio.sleep(max(0.0, until + SETTLE_S - time.time()))
         self._remove()
         return self.latencies
 
@@ -149,62 +175,58 @@ def _p99(values: list[float]) -> float:
 
 
 async def run(args: argparse.Namespace) -> dict[str, float]:
-    """Idle latency, the replay with live samples running, then a raw COPY; the figures."""
+    """Idle latency, then the replay with live samples running, then the bare baselines."""
     samples = args.points // args.channels
     workdir = Path(tempfile.mkdtemp(prefix="pp-replay-"))
-    _fill(workdir / f"{REPLAYING}.outbox.db", samples, args.channels)
-    raw = _raw_read_rate(workdir / f"{REPLAYING}.outbox.db", args.channels)
+    raw = _raw_read_rate(samples, args.channels, workdir)
     context = multiprocessing.get_context("spawn")
     pacing = (args.replay_batch, args.replay_ahead)
     async with (
         database_of_its_own(args.database_url) as url,
-        running_stack(url, {IDLE: PASSWORD, REPLAYING: PASSWORD}) as stack,
+        running_stack(url, {DEVICE: PASSWORD}) as stack,
     ):
-        events: multiprocessing.Queue[tuple[str, str, float]] = context.Queue()
+        orders: multiprocessing.Queue[int] = context.Queue()
+        events: multiprocessing.Queue[tuple[str, float]] = context.Queue()
 
-        async def event(device: str, kind: str, within: float) -> float:
-            """When ``device`` reported ``kind`` (other reports are skipped)."""
-            while True:
-                who, what, at = await asyncio.to_thread(events.get, True, within)
-                if (who, what) == (device, kind):
-                    return at
+        async def event(kind: str, within: float) -> float:
+            what, at = await asyncio.to_thread(events.get, True, within)
+            assert what == kind, f"the station reported {what}, not {kind}"
+            return at
 
-        def station(device: str) -> multiprocessing.process.BaseProcess:
-            process = context.Process(
-                target=_station,
-                args=(stack.port, device, workdir, args.live_hz, args.channels, events, pacing),
+        station = context.Process(
+            target=_station,
+            args=(stack.port, workdir, args.live_hz, args.channels, pacing, orders, events),
+        )
+        station.start()
+        try:
+            connected = await event("connected", 60)
+            probe = LiveProbe(stack.backbone, since=connected + WARMUP_S)
+            idle_latency = await probe.close(
+                until=connected + WARMUP_S + args.idle_samples / args.live_hz
             )
-            process.start()
-            return process
-
-        idle = station(IDLE)
-        connected = await event(IDLE, "connected", 60)
-        probe = LiveProbe(stack.backbone, IDLE, since=connected + WARMUP_S)
-        until = connected + WARMUP_S + args.idle_samples / args.live_hz + SETTLE_S
-        await asyncio.sleep(until - time.time())
-        idle_latency = probe.close()
-        idle.terminate()
-
-        replaying = station(REPLAYING)
-        connected = await event(REPLAYING, "connected", 60)
-        probe = LiveProbe(stack.backbone, REPLAYING, since=connected + WARMUP_S)
-        acked = await event(REPLAYING, "acked", 900)
-        replay_latency = probe.close()
-        replaying.terminate()
+            orders.put(samples)
+            reconnected = await event("reconnected", 300)
+            probe = LiveProbe(stack.backbone, since=reconnected)
+            acked = await event("acked", 900)
+            replay_latency = await probe.close(until=acked)
+        finally:
+            station.terminate()
         await stack.backbone.ingest.drain()
-        copy = await raw_copy_rate(url, [_backlog(samples, args.channels)])
-    replay = samples * args.channels / (acked - connected)
+        copy = await raw_copy_rate(url, [_baseline(samples, args.channels)])
+    replay = samples * args.channels / (acked - reconnected)
+    idle_p99, replay_p99 = _p99(idle_latency), _p99(replay_latency)
     return {
         "replay_points_per_s": replay,
+        "idle_live_p99_ms": idle_p99,
+        "replay_live_p99_ms": replay_p99,
+        "live_p99_ratio": replay_p99 / idle_p99,
         "raw_copy_points_per_s": copy,
         "replay_to_raw_copy": replay / copy,
         "raw_sqlite_read_points_per_s": raw,
-        "replay_seconds": acked - connected,
+        "replay_seconds": acked - reconnected,
         "idle_live_p50_ms": _p50(idle_latency),
-        "idle_live_p99_ms": _p99(idle_latency),
         "live_samples_idle": float(len(idle_latency)),
         "replay_live_p50_ms": _p50(replay_latency),
-        "replay_live_p99_ms": _p99(replay_latency),
         "live_samples_during_replay": float(len(replay_latency)),
     }
 
@@ -214,9 +236,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--points", type=int, default=1_000_000, help="buffered offline")
     parser.add_argument("--channels", type=int, default=5, help="per sample")
-    parser.add_argument("--live-hz", type=float, default=10, help="live samples a second")
+    parser.add_argument("--live-hz", type=float, default=50, help="live samples a second")
     parser.add_argument(
-        "--idle-samples", type=int, default=150, help="idle phase, after the warm-up"
+        "--idle-samples", type=int, default=500, help="idle phase, after the warm-up"
     )
     parser.add_argument(
         "--replay-batch",
@@ -243,11 +265,13 @@ def main() -> None:
     print(f"  raw SQLite read    {figures['raw_sqlite_read_points_per_s']:>12,.0f} points/s")
     print(
         f"  live p50/p99 idle          {figures['idle_live_p50_ms']:.1f} / "
-        f"{figures['idle_live_p99_ms']:.1f} ms (sampled → committed)"
+        f"{figures['idle_live_p99_ms']:.1f} ms (sampled → committed, "
+        f"{figures['live_samples_idle']:.0f} samples)"
     )
     print(
         f"  live p50/p99 during replay {figures['replay_live_p50_ms']:.1f} / "
-        f"{figures['replay_live_p99_ms']:.1f} ms"
+        f"{figures['replay_live_p99_ms']:.1f} ms ({figures['live_samples_during_replay']:.0f}"
+        f" samples); p99 ratio {figures['live_p99_ratio']:.2f}"
     )
     print(json.dumps({k: round(v, 3) for k, v in figures.items()}))
 

@@ -5,6 +5,9 @@ counter and the applied configuration live in the same file, so a restarted stat
 on where it stopped, with the settings it had, and never reuses a seq. When the cap is
 reached, the declared policy applies: drop the oldest rows (and remember exactly which, to
 report them) or refuse new samples — never silently.
+
+Values are stored as their wire JSON (decimals as strings, scale kept): a replay splices
+the stored text into its messages (``rows``) without decoding a value or encoding it again.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from core.protocol.telemetry import Sample, Value
 from desktop.agent.sqlite_tx import immediate
@@ -54,8 +57,16 @@ class DroppedRange:
     reason: str
 
 
+class Row(NamedTuple):
+    """A stored sample as the outbox holds it: its values as their wire JSON text."""
+
+    seq: int
+    ts: int
+    values_json: str
+
+
 def _encode(values: dict[str, Value]) -> str:
-    # Decimals as strings keep their scale, as on the wire.
+    # Decimals as strings keep their scale, as on the wire (what a replay message carries).
     return json.dumps(
         {k: str(v) if isinstance(v, Decimal) else v for k, v in values.items()},
         separators=(",", ":"),
@@ -183,8 +194,8 @@ class Outbox:
 
     # -- reading and acknowledging -----------------------------------------------------------
 
-    def pending(self, after_seq: int, limit: int) -> list[Sample]:
-        """Up to ``limit`` stored samples with seq > ``after_seq``, in seq order.
+    def rows(self, after_seq: int, limit: int) -> list[Row]:
+        """Up to ``limit`` stored rows with seq > ``after_seq``, in seq order, undecoded.
 
         On a connection of its own (WAL lets it read while the other writes): the replay
         may call this from its thread while a sample is being committed.
@@ -193,7 +204,11 @@ class Outbox:
             "SELECT seq, ts, vals FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
             (after_seq, limit),
         ).fetchall()
-        return [Sample(seq, ts, _decode(vals)) for seq, ts, vals in rows]
+        return [Row(*row) for row in rows]
+
+    def pending(self, after_seq: int, limit: int) -> list[Sample]:
+        """Up to ``limit`` stored samples with seq > ``after_seq``, in seq order, decoded."""
+        return [Sample(r.seq, r.ts, _decode(r.values_json)) for r in self.rows(after_seq, limit)]
 
     def acknowledge(self, acked_seq: int) -> int:
         """Delete every sample up to the server's watermark; returns how many went."""

@@ -29,11 +29,16 @@ from core.protocol.drops import Drop
 from core.protocol.messages import Ack
 from core.protocol.telemetry import MAX_GAPS, Gap, Sample, encode_batch
 from core.tasks import TaskSet
+from desktop.agent.outbox import Row
 from desktop.agent.station import Station
 
 log = logging.getLogger(__name__)
 RESEND_AFTER = 5.0  # seconds an unacknowledged sample waits before it is replayed again
 IDLE_LOOK_S = 1.0  # with nothing to send, how often the replay looks for a stalled watermark
+# Bytes of values a replay message carries at most: half the protocol's default payload
+# limit (256 KiB), so wide samples (up to 256 channels) never make a message the server drops.
+MESSAGE_BUDGET = 128 * 1024
+SAMPLE_OVERHEAD = 48  # bytes of '{"seq":…,"ts":…,"values":…}' around a sample's values
 
 
 @dataclass(frozen=True)
@@ -110,22 +115,23 @@ class Replay:
             await station.link.wait_connected()
             paced = not self._flushing and self._from - outbox.acked_seq >= config.replay_ahead
             if self._from < self._until - 1 and not paced:
-                # Read beside the writer: a sample is never committed behind this read.
-                batch = await asyncio.to_thread(outbox.pending, self._from, config.replay_batch)
                 async with station.io:
                     dropped = outbox.dropped()[:MAX_GAPS]
-                batch = [s for s in batch if s.seq < self._until]
-                if not batch:
-                    self._from = self._until - 1
-                    continue
                 # Every replay batch names what the cap dropped until the server's ack passes it.
                 gaps = [Gap(d.first_seq, d.last_seq, d.reason) for d in dropped]
+                # Read beside the writer (a sample is never committed behind this read) and
+                # spliced in the same thread: the loop stays free for live samples.
+                message = await asyncio.to_thread(self._next_message, self._from, gaps)
+                if message is None:
+                    self._from = self._until - 1
+                    continue
+                payload, last, count = message
                 await self._window.acquire()
-                task = self._in_flight.spawn(self._send(batch, gaps))
+                task = self._in_flight.spawn(self._send(payload, last, count))
                 task.add_done_callback(lambda _: self._window.release())
-                self._from = batch[-1].seq
-                station.state.replay_sent += len(batch)
-                self._replayed += len(batch)
+                self._from = last
+                station.state.replay_sent += count
+                self._replayed += count
                 continue
             self._resend_if_stalled()
             self._wake.clear()
@@ -133,20 +139,23 @@ class Replay:
                 async with asyncio.timeout(IDLE_LOOK_S):
                     await self._wake.wait()
 
-    async def _send(self, batch: list[Sample], gaps: list[Gap]) -> None:
+    def _next_message(self, after: int, gaps: list[Gap]) -> tuple[bytes, int, int] | None:
+        """The next replay message after seq ``after``: its payload, last seq and samples;
+        None when nothing before the first live seq is left. Blocking: run it in a thread."""
+        station = self._station
+        rows = station.outbox.rows(after, station.config.replay_batch)
+        rows = _fitting([row for row in rows if row.seq < self._until])
+        if not rows:
+            return None
+        device_id, stream = station.config.device_id, station.outbox.stream
+        return replay_message(device_id, stream, rows, gaps), rows[-1].seq, len(rows)
+
+    async def _send(self, payload: bytes, last: int, count: int) -> None:
         device_id = self._station.config.device_id
-        payload = await asyncio.to_thread(  # ~10 ms for 500 samples: not on the loop
-            encode_batch,
-            device_id=device_id,
-            stream=self._station.outbox.stream,
-            origin="replay",
-            samples=batch,
-            gaps=gaps,
-        )
         try:
             await self._station.link.publish(topics.telemetry_replay(device_id), payload, qos=1)
         except Exception as error:  # the link went; the next connect replays from the acks
-            log.info("replay batch %d..%d not sent: %s", batch[0].seq, batch[-1].seq, error)
+            log.info("replay batch %d..%d not sent: %s", last - count + 1, last, error)
 
     def _resend_if_stalled(self) -> None:
         """Replay again from the watermark if it has not moved for a while with rows waiting."""
@@ -207,3 +216,28 @@ class Replay:
         self._wake.set()
         self._acked.set()
         self._acked = asyncio.Event()
+
+
+def _fitting(rows: list[Row]) -> list[Row]:
+    """The first rows whose values fit MESSAGE_BUDGET (at least one: a sample is whole)."""
+    size = 0
+    for n, row in enumerate(rows):
+        size += len(row.values_json) + SAMPLE_OVERHEAD
+        if size > MESSAGE_BUDGET and n:
+            return rows[:n]
+    return rows
+
+
+def replay_message(device_id: str, stream: str, rows: Sequence[Row], gaps: Sequence[Gap]) -> bytes:
+    """A replay message spliced from stored rows, byte for byte what ``encode_batch`` makes
+    of the same samples: the outbox keeps each sample's values as their wire JSON."""
+    head = encode_batch(
+        device_id=device_id,
+        stream=stream,
+        origin="replay",
+        samples=[Sample(1, 0, {"x": 0})],  # a placeholder, cut out below
+        gaps=gaps,
+    ).decode()
+    before, _, after = head.partition('"samples":[{"seq":1,"ts":0,"values":{"x":0}}]')
+    samples = ",".join(f'{{"seq":{r.seq},"ts":{r.ts},"values":{r.values_json}}}' for r in rows)
+    return f'{before}"samples":[{samples}]{after}'.encode()
