@@ -13,6 +13,7 @@ PERMISSIONS: dict[str, str] = {
     "users:manage": "Create, edit and disable users",
     "roles:manage": "Create, edit and delete roles",
     "audit:read": "Read the audit log",
+    "telemetry:quarantine": "See quarantined telemetry samples and the raw values sent",
     "reports:read": "Run and export reports",
 }
 

@@ -37,7 +37,8 @@ NUMERIC_MAX_INT_DIGITS = 131072
 _CHANNEL = re.compile(r"[a-z0-9_.-]{1,64}")
 _REASON = re.compile(r"[a-z_]{1,32}")
 MAX_GAPS = 100  # ranges one message may report; a station reports each range once it drops
-_STREAM = re.compile(r"[A-Za-z0-9_.:-]{1,64}")  # fits telemetry.stream (64); a UUID is 36
+STREAM_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"  # fits a stream column (64); a UUID is 36
+_STREAM = re.compile(STREAM_PATTERN)
 # A JSON number's syntax, ASCII digits only: Decimal() would also take " 1", "+1", "1_0", "٣".
 _DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
