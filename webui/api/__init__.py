@@ -13,6 +13,7 @@ from webui.api import (
     errors,
     health,
     history,
+    quarantine,
     roles,
     sync,
     users,
@@ -22,6 +23,18 @@ from webui.api import (
 def router() -> APIRouter:
     """Every /api/v1 route."""
     api = APIRouter(prefix="/api/v1", responses=errors.RESPONSES)
-    for module in (auth, users, roles, devices, configs, history, commands, sync, audit, health):
+    for module in (
+        auth,
+        users,
+        roles,
+        devices,
+        configs,
+        history,
+        quarantine,
+        commands,
+        sync,
+        audit,
+        health,
+    ):
         api.include_router(module.router)
     return api

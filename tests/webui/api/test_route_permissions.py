@@ -43,6 +43,8 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/devices/{device_id}/channels"): "telemetry:read",
     ("GET", "/api/v1/devices/{device_id}/history"): "telemetry:read",
     ("GET", "/api/v1/devices/{device_id}/telemetry.csv"): "reports:read",
+    ("GET", "/api/v1/telemetry/quarantine"): "telemetry:quarantine",
+    ("GET", "/api/v1/telemetry/quarantine/{device_id}/{stream}/{seq}"): "telemetry:quarantine",
     ("PATCH", "/api/v1/devices/{device_id}"): "devices:write",
     ("POST", "/api/v1/devices/{device_id}/disable"): "devices:write",
     ("POST", "/api/v1/devices/{device_id}/credentials"): "devices:write",
@@ -113,7 +115,8 @@ async def _targets(client: httpx.AsyncClient, admin: dict[str, str]) -> dict[str
     assert {user.status_code, role.status_code, device.status_code, command.status_code} == {201}
     ids = {"user_id": user.json()["id"], "role_id": role.json()["id"], "device_id": "press-01"}
     batch = {"batch_id": str(uuid.uuid4())}  # none: a 404 tells whether the caller may read
-    return ids | {"version": "1", "command_id": command.json()["id"]} | batch
+    held = {"stream": "s1", "seq": "1"}  # no such quarantined sample: a 404 tells the same
+    return ids | {"version": "1", "command_id": command.json()["id"]} | batch | held
 
 
 async def _statuses(
