@@ -26,6 +26,7 @@ NAVIGATION: list[tuple[str, str, str, str | None]] = [
     ("Users", "/users", "people", "users:manage"),
     ("Roles", "/roles", "admin_panel_settings", "roles:manage"),
     ("Sync conflicts", "/sync/conflicts", "sync_problem", "users:manage"),
+    ("Quarantine", "/telemetry/quarantine", "report", "telemetry:quarantine"),
     ("Audit log", "/audit", "history", "audit:read"),
 ]
 

@@ -30,6 +30,7 @@ PAGES = {
     f"/devices/{DEVICE}/history": f"History of {DEVICE}",
     "/users": "Users",
     "/roles": "Roles",
+    "/telemetry/quarantine": "No quarantined samples",
     "/audit": "Hash chain intact",  # the CLI's entries and the server's: one keyed chain
 }
 

@@ -19,6 +19,7 @@ def register(services: Services) -> None:
         history,
         login,
         overview,
+        quarantine,
         roles,
         sync_conflicts,
         users,
@@ -37,6 +38,7 @@ def register(services: Services) -> None:
         devices,
         commands,
         bulk_config,
+        quarantine,
         audit,
     ):
         page.register(services)

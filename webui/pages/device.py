@@ -12,10 +12,10 @@ from core.errors import NotFoundError
 from core.services import device_configs, devices, offline_events, sync_peers
 from core.services.actor import Actor
 from core.services.sync_peers import PeerState
-from core.services.telemetry import history
+from core.services.telemetry import history, quarantine
 from webui.backbone.hub import LivePoint, Reading
 from webui.backbone.presence import DeviceState
-from webui.components import config_card, live_chart
+from webui.components import config_card, live_chart, quarantine_list
 from webui.components.alarms import AlarmsCard
 from webui.components.command_panel import device_commands
 from webui.components.config_card import ConfigCard
@@ -43,7 +43,9 @@ def register(services: Services) -> None:
             units = await device_configs.channel_units(session, actor=actor, device_id=device.id)
             known = await history.channels(session, actor=actor, device_id=device.id)
             events = await offline_events.recent(session, actor=actor, device_id=device.id)
-            config, states = None, None
+            config, states, held = None, None, 0
+            if actor.can(quarantine.PERMISSION):
+                held = await quarantine.count(session, actor=actor, device_id=device.id)
             if actor.can("devices:read"):
                 config = await config_card.load(session, actor, device.id)
                 states = await sync_peers.states(session, actor=actor, device_id=device.id)
@@ -51,7 +53,8 @@ def register(services: Services) -> None:
             ticker.add(AlarmsCard(services, actor, device.id, units).update)  # on top
             view = DeviceView(services, actor, device.id, units, stored_seen=device.last_seen_at)
             sync = _sync_watch(services, actor, device.id, states)
-            view.build({info.channel for info in known if info.type == "boolean"}, events, sync)
+            booleans = {info.channel for info in known if info.type == "boolean"}
+            view.build(booleans, events, sync, quarantined=held)
             ticker.add(view.update)
             if config is not None:
                 card = ConfigCard(services.database, actor, device.id)
@@ -124,7 +127,12 @@ class DeviceView:
         self._presence = ""
 
     def build(
-        self, booleans: set[str], events: list[OfflineEvent], sync: SyncWatch | None = None
+        self,
+        booleans: set[str],
+        events: list[OfflineEvent],
+        sync: SyncWatch | None = None,
+        *,
+        quarantined: int = 0,  # the device's quarantined samples, if the actor may see them
     ) -> None:
         """Lay the page out, filled with what the hub holds now (and ``sync``'s state)."""
         hub = self.backbone.hub
@@ -134,6 +142,9 @@ class DeviceView:
             self.presence = ui.label().mark("device-presence")
             self.conflict = ConflictChip("device-conflict")
             ui.link("History", f"/devices/{self.device_id}/history").mark("history-link")
+            if quarantined:
+                held = f"{quarantined:,} quarantined sample{'' if quarantined == 1 else 's'}"
+                ui.link(held, quarantine_list.link(self.device_id)).mark("quarantine-link")
         if sync is not None:
             sync.line(self.device_id, full=True)
         with ui.card().classes("w-full"):
