@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     telemetry_max_payload_bytes: int = 256 * 1024
     telemetry_max_samples: int = 1000
     telemetry_max_channels: int = 256
+    # Days of telemetry kept before today (UTC), whole days: older samples and rollups are
+    # removed hourly. 0 keeps everything: deleting history is never a default to find out.
+    telemetry_retention_days: int = Field(default=0, ge=0)
     # Extra wait for more messages before a commit; 0 batches what queued during the last
     # commit, which grows with the rate and adds no latency when idle.
     ingest_linger_ms: float = 0.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -74,6 +74,22 @@ class Metrics:
             "pp_ingest_lag_seconds",
             "from a message's arrival to its commit",
             buckets=LAG_BUCKETS,
+            registry=self.registry,
+        )
+        self.retention_partitions = Counter(
+            "pp_telemetry_retention_partitions_dropped",
+            "day partitions of telemetry_samples dropped past the retention",
+            registry=self.registry,
+        )
+        self.retention_rows = Counter(
+            "pp_telemetry_retention_rows_deleted",
+            "telemetry rows removed past the retention (dropped partitions' included), by table",
+            labelnames=["table"],
+            registry=self.registry,
+        )
+        self.partitions = Gauge(
+            "pp_telemetry_partitions",
+            "day partitions of telemetry_samples at the last upkeep (PostgreSQL; 0 on SQLite)",
             registry=self.registry,
         )
 

@@ -32,6 +32,7 @@ from webui.backbone.last_seen import LastSeen
 from webui.backbone.metrics import Metrics
 from webui.backbone.presence import Presence
 from webui.backbone.sync import SyncWire
+from webui.backbone.telemetry_upkeep import TelemetryUpkeep
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,9 @@ class Backbone:
                 workers=settings.ingest_workers,
                 shared=settings.mqtt_shared_ingest,
             ),
+        )
+        self.upkeep = TelemetryUpkeep(
+            database, self.metrics, retention_days=settings.telemetry_retention_days
         )
         self.hub = Hub()
         self.ingest.commits.add(self.hub.on_commit)
@@ -242,6 +246,7 @@ class Backbone:
             bus.subscribe(SyncChanged, self.sync.on_changed),
         ]
         await self._sync_accounts()
+        await self.upkeep.start()  # the days ahead made first, in the background
         await self.alarms.start()  # loads in the background; earlier commits wait for it
         await self.ingest.start()
         await self.presence.start()
@@ -258,6 +263,7 @@ class Backbone:
             unsubscribe()
         self._unsubscribe = []
         await self._background.cancel()
+        await self.upkeep.stop()
         await self.ingest.stop()
         await self.alarms.stop()  # after ingest: the last commits' alarms are stored too
         await self.presence.stop()

@@ -1,0 +1,77 @@
+"""Telemetry upkeep: at start and then every hour, the partitions ahead made and retention applied.
+
+The round itself (and its advisory lock, so that of several replicas one does it) is
+``core.services.telemetry.retention.upkeep``; this loop times it, counts what it removed in
+``/metrics`` and logs it. A round that fails is logged and tried again at the next: the
+partitions are made a week ahead, and what is past the retention waits an hour more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from core.db.engine import Database
+from core.services.telemetry import retention
+from core.tasks import TaskSet
+from webui.backbone.metrics import Metrics
+
+log = logging.getLogger(__name__)
+# Partitions are made a week ahead and retention works in whole UTC days: hourly is plenty,
+# and a day's change is picked up within the hour.
+INTERVAL_S = 3600.0
+
+
+class TelemetryUpkeep:
+    """Runs ``retention.upkeep`` at start and every INTERVAL_S, and counts what it removed."""
+
+    def __init__(
+        self,
+        database: Database,
+        metrics: Metrics,
+        *,
+        retention_days: int,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._database, self._metrics = database, metrics
+        self._days = retention_days
+        self._clock = clock
+        self._tasks = TaskSet("telemetry upkeep")
+
+    async def start(self) -> None:
+        """Start the rounds (the first at once, in the background)."""
+        self._tasks.spawn(self._forever(), name="telemetry upkeep")
+
+    async def stop(self) -> None:
+        """Stop, mid-round if need be: each batch and drop is its own transaction."""
+        await self._tasks.cancel()
+
+    async def run_round(self) -> retention.Round:
+        """One round now; what it removed is counted."""
+        done = await retention.upkeep(self._database, days=self._days, now=self._clock())
+        if done.partitions is not None:
+            self._metrics.partitions.set(done.partitions)
+        for gone in done.dropped:
+            self._metrics.retention_partitions.inc()
+            self._metrics.retention_rows.labels("telemetry_samples").inc(gone.rows)
+            log.info("retention dropped %s (%d rows)", gone.name, gone.rows)
+        for run in done.deleted:
+            self._metrics.retention_rows.labels(run.table).inc(run.rows)
+            log.info(
+                "retention deleted %d rows of %s in %d batches (slowest %.3f s)",
+                run.rows,
+                run.table,
+                run.batches,
+                run.slowest_s,
+            )
+        return done
+
+    async def _forever(self) -> None:
+        while True:
+            try:
+                await self.run_round()
+            except Exception:
+                log.exception("telemetry upkeep failed; tried again in %s s", INTERVAL_S)
+            await asyncio.sleep(INTERVAL_S)
