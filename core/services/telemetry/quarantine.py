@@ -17,9 +17,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import QuarantinedSample
@@ -135,17 +134,19 @@ _SHOWN = (
 )
 
 
-def _narrowed(query: Select[Any], filters: Filters) -> Select[Any]:
+def _conditions(filters: Filters) -> list[ColumnElement[bool]]:
+    """What a row must meet to be chosen by ``filters``."""
     q = QuarantinedSample
+    chosen = []
     if filters.device_id is not None:
-        query = query.where(q.device_id == filters.device_id)
+        chosen.append(q.device_id == filters.device_id)
     if filters.reason is not None:
-        query = query.where(q.reason == filters.reason)
+        chosen.append(q.reason == filters.reason)
     if filters.since is not None:
-        query = query.where(q.received_at >= filters.since)
+        chosen.append(q.received_at >= filters.since)
     if filters.until is not None:
-        query = query.where(q.received_at < filters.until)
-    return query
+        chosen.append(q.received_at < filters.until)
+    return chosen
 
 
 async def page(
@@ -166,12 +167,13 @@ async def page(
         msg = f"offset must be 0-{MAX_OFFSET}: {offset}"
         raise InvalidError(msg, field="offset")
     q = QuarantinedSample
-    total = await session.scalar(_narrowed(select(func.count()).select_from(q), filters))
+    where = _conditions(filters)
+    total = await session.scalar(select(func.count()).select_from(q).where(*where))
     # Samples of one batch share their received time: the latest seq of a stream first.
     order = (q.received_at.desc(), q.device_id, q.stream, q.seq.desc())
     # The page's keys first, then its rows: clipping and measuring every raw payload before
-    # the sort took 0.8 s at 100k samples held, against 0.1 s.
-    keys = _narrowed(select(q.device_id, q.stream, q.seq), filters).order_by(*order)
+    # the sort took 0.8 s at 100k samples held on PostgreSQL, against 0.3 s.
+    keys = select(q.device_id, q.stream, q.seq).where(*where).order_by(*order)
     chosen = keys.limit(limit).offset(offset).subquery()
     query = select(*_SHOWN, func.substr(q.raw, 1, RAW_LISTED), func.length(q.raw)).join(
         chosen,
