@@ -16,6 +16,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -29,6 +30,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from core.db.engine import Database
+from core.db.models import QuarantinedSample
 from core.services import commands, device_configs, devices, roles, users
 from core.services.actor import Actor
 from tests.webui.conftest import LoginAs
@@ -69,7 +71,15 @@ async def _targets(database: Database) -> dict[str, str]:
         )
         # Ended, so a long poll of it (GET ?wait_s= up to 30) answers at once, not in 30 s.
         await commands.cancel(session, actor=SENDER, command_id=command.id)
+        at = datetime.now(UTC)  # a quarantined sample, as ingest leaves one
+        session.add(
+            QuarantinedSample(
+                device_id="fuzz-01", stream="s1", seq=1, ts=at, reason="bad_value",
+                detail="no values", raw="{}", received_at=at,
+            )
+        )  # fmt: skip
     ids = {"user_id": str(victim.id), "role_id": str(role.id), "device_id": device.device.id}
+    ids |= {"stream": "s1", "seq": "1"}
     return ids | {"version": "1", "command_id": str(command.id), "batch_id": str(uuid.uuid4())}
 
 
