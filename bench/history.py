@@ -2,14 +2,13 @@
 
 Loads the week (604,800 samples, 6,048,000 points) with its minute rollups into a database of
 its own on each backend, COPY on PostgreSQL and executemany on SQLite, the rollups computed
-as the writer keeps them (min, max, sum, count per channel and minute, booleans as 0/1;
-checked by reading the last hour both ways: whole minutes from the rollups against
-half minutes from the samples).
-Then times ``history.downsample`` through a session, as the API calls it, over the week's
-last minute, hour, day and week (p50 of --repeat runs after one warm-up, the channel taken
-in turn), plus the longest range still read from raw samples (``switch``). Storage per
-point: the samples' partitions and the rollups on PostgreSQL (``pg_total_relation_size``),
-the whole file on SQLite.
+as the writer keeps them (min, max, sum, count per channel and minute, booleans as 0/1),
+and checks them by reading the last hour both ways: whole minutes from the rollups against
+half minutes from the samples. Then times ``history.downsample`` through a session, as the
+API calls it, over the week's last minute, hour, day and week, plus the longest range still
+read from raw samples (``switch``): p50 of --repeat runs after one warm-up, the ranges taken
+in turn within each run. Storage per point: the samples' partitions and the rollups on
+PostgreSQL (``pg_total_relation_size``), the whole file on SQLite.
 
     python -m bench.history [--days 7 --channels 10 --buckets 500 --repeat 21]
 """
@@ -306,20 +305,24 @@ async def _time_ranges(url: str, week: Week, args: argparse.Namespace) -> dict[s
         async with database.session() as session:
             session.add(Device(id=DEVICE, mqtt_password_hash="unused"))
         await _check_rollups(database, week)
-        figures: dict[str, float] = {}
-        for name, span in (*RANGES.items(), ("switch", switch)):
-            start = week.end - span
-            assert history.plan(start, week.end, args.buckets).rollups == (name in ("day", "week"))
-            expected = min(span, week.end - week.start) // timedelta(seconds=1)
-            times = []
-            for run in range(args.repeat + 1):
-                channel = f"ch{run % week.channels}"
+        ranges = {**RANGES, "switch": switch}
+        for name, span in ranges.items():
+            rolled = history.plan(week.end - span, week.end, args.buckets).rollups
+            assert rolled == (name in ("day", "week")), name
+        times: dict[str, list[float]] = {name: [] for name in ranges}
+        # Ranges taken in turn within each run, so a burst of load elsewhere on the machine
+        # falls on all of them alike; the channel changes from run to run.
+        for run in range(args.repeat + 1):
+            channel = f"ch{run % week.channels}"
+            for name, span in ranges.items():
                 began = time.perf_counter()
-                found = await _downsample(database, channel, start, week.end, args.buckets)
-                times.append(time.perf_counter() - began)
+                found = await _downsample(
+                    database, channel, week.end - span, week.end, args.buckets
+                )
+                times[name].append(time.perf_counter() - began)
+                expected = min(span, week.end - week.start) // timedelta(seconds=1)
                 assert sum(b.count for b in found) == expected, (name, found)
-            figures[f"{name}_ms"] = statistics.median(times[1:]) * 1000
-        return figures
+        return {f"{name}_ms": statistics.median(t[1:]) * 1000 for name, t in times.items()}
     finally:
         await database.close()
 
