@@ -74,12 +74,21 @@ def utcnow() -> datetime:
 ReadingValue = int | bool | Decimal
 
 
+def _decimal_text(value: object) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    msg = f"not a reading value: {value!r}"
+    raise TypeError(msg)
+
+
+# Built once, flat values so no circularity check, Decimal through ``default``: ingest
+# encodes every sample, and this is about twice as fast as json.dumps over a copied dict.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False, default=_decimal_text)
+
+
 def readings_json(values: Any) -> str:
     """A sample's values (channel → int, bool or Decimal) as compact JSON text."""
-    return json.dumps(
-        {c: str(v) if isinstance(v, Decimal) else v for c, v in values.items()},
-        separators=(",", ":"),
-    )
+    return _ENCODER.encode(values)
 
 
 def readings_of(stored: str | dict[str, Any]) -> dict[str, ReadingValue]:

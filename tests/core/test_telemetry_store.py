@@ -14,9 +14,15 @@ from sqlalchemy import func, select
 from core.db.engine import Database
 from core.db.models import QuarantinedSample, TelemetryGap, TelemetryRollup, TelemetrySample
 from core.protocol.telemetry import Batch, Gap, Quarantined, QuarantineReason, Sample
-from core.services.telemetry import store
+from core.services.telemetry import postgres, store
 
 TS = 1_764_170_000_123
+
+
+@pytest.fixture(autouse=True)
+def _straight_copy_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every PostgreSQL commit tries the straight COPY: a resend then takes the fallback."""
+    monkeypatch.setattr(postgres, "DIRECT_MIN_ROWS", 1)
 
 
 def _batch(*seqs: int, stream: str = "s1", device: str = "press-07") -> Batch:
@@ -55,6 +61,14 @@ async def test_a_duplicated_batch_is_stored_once_and_acked_again(database: Datab
     again = await _store(database, _batch(1, 2, 3), _batch(2))
     assert await _row_count(database) == 3
     assert first.watermarks == again.watermarks == (store.Watermark("press-07", "s1", 3),)
+
+
+async def test_new_samples_beside_resent_ones_are_stored(database: Database) -> None:
+    """Above the watermark, resent seqs (stored out of order) mix with new ones."""
+    await _store(database, _batch(5, 6))
+    assert (await _store(database, _batch(4, 5, 6, 7))).watermarks[0].acked_seq == 0
+    assert await _row_count(database) == 4
+    assert (await _store(database, _batch(1, 2, 3))).watermarks[0].acked_seq == 7
 
 
 async def test_the_watermark_waits_for_the_gap_to_fill(database: Database) -> None:

@@ -50,6 +50,24 @@ def test_an_old_replayed_value_never_replaces_a_newer_latest() -> None:
     }
 
 
+def test_each_channel_takes_its_newest_value_from_a_batch_in_any_order() -> None:
+    hub = Hub()
+    hub.on_commit([_batch("live", (1, 1000, {"temp": 1}), (2, 3000, {"temp": 3}))])
+    hub.on_commit(
+        [
+            _batch(
+                "replay",
+                (3, 4000, {"parts": 4, "door": False}),
+                (4, 2000, {"temp": 2, "door": True}),  # older than the stored temp
+                (5, 4000, {"parts": 5}),  # same time, later: it wins
+                (6, 500, {"door": True}),
+            )
+        ]
+    )
+    latest = {k: (r.value, r.ts_ms) for k, r in hub.latest("kiln-1").items()}
+    assert latest == {"temp": (3, 3000), "parts": (5, 4000), "door": (False, 4000)}
+
+
 def test_a_ring_must_hold_something() -> None:
     with pytest.raises(ValueError, match="positive"):
         Hub(ring_samples=0)

@@ -9,11 +9,11 @@ to pages and nothing here queries the database, so a page tick costs a dict look
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import islice, pairwise
 
-from core.protocol.telemetry import Batch, Value
+from core.protocol.telemetry import Batch, Sample, Value
 
 RING_SAMPLES = 1200  # per device: 20 min at 1 Hz, 2 min at 10 Hz — a live chart's window
 
@@ -65,10 +65,7 @@ class Hub:
             for sample in batch.samples:
                 ring.last_n += 1
                 ring.points.append(LivePoint(ring.last_n, sample.ts, sample.values, replayed))
-                for channel, value in sample.values.items():
-                    known = ring.latest.get(channel)
-                    if known is None or sample.ts >= known.ts_ms:  # old replays stay old
-                        ring.latest[channel] = Reading(value, sample.ts)
+            _take_latest(ring.latest, batch.samples)
 
     def cursor(self, device_id: str) -> int:
         """The number of the device's latest sample (0 when none yet)."""
@@ -87,3 +84,25 @@ class Hub:
         """The latest value of each channel of the device, by channel name."""
         ring = self._rings.get(device_id)
         return {} if ring is None else dict(sorted(ring.latest.items()))
+
+
+def _take_latest(latest: dict[str, Reading], samples: Sequence[Sample]) -> None:
+    """Each channel's newest value in ``samples`` into ``latest``; old replays stay old.
+
+    A station sends in time order, so walking back from the last sample finds every
+    channel's newest value at once: work per channel, not per value (ingest's hot path).
+    """
+    if any(later.ts < earlier.ts for earlier, later in pairwise(samples)):
+        samples = sorted(samples, key=lambda sample: sample.ts)  # stable: ties keep order
+    pending: set[str] = set()
+    for sample in samples:
+        pending.update(sample.values)
+    for sample in reversed(samples):
+        found = pending.intersection(sample.values)
+        for channel in found:
+            known = latest.get(channel)
+            if known is None or sample.ts >= known.ts_ms:
+                latest[channel] = Reading(sample.values[channel], sample.ts)
+        pending -= found
+        if not pending:
+            return

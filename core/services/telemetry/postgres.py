@@ -3,6 +3,12 @@
 SQLAlchemy costs about a millisecond of CPU a statement; at a thousand messages a second
 that is the whole budget. So ingest borrows a connection from the engine's pool and runs
 its own asyncpg transaction on it: every statement is one round trip, nothing more.
+
+Samples are COPYed straight into ``telemetry_samples``, in key order, under a savepoint:
+when every one is new, as in a steady stream, that is all the storing there is (a raw
+COPY's speed). When some are stored already (a resend after a lost ack), the COPY fails
+on the key, the savepoint undoes it, and the samples go the careful way: COPY into a
+staging table, then ``INSERT … ON CONFLICT DO NOTHING``.
 The day partitions the samples need are made on that connection before the transaction
 begins (``partitions.ensure``): creating one commits on its own and locks the parent.
 """
@@ -15,8 +21,11 @@ from contextlib import asynccontextmanager
 from datetime import date, datetime
 from typing import Any
 
+import asyncpg
+
 from core.db.engine import Database
 from core.services.telemetry import partitions
+from core.services.telemetry.rollups import Minute, MinuteKey, SampleKey
 from core.services.telemetry.writer import (
     QUARANTINE_COLUMNS,
     SAMPLE_COLUMNS,
@@ -25,37 +34,50 @@ from core.services.telemetry.writer import (
     Watermark,
 )
 
+# A rollup's columns and their types: the key, then Minute's fields in order.
+_ROLLUP_COLUMNS = {
+    "device_id": "text",
+    "channel": "text",
+    "minute": "timestamptz",
+    "min": "numeric",
+    "max": "numeric",
+    "sum": "numeric",
+    "count": "bigint",
+    "replayed": "bigint",
+    "last_ts": "timestamptz",
+    "last_kind": "text",
+}
+# Samples a commit needs before the straight COPY pays: it takes two round trips more (the
+# watermarks, the savepoint), a staging copy fewer.
+DIRECT_MIN_ROWS = 50
 _STAGING = (
     "CREATE TEMP TABLE IF NOT EXISTS telemetry_staging "
     "(LIKE telemetry_samples INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
 )
-# One statement stores the new samples and rolls them into their minutes: RETURNING hands
-# the upsert exactly the rows this transaction stored, so a duplicate never counts twice.
 # The primary key holds ts (the partition key): a seq at or below its stream's watermark is
-# skipped here, so one resent with another ts is not stored twice. The watermark is read
-# without a lock: it only grows, and the streams are locked later, in key order.
-# Both inserts go in key order (the GROUP BY reads every stored row before the first
-# upsert), so writers of the same rows or minutes wait for each other, never deadlock.
-# Booleans count as 0 and 1; decimals (JSON strings) and integers as exact numerics.
+# skipped, so one resent with another ts is not stored twice. The watermark is read without
+# a lock: it only grows, and the streams are locked later, in key order.
+_ACKED = (
+    "SELECT w.device_id, w.stream, w.acked_seq FROM telemetry_streams w "
+    "JOIN unnest($1::text[], $2::text[]) AS k(d, s) ON w.device_id = k.d AND w.stream = k.s"
+)
+# The careful way. RETURNING names the samples this transaction stored: those alone are
+# rolled up. Key order, byte-wise as the fast path sorts in Python: two writers of the same
+# rows wait for each other, never deadlock.
 _INSERT = (
-    "WITH new AS ("
     f"INSERT INTO telemetry_samples ({', '.join(SAMPLE_COLUMNS)}) "
     f"SELECT {', '.join('n.' + c for c in SAMPLE_COLUMNS)} FROM telemetry_staging n "
     "LEFT JOIN telemetry_streams w ON w.device_id = n.device_id AND w.stream = n.stream "
     "WHERE n.seq > coalesce(w.acked_seq, 0) "
-    "ORDER BY n.device_id, n.stream, n.seq, n.ts ON CONFLICT DO NOTHING "
-    "RETURNING device_id, ts, readings, replayed), "
-    "point AS (SELECT new.device_id, e.key AS channel, new.ts, new.replayed, "
-    "date_bin('1 minute', new.ts, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS minute, "
-    "CASE jsonb_typeof(e.value) WHEN 'boolean' THEN e.value::boolean::int::numeric "
-    "ELSE (e.value #>> '{}')::numeric END AS v, "
-    "CASE jsonb_typeof(e.value) WHEN 'string' THEN 'decimal' WHEN 'boolean' THEN 'boolean' "
-    "ELSE 'integer' END AS kind FROM new, jsonb_each(new.readings) e) "
-    "INSERT INTO telemetry_rollups AS r "
-    "(device_id, channel, minute, min, max, sum, count, replayed, last_ts, last_kind) "
-    "SELECT device_id, channel, minute, min(v), max(v), sum(v), count(*), "
-    "count(*) FILTER (WHERE replayed), max(ts), (array_agg(kind ORDER BY ts DESC))[1] "
-    "FROM point GROUP BY device_id, channel, minute ORDER BY device_id, channel, minute "
+    'ORDER BY n.device_id COLLATE "C", n.stream COLLATE "C", n.seq, n.ts '
+    "ON CONFLICT DO NOTHING RETURNING device_id, stream, seq"
+)
+# The new minutes merge into the stored ones, exactly (NUMERIC), in key order: writers of
+# the same minutes wait for each other, never deadlock.
+_ROLLUP = (
+    f"INSERT INTO telemetry_rollups AS r ({', '.join(_ROLLUP_COLUMNS)}) SELECT * FROM unnest("
+    + ", ".join(f"${n}::{t}[]" for n, t in enumerate(_ROLLUP_COLUMNS.values(), 1))
+    + f") AS u({', '.join(_ROLLUP_COLUMNS)}) ORDER BY device_id, channel, minute "
     "ON CONFLICT (device_id, channel, minute) DO UPDATE SET "
     "min = least(r.min, excluded.min), max = greatest(r.max, excluded.max), "
     "sum = r.sum + excluded.sum, count = r.count + excluded.count, "
@@ -126,12 +148,40 @@ class PostgresWriter:
     def __init__(self, connection: Any) -> None:
         self._pg = connection
 
-    async def insert_samples(self, rows: list[tuple[Any, ...]]) -> None:
-        """COPY into the staging table, then insert what is new and roll it up."""
+    async def insert_samples(self, rows: list[tuple[Any, ...]]) -> set[SampleKey]:
+        """COPY the samples above their watermarks; if some are stored already, the careful
+        way: COPY into the staging table, then insert what is new."""
+        if len(rows) < DIRECT_MIN_ROWS:
+            return await self._insert_carefully(rows)
+        streams = list({(row[0], row[1]) for row in rows})
+        acked = {
+            (r[0], r[1]): r[2]
+            for r in await self._pg.fetch(_ACKED, [d for d, _ in streams], [s for _, s in streams])
+        }
+        # Python's str order is the byte order of UTF-8: COLLATE "C", as _INSERT sorts.
+        fresh = sorted(row for row in rows if row[2] > acked.get((row[0], row[1]), 0))
+        if not fresh:
+            return set()
+        try:
+            async with self._pg.transaction():  # a savepoint
+                await self._pg.copy_records_to_table(
+                    "telemetry_samples", records=fresh, columns=SAMPLE_COLUMNS
+                )
+        except asyncpg.UniqueViolationError:
+            return await self._insert_carefully(fresh)
+        return {(row[0], row[1], row[2]) for row in fresh}
+
+    async def _insert_carefully(self, rows: list[tuple[Any, ...]]) -> set[SampleKey]:
+        """COPY into the staging table, then insert what is new; its keys come back."""
         await self._pg.copy_records_to_table(
             "telemetry_staging", records=rows, columns=SAMPLE_COLUMNS
         )
-        await self._pg.execute(_INSERT)
+        return {(r[0], r[1], r[2]) for r in await self._pg.fetch(_INSERT)}
+
+    async def add_rollups(self, minutes: dict[MinuteKey, Minute]) -> None:
+        """One upsert of every minute, its columns as arrays."""
+        rows = [(*key, *vars(minute).values()) for key, minute in minutes.items()]
+        await self._pg.execute(_ROLLUP, *(list(column) for column in zip(*rows, strict=True)))
 
     async def insert_quarantined(self, rows: list[tuple[Any, ...]]) -> None:
         """Quarantine is rare: a plain batched insert."""

@@ -2,8 +2,7 @@
 
 SQLite has one writer at a time, so this side finds out before inserting which samples of
 a batch are new (stored nowhere yet, above their stream's watermark): nothing can come
-between that look and the insert. Those samples are rolled up in Python (``rollups``,
-exact) and merged into their stored minutes in the same transaction.
+between that look and the insert.
 """
 
 from __future__ import annotations
@@ -22,8 +21,7 @@ from core.db.models import (
     TelemetrySample,
     TelemetryStream,
 )
-from core.db.types import readings_of
-from core.services.telemetry import rollups
+from core.services.telemetry.rollups import Minute, MinuteKey, SampleKey, merge
 from core.services.telemetry.writer import (
     QUARANTINE_COLUMNS,
     SAMPLE_COLUMNS,
@@ -60,7 +58,7 @@ class SqliteWriter:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def insert_samples(self, rows: list[tuple[Any, ...]]) -> None:
+    async def insert_samples(self, rows: list[tuple[Any, ...]]) -> set[SampleKey]:
         """Batched insert of the new samples, values in the form the column types store.
 
         The ORM's per-row processing made SQLite ingest ~7k rows/s; the driver's own
@@ -70,7 +68,7 @@ class SqliteWriter:
         if new:
             connection = await self._session.connection()
             await connection.exec_driver_sql(_SQLITE_INSERT, [_sqlite_row(row) for row in new])
-            await self._roll_up(new)
+        return {(row[0], row[1], row[2]) for row in new}
 
     async def _new(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """The rows whose seq is stored nowhere yet and above its stream's watermark."""
@@ -102,17 +100,11 @@ class SqliteWriter:
                 )
             )
             taken.update((device_id, stream, seq) for seq in stored)
-        new = []
-        for row in rows:
-            key = (row[0], row[1], row[2])
-            if key[2] > acked[key[:2]] and key not in taken:
-                taken.add(key)  # a seq twice in one call is stored once
-                new.append(row)
-        return new
+        return [row for row in rows if row[2] > acked[row[:2]] and row[:3] not in taken]
 
-    async def _roll_up(self, new: list[tuple[Any, ...]]) -> None:
-        """Merge the rollups of the newly stored rows into their stored minutes."""
-        rolled = rollups.roll((row[0], row[3], readings_of(row[4]), row[5]) for row in new)
+    async def add_rollups(self, minutes: dict[MinuteKey, Minute]) -> None:
+        """Read the stored minutes, merge, write back: one writer, so nothing comes between."""
+        rolled = dict(minutes)
         keys = list(rolled)
         for low in range(0, len(keys), _ROLLUP_KEYS):
             chunk = keys[low : low + _ROLLUP_KEYS]
@@ -120,10 +112,10 @@ class SqliteWriter:
             stored = await self._session.scalars(select(TelemetryRollup).where(key.in_(chunk)))
             for row in stored:
                 at = (row.device_id, row.channel, row.minute)
-                old = rollups.Minute(
+                old = Minute(
                     row.min, row.max, row.sum, row.count, row.replayed, row.last_ts, row.last_kind
                 )
-                rolled[at] = rollups.merge(old, rolled[at])
+                rolled[at] = merge(old, rolled[at])
         statement = sqlite_insert(TelemetryRollup)
         columns = ("min", "max", "sum", "count", "replayed", "last_ts", "last_kind")
         await self._session.execute(

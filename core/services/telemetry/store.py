@@ -2,13 +2,13 @@
 
 One call stores many batches in one transaction. The samples go in first, one row each
 with its channel values together (COPY into a staging table and ``INSERT … ON CONFLICT DO
-NOTHING`` on PostgreSQL, a batched insert on SQLite), and the samples that transaction
-newly stored update their minute rollups in it, so a rollup is never behind its samples
-and a resent sample never counts twice. Then the streams' watermark rows are locked (in a
-fixed order, so writers never deadlock) until the commit, and each watermark moves up to
-the highest seq below which nothing is missing. Under the lock the stored watermark is
-always the contiguous one, so it only needs to look past the new samples, for seqs that
-arrived out of order earlier.
+NOTHING`` on PostgreSQL, a batched insert on SQLite); the database says which samples it
+newly stored, and those update their minute rollups (``rollups``) in the same transaction,
+so a rollup is never behind its samples and a resent sample never counts twice. Then the
+streams' watermark rows are locked (in a fixed order, so writers never deadlock) until the
+commit, and each watermark moves up to the highest seq below which nothing is missing.
+Under the lock the stored watermark is always the contiguous one, so it only needs to look
+past the new samples, for seqs that arrived out of order earlier.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from core.db.types import readings_json
 from core.protocol.telemetry import Batch
 from core.services import devices
 from core.services.actor import Actor
+from core.services.telemetry import rollups
 from core.services.telemetry.postgres import postgres_writer
 from core.services.telemetry.sqlite import SqliteWriter
 from core.services.telemetry.writer import Range, StreamKey, Watermark, Writer
@@ -53,20 +54,26 @@ def timestamp(ms: int) -> datetime:
 
 
 def rows_of(batches: Iterable[Batch], received_at: datetime) -> list[tuple[Any, ...]]:
-    """The sample rows of ``batches``, in SAMPLE_COLUMNS order, one per sample."""
-    return [
-        (
-            batch.device_id,
-            batch.stream,
-            sample.seq,
-            timestamp(sample.ts),
-            readings_json(sample.values),
-            batch.origin == "replay",
-            received_at,
-        )
-        for batch in batches
-        for sample in batch.samples
-    ]
+    """The sample rows of ``batches``, in SAMPLE_COLUMNS order, one per seq (the first)."""
+    rows: list[tuple[Any, ...]] = []
+    seen: set[tuple[str, str, int]] = set()
+    for batch in batches:
+        replayed = batch.origin == "replay"
+        for sample in batch.samples:
+            key = (batch.device_id, batch.stream, sample.seq)
+            if key in seen:
+                continue
+            seen.add(key)
+            rows.append(
+                (
+                    *key,
+                    timestamp(sample.ts),
+                    readings_json(sample.values),
+                    replayed,
+                    received_at,
+                )
+            )
+    return rows
 
 
 def days_of(batches: Iterable[Batch]) -> set[date]:
@@ -95,7 +102,9 @@ async def store_with(writer: Writer, batches: Sequence[Batch]) -> Stored:
         ranges.extend((gap.first_seq, gap.last_seq) for gap in batch.gaps)
     rows = rows_of(batches, received_at)
     if rows:
-        await writer.insert_samples(rows)
+        minutes = rollups.roll(batches, await writer.insert_samples(rows))
+        if minutes:
+            await writer.add_rollups(minutes)
     held = quarantine_rows_of(batches, received_at)
     if held:
         await writer.insert_quarantined(held)

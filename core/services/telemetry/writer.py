@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from core.services.telemetry.rollups import Minute, MinuteKey, SampleKey
 
 # One row per sample: its channel values together in ``readings`` (readings_json).
 SAMPLE_COLUMNS = ("device_id", "stream", "seq", "ts", "readings", "replayed", "received_at")
@@ -38,10 +41,13 @@ class Watermark:
 class Writer(Protocol):
     """The statements ``store`` needs, written for one database."""
 
-    async def insert_samples(self, rows: list[tuple[Any, ...]]) -> None:
-        """Insert sample rows (SAMPLE_COLUMNS order) that are new, and roll those into the
-        minute rollups; a seq already stored, or at or below its stream's watermark
+    async def insert_samples(self, rows: list[tuple[Any, ...]]) -> set[SampleKey]:
+        """Insert the sample rows (SAMPLE_COLUMNS order, one per seq) that are new, and
+        return their keys; a seq already stored, or at or below its stream's watermark
         (read without a lock: it only grows), is skipped whatever its ts."""
+
+    async def add_rollups(self, minutes: dict[MinuteKey, Minute]) -> None:
+        """Merge rollups of newly stored samples into the stored minutes, in key order."""
 
     async def insert_quarantined(self, rows: list[tuple[Any, ...]]) -> None:
         """Insert quarantine rows (QUARANTINE_COLUMNS order), skipping known ones."""
