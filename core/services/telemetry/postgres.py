@@ -180,7 +180,7 @@ class PostgresWriter:
 
     async def add_rollups(self, minutes: dict[MinuteKey, Minute]) -> None:
         """One upsert of every minute, its columns as arrays."""
-        rows = [(*key, *vars(minute).values()) for key, minute in minutes.items()]
+        rows = [(*key, *minute) for key, minute in minutes.items()]
         await self._pg.execute(_ROLLUP, *(list(column) for column in zip(*rows, strict=True)))
 
     async def insert_quarantined(self, rows: list[tuple[Any, ...]]) -> None:

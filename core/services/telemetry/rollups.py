@@ -11,11 +11,12 @@ times the sample rolled later wins.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, localcontext
-from typing import Any
+from operator import itemgetter
+from typing import NamedTuple
 
 from core.db.types import ReadingValue
 from core.protocol.telemetry import Batch
@@ -29,14 +30,13 @@ SampleKey = tuple[str, str, int]  # device_id, stream, seq
 MinuteKey = tuple[str, str, datetime]  # device_id, channel, minute start (UTC)
 
 
-@dataclass(frozen=True)
-class Minute:
-    """One channel of one device over one minute."""
+class Minute(NamedTuple):
+    """One channel of one device over one minute (a tuple: ingest makes many)."""
 
     min: Decimal
     max: Decimal
     sum: Decimal
-    count: int
+    count: int  # type: ignore[assignment]  # the column, shadowing tuple.count (unused)
     replayed: int
     last_ts: datetime
     last_kind: str
@@ -66,42 +66,58 @@ def merge(old: Minute, new: Minute) -> Minute:
 def roll(batches: Iterable[Batch], stored: Iterable[SampleKey]) -> dict[MinuteKey, Minute]:
     """The rollups of the samples of ``batches`` whose key is in ``stored``, each once.
 
-    The loop is the hot path of ingest: plain lists per minute, times as integer ms, and
-    one exact decimal context around all of it rather than a call per addition.
+    The hot path of ingest, so the work per value is what C does: samples are grouped by
+    device and minute, and each channel's values are one list for min, max and sum, under
+    one exact decimal context.
     """
     new = set(stored)
-    open_minutes: dict[tuple[str, str, int], list[Any]] = {}
-    with localcontext(EXACT):
-        for batch in batches:
-            device_id, replayed = batch.device_id, int(batch.origin == "replay")
-            for sample in batch.samples:
-                key = (device_id, batch.stream, sample.seq)
-                if key not in new:
-                    continue
+    groups: dict[tuple[str, int], list[_Member]] = defaultdict(list)
+    for batch in batches:
+        replayed = batch.origin == "replay"
+        for sample in batch.samples:
+            key = (batch.device_id, batch.stream, sample.seq)
+            if key in new:
                 new.discard(key)  # a seq twice in one call was stored once
-                ts = sample.ts
-                minute = ts - ts % MINUTE_MS
-                for channel, value in sample.values.items():
-                    at = (device_id, channel, minute)
-                    acc = open_minutes.get(at)
-                    if acc is None:  # low, high, sum, count, replayed, last ts, last value
-                        open_minutes[at] = [value, value, value, 1, replayed, ts, value]
-                        continue
-                    if value < acc[0]:
-                        acc[0] = value
-                    if value > acc[1]:
-                        acc[1] = value
-                    acc[2] += value
-                    acc[3] += 1
-                    acc[4] += replayed
-                    if ts >= acc[5]:
-                        acc[5], acc[6] = ts, value
-    return {
-        (d, c, _time(m)): Minute(
-            _exact(low), _exact(high), _exact(total), n, r, _time(ts), kind_of(last)
+                minute = sample.ts - sample.ts % MINUTE_MS
+                groups[(batch.device_id, minute)].append((sample.ts, sample.values, replayed))
+    rolled: dict[MinuteKey, Minute] = {}
+    with localcontext(EXACT):
+        for (device_id, minute), members in groups.items():
+            members.sort(key=itemgetter(0))  # stable: on a tie of times, arrival order
+            start = _time(minute)
+            for channel, rollup in _channels(members):
+                rolled[(device_id, channel, start)] = rollup
+    return rolled
+
+
+_Member = tuple[int, Mapping[str, ReadingValue], bool]  # ts, values, replayed
+
+
+def _channels(members: list[_Member]) -> Iterator[tuple[str, Minute]]:
+    """Each channel's rollup over one minute's samples of one device, in time order."""
+    channels: set[str] = set()
+    for _, values, _ in members:
+        channels.update(values)
+    replays = sum(replayed for *_, replayed in members)
+    for channel in channels:
+        got = [values[channel] for _, values, _ in members if channel in values]
+        if replays in (0, len(members)):
+            replayed = len(got) if replays else 0
+        else:
+            replayed = sum(r for _, values, r in members if r and channel in values)
+        last_ts, last = next((ts, v[channel]) for ts, v, _ in reversed(members) if channel in v)
+        yield (
+            channel,
+            Minute(
+                _exact(min(got)),
+                _exact(max(got)),
+                _exact(sum(got)),
+                len(got),
+                replayed,
+                _time(last_ts),
+                kind_of(last),
+            ),
         )
-        for (d, c, m), (low, high, total, n, r, ts, last) in open_minutes.items()
-    }
 
 
 def _exact(value: int | bool | Decimal) -> Decimal:

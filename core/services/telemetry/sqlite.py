@@ -124,7 +124,7 @@ class SqliteWriter:
                 set_={c: statement.excluded[c] for c in columns},
             ),
             [
-                {"device_id": d, "channel": c, "minute": m, **vars(minute)}
+                {"device_id": d, "channel": c, "minute": m, **minute._asdict()}
                 for (d, c, m), minute in sorted(rolled.items())
             ],
         )

@@ -50,7 +50,7 @@ class Stored:
 
 def timestamp(ms: int) -> datetime:
     """A protocol timestamp (ms since the epoch) as an exact UTC datetime."""
-    return EPOCH + timedelta(milliseconds=ms)
+    return EPOCH + timedelta(0, 0, 0, ms)  # (days, s, µs, ms): keywords cost twice as much
 
 
 def rows_of(batches: Iterable[Batch], received_at: datetime) -> list[tuple[Any, ...]]:
