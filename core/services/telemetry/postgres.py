@@ -4,18 +4,21 @@ SQLAlchemy costs about a millisecond of CPU a statement; at a thousand messages 
 that is the whole budget. So ingest borrows a connection from the engine's pool and runs
 its own asyncpg transaction on it: every statement is one round trip, nothing more.
 
-Samples are COPYed straight into ``telemetry_samples``, in key order, under a savepoint:
-when every one is new, as in a steady stream, that is all the storing there is (a raw
-COPY's speed). When some are stored already (a resend after a lost ack), the COPY fails
-on the key, the savepoint undoes it, and the samples go the careful way: COPY into a
-staging table, then ``INSERT … ON CONFLICT DO NOTHING``.
+Many samples are COPYed straight into ``telemetry_samples``, in key order: when every one
+is new, as in a steady stream, that is all the storing there is (a raw COPY's speed). When
+some were stored already (a resend after a lost ack), the COPY fails on the key, or the
+stream's watermark, read under its lock, covers a seq it copied; either way the writer
+raises ``Resent`` and ``store`` does the whole transaction again the careful way, as a few
+samples always go: one ``INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING`` that
+skips seqs at or below the watermark, the columns as arrays. A round trip costs far more
+here than a redone transaction once in a while: neither way adds one.
+
 The day partitions the samples need are made on that connection before the transaction
 begins (``partitions.ensure``): creating one commits on its own and locks the parent.
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import date, datetime
@@ -47,26 +50,21 @@ _ROLLUP_COLUMNS = {
     "last_ts": "timestamptz",
     "last_kind": "text",
 }
-# Samples a commit needs before the straight COPY pays: it takes two round trips more (the
-# watermarks, the savepoint), a staging copy fewer.
+# Samples a commit needs before the straight COPY pays: COPY takes a round trip more than
+# the INSERT, but sends rows cheaper than arrays, and the database stores them with less work.
 DIRECT_MIN_ROWS = 50
-_STAGING = (
-    "CREATE TEMP TABLE IF NOT EXISTS telemetry_staging "
-    "(LIKE telemetry_samples INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-)
-# The primary key holds ts (the partition key): a seq at or below its stream's watermark is
-# skipped, so one resent with another ts is not stored twice. The watermark is read without
-# a lock: it only grows, and the streams are locked later, in key order.
-_ACKED = (
-    "SELECT w.device_id, w.stream, w.acked_seq FROM telemetry_streams w "
-    "JOIN unnest($1::text[], $2::text[]) AS k(d, s) ON w.device_id = k.d AND w.stream = k.s"
-)
-# The careful way. RETURNING names the samples this transaction stored: those alone are
-# rolled up. Key order, byte-wise as the fast path sorts in Python: two writers of the same
-# rows wait for each other, never deadlock.
+_SAMPLE_TYPES = ("text", "text", "bigint", "timestamptz", "jsonb", "boolean", "timestamptz")
+# The careful way. The primary key holds ts (the partition key): a seq at or below its
+# stream's watermark is skipped, so one resent with another ts is not stored twice. The
+# watermark is read without a lock: it only grows, and the streams are locked later, in key
+# order. RETURNING names the samples this transaction stored: those alone are rolled up.
+# Key order, byte-wise as the straight COPY sorts in Python: two writers of the same rows
+# wait for each other, never deadlock.
 _INSERT = (
     f"INSERT INTO telemetry_samples ({', '.join(SAMPLE_COLUMNS)}) "
-    f"SELECT {', '.join('n.' + c for c in SAMPLE_COLUMNS)} FROM telemetry_staging n "
+    f"SELECT {', '.join('n.' + c for c in SAMPLE_COLUMNS)} FROM unnest("
+    + ", ".join(f"${n}::{t}[]" for n, t in enumerate(_SAMPLE_TYPES, 1))
+    + f") AS n({', '.join(SAMPLE_COLUMNS)}) "
     "LEFT JOIN telemetry_streams w ON w.device_id = n.device_id AND w.stream = n.stream "
     "WHERE n.seq > coalesce(w.acked_seq, 0) "
     'ORDER BY n.device_id COLLATE "C", n.stream COLLATE "C", n.seq, n.ts '
@@ -118,16 +116,18 @@ _SET = (
 )
 
 
-_staged: weakref.WeakSet[Any] = weakref.WeakSet()  # connections that have the staging table
+class Resent(Exception):
+    """Samples a straight COPY stored were stored before: do it all again, carefully."""
 
 
 @asynccontextmanager
 async def postgres_writer(
-    database: Database, days: Iterable[date]
+    database: Database, days: Iterable[date], *, straight: bool = True
 ) -> AsyncIterator[PostgresWriter]:
     """A writer in an asyncpg transaction on a pooled connection; commits on success.
 
     ``days`` are those of the samples it will store: their partitions are made first.
+    ``straight``: COPY many samples straight into the table (it may raise ``Resent``).
     """
     async with database.engine.connect() as connection:
         raw = await connection.get_raw_connection()
@@ -136,47 +136,37 @@ async def postgres_writer(
         await partitions.ensure(pg, days, database=str(database.engine.url))
         # SQLAlchemy began nothing on this connection, so it leaves our transaction alone.
         async with pg.transaction():
-            if pg not in _staged:
-                await pg.execute(_STAGING)  # a temp table lives as long as its connection
-                _staged.add(pg)
-            yield PostgresWriter(pg)
+            yield PostgresWriter(pg, straight=straight)
 
 
 class PostgresWriter:
     """The store statements on the session's asyncpg connection."""
 
-    def __init__(self, connection: Any) -> None:
+    def __init__(self, connection: Any, *, straight: bool) -> None:
         self._pg = connection
+        self._straight = straight
+        self._copied: dict[StreamKey, int] = {}  # the lowest seq COPYed of each stream
 
     async def insert_samples(self, rows: list[tuple[Any, ...]]) -> set[SampleKey]:
-        """COPY the samples above their watermarks; if some are stored already, the careful
-        way: COPY into the staging table, then insert what is new."""
-        if len(rows) < DIRECT_MIN_ROWS:
+        """COPY many samples straight (``lock_streams`` checks the watermarks it skipped);
+        a few, or after ``Resent``, the careful way."""
+        if not self._straight or len(rows) < DIRECT_MIN_ROWS:
             return await self._insert_carefully(rows)
-        streams = list({(row[0], row[1]) for row in rows})
-        acked = {
-            (r[0], r[1]): r[2]
-            for r in await self._pg.fetch(_ACKED, [d for d, _ in streams], [s for _, s in streams])
-        }
-        # Python's str order is the byte order of UTF-8: COLLATE "C", as _INSERT sorts.
-        fresh = sorted(row for row in rows if row[2] > acked.get((row[0], row[1]), 0))
-        if not fresh:
-            return set()
+        rows = sorted(rows)  # str order is UTF-8's byte order: COLLATE "C", as _INSERT's
         try:
-            async with self._pg.transaction():  # a savepoint
-                await self._pg.copy_records_to_table(
-                    "telemetry_samples", records=fresh, columns=SAMPLE_COLUMNS
-                )
-        except asyncpg.UniqueViolationError:
-            return await self._insert_carefully(fresh)
-        return {(row[0], row[1], row[2]) for row in fresh}
+            await self._pg.copy_records_to_table(
+                "telemetry_samples", records=rows, columns=SAMPLE_COLUMNS
+            )
+        except asyncpg.UniqueViolationError as error:
+            raise Resent from error
+        for device_id, stream, seq, *_ in reversed(rows):  # the lowest seq last
+            self._copied[(device_id, stream)] = seq
+        return {(row[0], row[1], row[2]) for row in rows}
 
     async def _insert_carefully(self, rows: list[tuple[Any, ...]]) -> set[SampleKey]:
-        """COPY into the staging table, then insert what is new; its keys come back."""
-        await self._pg.copy_records_to_table(
-            "telemetry_staging", records=rows, columns=SAMPLE_COLUMNS
-        )
-        return {(r[0], r[1], r[2]) for r in await self._pg.fetch(_INSERT)}
+        """Insert what is new, the columns as arrays; its keys come back."""
+        columns = (list(column) for column in zip(*rows, strict=True))
+        return {(r[0], r[1], r[2]) for r in await self._pg.fetch(_INSERT, *columns)}
 
     async def add_rollups(self, minutes: dict[MinuteKey, Minute]) -> None:
         """One upsert of every minute, its columns as arrays."""
@@ -188,9 +178,13 @@ class PostgresWriter:
         await self._pg.executemany(_QUARANTINE, rows)
 
     async def lock_streams(self, keys: list[StreamKey], now: datetime) -> dict[StreamKey, int]:
-        """Upsert-and-lock every stream row, in key order."""
+        """Upsert-and-lock every stream row, in key order; ``Resent`` if a straight COPY
+        stored a seq the watermark had passed (a resend, perhaps with another ts)."""
         records = await self._pg.fetch(_LOCK, [d for d, _ in keys], [s for _, s in keys], now)
-        return {(r["device_id"], r["stream"]): r["acked_seq"] for r in records}
+        acked = {(r["device_id"], r["stream"]): r["acked_seq"] for r in records}
+        if any(low <= acked[key] for key, low in self._copied.items()):
+            raise Resent
+        return acked
 
     async def insert_gaps(self, rows: list[tuple[Any, ...]]) -> None:
         """Gaps are rare: a plain batched insert."""

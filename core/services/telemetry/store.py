@@ -29,7 +29,7 @@ from core.protocol.telemetry import Batch
 from core.services import devices
 from core.services.actor import Actor
 from core.services.telemetry import rollups
-from core.services.telemetry.postgres import postgres_writer
+from core.services.telemetry.postgres import Resent, postgres_writer
 from core.services.telemetry.sqlite import SqliteWriter
 from core.services.telemetry.writer import Range, StreamKey, Watermark, Writer
 
@@ -85,8 +85,13 @@ def days_of(batches: Iterable[Batch]) -> set[date]:
 async def store(database: Database, batches: Sequence[Batch]) -> Stored:
     """Store ``batches`` once each, in one transaction, and return their streams' watermarks."""
     if database.dialect == "postgresql":  # asyncpg's fast path
-        async with postgres_writer(database, days_of(batches)) as writer:
-            return await store_with(writer, batches)
+        days = days_of(batches)
+        try:
+            async with postgres_writer(database, days) as writer:
+                return await store_with(writer, batches)
+        except Resent:  # some were stored before: all of it again, the careful way
+            async with postgres_writer(database, days, straight=False) as writer:
+                return await store_with(writer, batches)
     async with database.session() as session:
         return await store_with(SqliteWriter(session), batches)
 
