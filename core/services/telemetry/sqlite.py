@@ -125,7 +125,7 @@ class SqliteWriter:
             ),
             [
                 {"device_id": d, "channel": c, "minute": m, **minute._asdict()}
-                for (d, c, m), minute in sorted(rolled.items())
+                for (d, c, m), minute in rolled.items()
             ],
         )
 
