@@ -23,9 +23,7 @@ import sqlite3
 import statistics
 import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -34,7 +32,7 @@ from typing import Any
 
 import asyncpg
 
-from bench.stack import DEFAULT_DATABASE
+from bench.stack import DEFAULT_DATABASE, database_of_its_own
 from core.db import migrations
 from core.db.engine import Database
 from core.db.models import Device
@@ -151,27 +149,6 @@ def _days(week: Week) -> Iterator[tuple[list[tuple[Any, ...]], list[tuple[Any, .
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def _pg_database(server_url: str) -> AsyncIterator[str]:
-    """A database of the bench's own on ``server_url``'s server, migrated; dropped after."""
-    name = f"pp_bench_history_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = server_url.rsplit("/", 1)[0] + f"/{name}"
-    try:
-        await asyncio.to_thread(migrations.upgrade, url)
-        yield url
-    finally:
-        admin = await asyncpg.connect(server_url)
-        try:
-            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 async def _pg_load(url: str, week: Week) -> None:
@@ -332,7 +309,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     week = Week(args.days, args.channels, today)
     figures: dict[str, float] = {}
-    async with _pg_database(args.database_url) as url:
+    async with database_of_its_own(args.database_url) as url:
         await _pg_load(url, week)
         figures |= await _time_ranges(url, week, args)
         sizes = await _pg_bytes(url)
