@@ -77,8 +77,8 @@ class Settings(BaseSettings):
     ingest_max_rows: int = 5_000  # rows per transaction: big enough for COPY, short enough
     # that a live sample never waits long for a worker
     ingest_queue_messages: int = 2_000  # per lane (live, replay): received, not yet stored
-    ingest_workers: int = 3  # concurrent transactions, plus one for live only (PostgreSQL;
-    # SQLite writes one at a time)
+    ingest_workers: int = 3  # concurrent transactions, live first; at most one of them
+    # replayed samples (PostgreSQL; SQLite writes one at a time)
     # The server's key for signing desired configurations and commands (created if absent,
     # its public half written beside it as <name>.pub.pem for stations to trust).
     signing_key_file: Path = Path("data") / "server-signing-key.pem"

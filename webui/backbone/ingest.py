@@ -2,13 +2,31 @@
 
 The receive loop only checks the device and enqueues, live and replayed messages in lanes
 of their own (bounded: when the database falls behind, the loop waits instead of memory
-growing). Workers take whatever has queued up in one lane — more under load, so commits
-grow with the rate — store it exactly once, and publish each touched stream's watermark.
-One worker takes live messages only, so a backlog's long transactions never hold a live
-sample back; the others take live before replay. Replayed messages (up to a thousand
-samples each) are parsed in threads, not on the receive loop: a live message that arrives
-behind one is read at once instead of after it. A failed transaction is not retried here:
-nothing of it was acked, so the station replays it.
+growing; stations pace their replay by the ack watermark, so in normal running it never
+does). Workers take whatever has queued up in one lane — more under load, so commits grow
+with the rate — store it exactly once, and publish each touched stream's watermark.
+
+Live before replay, at every step (issue 15: live p99 during a replay within 2x idle):
+
+- A free worker always takes live messages first, and a transaction holds one lane only:
+  a live sample never waits for replay rows.
+- At most REPLAY_WRITERS transactions hold replayed messages at once, so a backlog never
+  takes every worker nor every core: the other workers are free for live the moment a
+  live message arrives, and the database has a core for it.
+- Replay transactions take at most REPLAY_SHARE of the time: a replay transaction's rows,
+  rollups, COPY and hub update run on this process's one loop, the one that reads live
+  messages and drives their commits, in chunks of ~10-25 ms per thousand samples; a live
+  commit caught among them waits for each of its round trips. In the pauses between
+  them, a live sample meets an idle loop and an idle database.
+- Replayed messages (up to a thousand samples each) are parsed off the receive loop, one
+  at a time in one thread: the receive loop never waits for a parse, and the parser never
+  holds the interpreter more than one thread's share.
+
+Stations keep their replay within a window of the ack watermark (``replay_ahead``), so the
+replay queued here stays a few transactions deep whatever the backlog, and the broker sends
+a live message ahead of replayed ones waiting for the server (broker/config.py).
+
+A failed transaction is not retried here: nothing of it was acked, so the station replays it.
 """
 
 from __future__ import annotations
@@ -36,7 +54,16 @@ from webui.backbone.metrics import Metrics
 
 log = logging.getLogger(__name__)
 FAILURE_PAUSE = 1.0  # seconds a worker waits after a failed transaction, not to spin on it
-PARSING = 8  # replayed messages parsed at once; past this the receive loop waits
+# Transactions holding replayed messages at once. The replay is bound by this process's
+# loop, not by transactions at once: bench.replay (1M points, 2 cores) ran 49-59k points/s
+# with three workers taking replay (and live p99 193-216 ms against 27 ms idle), 52-59k
+# with one (84-151 ms).
+REPLAY_WRITERS = 1
+# The share of wall time replay transactions may take: after one that took t seconds, the
+# next waits t * (1 / REPLAY_SHARE - 1). bench.replay, 1M points: unpaced 52k points/s and
+# live p99 151 ms (17 ms idle); at 0.5, 39k and 58 ms (19 ms idle); at 0.33 (300k points)
+# 20-26k points/s and no better p99.
+REPLAY_SHARE = 0.5
 
 Publish = Callable[[str, bytes], Awaitable[None]]
 DropSink = Callable[[DropReason, str, str], None]
@@ -49,9 +76,19 @@ class IngestOptions:
     limits: Limits = DEFAULT_LIMITS
     linger_ms: float = 0.0
     max_rows: int = 5_000
-    queue_messages: int = 2_000  # in each lane, live and replay
-    workers: int = 3  # taking either lane; on PostgreSQL one more takes live messages only
+    queue_messages: int = 2_000  # in each lane, live and replay (and replay unparsed)
+    workers: int = 3  # concurrent transactions (PostgreSQL; SQLite has one writer)
+    replay_writers: int = REPLAY_WRITERS  # of the workers, at most this many take replay
+    replay_share: float = REPLAY_SHARE  # of wall time, at most, in replay transactions
     shared: bool = True  # subscribe through $share so replicas split the load
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.replay_writers < max(2, self.workers):
+            msg = f"replay writers must leave a worker for live: {self}"
+            raise ValueError(msg)
+        if not 0 < self.replay_share <= 1:
+            msg = f"the replay's share of time must be in (0, 1]: {self.replay_share}"
+            raise ValueError(msg)
 
 
 @dataclass(frozen=True)
@@ -94,14 +131,18 @@ class Ingest:
         self.options = options
         self._live: _Lane = asyncio.Queue(options.queue_messages)
         self._replay: _Lane = asyncio.Queue(options.queue_messages)
-        self._arrived = asyncio.Event()  # set on every enqueue; idle workers wait on it
+        self._unparsed: asyncio.Queue[_Unparsed] = asyncio.Queue(options.queue_messages)
+        self._parsing = 0  # replayed messages taken by the parser and not yet in their lane
+        # Set on every enqueue and when a replay transaction ends; idle workers wait on it.
+        self._arrived = asyncio.Event()
         self._workers = TaskSet("ingest worker")
         self._busy = 0
+        self._replaying = 0  # transactions holding replayed messages now
+        self._replay_after = 0.0  # monotonic time before which no replay transaction starts
         self._acking = TaskSet("ingest ack")
         # The batches of each commit, once it has committed (the live hub listens).
         self.commits: Listeners[list[Batch]] = Listeners("ingest commits")
-        self._parsing = asyncio.Semaphore(PARSING)
-        self._parsers = TaskSet("ingest parse")
+        self._parser = TaskSet("ingest parser")
         # Each accepted batch's station instance, on arrival (before any database work).
         self.sightings: Listeners[Sighting] = Listeners("ingest sightings")
 
@@ -110,7 +151,7 @@ class Ingest:
         share = topics.shared if self.options.shared else str
         return [
             Route(share(topics.ALL_TELEMETRY), 0, self._decode, self._accept),
-            Route(share(topics.ALL_TELEMETRY_REPLAY), 1, self._later, self._parse_aside),
+            Route(share(topics.ALL_TELEMETRY_REPLAY), 1, self._later, self._unparsed.put),
         ]
 
     def _decode(self, topic: topics.ParsedTopic, payload: bytes) -> Batch | Drop:
@@ -121,22 +162,25 @@ class Ingest:
         assert topic.device_id is not None
         return _Unparsed(topic.device_id, payload, datetime.now(UTC))
 
-    async def _parse_aside(self, message: _Unparsed) -> None:
-        """Hand a replayed message to a thread; wait only when PARSING are under way."""
-        await self._parsing.acquire()
-        self._parsers.spawn(self._parse_then_accept(message))
-
-    async def _parse_then_accept(self, message: _Unparsed) -> None:
-        try:
-            parsed = await asyncio.to_thread(
-                parse_batch, message.payload, message.device_id, limits=self.options.limits
-            )
-        finally:
-            self._parsing.release()
-        if isinstance(parsed, Drop):
-            self._drop(parsed.reason, parsed.detail, topics.telemetry_replay(message.device_id))
-            return
-        await self._accept(parsed, message.at)
+    async def _parse_forever(self) -> None:
+        """Parse replayed messages in arrival order, in a thread, and queue them to store."""
+        while True:
+            message = await self._unparsed.get()
+            self._parsing += 1
+            try:
+                parsed = await asyncio.to_thread(
+                    parse_batch, message.payload, message.device_id, limits=self.options.limits
+                )
+                if isinstance(parsed, Drop):
+                    topic = topics.telemetry_replay(message.device_id)
+                    self._drop(parsed.reason, parsed.detail, topic)
+                else:
+                    await self._accept(parsed, message.at)
+            except Exception:  # unacked, so the station replays it; the parser goes on
+                log.exception("a replayed message of %s was not queued", message.device_id)
+            finally:
+                self._parsing -= 1
+                self._unparsed.task_done()
 
     async def _accept(self, batch: Batch, at: datetime | None = None) -> None:
         standing = await self._directory.standing(batch.device_id)
@@ -157,22 +201,20 @@ class Ingest:
     @property
     def pending(self) -> int:
         """Messages received and not yet committed."""
-        return len(self._parsers) + self._live.qsize() + self._replay.qsize() + self._busy
+        unparsed = self._unparsed.qsize() + self._parsing
+        return unparsed + self._live.qsize() + self._replay.qsize() + self._busy
 
     async def start(self) -> None:
-        """Start the workers: general ones, and one for live messages only."""
-        both = (self._live, self._replay)
-        if self._database.dialect == "postgresql":
-            general = max(1, self.options.workers)
-            lanes = [both] * general + [(self._live,)]
-        else:
-            lanes = [both]  # SQLite has one writer: a second worker would only wait for it
-        for n, taking in enumerate(lanes):
-            self._workers.spawn(self._work(taking), name=f"ingest-{n}")
+        """Start the replay parser and the workers."""
+        self._parser.spawn(self._parse_forever(), name="ingest-parse")
+        # SQLite has one writer: a second worker would only wait for it.
+        workers = self.options.workers if self._database.dialect == "postgresql" else 1
+        for n in range(workers):
+            self._workers.spawn(self._work(), name=f"ingest-{n}")
 
     async def drain(self) -> None:
         """Wait until everything received so far is committed (or failed) and acked."""
-        await self._parsers.join()
+        await self._unparsed.join()
         await self._live.join()
         await self._replay.join()
         await self._acking.join()
@@ -182,25 +224,30 @@ class Ingest:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(10):
                 await self.drain()
-        await self._parsers.cancel()
+        await self._parser.cancel()
         await self._workers.cancel()
         await self._acking.cancel()
 
-    async def _ready(self, lanes: tuple[_Lane, ...]) -> _Lane:
-        """The first of ``lanes`` with a message waiting, once there is one."""
-        while True:
-            for lane in lanes:
-                if not lane.empty():
-                    return lane
-            self._arrived.clear()
-            await self._arrived.wait()
+    def _next_lane(self) -> _Lane | None:
+        """Live if any waits; else replay, if one waits, a replay writer is free and the
+        replay's share of time allows."""
+        if not self._live.empty():
+            return self._live
+        writer_free = self._replaying < self.options.replay_writers
+        if not self._replay.empty() and writer_free and time.monotonic() >= self._replay_after:
+            return self._replay
+        return None
 
-    async def _take(self, lanes: tuple[_Lane, ...]) -> tuple[_Lane, list[_Received]]:
+    async def _take(self) -> tuple[_Lane, list[_Received]]:
         """The next transaction's messages: one lane's oldest, then whatever queued there.
 
         A transaction holds one lane only: a live message never waits for replay rows.
         """
-        lane = await self._ready(lanes)
+        while (lane := self._next_lane()) is None:
+            self._arrived.clear()
+            await self._arrived.wait()
+        if lane is self._replay:  # counted before any await: no other worker slips past
+            self._replaying += 1
         taken = [lane.get_nowait()]
         self._busy += 1
         rows = taken[0].rows
@@ -219,9 +266,10 @@ class Ingest:
             rows += item.rows
         return lane, taken
 
-    async def _work(self, lanes: tuple[_Lane, ...]) -> None:
+    async def _work(self) -> None:
         while True:
-            lane, taken = await self._take(lanes)
+            lane, taken = await self._take()
+            started = time.monotonic()
             try:
                 await self._commit(taken)
             except Exception:
@@ -234,6 +282,16 @@ class Ingest:
                 self._busy -= len(taken)
                 for _ in taken:
                     lane.task_done()
+                if lane is self._replay:
+                    self._replayed(time.monotonic() - started)
+
+    def _replayed(self, took: float) -> None:
+        """A replay transaction ended after ``took`` seconds: hold the next back for its
+        share of time, then wake the workers (one may take it)."""
+        self._replaying -= 1
+        pause = took * (1 / self.options.replay_share - 1)
+        self._replay_after = max(self._replay_after, time.monotonic() + pause)
+        asyncio.get_running_loop().call_later(pause, self._arrived.set)
 
     async def _commit(self, taken: list[_Received]) -> None:
         stored = await store.store(self._database, [item.batch for item in taken])
