@@ -18,7 +18,14 @@ from core.protocol import topics
 # silently once a replaying station or a busy server fills them; the ack watermark keeps
 # data safe regardless, but every drop costs a replay round.
 MAX_QUEUED_MESSAGES = 100_000
-MAX_INFLIGHT_MESSAGES = 1_000
+# QoS 1/2 messages in flight to a client (unacknowledged): past this they wait in its queue,
+# while a QoS 0 message goes straight out, so a live sample waits behind at most this many
+# replay messages on their way to a server that has fallen behind (measured with Mosquitto
+# 2.0.11: behind 100 of 100 at 1,000, behind 20 at 20). The same number caps the QoS 2
+# messages a client may have in flight to the broker, and past it they are dropped
+# silently (at 20, 60 of 300 commands arrived; at 99, 297): so it is the clients' own
+# window (Options.inflight_window, PP_MQTT_INFLIGHT_WINDOW), 100, and no lower.
+MAX_INFLIGHT_MESSAGES = 100
 # Four times the protocol's default 256 KiB payload limit, so any valid batch plus its
 # topic and headers fits, while one client cannot make the broker buffer up to 256 MB.
 MAX_PACKET_SIZE = 1024 * 1024
@@ -101,7 +108,9 @@ def render_mosquitto_conf(
         f"persistence_location {_value('persistence_location', persistence_location)}/",
         f"persistent_client_expiration {PERSISTENT_CLIENT_EXPIRATION}",
         "",
-        "# The defaults (1000 queued, 20 in flight) silently drop QoS 1/2 messages.",
+        "# The defaults (1000 queued, 20 in flight) silently drop QoS 1/2 messages. Past",
+        "# max_inflight_messages, messages to a client wait while QoS 0 ones go ahead (live",
+        "# samples pass replayed ones); it must not be below the clients' in-flight window.",
         f"max_queued_messages {MAX_QUEUED_MESSAGES}",
         f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}",
         f"max_packet_size {max_packet_size}",
