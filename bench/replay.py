@@ -1,13 +1,17 @@
 """Replay benchmark: a station's live latency idle, then while it replays a deep backlog.
 
 One station (its own process, as real stations are) connects and samples live; its live
-samples' latency, sampled → committed on the server, is measured for IDLE samples after a
-WARMUP_S. Then the station goes offline, POINTS are buffered into its outbox as an hour
-offline would have left them, and it reconnects: the whole replay (connect → the server's
-ack covers the backlog) goes through Mosquitto, the server's ingest and PostgreSQL while the
-station keeps sampling live, and every live sample taken during it counts (no warm-up: the
-same process and server have been running since the idle phase). Next to it, in the same
-run: a bare SELECT of the same outbox and a bare COPY of the same points.
+samples' latency, sampled → committed on the server, is measured idle: half of IDLE samples
+after a WARMUP_S, half once the replay is over (so a load that drifts during the run weighs
+on both figures alike). Between them the station goes offline, POINTS are buffered into its
+outbox as an hour offline would have left them, and it reconnects: the whole replay
+(connect → the server's ack covers the backlog) goes through Mosquitto, the server's ingest
+and PostgreSQL while the station keeps sampling live, and every live sample taken during it
+counts (no warm-up: the same process and server have been running since the idle phase).
+Next to it, in the same run: a bare SELECT of the same outbox and a bare COPY of the same
+points. The CPU each part used during the replay (station, broker, server, the database's
+backends) is counted too: on a shared machine, latencies swing with the neighbours' load,
+core-seconds per point much less.
 
     python -m bench.replay [--points 1000000 --channels 5 --live-hz 50 --idle-samples 500]
 """
@@ -16,8 +20,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import multiprocessing
+import os
 import sqlite3
 import statistics
 import tempfile
@@ -25,7 +31,15 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-from bench.stack import DEFAULT_DATABASE, database_of_its_own, raw_copy_rate, running_stack
+import asyncpg
+
+from bench.stack import (
+    DEFAULT_DATABASE,
+    Stack,
+    database_of_its_own,
+    raw_copy_rate,
+    running_stack,
+)
 from core.mqtt.endpoint import Endpoint
 from core.protocol.telemetry import Batch, Sample, Value
 from desktop.agent.agent import Agent, AgentConfig
@@ -39,7 +53,9 @@ DEVICE = "bench-replay"
 WARMUP_S = 2.0
 SETTLE_S = 0.5  # after a phase, for its last live samples to be committed
 OFFLINE_S = 3600  # the backlog's samples spread over the hour before the reconnect
-FILL_SAMPLES = 10_000  # samples an outbox transaction takes while the backlog is buffered
+# Samples an outbox transaction takes while the backlog is buffered: a few ms each, so the
+# sampler, which waits for the same outbox connection, keeps its schedule.
+FILL_SAMPLES = 1_000
 
 
 class Channels:
@@ -87,14 +103,56 @@ def _raw_read_rate(samples: int, channels: int, workdir: Path) -> float:
     return rows * channels / elapsed
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user and system) process ``pid`` has used so far (Linux's /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:  # a database backend that has ended since
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _cpu(stack: Stack, station_s: float) -> dict[str, float]:
+    """CPU seconds used so far: the station (as it reported), this process (the server),
+    the broker, and each database backend of the bench's database (by pid)."""
+    broker = int((stack.workdir / "broker" / "mosquitto.pid").read_text())
+    pg = await asyncpg.connect(stack.url)
+    try:
+        query = "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        backends = [row["pid"] for row in await pg.fetch(query)]
+    finally:
+        await pg.close()
+    return {
+        "station": station_s,
+        "server": time.process_time(),
+        "broker": _cpu_s(broker),
+        **{f"pg-{pid}": _cpu_s(pid) for pid in backends},
+    }
+
+
+def _used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds each part used between two ``_cpu`` readings (backends summed)."""
+    used = {key: after[key] - before.get(key, 0.0) for key in after}
+    return {
+        "station": used.pop("station"),
+        "broker": used.pop("broker"),
+        "server": used.pop("server"),
+        "postgres": sum(used.values()),
+    }
+
+
 async def _go_offline_and_buffer(agent: Agent, samples: int, channels: int) -> None:
-    """Disconnect, buffer ``samples`` into the outbox as if sampled offline; sampling goes on."""
+    """Disconnect, buffer ``samples`` into the outbox as if sampled offline; sampling goes on
+    on schedule meanwhile (the backlog is made in a thread and written in small transactions),
+    so no catch-up burst of live samples lands on the reconnect."""
     await agent.supervisor.stop()
-    backlog = _offline(samples, channels, int(time.time() * 1000))
+    now_ms = int(time.time() * 1000)
+    backlog = await asyncio.to_thread(_offline, samples, channels, now_ms)
     station = agent.station
     for low in range(0, samples, FILL_SAMPLES):
         async with station.io:
             await asyncio.to_thread(station.outbox.append, backlog[low : low + FILL_SAMPLES])
+    await asyncio.sleep(SETTLE_S)
 
 
 def _station(
@@ -124,16 +182,16 @@ def _station(
         agent = Agent(config, [Channels(channels)])
         await agent.start()
         await agent.supervisor.wait_connected()
-        events.put(("connected", time.time()))
+        events.put(("connected", time.time(), time.process_time()))
         samples = await asyncio.to_thread(orders.get)
         await _go_offline_and_buffer(agent, samples, channels)
         await agent.supervisor.start()
         await agent.supervisor.wait_connected()
-        events.put(("reconnected", time.time()))
+        events.put(("reconnected", time.time(), time.process_time()))
         backlog = agent.outbox.next_seq - 1  # the replay's last seq, or a live one just past it
         while agent.state.acked_seq < backlog:  # noqa: ASYNC110 (a bench, polling is fine)
             await asyncio.sleep(0.01)
-        events.put(("acked", time.time()))
+        events.put(("acked", time.time(), time.process_time()))
         await asyncio.sleep(float("inf"))
 
     asyncio.run(run())
@@ -185,13 +243,16 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         database_of_its_own(args.database_url) as url,
         running_stack(url, {DEVICE: PASSWORD}) as stack,
     ):
+        gc.collect()  # as webui.app does once the server has started
+        gc.freeze()
         orders: multiprocessing.Queue[int] = context.Queue()
-        events: multiprocessing.Queue[tuple[str, float]] = context.Queue()
+        events: multiprocessing.Queue[tuple[str, float, float]] = context.Queue()
 
-        async def event(kind: str, within: float) -> float:
-            what, at = await asyncio.to_thread(events.get, True, within)
+        async def event(kind: str, within: float) -> tuple[float, float]:
+            """When the station reported ``kind``, and the CPU seconds it had used by then."""
+            what, at, cpu = await asyncio.to_thread(events.get, True, within)
             assert what == kind, f"the station reported {what}, not {kind}"
-            return at
+            return at, cpu
 
         station = context.Process(
             target=_station,
@@ -199,16 +260,19 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         )
         station.start()
         try:
-            connected = await event("connected", 60)
+            idle_s = args.idle_samples / args.live_hz / 2  # half before the replay, half after
+            connected, _ = await event("connected", 60)
             probe = LiveProbe(stack.backbone, since=connected + WARMUP_S)
-            idle_latency = await probe.close(
-                until=connected + WARMUP_S + args.idle_samples / args.live_hz
-            )
+            idle_latency = await probe.close(until=connected + WARMUP_S + idle_s)
             orders.put(samples)
-            reconnected = await event("reconnected", 300)
+            reconnected, station_cpu = await event("reconnected", 300)
+            before = await _cpu(stack, station_cpu)
             probe = LiveProbe(stack.backbone, since=reconnected)
-            acked = await event("acked", 900)
+            acked, station_cpu = await event("acked", 900)
+            cpu = _used(before, await _cpu(stack, station_cpu))
             replay_latency = await probe.close(until=acked)
+            probe = LiveProbe(stack.backbone, since=acked + SETTLE_S)
+            idle_latency += await probe.close(until=acked + SETTLE_S + idle_s)
         finally:
             station.terminate()
         await stack.backbone.ingest.drain()
@@ -228,6 +292,8 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         "live_samples_idle": float(len(idle_latency)),
         "replay_live_p50_ms": _p50(replay_latency),
         "live_samples_during_replay": float(len(replay_latency)),
+        **{f"{part}_cpu_s": seconds for part, seconds in cpu.items()},
+        "replay_cpu_cores": sum(cpu.values()) / (acked - reconnected),
     }
 
 
@@ -238,7 +304,7 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=5, help="per sample")
     parser.add_argument("--live-hz", type=float, default=50, help="live samples a second")
     parser.add_argument(
-        "--idle-samples", type=int, default=500, help="idle phase, after the warm-up"
+        "--idle-samples", type=int, default=500, help="idle, half before the replay, half after"
     )
     parser.add_argument(
         "--replay-batch",
@@ -272,6 +338,12 @@ def main() -> None:
         f"  live p50/p99 during replay {figures['replay_live_p50_ms']:.1f} / "
         f"{figures['replay_live_p99_ms']:.1f} ms ({figures['live_samples_during_replay']:.0f}"
         f" samples); p99 ratio {figures['live_p99_ratio']:.2f}"
+    )
+    parts = ("station", "broker", "server", "postgres")
+    print(
+        "  CPU during the replay  "
+        + ", ".join(f"{part} {figures[f'{part}_cpu_s']:.1f} s" for part in parts)
+        + f" ({figures['replay_cpu_cores']:.2f} cores)"
     )
     print(json.dumps({k: round(v, 3) for k, v in figures.items()}))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 from nicegui import app, ui
 
@@ -20,6 +21,18 @@ from webui.http.limits import BodyLimit
 from webui.services import Services
 
 TITLE = "PrecisionPulse"
+
+
+def freeze_startup_heap() -> None:
+    """Leave what the server built at start out of every later garbage collection.
+
+    A full collection walks every tracked object while it holds the interpreter: over the
+    server's startup heap that took 120-150 ms, a few times a minute while a station
+    replayed, and every live sample in flight waited it out (bench.replay: live p99 236 ms
+    against 66 ms frozen; the same passes took 3-24 ms).
+    """
+    gc.collect()
+    gc.freeze()
 
 
 async def prepare(settings: Settings) -> None:
@@ -52,6 +65,7 @@ def build(settings: Settings) -> Services:
     pages.register(services)
     app.on_startup(backbone.start)
     app.on_startup(audit_trail.start)
+    app.on_startup(freeze_startup_heap)  # last: everything started is built
     app.on_shutdown(backbone.stop)  # before the database closes: ingest drains into it
     app.on_shutdown(audit_trail.stop)  # a last checkpoint, after the last audited change
     app.on_shutdown(database.close)
