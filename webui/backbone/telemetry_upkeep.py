@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 # Partitions are made a week ahead and retention works in whole UTC days: hourly is plenty,
 # and a day's change is picked up within the hour.
 INTERVAL_S = 3600.0
+# How long stop waits for a round in flight before cancelling it: making the days ahead
+# takes milliseconds; a long sweep is cut (each batch is its own transaction). A round
+# cancelled inside a statement can leave its pooled connection open past the pool's close.
+STOP_WAIT_S = 5.0
 
 
 class TelemetryUpkeep:
@@ -39,14 +43,20 @@ class TelemetryUpkeep:
         self._days = retention_days
         self._clock = clock
         self._tasks = TaskSet("telemetry upkeep")
+        self._round = asyncio.Lock()  # held while a round runs
 
     async def start(self) -> None:
         """Start the rounds (the first at once, in the background)."""
         self._tasks.spawn(self._forever(), name="telemetry upkeep")
 
     async def stop(self) -> None:
-        """Stop, mid-round if need be: each batch and drop is its own transaction."""
-        await self._tasks.cancel()
+        """Stop between rounds, or mid-round after STOP_WAIT_S: each batch and drop is its
+        own transaction."""
+        try:
+            async with asyncio.timeout(STOP_WAIT_S), self._round:
+                await self._tasks.cancel()  # asleep between rounds: nothing is cut
+        except TimeoutError:
+            await self._tasks.cancel()
 
     async def run_round(self) -> retention.Round:
         """One round now; what it removed is counted."""
@@ -71,7 +81,8 @@ class TelemetryUpkeep:
     async def _forever(self) -> None:
         while True:
             try:
-                await self.run_round()
+                async with self._round:
+                    await self.run_round()
             except Exception:
                 log.exception("telemetry upkeep failed; tried again in %s s", INTERVAL_S)
             await asyncio.sleep(INTERVAL_S)
