@@ -13,7 +13,7 @@ points. The CPU each part used during the replay (station, broker, server, the d
 backends) is counted too: on a shared machine, latencies swing with the neighbours' load,
 core-seconds per point much less.
 
-    python -m bench.replay [--points 1000000 --channels 5 --live-hz 50 --idle-samples 500]
+    python -m bench.replay [--points 1000000 --channels 5 --live-hz 20 --idle-samples 400]
 """
 
 from __future__ import annotations
@@ -302,9 +302,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--points", type=int, default=1_000_000, help="buffered offline")
     parser.add_argument("--channels", type=int, default=5, help="per sample")
-    parser.add_argument("--live-hz", type=float, default=50, help="live samples a second")
+    parser.add_argument("--live-hz", type=float, default=20, help="live samples a second")
     parser.add_argument(
-        "--idle-samples", type=int, default=500, help="idle, half before the replay, half after"
+        "--idle-samples", type=int, default=400, help="idle, half before the replay, half after"
     )
     parser.add_argument(
         "--replay-batch",
