@@ -1,9 +1,13 @@
 """The replay: what the server has not acknowledged goes out again, in seq order, paced.
 
 On each connect, every stored sample the ack watermark does not cover and that came before
-the connection's first live sample is replayed at QoS 1, ``replay_batch`` samples a message.
+the connection's first live sample is replayed at QoS 1, ``replay_batch`` samples a message
+(fewer when their values pass MESSAGE_BUDGET bytes). A message is spliced from the outbox's
+stored wire JSON in a thread, nothing decoded nor encoded again: the loop stays free for live
+samples (bench.replay: 11 CPU-seconds per million points replayed before, 4 now).
 At most ``replay_in_flight`` messages await their PUBACK and at most ``replay_ahead``
-samples run past the watermark, so live samples are never stuck behind a deep backlog. When
+samples run past the watermark, so live samples are never stuck behind a deep backlog: the
+broker and the server hold a few messages of it at most, whatever its size. When
 the watermark stalls for RESEND_AFTER with rows waiting (a live message the broker dropped,
 say), the replay starts again from it. Acks move the watermark, and only they delete rows.
 
