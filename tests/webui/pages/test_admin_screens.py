@@ -12,7 +12,7 @@ from nicegui.testing.user import User
 from core.db.engine import Database
 from core.services import users
 from tests.webui.conftest import ADMIN_PASSWORD
-from tests.webui.pages.test_login import sign_in, signed_in
+from tests.webui.pages.test_login import SIGN_IN_RETRIES, sign_in, signed_in
 
 # What a user sees here does not depend on the database: PostgreSQL alone (tests/conftest.py).
 pytestmark = pytest.mark.backends("one")
@@ -32,7 +32,7 @@ async def test_admin_creates_a_viewer_who_is_then_refused_admin_screens(
 ) -> None:
     """The whole first-day story: an Admin makes a Viewer account; the Viewer can't administer."""
     await signed_in(user, "ada", ADMIN_PASSWORD)
-    await user.should_see("Overview", retries=30)
+    await user.should_see("Overview", retries=SIGN_IN_RETRIES)
     await user.open("/users")
     user.find(marker="new-username").type("val")
     user.find(marker="new-password").type("val-password-1")
@@ -48,7 +48,7 @@ async def test_admin_creates_a_viewer_who_is_then_refused_admin_screens(
     user.find("Sign out").click()
     await user.should_see("Sign in", retries=30)
     await sign_in(user, "val", "val-password-1")
-    await user.should_see("val · Viewer", retries=30)
+    await user.should_see("val · Viewer", retries=SIGN_IN_RETRIES)
     await user.open("/roles")
     await user.should_see(marker="not-allowed", retries=30)
 
@@ -88,7 +88,7 @@ async def test_admin_disables_a_user_who_then_cannot_sign_in(user: User) -> None
     user.find("Sign out").click()
     await user.should_see("Sign in", retries=30)
     await sign_in(user, "vic", "viewer-password-1")
-    await user.should_see("wrong username or password", retries=30)
+    await user.should_see("wrong username or password", retries=SIGN_IN_RETRIES)
 
 
 async def test_last_admin_cannot_be_disabled(user: User) -> None:
