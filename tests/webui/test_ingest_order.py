@@ -152,3 +152,32 @@ async def test_replay_takes_its_share_of_time_and_live_goes_in_the_pauses(
     (_, first_end), (live_began, _), (second_began, _) = recorder.times
     assert live_began - first_end < 0.05
     assert second_began - first_end >= 0.1 * (1 / 0.5 - 1) - 0.01  # the replay's pause
+
+
+class _EarlyTimers(asyncio.SelectorEventLoop):
+    """A loop whose timers fire 2 ms early, as uvloop's may (its clock counts whole ms)."""
+
+    def call_at(self, when: float, callback: Any, *args: Any, context: Any = None) -> Any:
+        return super().call_at(when - 0.002, callback, *args, context=context)
+
+
+def test_a_replay_waiting_out_the_pause_is_stored_on_a_loop_whose_timers_fire_early(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The server runs on uvloop: a pause that ends by comparing clocks would stall there
+    until the next message arrived (a station's replay stalled 5 s at a time so)."""
+    recorder = _Store(replay_s=0.05)
+    monkeypatch.setattr(store, "store", recorder)
+
+    async def replay_two() -> None:
+        options = IngestOptions(workers=2, max_rows=1, replay_share=0.5)
+        async with _ingest(options) as (ingest, router):
+            await _send(router, "backlog-1", "replay")
+            await eventually(lambda: len(recorder.transactions) == 1)
+            await _send(router, "backlog-2", "replay")  # nothing arrives after it
+            async with asyncio.timeout(2):
+                await ingest.drain()
+
+    with asyncio.Runner(loop_factory=_EarlyTimers) as runner:
+        runner.run(replay_two())
+    assert recorder.transactions == [["backlog-1"], ["backlog-2"]]

@@ -138,7 +138,12 @@ class Ingest:
         self._workers = TaskSet("ingest worker")
         self._busy = 0
         self._replaying = 0  # transactions holding replayed messages now
-        self._replay_after = 0.0  # monotonic time before which no replay transaction starts
+        # The pause after a replay transaction: a flag its timer lowers, never a clock compared
+        # with a time, which a loop whose timers fire early (uvloop's clock counts whole
+        # milliseconds) would leave raised with no timer left to wake the workers.
+        self._replay_held = False
+        self._replay_resumes_at = 0.0  # the loop's time the pause ends at
+        self._resume: asyncio.TimerHandle | None = None
         self._acking = TaskSet("ingest ack")
         # The batches of each commit, once it has committed (the live hub listens).
         self.commits: Listeners[list[Batch]] = Listeners("ingest commits")
@@ -226,6 +231,8 @@ class Ingest:
                 await self.drain()
         await self._parser.cancel()
         await self._workers.cancel()
+        if self._resume is not None:
+            self._resume.cancel()
         await self._acking.cancel()
 
     def _next_lane(self) -> _Lane | None:
@@ -234,7 +241,7 @@ class Ingest:
         if not self._live.empty():
             return self._live
         writer_free = self._replaying < self.options.replay_writers
-        if not self._replay.empty() and writer_free and time.monotonic() >= self._replay_after:
+        if not self._replay.empty() and writer_free and not self._replay_held:
             return self._replay
         return None
 
@@ -287,11 +294,20 @@ class Ingest:
 
     def _replayed(self, took: float) -> None:
         """A replay transaction ended after ``took`` seconds: hold the next back for its
-        share of time, then wake the workers (one may take it)."""
+        share of time (until the latest pause ends), then wake the workers (one may take it)."""
         self._replaying -= 1
+        loop = asyncio.get_running_loop()
         pause = took * (1 / self.options.replay_share - 1)
-        self._replay_after = max(self._replay_after, time.monotonic() + pause)
-        asyncio.get_running_loop().call_later(pause, self._arrived.set)
+        self._replay_resumes_at = max(self._replay_resumes_at, loop.time() + pause)
+        self._replay_held = True
+        if self._resume is not None:
+            self._resume.cancel()
+        self._resume = loop.call_at(self._replay_resumes_at, self._resume_replay)
+
+    def _resume_replay(self) -> None:
+        self._replay_held = False
+        self._resume = None
+        self._arrived.set()
 
     async def _commit(self, taken: list[_Received]) -> None:
         stored = await store.store(self._database, [item.batch for item in taken])
