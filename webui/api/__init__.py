@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from fastapi import APIRouter
 
 from webui.api import (
@@ -20,8 +22,14 @@ from webui.api import (
 )
 
 
+@cache
 def router() -> APIRouter:
-    """Every /api/v1 route."""
+    """Every /api/v1 route, built once a process.
+
+    Its routes hold no state of an app (the services come from ``app.state``), and FastAPI
+    remembers the analysis of a router it has included: a test suite that builds an app per
+    test includes this one router each time at no cost, a new one at ~0.15 s.
+    """
     api = APIRouter(prefix="/api/v1", responses=errors.RESPONSES)
     for module in (
         auth,
