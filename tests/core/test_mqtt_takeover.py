@@ -25,7 +25,7 @@ from tests.mqtt.broker import SERVER, RunningBroker, eventually
 
 # Waits short enough for a test to watch a conflict end (the defaults wait up to a minute).
 QUICK = Takeover(short=2.0, evidence=2, window=10.0, initial=0.5, cap=1.0, settle=2.5)
-COMPETE_S = 20.0  # how long the twins compete: without the yielding, ~130 connects
+COMPETE_S = 12.0  # the twins compete past the first yield (7.5-10 s); unyielding, ~80 connects
 ONE_WAY_S = 0.1  # a slow link's delay each way: a connect's four round trips outlast a retry
 
 
