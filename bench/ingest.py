@@ -28,7 +28,13 @@ from dataclasses import dataclass
 
 import aiomqtt
 
-from bench.stack import DEFAULT_DATABASE, database_of_its_own, raw_copy_rate, running_stack
+from bench.stack import (
+    DEFAULT_DATABASE,
+    database_of_its_own,
+    raw_copy_rate,
+    run_as_the_server,
+    running_stack,
+)
 from core.protocol import topics
 from core.protocol.messages import Ack
 from core.protocol.telemetry import Batch, Sample, encode_batch, parse_batch
@@ -235,7 +241,7 @@ def main() -> None:
         help="a PostgreSQL server; the bench creates and drops its own database there",
     )
     args = parser.parse_args()
-    figures = asyncio.run(run(args))
+    figures = run_as_the_server(run(args))
     points = args.devices * args.messages * args.samples * args.channels
     print(f"ingest: {points:,} points in {args.devices} streams")
     print(f"  server ingest  {figures['points_per_s']:>12,.0f} points/s")

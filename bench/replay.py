@@ -38,6 +38,7 @@ from bench.stack import (
     Stack,
     database_of_its_own,
     raw_copy_rate,
+    run_as_the_server,
     running_stack,
 )
 from core.mqtt.endpoint import Endpoint
@@ -320,7 +321,7 @@ def main() -> None:
     )
     parser.add_argument("--database-url", default=DEFAULT_DATABASE)
     args = parser.parse_args()
-    figures = asyncio.run(run(args))
+    figures = run_as_the_server(run(args))
     print(f"replay: {args.points:,} points ({args.channels} channels a sample) buffered offline")
     print(
         f"  end-to-end replay  {figures['replay_points_per_s']:>12,.0f} points/s "

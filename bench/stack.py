@@ -6,13 +6,15 @@ import asyncio
 import os
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import asyncpg
+from uvicorn.loops.auto import auto_loop_factory
 
 from broker.launcher import embedded_broker
 from core.db import migrations
@@ -24,8 +26,10 @@ from core.services.telemetry import partitions
 from core.services.telemetry.store import days_of, rows_of
 from core.services.telemetry.writer import SAMPLE_COLUMNS
 from core.settings import Settings
+from webui.app import freeze_startup_heap
 from webui.backbone.server import Backbone
 
+T = TypeVar("T")
 SERVER = ("server", "bench-server-secret")
 DEFAULT_DATABASE = os.environ.get("PP_BENCH_DATABASE_URL", "postgresql://root@127.0.0.1:5432/test")
 COPY_BATCH_POINTS = 5_000  # the baseline commits like a busy ingest (ingest_max_rows)
@@ -39,6 +43,14 @@ class Stack:
     port: int  # the broker's loopback port
     backbone: Backbone
     workdir: Path
+
+
+def run_as_the_server(main: Coroutine[Any, Any, T]) -> T:
+    """Run a bench on the event loop the server runs on: uvicorn's choice, uvloop when it
+    is installed (it is, with NiceGUI). Its timers and socket writes cost less than
+    asyncio's own loop, and they behave differently: measure the loop that ships."""
+    with asyncio.Runner(loop_factory=auto_loop_factory()) as runner:
+        return runner.run(main)
 
 
 @asynccontextmanager
@@ -87,6 +99,7 @@ async def running_stack(url: str, stations: Mapping[str, str]) -> AsyncIterator[
         assert backbone.supervisor is not None
         async with asyncio.timeout(10):
             await backbone.supervisor.wait_connected()
+        freeze_startup_heap()  # as the server does once it has started
         try:
             yield Stack(url, broker.port, backbone, workdir)
         finally:

@@ -1,8 +1,9 @@
-"""PostgreSQL's side of storing telemetry: asyncpg directly, on a pooled connection.
+"""PostgreSQL's side of storing telemetry: asyncpg directly, on a bare pooled connection.
 
 SQLAlchemy costs about a millisecond of CPU a statement; at a thousand messages a second
-that is the whole budget. So ingest borrows a connection from the engine's pool and runs
-its own asyncpg transaction on it: every statement is one round trip, nothing more.
+that is the whole budget. So ingest borrows a bare asyncpg connection
+(``Database.raw_connection``: no ping as it is lent, no reset as it comes back) and runs its
+own transaction on it: every statement is one round trip, nothing more.
 
 Many samples are COPYed straight into ``telemetry_samples``, in key order: when every one
 is new, as in a steady stream, that is all the storing there is (a raw COPY's speed). When
@@ -129,12 +130,8 @@ async def postgres_writer(
     ``days`` are those of the samples it will store: their partitions are made first.
     ``straight``: COPY many samples straight into the table (it may raise ``Resent``).
     """
-    async with database.engine.connect() as connection:
-        raw = await connection.get_raw_connection()
-        pg = raw.driver_connection
-        assert pg is not None
+    async with database.raw_connection() as pg:
         await partitions.ensure(pg, days, database=str(database.engine.url))
-        # SQLAlchemy began nothing on this connection, so it leaves our transaction alone.
         async with pg.transaction():
             yield PostgresWriter(pg, straight=straight)
 
