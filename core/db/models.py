@@ -307,7 +307,8 @@ class QuarantinedSample(Base):
     reason: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str] = mapped_column(String(512))
     raw: Mapped[str] = mapped_column(Text)
-    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Indexed: listed newest received first, and retention deletes the oldest received.
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class TelemetryGap(Base):
@@ -319,7 +320,7 @@ class TelemetryGap(Base):
     first_seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     last_seq: Mapped[int] = mapped_column(BigInteger)
     reason: Mapped[str] = mapped_column(String(32))
-    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)  # for retention
 
 
 class OfflineEvent(Base):
