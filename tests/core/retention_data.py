@@ -11,7 +11,7 @@ from decimal import Decimal
 import asyncpg
 
 from core.db.engine import Database
-from core.db.models import TelemetryRollup, TelemetrySample
+from core.db.models import QuarantinedSample, TelemetryGap, TelemetryRollup, TelemetrySample
 from core.services.telemetry import partitions
 from core.services.telemetry.partitions import day_of
 
@@ -80,6 +80,41 @@ async def add_rollups(database: Database, device: str, channel: str, day: date, 
                 replayed=0,
                 last_ts=midnight(day) + timedelta(minutes=n),
                 last_kind="decimal",
+            )
+            for n in range(count)
+        )
+
+
+async def add_quarantined(database: Database, device: str, day: date, count: int) -> None:
+    """``count`` quarantined samples of ``device`` received a minute apart from ``day``'s
+    midnight (each sampled today: received is what retention goes by)."""
+    async with database.session() as session:
+        session.add_all(
+            QuarantinedSample(
+                device_id=device,
+                stream="s1",
+                seq=day.toordinal() * 10_000 + n,
+                ts=NOW,
+                reason="bad_value",
+                detail="not a number",
+                raw='{"temp": "x"}',
+                received_at=midnight(day) + timedelta(minutes=n),
+            )
+            for n in range(count)
+        )
+
+
+async def add_gaps(database: Database, device: str, day: date, count: int) -> None:
+    """``count`` gaps of ``device`` reported a minute apart from ``day``'s midnight."""
+    async with database.session() as session:
+        session.add_all(
+            TelemetryGap(
+                device_id=device,
+                stream="s1",
+                first_seq=day.toordinal() * 10_000 + 10 * n,
+                last_seq=day.toordinal() * 10_000 + 10 * n + 5,
+                reason="outbox_cap",
+                received_at=midnight(day) + timedelta(minutes=n),
             )
             for n in range(count)
         )

@@ -1,7 +1,8 @@
 """Retention and the days ahead: whole old days go, newer ones stay, each removal audited.
 
 PostgreSQL drops whole day partitions (made ahead, detached concurrently); SQLite deletes in
-bounded batches. Rollups past the age go too, in bounded batches on both.
+bounded batches. Rollups past the age go too, in bounded batches on both, and so do
+quarantined samples and gaps received before it.
 """
 
 from __future__ import annotations
@@ -18,8 +19,14 @@ import pytest
 from sqlalchemy import func, select, text
 
 from core.db.engine import Database
-from core.db.models import AuditEntry, TelemetryRollup, TelemetrySample
-from core.services.telemetry import partitions, retention
+from core.db.models import (
+    AuditEntry,
+    QuarantinedSample,
+    TelemetryGap,
+    TelemetryRollup,
+    TelemetrySample,
+)
+from core.services.telemetry import partitions, retention, sweep
 from core.services.telemetry.partitions import day_of, name_of
 from tests.core.retention_data import (
     FIRST_KEPT,
@@ -27,6 +34,8 @@ from tests.core.retention_data import (
     NOW,
     OLD,
     TODAY,
+    add_gaps,
+    add_quarantined,
     add_rollups,
     add_samples,
     connect,
@@ -197,3 +206,49 @@ async def test_sqlite_deletes_old_rows_in_bounded_batches(lite: Database) -> Non
     assert not again.deleted and len(await _retention_audit(lite)) == 2
     async with lite.session() as session:
         assert await session.scalar(select(func.count()).select_from(TelemetrySample)) == 3
+
+
+async def _received(database: Database) -> tuple[list[date], list[date]]:
+    """The days the quarantined samples and the gaps left were received."""
+    async with database.session() as session:
+        held = await session.scalars(select(QuarantinedSample.received_at))
+        gaps = await session.scalars(select(TelemetryGap.received_at))
+        return sorted({day_of(t) for t in held}), sorted({day_of(t) for t in gaps})
+
+
+async def test_quarantine_and_gaps_received_before_the_age_go_in_bounded_batches(
+    database: Database,
+) -> None:
+    await add_quarantined(database, "press-07", OLD, 5)
+    await add_quarantined(database, "lathe-1", OLD, 2)
+    await add_quarantined(database, "press-07", FIRST_KEPT, 2)
+    await add_gaps(database, "press-07", OLD, 3)
+    await add_gaps(database, "press-07", FIRST_KEPT, 1)
+
+    done = await retention.upkeep(database, days=KEEP, now=NOW, batch_rows=3)
+
+    runs = {d.table: (d.rows, d.batches) for d in done.deleted}
+    # 7 quarantined over two devices in three transactions (3, 3, 1); 3 gaps in one.
+    assert runs == {"telemetry_quarantine": (7, 3), "telemetry_gaps": (3, 1)}
+    assert await _received(database) == ([FIRST_KEPT], [FIRST_KEPT])
+    span = {"from": midnight(OLD).isoformat(), "to": midnight(FIRST_KEPT).isoformat()}
+    deletes = [a for a in await _retention_audit(database) if a[0].endswith(".delete")]
+    assert deletes == [
+        ("telemetry.retention.delete", "telemetry_quarantine", {"rows": 7, **span}),
+        ("telemetry.retention.delete", "telemetry_gaps", {"rows": 3, **span}),
+    ]
+    again = await retention.upkeep(database, days=KEEP, now=NOW, batch_rows=3)
+    assert not again.deleted
+    assert await _received(database) == ([FIRST_KEPT], [FIRST_KEPT])
+
+
+async def test_old_quarantine_and_gaps_are_found_through_received_at(lite: Database) -> None:
+    """Each batch reads the oldest received off the index, not the whole table."""
+    async with lite.session() as session:
+        for table in (sweep.QUARANTINE, sweep.GAPS):
+            statement = sweep._old_rows(table, (), midnight(FIRST_KEPT), 3, sqlite=True)
+            compiled = statement.compile(lite.engine, compile_kwargs={"literal_binds": True})
+            plan = await session.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))
+            details = " | ".join(row[-1] for row in plan)
+            assert f"INDEX ix_{table.model.__tablename__}_received_at" in details, details
+            assert "SCAN" not in details, details  # no full scan of the table

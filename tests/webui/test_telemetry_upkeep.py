@@ -18,6 +18,8 @@ from tests.core.retention_data import (
     NOW,
     OLD,
     TODAY,
+    add_gaps,
+    add_quarantined,
     add_rollups,
     add_samples,
     tables,
@@ -52,6 +54,8 @@ async def test_a_round_counts_what_it_removed(database: Database) -> None:
     await add_samples(database, "press-07", OLD, 3)
     await add_samples(database, "press-07", FIRST_KEPT, 1)
     await add_rollups(database, "press-07", "temp", OLD, 2)
+    await add_quarantined(database, "press-07", OLD, 4)
+    await add_gaps(database, "press-07", OLD, 1)
     metrics = Metrics(Router(), lambda: False, lambda: 0)
     upkeep = TelemetryUpkeep(database, metrics, retention_days=KEEP, clock=lambda: NOW)
 
@@ -64,6 +68,8 @@ async def test_a_round_counts_what_it_removed(database: Database) -> None:
     rows = "pp_telemetry_retention_rows_deleted_total"
     assert value(rows, table="telemetry_samples") == 3
     assert value(rows, table="telemetry_rollups") == 2
+    assert value(rows, table="telemetry_quarantine") == 4
+    assert value(rows, table="telemetry_gaps") == 1
     exposed = metrics.render().decode()
     assert f'{rows}{{table="telemetry_samples"}} 3.0' in exposed
     dropped = value("pp_telemetry_retention_partitions_dropped_total")

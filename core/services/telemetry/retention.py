@@ -1,4 +1,4 @@
-"""Telemetry upkeep: the days ahead made, and samples and rollups past the retention removed.
+"""Telemetry upkeep: the days ahead made, and telemetry past the retention removed.
 
 Rules:
 - The cutoff is a UTC midnight: keeping N days removes what is older than (today - N)
@@ -7,7 +7,8 @@ Rules:
 - PostgreSQL drops whole day partitions (``partitions.drop_before``: detached concurrently,
   so no insert or read waits for it), each audited in its drop's transaction. SQLite
   deletes samples in short transactions (``sweep``), because ingest shares its one write
-  lock; rollups are swept the same way on both.
+  lock; rollups are swept the same way on both, and so are quarantined samples and gaps,
+  by when they were received (safe for ingest: see ``sweep``).
 - On PostgreSQL a round holds an advisory lock: of several server replicas, one does it,
   and the others skip theirs.
 """
@@ -29,6 +30,7 @@ from core.services.telemetry.partitions import Dropped
 from core.services.telemetry.sweep import Deleted
 
 ROUND_LOCK = 0x5050_5245  # the advisory lock of an upkeep round; any constant works
+SWEPT = (sweep.ROLLUPS, sweep.QUARANTINE, sweep.GAPS)  # swept on both databases
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ async def upkeep(
             return Round(ran=True, partitions=None)
         swept = [
             await sweep.sweep(database, table, before, batch_rows=batch_rows)
-            for table in (sweep.SAMPLES, sweep.ROLLUPS)
+            for table in (sweep.SAMPLES, *SWEPT)
         ]
         return Round(ran=True, partitions=None, deleted=tuple(d for d in swept if d.rows))
     async with _round_lock(database) as pg:
@@ -67,7 +69,8 @@ async def upkeep(
         swept = []
         if before is not None:
             dropped = await partitions.drop_before(pg, database, before.date(), audit=_audit_drop)
-            swept.append(await sweep.sweep(database, sweep.ROLLUPS, before, batch_rows=batch_rows))
+            for table in SWEPT:
+                swept.append(await sweep.sweep(database, table, before, batch_rows=batch_rows))
         attached = sum(partition.attached for partition in await partitions.present(pg))
     return Round(True, attached, tuple(dropped), tuple(d for d in swept if d.rows))
 

@@ -1,10 +1,16 @@
 """Retention's deletes: a table's telemetry older than a time, in short transactions.
 
 Rules:
-- Neither table has an index on time alone, so nothing scans for old rows. One query walks
-  the keys (each device; each device's channel) by index probes, a loose index scan
-  written as a recursive CTE in SQL both databases run, with each key's oldest time; each
-  key's old rows then go through its index range.
+- Samples and rollups have no index on time alone, so nothing scans for old rows. One
+  query walks the keys (each device; each device's channel) by index probes, a loose index
+  scan written as a recursive CTE in SQL both databases run, with each key's oldest time;
+  each key's old rows then go through its index range.
+- Quarantined samples and gaps go by ``received_at``, which is indexed: the whole table is
+  one key, its oldest time one probe, and each batch the oldest received. Deleting them
+  loses nothing ingest needs: the watermark's extension (``_RANGES_AFTER`` in
+  ``postgres.py``, ``ranges_after`` in ``sqlite.py``) reads them only above a stream's
+  watermark, and a station keeps every unacked sample and names its gaps in every replay
+  batch until the ack passes them, so a row gone that still mattered is sent again.
 - A transaction deletes at most BATCH_ROWS rows. On SQLite it then pauses as long as it
   took: an ingest commit waiting for the one write lock gets it first, so a sweep never
   takes over half the writes. The walk takes no write lock; only the deletes do.
@@ -37,7 +43,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.expression import ColumnClause, TextualSelect
 
 from core.db.engine import Database
-from core.db.models import TelemetryRollup, TelemetrySample
+from core.db.models import QuarantinedSample, TelemetryGap, TelemetryRollup, TelemetrySample
 from core.db.types import UtcDateTime
 from core.services import audit
 
@@ -89,14 +95,17 @@ SELECT device_id, channel,
      WHERE r.device_id = k.device_id AND r.channel = k.channel) AS first
 FROM k WHERE device_id IS NOT NULL
 """
+# The oldest received, over the index on received_at: the one key of the whole table.
+_RECEIVED = "SELECT min(received_at) AS first FROM {table}"
+Model = type[TelemetrySample] | type[TelemetryRollup] | type[QuarantinedSample] | type[TelemetryGap]
 
 
 @dataclass(frozen=True)
 class Table:
     """What a sweep needs to know of a table."""
 
-    model: type[TelemetrySample] | type[TelemetryRollup]
-    key: tuple[InstrumentedAttribute[str], ...]
+    model: Model
+    key: tuple[InstrumentedAttribute[str], ...]  # none: the table's time index is its walk
     time: InstrumentedAttribute[datetime]
     unique: tuple[InstrumentedAttribute[Any], ...]  # names a row on PostgreSQL
     walk: TextualSelect  # each key, then its oldest time
@@ -122,6 +131,20 @@ ROLLUPS = Table(
     TelemetryRollup.minute,
     (TelemetryRollup.device_id, TelemetryRollup.channel, TelemetryRollup.minute),
     _walk(_CHANNELS, "device_id", "channel"),
+)
+QUARANTINE = Table(
+    QuarantinedSample,
+    (),
+    QuarantinedSample.received_at,
+    (QuarantinedSample.device_id, QuarantinedSample.stream, QuarantinedSample.seq),
+    _walk(_RECEIVED.format(table="telemetry_quarantine")),
+)
+GAPS = Table(
+    TelemetryGap,
+    (),
+    TelemetryGap.received_at,
+    (TelemetryGap.device_id, TelemetryGap.stream, TelemetryGap.first_seq),
+    _walk(_RECEIVED.format(table="telemetry_gaps")),
 )
 
 
