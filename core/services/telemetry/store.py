@@ -13,11 +13,12 @@ past the new samples, for seqs that arrived out of order earlier.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,6 +36,10 @@ from core.services.telemetry.writer import Range, StreamKey, Watermark, Writer
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MS_PER_DAY = 86_400_000
+T = TypeVar("T")
+# Samples in a store call from which its Python work goes to a thread (a replay message holds
+# up to 1,000; a live one, a handful).
+OFF_LOOP_SAMPLES = 200
 EXTEND_WINDOW = 10_000  # seqs read per look past the new samples; a replay batch is far smaller
 
 
@@ -105,9 +110,10 @@ async def store_with(writer: Writer, batches: Sequence[Batch]) -> Stored:
         ranges.extend((sample.seq, sample.seq) for sample in batch.samples)
         ranges.extend((sample.seq, sample.seq) for sample in batch.quarantined)
         ranges.extend((gap.first_seq, gap.last_seq) for gap in batch.gaps)
-    rows = rows_of(batches, received_at)
+    rows = await _off_the_loop_if_many(batches, rows_of, batches, received_at)
     if rows:
-        minutes = rollups.roll(batches, await writer.insert_samples(rows))
+        stored = await writer.insert_samples(rows)
+        minutes = await _off_the_loop_if_many(batches, rollups.roll, batches, stored)
         if minutes:
             await writer.add_rollups(minutes)
     held = quarantine_rows_of(batches, received_at)
@@ -133,6 +139,19 @@ async def store_with(writer: Writer, batches: Sequence[Batch]) -> Stored:
     watermarks = tuple(Watermark(key[0], key[1], advanced[key]) for key in keys)
     points = sum(len(sample.values) for batch in batches for sample in batch.samples)
     return Stored(len(rows), points, len(held), watermarks)
+
+
+async def _off_the_loop_if_many(batches: Sequence[Batch], work: Callable[..., T], *args: Any) -> T:
+    """``work(*args)``, in a worker thread when ``batches`` hold OFF_LOOP_SAMPLES or more.
+
+    Turning a replay transaction's thousand samples into rows, or rolling them up, takes
+    10-25 ms of pure Python: on the loop, a live sample arriving meanwhile waits all of it.
+    In a thread the interpreter switches every 5 ms (``sys.getswitchinterval``), so the loop
+    gets its turn within one switch; a few live samples are not worth the thread hop.
+    """
+    if sum(len(batch.samples) for batch in batches) < OFF_LOOP_SAMPLES:
+        return work(*args)
+    return await asyncio.to_thread(work, *args)
 
 
 def _advance(acked: int, ranges: Iterable[Range]) -> int:
