@@ -87,6 +87,18 @@ def json_count(value: object) -> int | None:
     return value if type(value) is int and 0 <= value < 2**63 else None
 
 
+def server_online(topic: object, payload: bytes) -> bool | Drop:
+    """Whether the server's retained status (``server/status``) says it is online: empty
+    (cleared) or any state but "online" reads as away. A route decoder."""
+    if not payload:
+        return False
+    try:
+        message = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return Drop(DropReason.MALFORMED, "server status is not JSON")
+    return isinstance(message, dict) and message.get("state") == "online"
+
+
 @dataclass(frozen=True)
 class Ack:
     """The server's durable ack watermark of one stream."""

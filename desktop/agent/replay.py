@@ -9,7 +9,8 @@ At most ``replay_in_flight`` messages await their PUBACK and at most ``replay_ah
 samples run past the watermark, so live samples are never stuck behind a deep backlog: the
 broker and the server hold a few messages of it at most, whatever its size. When
 the watermark stalls for RESEND_AFTER with rows waiting (a live message the broker dropped,
-say), the replay starts again from it. Acks move the watermark, and only they delete rows.
+say), the replay starts again from it; so it does at once when the server's status says it
+is back after being away. Acks move the watermark, and only they delete rows.
 
 ``flush`` (the ``FlushOutbox`` command) replays now what a connect would, without the
 ``replay_ahead`` pacing: the in-flight window still bounds what awaits a PUBACK, samples
@@ -30,7 +31,7 @@ from core.mqtt.link import LinkEvent, LinkState, NotConnectedError
 from core.mqtt.routing import Route
 from core.protocol import topics
 from core.protocol.drops import Drop
-from core.protocol.messages import Ack
+from core.protocol.messages import Ack, server_online
 from core.protocol.telemetry import MAX_GAPS, Gap, Sample, encode_batch
 from core.tasks import TaskSet
 from desktop.agent.outbox import Row
@@ -74,13 +75,18 @@ class Replay:
         self._flushing = 0  # flushes under way: while any is, replay_ahead does not hold back
         self._replayed = 0  # samples replayed since the process started (a flush counts its own)
         self._acked = asyncio.Event()  # set (and replaced) on every ack that moved the watermark
+        self._server_away = False  # the server's status said it went away since we heard it
+        self._resend_now = False  # the server is back: replay again from the watermark
 
     # -- as a part of the station -------------------------------------------------------
 
     def routes(self) -> Sequence[Route[Any]]:
-        """The server's acks."""
+        """The server's acks, and its status."""
         d = self._station.config.device_id
-        return [Route(topics.telemetry_ack(d), 1, self._decode_ack, self._on_ack)]
+        return [
+            Route(topics.telemetry_ack(d), 1, self._decode_ack, self._on_ack),
+            Route(topics.SERVER_STATUS, 1, server_online, self._on_server_status),
+        ]
 
     def loops(self) -> Sequence[Callable[[], Coroutine[Any, Any, None]]]:
         """The replay loop."""
@@ -117,6 +123,14 @@ class Replay:
         config, outbox = station.config, station.outbox
         while True:
             await station.link.wait_connected()
+            if self._resend_now:
+                self._resend_now = False
+                if outbox.depth:
+                    self._restart()
+                    self._ack_moved = time.monotonic()
+                    station.events.record(
+                        "replay", f"the server is back: resending from {self._from + 1}"
+                    )
             paced = not self._flushing and self._from - outbox.acked_seq >= config.replay_ahead
             if self._from < self._until - 1 and not paced:
                 async with station.io:
@@ -170,6 +184,20 @@ class Replay:
             self._station.events.record(
                 "replay", f"no ack for {RESEND_AFTER:.0f} s: resending from {self._from + 1}"
             )
+
+    async def _on_server_status(self, online: bool) -> None:
+        """A server that went away lost what it had received and not stored (it acknowledges
+        messages to the broker as they arrive): once it is back, replay from the watermark
+        at once rather than RESEND_AFTER later. The retained status a connect brings finds
+        nothing away and does nothing."""
+        if not online:
+            self._server_away = True
+            return
+        if not self._server_away:
+            return
+        self._server_away = False
+        self._resend_now = True  # by the replay loop: it may be reading a message meanwhile
+        self._wake.set()
 
     # -- flush ----------------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from core.mqtt.link import LinkEvent, LinkState
 from core.mqtt.routing import Route
 from core.protocol import topics
 from core.protocol.drops import Drop, DropReason
+from core.protocol.messages import server_online
 from core.protocol.sync import (
     MAX_BYTES,
     MAX_EDITS,
@@ -85,7 +86,7 @@ class StationSync:
         d = self._station.config.device_id
         return [
             Route(topics.sync_down(d), 1, self._decode, self._on_down),
-            Route(topics.SERVER_STATUS, 1, _decode_server_status, self._on_server_status),
+            Route(topics.SERVER_STATUS, 1, server_online, self._on_server_status),
         ]
 
     def loops(self) -> Sequence[Callable[[], Coroutine[Any, Any, None]]]:
@@ -272,14 +273,3 @@ def _fields(edit: Edit) -> str:
             word = f"{change.entity.replace('_', ' ')} {change.field.replace('_', ' ')}"
         words[word] = None
     return ", ".join(words) or "nothing"
-
-
-def _decode_server_status(topic: topics.ParsedTopic, payload: bytes) -> bool | Drop:
-    """Whether the server's status says it is online."""
-    if not payload:  # the retained status was cleared
-        return False
-    try:
-        message = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        return Drop(DropReason.MALFORMED, "server status is not JSON")
-    return isinstance(message, dict) and message.get("state") == "online"

@@ -244,6 +244,9 @@ async def test_a_server_killed_mid_ingest_loses_nothing_the_station_deleted(
         assert set(range(1, deleted + 1)) <= stored
         server = await _server_process(settings, mosquitto, tmp_path / "server.log")
         await eventually(lambda: agent.state.acked_seq > total, within=60)
+        # What the killed server held unstored was resent when it came back, not 5 s later.
+        said = [event.text for event in agent.state.events]
+        assert any(text.startswith("the server is back: resending") for text in said), said
     finally:
         await agent.stop()
         server.terminate()
