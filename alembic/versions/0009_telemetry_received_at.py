@@ -8,7 +8,7 @@ while it builds: 0.2 s (SQLite), 0.06 s (PostgreSQL) at 100k rows.
 
 Revision ID: 0009
 Revises: 0008
-Create Date: 2026-12-04
+Create Date: 2026-11-30
 """
 
 from __future__ import annotations
