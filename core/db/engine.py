@@ -103,10 +103,10 @@ class Database:
         """A bare asyncpg connection (PostgreSQL only), for the statements of a hot path.
 
         From a pool of its own, which neither pings a connection as it lends it nor resets it
-        as it takes it back, as SQLAlchemy's pool does: two round trips of three or four a
-        small ingest transaction has besides its own. A broken connection fails the
-        statement that meets it, and the pool connects again the next time. A connection is
-        rolled back on its return only if it comes back inside a transaction.
+        as it takes it back, as SQLAlchemy's pool does: two round trips saved of the ten or so
+        a small ingest transaction makes. A broken connection fails the statement that meets
+        it, and the pool connects again the next time. A connection is rolled back on its
+        return only if it comes back inside a transaction.
         """
         async with self._raw_pool_made:
             if self._raw_pool is None:
