@@ -311,6 +311,12 @@ def _sample_envelope(raw: object) -> tuple[int, int, dict[str, Any]]:
     return seq, ts, values
 
 
+# Channel names already checked: a fleet has a few hundred at most, and every sample names
+# them all again. Past GOOD_CHANNELS_KEPT the set starts over (names are only ever added).
+GOOD_CHANNELS_KEPT = 4_096
+_GOOD_CHANNELS: set[str] = set()
+
+
 def _sample_problem(values: dict[str, Any], limits: Limits) -> tuple[QuarantineReason, str] | None:
     """Why a sample must be quarantined, or None once its values are typed in place."""
     if not values:
@@ -319,8 +325,15 @@ def _sample_problem(values: dict[str, Any], limits: Limits) -> tuple[QuarantineR
         detail = f"{len(values)} channels > {limits.max_channels}"
         return QuarantineReason.TOO_MANY_CHANNELS, detail
     for channel, value in values.items():
-        if not is_channel(channel):
-            return QuarantineReason.BAD_CHANNEL, f"channel name {channel[:80]!r}"
+        if channel not in _GOOD_CHANNELS:
+            if not is_channel(channel):
+                return QuarantineReason.BAD_CHANNEL, f"channel name {channel[:80]!r}"
+            if len(_GOOD_CHANNELS) >= GOOD_CHANNELS_KEPT:
+                _GOOD_CHANNELS.clear()
+            _GOOD_CHANNELS.add(channel)
+        kind = type(value)  # the common cases first, typed as they are: ~40 % of the checks
+        if kind is bool or (kind is int and INT64_MIN <= value <= INT64_MAX):
+            continue
         if isinstance(value, str):
             value = _decimal(value)
             if value is None:
