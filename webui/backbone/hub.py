@@ -12,15 +12,16 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice, pairwise
+from typing import NamedTuple
 
 from core.protocol.telemetry import Batch, Sample, Value
 
 RING_SAMPLES = 1200  # per device: 20 min at 1 Hz, 2 min at 10 Hz — a live chart's window
 
 
-@dataclass(frozen=True)
-class LivePoint:
-    """One stored sample as pages see it."""
+class LivePoint(NamedTuple):
+    """One stored sample as pages see it (a tuple: ingest makes one per sample stored, and a
+    frozen dataclass took four times as long to make)."""
 
     n: int  # arrival number within its device, from 1
     ts_ms: int
