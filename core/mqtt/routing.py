@@ -99,7 +99,12 @@ class Router:
         for route in self.routes:
             if not matches(route.topic_filter, topic):
                 continue
-            envelope = route.decode(parsed, payload)
+            try:
+                envelope = route.decode(parsed, payload)
+            except Exception as error:  # a decoder's bug: one message lost, not the link
+                log.exception("decoder of %s failed", route.topic_filter)
+                self.drop(DropReason.HANDLER_FAILED, f"decoder failed: {error!r}", topic)
+                continue
             if isinstance(envelope, Drop):
                 self.drop(envelope.reason, envelope.detail, topic)
                 continue

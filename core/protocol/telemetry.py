@@ -197,6 +197,10 @@ class _Malformed(Exception):
         self.detail = detail
 
 
+def _is_origin(value: object) -> TypeGuard[Origin]:
+    return isinstance(value, str) and value in ORIGINS  # a list is not even hashable
+
+
 def _is_int(value: object) -> TypeGuard[int]:
     """Whether ``value`` is an int proper: bool is an int subclass, and is not a seq or a ts."""
     return type(value) is int
@@ -268,7 +272,7 @@ def _batch(message: object, device_id: str, limits: Limits) -> Batch:
     )
     if not isinstance(stream, str) or _STREAM.fullmatch(stream) is None:
         raise _Malformed(f"stream must match [A-Za-z0-9_.:-]{{1,64}}: {stream!r}")
-    if origin not in ORIGINS:
+    if not _is_origin(origin):
         raise _Malformed(f"origin must be 'live' or 'replay': {origin!r}")
     if not isinstance(raw_samples, list) or not raw_samples:
         raise _Malformed("samples must be a non-empty list")

@@ -255,3 +255,25 @@ async def test_tls_with_the_generated_certificates(tmp_path: Path) -> None:
         assert not stranger.connected
         await stranger.stop()
         gc.collect()  # so the leaked socket is reported (and ignored) within this test
+
+
+async def test_a_decoder_that_raises_costs_its_message_only() -> None:
+    """Decoders never raise by contract; when one does (a bug a forged message found), the
+    router counts a drop and the next message still goes through."""
+
+    def fragile(topic: topics.ParsedTopic, payload: bytes) -> bytes:
+        if payload == b"forged":
+            raise TypeError("unhashable type: 'list'")
+        return payload
+
+    handled: list[bytes] = []
+
+    async def handle(payload: bytes) -> None:
+        handled.append(payload)
+
+    router = Router([Route(topics.ALL_TELEMETRY, 0, fragile, handle)])
+    topic = topics.telemetry("press-07")
+    await router.dispatch(topic, b"forged")
+    await router.dispatch(topic, b"fine")
+    assert handled == [b"fine"]
+    assert router.dropped["handler_failed"] == 1

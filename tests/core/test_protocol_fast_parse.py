@@ -86,3 +86,36 @@ def test_edge_payloads_parse_the_same_both_ways() -> None:
     ):
         _same((base + samples).encode())
     _same(b"\xef\xbb\xbf" + (base + '"samples":[{"seq":1,"ts":0,"values":{"a":1}}]}').encode())
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_fields = ["v", "type", "device_id", "stream", "origin", "samples", "dropped"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(_fields), _json, st.sampled_from(["seq", "ts", "values", "first_seq", "reason"])
+)
+def test_no_json_in_any_field_makes_the_parser_raise(field: str, junk: object, inner: str) -> None:
+    """A forged message is a drop or a quarantine, never an exception (it would reach the
+    receive loop): any JSON value in any envelope field, or in a sample's or gap's fields."""
+    message: dict[str, object] = {
+        "v": 1,
+        "type": "telemetry",
+        "device_id": DEVICE,
+        "stream": "s1",
+        "origin": "live",
+        "samples": [{"seq": 1, "ts": 0, "values": {"a": 1}}],
+        "dropped": [{"first_seq": 1, "last_seq": 1}],
+    }
+    message[field] = junk
+    _same(json.dumps(message).encode())
+    nested = dict(message, samples=[{"seq": 1, "ts": 0, "values": {"a": 1}, inner: junk}])
+    nested["dropped"] = [{"first_seq": 1, "last_seq": 1, inner: junk}]
+    _same(json.dumps(nested).encode())
