@@ -138,12 +138,11 @@ class Ingest:
         self._workers = TaskSet("ingest worker")
         self._busy = 0
         self._replaying = 0  # transactions holding replayed messages now
-        # The pause after a replay transaction: a flag its timer lowers, never a clock compared
-        # with a time, which a loop whose timers fire early (uvloop's clock counts whole
-        # milliseconds) would leave raised with no timer left to wake the workers.
-        self._replay_held = False
-        self._replay_resumes_at = 0.0  # the loop's time the pause ends at
+        # The pause after a replay transaction lasts while its timer is pending: never a clock
+        # compared with a time, which a loop whose timers fire early (uvloop's clock counts
+        # whole milliseconds) would find not yet passed, with no timer left to wake the workers.
         self._resume: asyncio.TimerHandle | None = None
+        self._replay_resumes_at = 0.0  # the loop's time the latest pause ends at
         self._acking = TaskSet("ingest ack")
         # The batches of each commit, once it has committed (the live hub listens).
         self.commits: Listeners[list[Batch]] = Listeners("ingest commits")
@@ -241,7 +240,7 @@ class Ingest:
         if not self._live.empty():
             return self._live
         writer_free = self._replaying < self.options.replay_writers
-        if not self._replay.empty() and writer_free and not self._replay_held:
+        if not self._replay.empty() and writer_free and self._resume is None:
             return self._replay
         return None
 
@@ -299,13 +298,11 @@ class Ingest:
         loop = asyncio.get_running_loop()
         pause = took * (1 / self.options.replay_share - 1)
         self._replay_resumes_at = max(self._replay_resumes_at, loop.time() + pause)
-        self._replay_held = True
         if self._resume is not None:
             self._resume.cancel()
         self._resume = loop.call_at(self._replay_resumes_at, self._resume_replay)
 
     def _resume_replay(self) -> None:
-        self._replay_held = False
         self._resume = None
         self._arrived.set()
 

@@ -110,10 +110,11 @@ async def store_with(writer: Writer, batches: Sequence[Batch]) -> Stored:
         ranges.extend((sample.seq, sample.seq) for sample in batch.samples)
         ranges.extend((sample.seq, sample.seq) for sample in batch.quarantined)
         ranges.extend((gap.first_seq, gap.last_seq) for gap in batch.gaps)
-    rows = await _off_the_loop_if_many(batches, rows_of, batches, received_at)
+    many = sum(len(batch.samples) for batch in batches) >= OFF_LOOP_SAMPLES
+    rows = await _python_work(many, rows_of, batches, received_at)
     if rows:
         stored = await writer.insert_samples(rows)
-        minutes = await _off_the_loop_if_many(batches, rollups.roll, batches, stored)
+        minutes = await _python_work(many, rollups.roll, batches, stored)
         if minutes:
             await writer.add_rollups(minutes)
     held = quarantine_rows_of(batches, received_at)
@@ -141,17 +142,15 @@ async def store_with(writer: Writer, batches: Sequence[Batch]) -> Stored:
     return Stored(len(rows), points, len(held), watermarks)
 
 
-async def _off_the_loop_if_many(batches: Sequence[Batch], work: Callable[..., T], *args: Any) -> T:
-    """``work(*args)``, in a worker thread when ``batches`` hold OFF_LOOP_SAMPLES or more.
+async def _python_work(many: bool, work: Callable[..., T], *args: Any) -> T:
+    """``work(*args)``, in a worker thread for ``many`` samples (OFF_LOOP_SAMPLES or more).
 
     Turning a replay transaction's thousand samples into rows, or rolling them up, takes
     10-25 ms of pure Python: on the loop, a live sample arriving meanwhile waits all of it.
     In a thread the interpreter switches every 5 ms (``sys.getswitchinterval``), so the loop
     gets its turn within one switch; a few live samples are not worth the thread hop.
     """
-    if sum(len(batch.samples) for batch in batches) < OFF_LOOP_SAMPLES:
-        return work(*args)
-    return await asyncio.to_thread(work, *args)
+    return await asyncio.to_thread(work, *args) if many else work(*args)
 
 
 def _advance(acked: int, ranges: Iterable[Range]) -> int:
