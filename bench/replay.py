@@ -42,6 +42,7 @@ from bench.stack import (
     running_stack,
 )
 from core.mqtt.endpoint import Endpoint
+from core.protocol.signing import VerifyingKey
 from core.protocol.telemetry import Batch, Sample, Value
 from desktop.agent.agent import Agent, AgentConfig
 from desktop.agent.outbox import Outbox
@@ -162,6 +163,7 @@ def _station(
     hz: float,
     channels: int,
     pacing: tuple[int, int],
+    server_key: bytes,
     orders: multiprocessing.Queue,
     events: multiprocessing.Queue,
 ) -> None:
@@ -179,6 +181,7 @@ def _station(
             heartbeat_s=60,
             replay_batch=batch,
             replay_ahead=ahead,
+            server_keys=(VerifyingKey.from_pem(server_key),),  # it trusts the server's sync
         )
         agent = Agent(config, [Channels(channels)])
         await agent.start()
@@ -257,7 +260,16 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
 
         station = context.Process(
             target=_station,
-            args=(stack.port, workdir, args.live_hz, args.channels, pacing, orders, events),
+            args=(
+                stack.port,
+                workdir,
+                args.live_hz,
+                args.channels,
+                pacing,
+                stack.backbone.signing_key.public_key().to_pem(),
+                orders,
+                events,
+            ),
         )
         station.start()
         try:
@@ -303,9 +315,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--points", type=int, default=1_000_000, help="buffered offline")
     parser.add_argument("--channels", type=int, default=5, help="per sample")
-    parser.add_argument("--live-hz", type=float, default=20, help="live samples a second")
     parser.add_argument(
-        "--idle-samples", type=int, default=400, help="idle, half before the replay, half after"
+        "--live-hz", type=float, default=100, help="live samples a second (p99 needs hundreds)"
+    )
+    parser.add_argument(
+        "--idle-samples", type=int, default=1000, help="idle, half before the replay, half after"
     )
     parser.add_argument(
         "--replay-batch",
