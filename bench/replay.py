@@ -13,7 +13,7 @@ points. The CPU each part used during the replay (station, broker, server, the d
 backends) is counted too: on a shared machine, latencies swing with the neighbours' load,
 core-seconds per point much less.
 
-    python -m bench.replay [--points 1000000 --channels 5 --live-hz 20 --idle-samples 400]
+    python -m bench.replay [--points 1000000 --channels 5 --live-hz 100 --idle-samples 1000]
 """
 
 from __future__ import annotations
