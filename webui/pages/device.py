@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from nicegui import background_tasks, ui
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,7 +16,7 @@ from core.services.sync_peers import PeerState
 from core.services.telemetry import history, quarantine
 from webui.backbone.hub import LivePoint, Reading
 from webui.backbone.presence import DeviceState
-from webui.components import config_card, live_chart, quarantine_list
+from webui.components import backfill, config_card, live_chart, quarantine_list
 from webui.components.alarms import AlarmsCard
 from webui.components.command_panel import device_commands
 from webui.components.config_card import ConfigCard
@@ -42,6 +43,12 @@ def register(services: Services) -> None:
                 return
             units = await device_configs.channel_units(session, actor=actor, device_id=device.id)
             known = await history.channels(session, actor=actor, device_id=device.id)
+            stored = await history.recent(
+                session,
+                actor=actor,
+                device_id=device.id,
+                since=datetime.now(UTC) - backfill.SPAN,
+            )
             events = await offline_events.recent(session, actor=actor, device_id=device.id)
             config, states, held = None, None, 0
             if actor.can(quarantine.PERMISSION):
@@ -54,7 +61,7 @@ def register(services: Services) -> None:
             view = DeviceView(services, actor, device.id, units, stored_seen=device.last_seen_at)
             sync = _sync_watch(services, actor, device.id, states)
             booleans = {info.channel for info in known if info.type == "boolean"}
-            view.build(booleans, events, sync, quarantined=held)
+            view.build(booleans, events, sync, quarantined=held, stored=stored)
             ticker.add(view.update)
             if config is not None:
                 card = ConfigCard(services.database, actor, device.id)
@@ -133,8 +140,10 @@ class DeviceView:
         sync: SyncWatch | None = None,
         *,
         quarantined: int = 0,  # the device's quarantined samples, if the actor may see them
+        stored: Sequence[history.StoredSample] = (),  # the last minutes, from the database
     ) -> None:
-        """Lay the page out, filled with what the hub holds now (and ``sync``'s state)."""
+        """Lay the page out, filled with ``stored`` and what the hub holds now (and ``sync``'s
+        state); the hub's samples that ``stored`` already has are drawn once."""
         hub = self.backbone.hub
         self.booleans = set(booleans)
         with ui.row().classes("items-center gap-6"):
@@ -159,8 +168,8 @@ class DeviceView:
         self._show_events(events)
         seeded = hub.since(self.device_id, 0)
         self.cursor = seeded[-1].n if seeded else 0
-        self._add_charts(seeded, seed=True)
-        self._show_values(hub.latest(self.device_id))
+        self._add_charts(backfill.fill(stored, seeded), seed=True)
+        self._show_values(backfill.latest(stored, hub.latest(self.device_id)))
         self._status = self._current_status()
 
     def update(self) -> None:

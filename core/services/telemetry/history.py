@@ -49,12 +49,15 @@ from sqlalchemy.orm import QueryableAttribute, aliased
 from sqlalchemy.sql.selectable import ScalarSelect
 
 from core.db.models import TelemetryRollup, TelemetrySample
-from core.db.types import UtcDateTime
+from core.db.types import ReadingValue, UtcDateTime
 from core.errors import InvalidError, NotFoundError
 from core.protocol.telemetry import ValueType, is_channel
 from core.services import devices
 from core.services.actor import Actor
 
+# Samples ``recent`` reads at most: a live chart's ring (20 min at 1 Hz, 2 min at 10 Hz),
+# so filling a page never costs more than the hub holds for it.
+RECENT_SAMPLES = 1200
 MAX_BUCKETS = 2000  # a plot is at most a few thousand pixels wide; more rows show nothing more
 ROLLUP = timedelta(minutes=1)  # the span of one rollup row
 ROLLUPS_FROM = ROLLUP  # buckets this wide or wider read rollups; narrower ones cannot
@@ -173,6 +176,39 @@ async def channels(session: AsyncSession, *, actor: Actor, device_id: str) -> li
     )
     return [
         ChannelInfo(channel, kind, ts) for channel, kind, ts in (await session.execute(query)).all()
+    ]
+
+
+@dataclass(frozen=True)
+class StoredSample:
+    """A stored sample as a live chart takes it: when, its values, and whether replayed."""
+
+    ts_ms: int
+    values: dict[str, ReadingValue]
+    replayed: bool
+
+
+async def recent(
+    session: AsyncSession, *, actor: Actor, device_id: str, since: datetime
+) -> list[StoredSample]:
+    """The device's samples from ``since`` on, oldest first (the newest RECENT_SAMPLES).
+
+    What a live chart shows of the time before its page opened: the hub forgets on a
+    restart, the database does not.
+    """
+    actor.require("telemetry:read")
+    check_range(since, since + _MICROSECOND)
+    sample = TelemetrySample
+    query = (
+        select(sample.ts, sample.readings, sample.replayed)
+        .where(sample.device_id == device_id, sample.ts >= since)
+        .order_by(sample.ts.desc())
+        .limit(RECENT_SAMPLES)
+    )
+    rows = (await session.execute(query)).all()
+    return [
+        StoredSample((ts - _EPOCH) // timedelta(milliseconds=1), readings, bool(replayed))
+        for ts, readings, replayed in reversed(rows)
     ]
 
 
