@@ -58,6 +58,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/sync/stations"): "devices:read",
     ("GET", "/api/v1/sync/conflicts"): "users:manage",
     ("GET", "/api/v1/audit"): "audit:read",
+    ("GET", "/api/v1/audit.csv"): "audit:read",
     ("GET", "/api/v1/audit/verify"): "audit:read",
 }
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
