@@ -36,10 +36,22 @@ async def channel_units(session: AsyncSession, *, actor: Actor, device_id: str) 
     """
     actor.require("devices:read")
     config = await session.get(DeviceConfig, device_id)
-    if config is None:
-        return {}
+    return {} if config is None else _units(config.desired, config.reported)
+
+
+async def units_by_device(session: AsyncSession, *, actor: Actor) -> dict[str, dict[str, str]]:
+    """Every device's units by channel, as ``channel_units`` reads them, in one query."""
+    actor.require("devices:read")
+    rows = await session.execute(
+        select(DeviceConfig.device_id, DeviceConfig.desired, DeviceConfig.reported)
+    )
+    return {device_id: _units(desired, reported) for device_id, desired, reported in rows}
+
+
+def _units(desired: object, reported: object) -> dict[str, str]:
+    """The units of a configuration pair: the reported side's win."""
     units: dict[str, str] = {}
-    for source in (config.desired, config.reported):
+    for source in (desired, reported):
         given = source.get("units") if isinstance(source, dict) else None
         if isinstance(given, dict):
             units.update({k: v for k, v in given.items() if isinstance(v, str) and v})

@@ -1,135 +1,152 @@
-"""/fleet: every device with its presence, last seen, backlog, sync and latest values, live."""
+"""/fleet: every device with its presence, last seen, backlog, sync, latest values and trend, live.
+
+``/fleet?status=offline&q=press`` opens the table filtered (the overview links here so).
+"""
 
 from __future__ import annotations
 
+import time
+
 from nicegui import ui
 
-from core.db.models import Device
-from core.services import devices, sync_peers
+from core.services import device_configs, devices, sync_peers
 from core.services.actor import Actor
 from webui.backbone.server import Backbone
-from webui.components.alarms import AlarmCount
-from webui.components.conflict_chip import ConflictChip
-from webui.components.presence_badge import PresenceBadge
+from webui.components.data_table import Column, DataTable
+from webui.components.fleet_row import STATUSES, FleetEntry, FleetRow, status_of, status_rank
 from webui.components.sync_state import SyncWatch
 from webui.components.ticker import Ticker
-from webui.components.values import show_value, when
 from webui.layout import frame, guard
 from webui.services import Services
 
-LATEST_SHOWN = 4  # channels shown per row; the device page has them all
-HEADINGS = ["Device", "Name", "Status", "Alarms", "Last seen", "Backlog", "Latest"]
-# One grid template for the heading and every row, so the columns line up. A row's sync
-# state is a line of its own under it: a column would push Latest off a laptop's screen.
-GRID = "w-full grid grid-cols-[8rem_10rem_7rem_6rem_5rem_6rem_1fr] gap-x-4 gap-y-1 items-center"
+# Presence and last seen move all the time: the rows on screen follow them on every tick,
+# while which rows match the filter, and their order, is worked out again this often.
+REORDER_S = 1.0
 
 
 def register(services: Services) -> None:
     """Register /fleet."""
 
     @ui.page("/fleet")
-    async def fleet_page() -> None:
+    async def fleet_page(status: str = "all", q: str = "") -> None:
         actor = await guard(services, "devices:read")
         if actor is None:
             return
         async with services.database.session() as session:
             listed = await devices.list_devices(session, actor=actor)
+            units = await device_configs.units_by_device(session, actor=actor)
             states = await sync_peers.states(session, actor=actor)
+        entries = [FleetEntry(d.id, d.name, d.last_seen_at, units.get(d.id, {})) for d in listed]
         with frame(services, "Fleet", actor) as ticker:
             sync = SyncWatch(services.database, actor, states)
-            FleetView(services.backbone, actor, listed, ticker, sync)
+            FleetView(services.backbone, actor, entries, ticker, sync, status=status, query=q)
             sync.start()
 
 
-class FleetRow:
-    """One device's line; each tick re-reads presence, identity, last seen and the hub (memory)."""
-
-    def __init__(
-        self, backbone: Backbone, device: Device, sync: SyncWatch, *, show_values: bool
-    ) -> None:
-        self.backbone = backbone
-        self.device_id = device.id
-        self.last_seen_at = device.last_seen_at
-        self.show_values = show_values
-        self._shown: tuple[str, str, str] | None = None
-        # (presence state, identity conflict, last seen, hub cursor) shown
-        self._read: tuple[object, object, object, int] | None = None
-        with ui.element("div").classes(f"{GRID} border-b py-1").mark(f"fleet {device.id}"):
-            ui.link(device.id, f"/devices/{device.id}").classes("font-mono truncate")
-            ui.label(device.name).classes("truncate")
-            with ui.element("div"):
-                self.badge = PresenceBadge(f"status {device.id}")
-            with ui.element("div"):
-                self.alarms = AlarmCount(f"alarms {device.id}")
-            self.seen = ui.label().mark(f"seen {device.id}")
-            self.backlog = ui.label().mark(f"backlog {device.id}")
-            self.values = ui.label().classes("font-mono text-sm").mark(f"latest {device.id}")
-            with ui.element("div").classes("col-start-2 col-end-[-1]"):  # under the name
-                sync.line(device.id, full=False)
-            self.conflict = ConflictChip(f"conflict {device.id}")
-            self.conflict.chip.classes("col-span-full justify-self-start")  # a line of its own
-
-    def update(self) -> None:
-        """Show what the server knows now (nothing to do when no source moved)."""
-        backbone = self.backbone
-        self.alarms.show(backbone.alarms.count(self.device_id))
-        state = backbone.presence.state(self.device_id)
-        conflict = backbone.identity.conflict(self.device_id)
-        seen = backbone.last_seen.at(self.device_id, self.last_seen_at)
-        read = (state, conflict, seen, backbone.hub.cursor(self.device_id))
-        if self._read is not None and read[0] is self._read[0] and read[1:] == self._read[1:]:
-            return  # states are replaced on change, so identity says "unchanged"
-        self._read = read
-        self.badge.show(state)
-        self.conflict.show(conflict)
-        backlog = "—" if state is None or state.outbox is None else f"{state.outbox} queued"
-        latest = ""
-        if self.show_values:
-            readings = list(backbone.hub.latest(self.device_id).items())[:LATEST_SHOWN]
-            latest = "  ".join(f"{name}={show_value(r.value)}" for name, r in readings)
-        shown = (when(seen), backlog, latest)
-        if shown != self._shown:
-            self._shown = shown
-            self.seen.text, self.backlog.text, self.values.text = shown
-
-
 class FleetView:
-    """The fleet list; devices heard of after the page opened are added as they appear."""
+    """The fleet table; devices heard of after the page opened are added as they appear."""
 
     def __init__(
         self,
         backbone: Backbone,
         actor: Actor,
-        listed: list[Device],
+        entries: list[FleetEntry],
         ticker: Ticker,
         sync: SyncWatch,
+        *,
+        status: str = "all",
+        query: str = "",
     ) -> None:
         self.backbone = backbone
         self.sync = sync
         self.show_values = actor.can("telemetry:read")
-        with ui.element("div").classes(f"{GRID} text-sm text-slate-500"):
-            for heading in HEADINGS:
-                ui.label(heading)
-        self.table = ui.column().classes("w-full gap-0")
-        self.rows: dict[str, FleetRow] = {}
-        with self.table:
-            self.empty = ui.label("No devices registered yet.").mark("fleet-empty")
-            self.empty.set_visibility(not listed)
-        for device in listed:
-            self._add(device)
+        self.entries = {entry.device_id: entry for entry in entries}
+        self.rows: dict[str, FleetRow] = {}  # the rows on screen
+        self._building: dict[str, FleetRow] = {}
+        self._ordered_at = time.monotonic()
+        self._transitions = backbone.presence.transitions
+        state = backbone.presence.state
+        columns: list[Column[FleetEntry]] = [
+            Column("device", "Device", self._device_cell, lambda e: e.device_id),
+            Column(
+                "status", "Status", lambda e: self._row(e).status_cell(),
+                lambda e: status_rank(state(e.device_id)),
+            ),
+            Column(
+                "seen", "Last seen", lambda e: self._row(e).seen_cell(),
+                lambda e: backbone.last_seen.at(e.device_id, e.last_seen_at),
+            ),
+            Column(
+                "backlog", "Backlog", lambda e: self._row(e).backlog_cell(),
+                lambda e: _outbox(backbone, e.device_id), "text-right",
+            ),
+        ]  # fmt: skip
+        if self.show_values:
+            columns += [
+                Column("latest", "Latest values", lambda e: self._row(e).latest_cell()),
+                Column("trend", "Trend", lambda e: self._row(e).trend_cell()),
+            ]
+        columns.append(Column("sync", "Sync", lambda e: sync.line(e.device_id, full=False)))
+        self.table = DataTable(
+            columns,
+            key=lambda e: e.device_id,
+            search=lambda e: f"{e.device_id} {e.name}",
+            marker="fleet-table",
+            row_marker=lambda e: f"fleet {e.device_id}",
+            noun="devices",
+            empty="No devices registered yet.",
+            sort="device",
+            query=query,
+            on_page=self._on_page,
+        )
+        with self.table.tools:
+            options = {"all": "All", **{s: s.capitalize() for s in STATUSES}}
+            self.status = ui.toggle(options, value=status if status in options else "all")
+            self.status.props("dense no-caps").mark("fleet-status")
+            self.status.on_value_change(lambda: self.table.show(first_page=True))
+        self.table.keep = self._keep
+        self.table.set_rows(entries)
         ticker.add(self.update)
 
-    def _add(self, device: Device) -> None:
-        with self.table:
-            self.rows[device.id] = FleetRow(
-                self.backbone, device, self.sync, show_values=self.show_values
-            )
-        self.empty.set_visibility(False)
+    def _keep(self, entry: FleetEntry) -> bool:
+        chosen = self.status.value
+        return chosen == "all" or status_of(self.backbone.presence.state(entry.device_id)) == chosen
+
+    def _row(self, entry: FleetEntry) -> FleetRow:
+        return self._building[entry.device_id]
+
+    def _device_cell(self, entry: FleetEntry) -> None:
+        row = FleetRow(self.backbone, entry, show_values=self.show_values)
+        self._building[entry.device_id] = row
+        row.device_cell()
+
+    def _on_page(self, shown: list[FleetEntry]) -> None:
+        self.rows, self._building = self._building, {}
+        keep = set(self.rows)
+        for device_id in [d for d in self.sync.lines if d not in keep]:
+            del self.sync.lines[device_id]  # lines of rows no longer on screen
+        for row in self.rows.values():
+            row.update(self.sync.zone)
 
     def update(self) -> None:
-        """Add newly heard devices, then refresh every row."""
-        for state in self.backbone.presence.states():
-            if state.device_id not in self.rows:
-                self._add(Device(id=state.device_id, name="", last_seen_at=None))
+        """Refresh the rows on screen; now and then, which rows those are."""
+        presence = self.backbone.presence
+        moved = presence.transitions != self._transitions
+        if moved:
+            self._transitions = presence.transitions
+            heard = [s.device_id for s in presence.states() if s.device_id not in self.entries]
+            for device_id in heard:
+                self.entries[device_id] = FleetEntry(device_id, "", None)
+            if heard:
+                self.table.set_rows(list(self.entries.values()))
+        now = time.monotonic()
+        if moved or now - self._ordered_at >= REORDER_S:
+            self._ordered_at = now
+            self.table.show()
         for row in self.rows.values():
-            row.update()
+            row.update(self.sync.zone)
+
+
+def _outbox(backbone: Backbone, device_id: str) -> int | None:
+    state = backbone.presence.state(device_id)
+    return None if state is None else state.outbox

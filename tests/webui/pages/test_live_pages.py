@@ -13,7 +13,7 @@ from core.db.engine import Database
 from core.protocol.messages import Heartbeat, Status
 from core.protocol.station_config import ConfigReport
 from core.protocol.telemetry import Batch, Sample
-from core.services import devices
+from core.services import device_configs, devices
 from core.services.actor import Actor
 from tests.webui.conftest import ADMIN_PASSWORD, VIEWER_PASSWORD
 from tests.webui.pages.test_login import signed_in
@@ -24,6 +24,7 @@ from webui.services import Services
 pytestmark = pytest.mark.backends("one")
 
 SHELL = Actor(name="test", permissions=frozenset({"devices:write", "devices:read"}))
+CONFIGURER = Actor(name="test", permissions=frozenset({"config:write", "devices:read"}))
 
 
 async def _register(database: Database, *ids: str) -> None:
@@ -47,8 +48,13 @@ def _batch(
 async def test_fleet_page_follows_presence_and_latest_values(
     user: User, database: Database
 ) -> None:
-    """A device coming online, reporting a value and going offline shows without a reload."""
+    """A device coming online, reporting values (with units, and a trend) and going offline
+    shows without a reload."""
     await _register(database, "kiln-1", "kiln-2")
+    async with database.session() as session:
+        await device_configs.update_desired(
+            session, actor=CONFIGURER, device_id="kiln-1", changes={"units": {"temp": "°C"}}
+        )
     await signed_in(user, "vic", VIEWER_PASSWORD)
     await user.open("/fleet")
     await user.should_see(marker="fleet kiln-1")
@@ -57,11 +63,13 @@ async def test_fleet_page_follows_presence_and_latest_values(
     backbone = _backbone()
     await backbone.presence.on_status(Status("kiln-1", "online"))
     await backbone.presence.on_heartbeat(Heartbeat("kiln-1", interval_s=5, outbox=42))
-    backbone.hub.on_commit([_batch("kiln-1", 1, temp=Decimal("21.50"), door=True)])
+    backbone.hub.on_commit([_batch("kiln-1", 1, age_s=2, temp=Decimal("20.75"), door=True)])
+    backbone.hub.on_commit([_batch("kiln-1", 2, temp=Decimal("21.50"), door=True)])
     await user.should_see(content="online", retries=20, marker="status kiln-1")
     await user.should_see(content="42 queued", retries=20, marker="backlog kiln-1")
-    await user.should_see(content="temp=21.50", retries=20, marker="latest kiln-1")
-    await user.should_see(content="door=true", retries=20, marker="latest kiln-1")
+    await user.should_see(content="temp 21.50 °C", retries=20, marker="latest kiln-1")
+    await user.should_see(content="door true", retries=20, marker="latest kiln-1")
+    await user.should_see(content="<polyline points=", retries=20, marker="trend kiln-1")
 
     await backbone.presence.on_status(Status("kiln-1", "offline", "lost"))
     await user.should_see(content="offline · lost", retries=20, marker="status kiln-1")
