@@ -14,8 +14,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The first look: broker, server and three simulated stations in one process (data in ./data).
+# Flags go in ARGS, e.g. make run ARGS=--reset-admin-password (make takes --flags for itself).
 run: $(STAMP)
-	$(BIN)/precisionpulse demo
+	$(BIN)/precisionpulse demo --via-make $(ARGS)
 
 test: lint typecheck pytest
 

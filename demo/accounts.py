@@ -4,6 +4,8 @@ Station passwords live in a 0600 JSON file (device id → password, the format
 ``precisionpulse simulate --credentials`` reads). A station missing from the database is
 registered again; one whose stored password no longer opens it (re-keyed on the Devices
 page, a lost file) gets a new password. Disabled stations stay disabled and are not started.
+The window's station is kept the same way, and its password also alone in a 0600 file, so
+the command that opens its window reads it from there (``--password-stdin < file``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from desktop.agent.fleet import load_credentials
 
 ADMIN_USERNAME = "admin"
 STATIONS = ("press-01", "lathe-02", "oven-03")  # names a control room would recognise
+# Registered but never simulated: the station a person opens a window on, beside the three
+# (a window on one of them would fight the demo's own agent for its outbox and session).
+WINDOW_STATION = "bench-04"
 _DEMO = Actor(
     name="demo",
     permissions=frozenset({"devices:read", "devices:write", "config:write"}),
@@ -36,6 +41,7 @@ class Stations:
     credentials: dict[str, str]
     renewed: tuple[str, ...]
     disabled: tuple[str, ...]
+    window: bool = False  # the window's station is enabled and its password file written
 
 
 async def ensure_admin(database: Database, password: str | None) -> str | None:
@@ -72,17 +78,20 @@ async def reset_admin(database: Database, password: str | None) -> str:
 UNITS = {"temp": "°C", "parts": "pcs"}
 
 
-async def ensure_stations(database: Database, credentials_file: Path) -> Stations:
+async def ensure_stations(
+    database: Database, credentials_file: Path, window_password_file: Path
+) -> Stations:
     """Register or re-key the stations as needed, then save every password to the file."""
     stored = _load(credentials_file)
     renewed, disabled = [], []
     async with database.session() as session:
-        for device_id in STATIONS:
+        for device_id in (*STATIONS, WINDOW_STATION):
             password = stored.get(device_id, "")
             opens = await devices.opens(session, device_id, password)
             if opens is None:
+                kind = "station window" if device_id == WINDOW_STATION else "simulated"
                 made = await devices.create_device(
-                    session, actor=_DEMO, device_id=device_id, name=f"{device_id} (simulated)"
+                    session, actor=_DEMO, device_id=device_id, name=f"{device_id} ({kind})"
                 )
                 await device_configs.update_desired(
                     session, actor=_DEMO, device_id=device_id, changes={"units": UNITS}
@@ -96,9 +105,12 @@ async def ensure_stations(database: Database, credentials_file: Path) -> Station
                 renewed.append(device_id)
             if opens is not None and not await devices.enabled(session, device_id):
                 disabled.append(device_id)
-    _save(credentials_file, stored)
+    _save(credentials_file, json.dumps(stored, indent=1))
+    window = WINDOW_STATION not in disabled
+    if window:
+        _save(window_password_file, f"{stored[WINDOW_STATION]}\n")
     started = {d: stored[d] for d in STATIONS if d not in disabled}
-    return Stations(started, tuple(renewed), tuple(disabled))
+    return Stations(started, tuple(renewed), tuple(disabled), window)
 
 
 def _load(path: Path) -> dict[str, str]:
@@ -108,11 +120,11 @@ def _load(path: Path) -> dict[str, str]:
         return {}
 
 
-def _save(path: Path, credentials: dict[str, str]) -> None:
+def _save(path: Path, text: str) -> None:
     """Write atomically, readable by the owner only (it holds broker passwords)."""
     temp = path.with_name(f".{path.name}.tmp")
     temp.unlink(missing_ok=True)
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as file:
-        json.dump(credentials, file, indent=1)
+        file.write(text)
     os.replace(temp, path)

@@ -27,14 +27,34 @@ def register(commands: Any) -> None:
         help="Mosquitto when installed (default), else amqtt in-process",
     )
     demo.add_argument(
+        "--broker-port",
+        type=int,
+        help="the embedded broker's loopback port (default: 1883, else a free one if taken)",
+    )
+    demo.add_argument(
         "--reset-admin-password",
         action="store_true",
         help="give 'admin' a new password (PP_ADMIN_PASSWORD or generated) and print it",
     )
+    # Given by `make run`, so the hints the demo prints are make commands (make passes
+    # flags in ARGS only); nobody types it.
+    demo.add_argument("--via-make", action="store_true", help=argparse.SUPPRESS)
     demo.set_defaults(run=_demo)
 
 
+def _given(args: argparse.Namespace) -> list[str]:
+    """The flags this run was given, but for resetting the password: to run it again."""
+    given = [] if args.data_dir == Path("data") else ["--data-dir", str(args.data_dir)]
+    for flag, value in (("--host", args.host), ("--port", args.port)):
+        given += [] if value is None else [flag, str(value)]
+    given += [] if args.broker == "mosquitto" else ["--broker", args.broker]
+    given += [] if args.broker_port is None else ["--broker-port", str(args.broker_port)]
+    return given
+
+
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from demo.hints import reset_command
+
     try:
         from demo.launch import run_demo  # the UI stack loads only when the demo runs
 
@@ -45,6 +65,8 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
             port=args.port,
             prefer=args.broker,
             reset_admin=args.reset_admin_password,
+            broker_port=args.broker_port,
+            reset_command=reset_command(_given(args), via_make=args.via_make),
         )
     except ExposedSecretError as error:  # checked before anything is prepared
         print(f"error: {error}", file=sys.stderr)

@@ -3,7 +3,10 @@
 ``ui.run`` owns the event loop, so the broker and the stations ride on the app's lifecycle.
 NiceGUI runs asynchronous startup hooks side by side, so one hook starts the broker, waits
 for the server's link (which retries until the broker listens, a fraction of a second
-later), then starts the stations. Shutdown hooks run one after the other in
+later), then starts the stations and says how to open a station window on the demo.
+While it runs, it writes the broker's accounts from the database every second, so a device
+another process registers (``simulate --register``, the CLI) can connect at once, as one
+registered on the Devices page can. Shutdown hooks run one after the other in
 the order registered, so ours go around the ones ``build`` adds: the stations stop first
 (and the server records their clean offline), then the backbone drains and the database
 closes, and the broker stops last.
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 import shutil
 import signal
@@ -26,16 +30,24 @@ from typing import Any
 from nicegui import app, background_tasks, ui
 
 from broker.config import DEFAULT_SERVER_USERNAME, PASSWORD_FILE_NAME
-from broker.launcher import BrokerKind, EmbeddedBroker, embedded_broker
+from broker.launcher import LOOPBACK, BrokerKind, EmbeddedBroker, embedded_broker
 from broker.mosquitto_process import BrokerStartError, free_port
 from core.db.migrations import upgrade
 from core.mqtt.endpoint import Endpoint
 from core.settings import Settings
+from demo.accounts import WINDOW_STATION
+from demo.hints import WindowCommand, program
 from demo.preparation import DemoPaths, prepare_demo
 from desktop.agent.fleet import Fleet, template
 from webui.app import build, run_kwargs
 from webui.backbone.server import server_signing_key
 
+log = logging.getLogger(__name__)
+# MQTT's own port, which every station command takes by default (PP_MQTT_URL): the commands
+# the demo prints stay the same from run to run. Taken (a Mosquitto service): a free one.
+DEFAULT_BROKER_PORT = 1883
+# A device another process registers can connect within this; one small query each time.
+ACCOUNTS_EVERY_S = 1.0
 RATE_HZ = 1.0  # a sample a second per station: a lively dashboard, a slowly growing database
 LINK_TIMEOUT_S = 10.0  # the stations start anyway after this; their outboxes keep every sample
 FAREWELL_TIMEOUT_S = 3.0  # for the server to record the stations' clean offline
@@ -63,12 +75,20 @@ class Companions:
     """The broker and the stations around the server, started and stopped with it."""
 
     def __init__(
-        self, settings: Settings, paths: DemoPaths, fleet: Fleet, kind: BrokerKind, url: str
+        self,
+        settings: Settings,
+        paths: DemoPaths,
+        fleet: Fleet,
+        kind: BrokerKind,
+        url: str,
+        *,
+        window: bool,
     ) -> None:
         self._settings, self._paths, self._fleet, self._kind = settings, paths, fleet, kind
-        self._url = url
+        self._url, self._window = url, window
         self._stack = AsyncExitStack()
         self._task: asyncio.Task[None] | None = None
+        self._accounts: asyncio.Task[None] | None = None
         self._broker: EmbeddedBroker | None = None
         self._stopping = False
         self.failed = False  # the broker did not start
@@ -108,13 +128,32 @@ class Companions:
                 await _until(lambda: supervisor.connected, supervisor.add_listener)
         if not supervisor.connected:
             _say(f"the server's broker link is not up yet: {supervisor.event.detail}")
+        self._accounts = background_tasks.create(self._keep_accounts(), name="demo accounts")
         await self._fleet.start()
         count = len(self._fleet.agents)
         _say(f"ready: {self._url} ({count} stations, a sample a second each; Ctrl-C stops it all)")
+        paths = self._paths
+        command = WindowCommand(
+            program(), self._broker.url, paths.server_key, paths.root / "stations"
+        )
+        window = WINDOW_STATION if self._window else None
+        _say("\n".join(command.guide(window, paths.window_password)))
+
+    async def _keep_accounts(self) -> None:
+        """Write the broker's accounts from the database, which other processes change too."""
+        accounts = app.state.services.backbone.accounts
+        while accounts is not None:
+            await asyncio.sleep(ACCOUNTS_EVERY_S)
+            try:
+                await accounts.sync()  # rewrites (and reloads) only when something changed
+            except Exception:  # the next round tries again; the demo goes on
+                log.exception("the broker's accounts were not written")
 
     async def _stop_stations(self) -> None:
         _say("stopping: the stations, then the server, then the broker")
         self._stopping = True
+        if self._accounts is not None:
+            self._accounts.cancel()
         if self._task is not None:
             if self._broker is not None:
                 self._task.cancel()  # past the broker: nothing is left half-made
@@ -156,6 +195,8 @@ def run_demo(
     port: int | None = None,
     prefer: BrokerKind = "mosquitto",
     reset_admin: bool = False,
+    broker_port: int | None = None,
+    reset_command: str = "precisionpulse demo --reset-admin-password",
 ) -> int:
     """Prepare the data directory, then run everything until SIGINT or SIGTERM; an exit code.
 
@@ -169,7 +210,9 @@ def run_demo(
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         url = f"http://{'localhost' if host == '0.0.0.0' else host}:{port}"
-        settings, companions = _prepare(base, data_dir, prefer, reset_admin, url)
+        settings, companions = _prepare(
+            base, data_dir, prefer, url, broker_port, reset_admin, reset_command
+        )
         companions.install(lambda: build(settings))
         with contextlib.suppress(KeyboardInterrupt):
             ui.run(host=host, port=port, **run_kwargs(settings))  # type: ignore[arg-type]
@@ -179,30 +222,55 @@ def run_demo(
 
 
 def _prepare(
-    base: Settings, data_dir: Path, prefer: BrokerKind, reset_admin: bool, url: str
+    base: Settings,
+    data_dir: Path,
+    prefer: BrokerKind,
+    url: str,
+    broker_port: int | None,
+    reset_admin: bool,
+    reset_command: str,
 ) -> tuple[Settings, Companions]:
     """Migrate, make sure of the accounts, and set up (not start) the broker and stations."""
     # As the launcher decides, but now: the server's settings depend on it.
     mosquitto = prefer == "mosquitto" and shutil.which("mosquitto") is not None
     kind: BrokerKind = "mosquitto" if mosquitto else "amqtt"
     paths = DemoPaths(data_dir)
-    settings = demo_settings(base, paths, kind=kind, port=free_port())
+    port = _broker_port(broker_port)
+    settings = demo_settings(base, paths, kind=kind, port=port)
     paths.root.mkdir(parents=True, exist_ok=True)
     upgrade(settings.async_database_url)
-    stations = asyncio.run(prepare_demo(settings, paths, new_admin_password=reset_admin))
+    stations = asyncio.run(
+        prepare_demo(settings, paths, new_admin_password=reset_admin, reset_command=reset_command)
+    )
     endpoint = Endpoint.from_url(settings.mqtt_url)
     trusted = (server_signing_key(paths.signing_key).public_key(),)
     fleet = Fleet(stations.credentials, template(endpoint, paths.stations, RATE_HZ, trusted))
-    return settings, Companions(settings, paths, fleet, kind, url)
+    return settings, Companions(settings, paths, fleet, kind, url, window=stations.window)
 
 
-def _check_free(host: str, port: int) -> None:
+def _broker_port(requested: int | None) -> int:
+    """The port asked for; else DEFAULT_BROKER_PORT if free, else any free one (said so)."""
+    if requested is not None:
+        _check_free(LOOPBACK, requested, what="--broker-port")
+        return requested
+    try:
+        _check_free(LOOPBACK, DEFAULT_BROKER_PORT, what="--broker-port")
+    except OSError:
+        port = free_port(LOOPBACK)
+        _say(
+            f"port {DEFAULT_BROKER_PORT} is taken (another broker?): the demo's broker uses {port}"
+        )
+        return port
+    return DEFAULT_BROKER_PORT
+
+
+def _check_free(host: str, port: int, *, what: str = "--port") -> None:
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
         try:
             probe.bind((host, port))
         except OSError as error:
-            msg = f"cannot listen on {host}:{port} ({error.strerror}): choose another --port"
+            msg = f"cannot listen on {host}:{port} ({error.strerror}): choose another {what}"
             raise OSError(msg) from error
 
 

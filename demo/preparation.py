@@ -8,7 +8,14 @@ from pathlib import Path
 
 from core.services.audit_checkpoints import keyed_database
 from core.settings import Settings
-from demo.accounts import ADMIN_USERNAME, Stations, ensure_admin, ensure_stations, reset_admin
+from demo.accounts import (
+    ADMIN_USERNAME,
+    WINDOW_STATION,
+    Stations,
+    ensure_admin,
+    ensure_stations,
+    reset_admin,
+)
 from webui.app import prepare
 from webui.backbone.accounts import BrokerAccounts
 
@@ -40,15 +47,29 @@ class DemoPaths:
         return self.root.resolve() / "server-signing-key.pem"
 
     @property
+    def server_key(self) -> Path:
+        """The signing key's public half, which stations trust (as given: it is printed)."""
+        return self.root / "server-signing-key.pub.pem"
+
+    @property
     def credentials(self) -> Path:
         """The stations' MQTT passwords (0600)."""
         return self.root.resolve() / "stations.json"
 
+    @property
+    def window_password(self) -> Path:
+        """The window station's MQTT password alone (0600; as given: it is printed)."""
+        return self.root / f"{WINDOW_STATION}.password"
+
 
 async def prepare_demo(
-    settings: Settings, paths: DemoPaths, *, new_admin_password: bool
+    settings: Settings, paths: DemoPaths, *, new_admin_password: bool, reset_command: str
 ) -> Stations:
-    """Roles, the admin (made, reset or kept), the stations and the broker's password file."""
+    """Roles, the admin (made, reset or kept), the stations and the broker's password file.
+
+    ``reset_command`` is how to run this demo again with a new admin password, as the
+    person started it (``make run ARGS=…`` through make): the hint names exactly that.
+    """
     await prepare(settings)  # the schema is current (migrated just before) and roles exist
     chosen = os.environ.get("PP_ADMIN_PASSWORD") or None
     database = keyed_database(settings)  # the admin and stations it makes are audited, keyed
@@ -59,7 +80,7 @@ async def prepare_demo(
         else:
             password = await ensure_admin(database, chosen)
             admin = f"created the admin account: {ADMIN_USERNAME}"
-        stations = await ensure_stations(database, paths.credentials)
+        stations = await ensure_stations(database, paths.credentials, paths.window_password)
         assert settings.broker_password_file is not None and settings.mqtt_username is not None
         assert settings.mqtt_password is not None
         # Written before the broker starts, so the server's own sync at start finds nothing
@@ -73,7 +94,7 @@ async def prepare_demo(
     if password is None:
         print(
             f"sign in as {ADMIN_USERNAME} with the password printed on the first run "
-            "(forgot it? run this command again with --reset-admin-password)"
+            f"(forgot it? stop the demo, then run: {reset_command})"
         )
     elif chosen is not None:
         print(f"{admin} / the password in PP_ADMIN_PASSWORD")

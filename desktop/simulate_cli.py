@@ -1,4 +1,8 @@
-"""``precisionpulse simulate``: a fleet of simulated stations in one process."""
+"""``precisionpulse simulate``: a fleet of simulated stations in one process.
+
+It says what the stations' links do (connected, refused, no broker) as it changes, and
+exits 1 when the broker refuses every station for good.
+"""
 
 from __future__ import annotations
 
@@ -73,6 +77,7 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     from core.errors import DomainError
     from core.mqtt.endpoint import Endpoint
     from desktop.agent.fleet import Fleet, load_credentials, new_credentials, template
+    from desktop.agent.fleet_links import FleetLinks, where
     from desktop.agent.station_lock import StationRunningError
 
     if args.devices < 1 or args.rate <= 0:
@@ -101,16 +106,26 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
 
-    async def run() -> None:
+    async def run() -> bool:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
+        count = len(fleet.agents)
+        print(
+            f"starting {count} stations, {args.rate:g} samples a second each, broker"
+            f" {where(endpoint)}; Ctrl-C stops them",
+            flush=True,
+        )
         await fleet.start()
-        print(f"{len(fleet.agents)} stations at {args.rate} Hz; Ctrl-C stops them", flush=True)
-        await stop.wait()
-        await fleet.stop()
+        links = FleetLinks(fleet.agents, lambda line: print(line, flush=True))
+        try:
+            return await links.watch(endpoint, stop)
+        finally:
+            await fleet.stop()
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
+        if not asyncio.run(run()):
+            print(f"error: the broker at {where(endpoint)} refused every station", file=sys.stderr)
+            return 1
     return 0
