@@ -10,6 +10,7 @@ no broker keeps trying, as every station does, and the line says so.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ class Links:
 
     total: int
     connected: int = 0
+    connecting: int = 0  # no answer yet
     refused: tuple[str, ...] = ()  # not authorized, still being retried
     given_up: tuple[str, ...] = ()  # not authorized for REFUSED_GRACE_S: left stopped
     unreachable: dict[str, str] = field(default_factory=dict)  # station → why
@@ -42,6 +44,8 @@ class Links:
         if self.connected == self.total:
             return f"all {self.total} stations connected to {where}"
         parts = [f"{self.connected} of {self.total} stations connected to {where}"]
+        if self.connecting:
+            parts.append(f"{self.connecting} connecting")
         if self.refused:
             parts.append(
                 f"{len(self.refused)} refused by the broker, not authorized"
@@ -69,6 +73,9 @@ def _names(ids: Sequence[str]) -> str:
     return shown if len(ids) <= NAMES_SHOWN else f"{shown} and {len(ids) - NAMES_SHOWN} more"
 
 
+_OS_ERROR_NUMBER = re.compile(r"^\[Errno \d+\] ")  # "[Errno 111] Connection refused"
+
+
 def where(endpoint: Endpoint) -> str:
     """``host:port``, as a person looks for a broker."""
     return f"{endpoint.host}:{endpoint.port}"
@@ -94,7 +101,7 @@ class FleetLinks:
 
     def links(self) -> Links:
         """The links as they stand now."""
-        refused, given_up, in_use, unreachable, connected = [], [], [], {}, 0
+        refused, given_up, in_use, unreachable, connected, connecting = [], [], [], {}, 0, 0
         for agent in self._agents:
             name, event = agent.config.device_id, agent.supervisor.event
             if event.state is LinkState.CONNECTED:
@@ -108,10 +115,13 @@ class FleetLinks:
             elif event.state is LinkState.CONFLICT:
                 in_use.append(name)
             elif event.state is LinkState.RECONNECTING:
-                unreachable[name] = event.detail
+                unreachable[name] = _OS_ERROR_NUMBER.sub("", event.detail)
+            elif event.state is LinkState.STARTING:
+                connecting += 1
         return Links(
             len(self._agents),
             connected,
+            connecting,
             tuple(refused),
             tuple(given_up),
             unreachable,
