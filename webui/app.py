@@ -13,7 +13,7 @@ from core.db.migrations import require_current_schema
 from core.services import audit_checkpoints, roles
 from core.services.audit_checkpoints import AuditTrail, CheckpointLog
 from core.settings import Settings
-from webui import api, http, pages, storage_files
+from webui import api, api_docs, http, pages, storage_files
 from webui.api import errors, metrics
 from webui.backbone.server import Backbone
 from webui.http import tls
@@ -62,6 +62,8 @@ def build(settings: Settings) -> Services:
     http.install(app, settings)
     app.include_router(api.router())
     app.include_router(metrics.router)
+    if settings.api_docs:  # before ui.run adds FastAPI's CDN-bound pages for the same paths
+        api_docs.install(app, f"{TITLE} API")
     pages.register(services)
     app.on_startup(backbone.start)
     app.on_startup(audit_trail.start)
@@ -80,7 +82,8 @@ def run_kwargs(settings: Settings) -> dict[str, object]:
         # webui.http believes X-Forwarded-* from PP_TRUSTED_PROXIES only; uvicorn's own layer
         # would believe any local process.
         "proxy_headers": False,
-        # /docs, /redoc and /openapi.json, unless PP_API_DOCS=false (then they answer 404).
+        # /docs, /redoc and /openapi.json, unless PP_API_DOCS=false (then they answer 404);
+        # the two pages themselves are webui.api_docs's, which need no outside host.
         "fastapi_docs": {"title": f"{TITLE} API", "version": "1"} if settings.api_docs else False,
         "reload": False,
         "show": False,
