@@ -1,7 +1,7 @@
 """Offline periods of each device: the one module that reads and writes ``offline_events``.
 
 Presence records them as it follows status messages and heartbeats; the device page reads
-them, newest first.
+a device's, and the overview the fleet's, newest first.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from core.services import devices
 from core.services.actor import Actor
 
 RECENT_LIMIT = 50  # a device page shows the last few weeks of a flaky link, not years
+LATEST_LIMIT = 8  # the overview shows the fleet's last few, beside its other cards
 
 
 async def begin(
@@ -55,6 +56,19 @@ async def recent(
     query = (
         select(OfflineEvent)
         .where(OfflineEvent.device_id == device_id)
+        .order_by(OfflineEvent.started_at.desc(), OfflineEvent.id.desc())
+        .limit(limit)
+    )
+    return list(await session.scalars(query))
+
+
+async def latest(
+    session: AsyncSession, *, actor: Actor, limit: int = LATEST_LIMIT
+) -> list[OfflineEvent]:
+    """The fleet's latest offline periods, of any device, newest started first."""
+    actor.require("devices:read")
+    query = (
+        select(OfflineEvent)
         .order_by(OfflineEvent.started_at.desc(), OfflineEvent.id.desc())
         .limit(limit)
     )

@@ -183,6 +183,11 @@ class Alarms:
         shown = self._stored.get(device_id, {})
         return [shown[key] for key in sorted(shown, key=lambda k: (k[0], k[1] == "high"))]
 
+    def everywhere(self) -> list[ActiveAlarm]:
+        """Every active alarm (stored) of every device, the latest raised first."""
+        every = [alarm for shown in self._stored.values() for alarm in shown.values()]
+        return sorted(every, key=lambda alarm: alarm.raised_at, reverse=True)
+
     def count(self, device_id: str) -> int:
         """How many alarms of the device are active."""
         return len(self._stored.get(device_id, ()))

@@ -67,6 +67,9 @@ class Presence:
         # Births that name their station instance. Not wills or farewells: they say an
         # instance left, and a late will of a replaced outbox must not look like its turn.
         self.sightings: Listeners[Sighting] = Listeners("presence sightings")
+        # Grows on every change of a device's status or reason (not on a heartbeat's figures):
+        # a page that lists transitions reads them again when it moved.
+        self.transitions = 0
 
     # -- reading -----------------------------------------------------------------------
 
@@ -181,6 +184,9 @@ class Presence:
             self._set(replace(base, status=status, reason=reason, since=since))
 
     def _set(self, state: DeviceState) -> None:
+        previous = self._states.get(state.device_id)
+        if previous is None or (previous.status, previous.reason) != (state.status, state.reason):
+            self.transitions += 1
         self._states[state.device_id] = state
         self.changes.emit(state)
 

@@ -1,0 +1,80 @@
+"""The fleet at a glance, from memory: devices by presence, backlogs and identity conflicts.
+
+What the overview counts on every tick, so each function here is a pass over the
+backbone's dicts, never a database read: 1,000 devices cost well under a millisecond.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from webui.backbone.identity import Identity
+from webui.backbone.presence import Presence
+
+
+@dataclass(frozen=True)
+class PresenceTally:
+    """How many devices are online, stale and offline."""
+
+    online: int
+    stale: int
+    offline: int  # said offline, or registered and not heard since the server started
+
+    @property
+    def total(self) -> int:
+        """Every device counted."""
+        return self.online + self.stale + self.offline
+
+
+@dataclass(frozen=True)
+class Attention:
+    """A device worth a look: samples waiting in its outbox, or stations sharing its identity."""
+
+    device_id: str
+    queued: int  # samples its last heartbeat said wait in its outbox (0: none or not said)
+    sharing: int  # station instances taking turns on its credentials (0: no conflict)
+    sync_conflicts: int = 0  # its edits that lost to a later one (from the database)
+
+
+def tally(presence: Presence, registered: Iterable[str]) -> PresenceTally:
+    """Count ``registered`` devices, and any heard of since, by their presence.
+
+    A registered device the server has not heard of since it started is offline: it has
+    not said it is online, and the fleet shows it as not heard.
+    """
+    online = stale = offline = 0
+    heard: set[str] = set()
+    for state in presence.states():
+        heard.add(state.device_id)
+        if state.status == "online":
+            online += 1
+        elif state.status == "stale":
+            stale += 1
+        else:
+            offline += 1
+    offline += len(set(registered) - heard)
+    return PresenceTally(online, stale, offline)
+
+
+def attention(
+    presence: Presence, identity: Identity, sync_conflicts: dict[str, int] | None = None
+) -> list[Attention]:
+    """Devices with a backlog, an identity conflict or sync conflicts, the most queued first.
+
+    ``sync_conflicts`` (device id → count) comes from the database, read on a slower timer.
+    """
+    sync_conflicts = sync_conflicts or {}
+    queued = {s.device_id: s.outbox for s in presence.states() if s.outbox}
+    sharing = {c.device_id: c.stations for c in identity.conflicts()}
+    conflicted = {device_id for device_id, count in sync_conflicts.items() if count}
+    found = [
+        Attention(
+            device_id,
+            queued.get(device_id, 0),
+            sharing.get(device_id, 0),
+            sync_conflicts.get(device_id, 0),
+        )
+        for device_id in queued.keys() | sharing.keys() | conflicted
+    ]
+    return sorted(found, key=lambda a: (-a.queued, -a.sharing, -a.sync_conflicts, a.device_id))
