@@ -21,6 +21,7 @@ from core.db.engine import Database
 from core.errors import ConflictError
 from core.services import device_configs
 from core.services.actor import Actor
+from webui.components import config_words
 from webui.components.browser_time import ask_zone, known_zone, named
 from webui.components.config_history import ConfigHistory, Snapshot, load
 from webui.forms import submit
@@ -108,10 +109,11 @@ class ConfigCard:
             self.drift = ui.label().mark("config-drift")
             if self.may_write:
                 with ui.row().classes("items-end gap-4"):
-                    self.interval = ui.number("Seconds between samples", suffix="s")
-                    self.interval.classes("w-56").mark("config-interval")
-                    self.heartbeat = ui.number("Seconds between heartbeats", suffix="s")
-                    self.heartbeat.classes("w-56").mark("config-heartbeat")
+                    # Wide enough for the whole label: a cut label hides what is asked.
+                    self.interval = ui.number(config_words.INTERVAL_LABEL, suffix="s")
+                    self.interval.classes("w-72").mark("config-interval")
+                    self.heartbeat = ui.number(config_words.HEARTBEAT_LABEL, suffix="s")
+                    self.heartbeat.classes("w-72").mark("config-heartbeat")
                     ui.button("Send to the station", on_click=self.save).mark("config-save")
                 self.error = ui.label().classes("text-negative").mark("config-error")
             ui.separator()
@@ -181,6 +183,16 @@ class ConfigCard:
     async def save(self) -> None:
         """Store the form as a new version of the one it was filled from (then published)."""
         heartbeat = self.heartbeat.value
+        problems = {
+            self.interval: config_words.interval_problem(self.interval.value),
+            self.heartbeat: config_words.heartbeat_problem(heartbeat),
+        }
+        for field, problem in problems.items():
+            field.error = problem
+        said = [problem for problem in problems.values() if problem]
+        if said:  # checked here to say it in the form's words; the service checks again
+            self.error.text = " ".join(said)
+            return
         changes = {
             "interval_s": self.interval.value,
             # A whole number typed in a number field arrives as a float.
