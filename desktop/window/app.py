@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QApplication
 
 from desktop.agent.agent import Agent, AgentConfig
 from desktop.agent.sources import Source
+from desktop.window.appearance import ThemeFollower
 from desktop.window.operator_actions import OperatorActions
 from desktop.window.options import WindowOptions
 from desktop.window.sign_in_controller import SignInController
@@ -41,8 +42,12 @@ def run_window(
 async def station(config: AgentConfig, sources: Sequence[Source], options: WindowOptions) -> None:
     """Show the window, locked until someone signs in, over a started agent; when it closes,
     stop the agent with its farewell."""
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)  # run_window made it
+    themes = ThemeFollower(app, options.scheme)
     agent = Agent(config, sources)
-    view = StationView()
+    view = StationView(themes.theme)
+    themes.changed.connect(view.apply_theme)
     controller = StationController(agent, view)
     gate = SignInController(view, agent.replica, options=options, note=agent.events.record)
     actions = OperatorActions(agent, gate)
@@ -62,6 +67,7 @@ async def station(config: AgentConfig, sources: Sequence[Source], options: Windo
         await actions.stop()
         await gate.stop()
         view.hide()
+        themes.stop()
         await agent.stop()
         # Freed by the garbage collector, a widget may die on whichever thread allocates next
         # (an agent worker), and Qt crashes: delete the window here, on the GUI thread.

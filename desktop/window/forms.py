@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
 
-OK_STYLE = "QLabel { color: #2e7d32; }"
-ERROR_STYLE = "QLabel { color: #c62828; font-weight: bold; }"
+from desktop.window.appearance import set_tone
+from desktop.window.theme import Tone
 
 
-def say(label: QLabel, text: str, *, error: bool = False) -> None:
-    """Show an outcome in ``label``: green when done, bold red when refused or failed."""
-    label.setStyleSheet(ERROR_STYLE if error else OK_STYLE)
+def say(label: QLabel, text: str, *, error: bool = False, busy: bool = False) -> None:
+    """Show an outcome in ``label``: green when done, blue while under way (``busy``: sent,
+    waiting for an answer), bold red when refused or failed."""
+    set_tone(label, Tone.BAD if error else Tone.BUSY if busy else Tone.OK)
     label.setText(text)
 
 

@@ -87,7 +87,7 @@ class IntervalController(QObject):
             return False
         self.waiting_for, self._sent = seconds, edit
         self._shown = self.bar.interval.value()  # sent: no longer the operator's draft
-        self.bar.say(f"Interval {seconds:g} s sent: waiting for the server.")
+        self.bar.say(f"Interval {seconds:g} s sent: waiting for the server.", busy=True)
         self.agent.events.record("operator", f"{edit.username} asked for a {seconds:g} s interval")
         self.tasks.spawn(self.look_for_answer())  # the server may have answered already
         return True

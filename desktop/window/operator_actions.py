@@ -85,7 +85,7 @@ class OperatorActions(QObject):
         if person is None:
             return None
         bar.hold(bar.replay_now)
-        bar.say("Replaying the outbox…")
+        bar.say("Replaying the outbox…", busy=True)
         deadline = asyncio.get_running_loop().time() + FLUSH_WAIT_S
         try:
             flush = await self.agent.replay.flush(deadline=deadline)

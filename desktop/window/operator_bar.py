@@ -14,8 +14,10 @@ from PySide6.QtWidgets import (
 )
 
 from core.protocol.station_config import MAX_INTERVAL_S, MIN_INTERVAL_S
+from desktop.window.appearance import set_tone
 from desktop.window.forms import say
 from desktop.window.session import REPLAY, SETTINGS, USERS
+from desktop.window.theme import Tone
 
 
 def _button(name: str, text: str) -> QPushButton:
@@ -41,7 +43,7 @@ class OperatorBar(QFrame):
         self.roles.setObjectName("operator_roles")
         self.idle_note = QLabel()
         self.idle_note.setObjectName("idle_note")
-        self.idle_note.setStyleSheet("QLabel { color: #666; }")
+        set_tone(self.idle_note, Tone.NEUTRAL)
         self.account = _button("account", "My account…")
         self.sign_out = _button("sign_out", "Sign out")
 
@@ -113,6 +115,6 @@ class OperatorBar(QFrame):
         self._held.discard(widget)
         self.allow(self.permissions)
 
-    def say(self, text: str, *, error: bool = False) -> None:
-        """Show what the last action did, or why it did not."""
-        say(self.message, text, error=error)
+    def say(self, text: str, *, error: bool = False, busy: bool = False) -> None:
+        """Show what the last action did, or why it did not (``busy``: still under way)."""
+        say(self.message, text, error=error, busy=busy)

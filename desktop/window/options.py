@@ -1,8 +1,11 @@
-"""How the station window treats its operators: idle sign-out and sign-in lockout (no Qt here)."""
+"""How the station window treats its operators (idle sign-out, sign-in lockout) and which
+theme it wears (no Qt here)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from desktop.window.theme import Scheme, chosen_scheme
 
 # Fifteen minutes: a shift's short pauses (a call, a look at the machine) keep the person
 # signed in; a station left alone for longer should not act in their name.
@@ -14,11 +17,13 @@ LOCK_SECONDS = 30
 
 @dataclass(frozen=True)
 class WindowOptions:
-    """The window's rules for signing in and out."""
+    """The window's rules for signing in and out, and its theme (``PP_WINDOW_THEME``'s by
+    default: an unknown value is refused here, before the window opens)."""
 
     idle_minutes: float = IDLE_MINUTES
     max_failures: int = MAX_FAILURES  # failed sign-ins in a row before the name locks
     lock_seconds: int = LOCK_SECONDS  # the first lock; each failure after doubles it
+    scheme: Scheme = field(default_factory=chosen_scheme)
 
     def __post_init__(self) -> None:
         if not self.idle_minutes > 0:

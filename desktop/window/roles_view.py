@@ -15,11 +15,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.window.appearance import set_tone
 from desktop.window.forms import left
+from desktop.window.theme import Tone
 
-NOTE_STYLE = "QLabel { color: #555; }"
-# Read only, a granted permission stays legible: greyed-out ticks were hard to tell apart.
-CHECKS_STYLE = "QCheckBox:disabled:checked { color: #222; }"
 LIST_WIDTH = 180  # pixels: the longest built-in role name and its "(built-in)" fit
 
 
@@ -29,7 +28,6 @@ class PermissionChecks(QWidget):
     def __init__(self, name: str) -> None:
         super().__init__()
         self.setObjectName(name)
-        self.setStyleSheet(CHECKS_STYLE)
         self._column = QVBoxLayout(self)
         self._column.setContentsMargins(0, 0, 0, 0)
         self.boxes: dict[str, QCheckBox] = {}
@@ -84,7 +82,7 @@ class RolesTab(QWidget):
         self.note = QLabel()
         self.note.setObjectName("role_note")
         self.note.setWordWrap(True)
-        self.note.setStyleSheet(NOTE_STYLE)
+        set_tone(self.note, Tone.NEUTRAL)
         self.permissions = PermissionChecks("role_permissions")
         self.save = QPushButton("Save permissions")
         self.save.setObjectName("save_role_permissions")

@@ -14,9 +14,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.window.forms import ERROR_STYLE
+from desktop.window.appearance import set_tone
+from desktop.window.theme import Tone
 
-NOTE_STYLE = "QLabel { color: #444; }"
 TEXT_WIDTH = 372  # pixels of wrapped text: a comfortable form in the middle of a large window
 
 
@@ -76,7 +76,7 @@ class SignInView(QWidget):
 
     def show_refusal(self, reason: str) -> None:
         """Say why the sign-in was refused; the password is cleared for the next try."""
-        self.message.setStyleSheet(ERROR_STYLE)
+        set_tone(self.message, Tone.BAD)
         self.message.setText(reason)
         self.password.clear()
         self.password.setFocus()
@@ -95,6 +95,6 @@ class SignInView(QWidget):
         """An empty form, with why the last session ended if it did not end by choice."""
         self.username.clear()
         self.password.clear()
-        self.message.setStyleSheet(NOTE_STYLE)
+        set_tone(self.message, Tone.NEUTRAL)
         self.message.setText(message)
         self.username.setFocus()

@@ -12,6 +12,7 @@ from desktop.agent.agent import Agent, AgentEvent
 from desktop.window.link_badge import badge_for
 from desktop.window.series import Series
 from desktop.window.station_view import StationView
+from desktop.window.sync_badge import sync_words
 
 REFRESH_MS = 200  # 5 Hz: smooth to the eye, and the cost does not grow with the sample rate
 LOG_LINES = 500  # event log lines kept in the window; the agent keeps its own 200
@@ -78,7 +79,8 @@ class StationController(QObject):
         """Show the agent's state as it is now (the timer calls this ~5 times a second)."""
         state, view = self.agent.state, self.view
         badge = badge_for(state.link)
-        view.show_badge(badge.text, badge.colour)
+        view.show_badge(badge.text, badge.tone)
+        view.show_sync(*sync_words(state))
         view.since.setText(badge.since)
         view.link_detail.setText(badge.detail)
         view.last_seq.setText(str(state.last_seq) if state.last_seq else "—")

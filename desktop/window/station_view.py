@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QProgressBar,
     QScrollArea,
+    QSizePolicy,
     QSplitter,
     QStackedWidget,
     QTableView,
@@ -23,18 +24,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.window.appearance import set_tone
 from desktop.window.operator_bar import OperatorBar
 from desktop.window.sign_in_view import SignInView
+from desktop.window.theme import LIGHT, Theme, Tone
 from desktop.window.time_axis import ClockAxis, zone_label
 from desktop.window.values_model import ValuesModel
 
-BADGE_STYLE = "QLabel {{ background: {colour}; color: white; border-radius: 9px; padding: 3px 12px;"
-BADGE_STYLE += " font-weight: bold; }}"
 PLOT_HEIGHT = 150  # pixels per channel's plot before the chart scrolls
 # Pixels; one width for every plot so their time axes line up: room for five digits and
 # the unit's label beside them.
 AXIS_WIDTH = 72
-AXIS_PEN = "#555"  # ticks and labels: pyqtgraph's default grey is faint on white
+ROW_PADDING = 8  # pixels above and below a table row's text, together
+GRID_ALPHA = 0.25  # grid lines a quarter as strong as the axes: there to read by, not to see
+LINE_WIDTH = 2  # pixels: a 1-pixel line is lost on a bright screen at arm's length
 
 
 def _label(name: str, text: str = "") -> QLabel:
@@ -44,17 +47,28 @@ def _label(name: str, text: str = "") -> QLabel:
     return label
 
 
+def _badge(name: str, text: str) -> QLabel:
+    """A state's word on a rounded fill of its tone's colour (the style sheet paints it)."""
+    badge = QLabel(text)
+    badge.setObjectName(name)
+    badge.setProperty("badge", True)
+    badge.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)  # its word's width
+    return badge
+
+
 class StationView(QMainWindow):
     """Connection badge, live values, chart, outbox and replay, configuration, event log.
 
     Under the header, either the station (with the signed-in operator's bar above it) or the
     sign-in page: ``lock`` and ``unlock`` switch between them. Unlocked, without an operator
-    bar, until a sign-in controller locks it.
+    bar, until a sign-in controller locks it. The chart draws in ``theme`` until
+    ``apply_theme`` gives another (the rest follows the application's palette by itself).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, theme: Theme = LIGHT) -> None:
         super().__init__()
         self.setObjectName("station_window")
+        self.theme = theme
         self.resize(1100, 720)
 
         self.title = QLabel()
@@ -63,7 +77,7 @@ class StationView(QMainWindow):
         font.setPointSize(font.pointSize() + 5)
         font.setBold(True)
         self.title.setFont(font)
-        self.badge = _label("badge", "offline")
+        self.badge = _badge("badge", "offline")
         self.since = _label("since")
         self.link_detail = _label("link_detail")
         self.link_detail.setWordWrap(True)
@@ -77,6 +91,11 @@ class StationView(QMainWindow):
         self.values.setObjectName("values")
         self.values.setModel(self.values_model)
         self.values.verticalHeader().hide()
+        # Rows a line and a little high, not Fusion's roomy default: five channels show whole
+        # beside the operator bar in the window's first size.
+        rows = self.values.verticalHeader()
+        rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        rows.setDefaultSectionSize(self.values.fontMetrics().height() + ROW_PADDING)
         self.values.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.values.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.values.setAlternatingRowColors(True)
@@ -88,8 +107,10 @@ class StationView(QMainWindow):
         self.dropped = _label("dropped", "0")
         self.replay = QProgressBar()
         self.replay.setObjectName("replay")
+        self.sync = _badge("sync", "nothing waiting")
         outbox = QGroupBox("Outbox")
         outbox_form = QFormLayout(outbox)
+        outbox_form.addRow("Sync", self.sync)
         outbox_form.addRow("Last sample seq", self.last_seq)
         outbox_form.addRow("Acknowledged up to", self.acked_seq)
         outbox_form.addRow("Waiting for ack", self.outbox_depth)
@@ -118,9 +139,10 @@ class StationView(QMainWindow):
         # One small plot per numeric channel on a shared time axis: channels differ in scale.
         self.chart = pg.GraphicsLayoutWidget()
         self.chart.setObjectName("chart")
-        self.chart.setBackground("w")
+        self.chart.setBackground(theme.chart_background)
         self.plots: list[pg.PlotItem] = []  # top to bottom
         self._plot_of: dict[str, pg.PlotItem] = {}  # by channel
+        self._units: dict[str, str] = {}  # by channel, as last labelled
         chart_area = QScrollArea()
         chart_area.setWidget(self.chart)
         chart_area.setWidgetResizable(True)
@@ -184,43 +206,65 @@ class StationView(QMainWindow):
         self.operator_bar.show()
         self.pages.setCurrentWidget(self.station)
 
-    def show_badge(self, text: str, colour: str) -> None:
-        """Paint the connection badge."""
+    def show_badge(self, text: str, tone: Tone) -> None:
+        """Say the link's state in the connection badge."""
         self.badge.setText(text)
-        self.badge.setStyleSheet(BADGE_STYLE.format(colour=colour))
+        set_tone(self.badge, tone)
+
+    def show_sync(self, text: str, tone: Tone) -> None:
+        """Say whether the server has what the station sampled, in the outbox's badge."""
+        self.sync.setText(text)
+        set_tone(self.sync, tone)
 
     def add_curve(self, name: str, unit: str = "") -> pg.PlotDataItem:
         """A new plot under the others for one channel, its time axis linked to theirs; the
         top plot's time axis names the zone (once: the chart scrolls, the top shows first)."""
         plot = self.chart.addPlot(row=len(self.plots), col=0, axisItems={"bottom": ClockAxis()})
-        plot.setTitle(name, size="9pt", color="#333")
-        plot.showGrid(x=True, y=True, alpha=0.3)
-        for side in ("left", "bottom"):
-            axis = plot.getAxis(side)
-            axis.setPen(AXIS_PEN)
-            axis.setTextPen(AXIS_PEN)
+        plot.showGrid(x=True, y=True, alpha=GRID_ALPHA)
         plot.getAxis("left").setWidth(AXIS_WIDTH)
         plot.getAxis("left").enableAutoSIPrefix(False)  # "°C" must not become "k°C"
         if self.plots:
             plot.setXLink(self.plots[0])
-        else:
-            plot.setLabel("bottom", zone_label(), color=AXIS_PEN)
         self.plots.append(plot)
         self._plot_of[name] = plot
-        self.set_unit(name, unit)
+        self._units[name] = unit
+        curve = plot.plot([], [], name=name)
+        self._paint(name, plot)
         self.chart.setMinimumHeight(PLOT_HEIGHT * len(self.plots))
-        colour = pg.intColor(len(self.plots) - 1, hues=6, maxValue=190)
-        return plot.plot([], [], name=name, pen=pg.mkPen(colour, width=2))
+        return curve
 
     def set_unit(self, name: str, unit: str) -> None:
         """Label a channel's value axis with its unit ("" for none)."""
         plot = self._plot_of.get(name)
         if plot is None:
             return
+        self._units[name] = unit
         if unit:
-            plot.setLabel("left", unit, color=AXIS_PEN)
+            plot.setLabel("left", unit, color=self.theme.chart_foreground)
         else:
             plot.showLabel("left", False)
+
+    def apply_theme(self, theme: Theme) -> None:
+        """Repaint the chart in ``theme`` (the widgets follow the application's palette)."""
+        self.theme = theme
+        self.chart.setBackground(theme.chart_background)
+        for name, plot in self._plot_of.items():
+            self._paint(name, plot)
+
+    def _paint(self, name: str, plot: pg.PlotItem) -> None:
+        """Give one channel's plot the theme's colours: its title, axes, labels and line."""
+        theme, index = self.theme, self.plots.index(plot)
+        plot.setTitle(name, size="9pt", color=theme.chart_foreground)
+        for side in ("left", "bottom"):
+            axis = plot.getAxis(side)
+            axis.setPen(theme.chart_foreground)
+            axis.setTextPen(theme.chart_foreground)
+        if index == 0:
+            plot.setLabel("bottom", zone_label(), color=theme.chart_foreground)
+        self.set_unit(name, self._units.get(name, ""))
+        pen = pg.mkPen(theme.series_colour(index), width=LINE_WIDTH)
+        for curve in plot.listDataItems():
+            curve.setPen(pen)
 
 
 def _titled(title: str, widget: QWidget) -> QGroupBox:

@@ -23,11 +23,13 @@ from core.mqtt.endpoint import Endpoint
 from desktop.agent.agent import Agent, AgentConfig
 from desktop.agent.outbox import CapPolicy
 from desktop.agent.sources import Simulated
+from desktop.window.appearance import apply
 from desktop.window.operator_actions import OperatorActions
 from desktop.window.options import WindowOptions
 from desktop.window.sign_in_controller import SignInController
 from desktop.window.station_controller import StationController
 from desktop.window.station_view import StationView
+from desktop.window.theme import LIGHT
 from tests.desktop.replica_data import PASSWORD, ServerLog
 
 DEVICE = "press-07"
@@ -50,6 +52,15 @@ def station_config(
     return AgentConfig(
         DEVICE, endpoint, data_dir, interval_s=0.05, max_rows=max_rows, policy=policy
     )
+
+
+@pytest.fixture(autouse=True)
+def _light_theme(qapp: QApplication) -> Iterator[None]:
+    """Every window test sees the window as a person does, in its (light) theme; a test that
+    switches to dark cannot leave it on for the next."""
+    apply(qapp, LIGHT)
+    yield
+    apply(qapp, LIGHT)
 
 
 @pytest.fixture(autouse=True)

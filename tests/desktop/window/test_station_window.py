@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 
 from pytestqt.qtbot import QtBot
@@ -13,9 +12,9 @@ from core.protocol.station_config import DesiredConfig
 from desktop.agent.agent import Agent, AgentEvent
 from desktop.agent.outbox import CapPolicy
 from desktop.agent.sources import Simulated
-from desktop.window.link_badge import GREEN, RED
 from desktop.window.station_controller import StationController
 from desktop.window.station_view import StationView
+from desktop.window.theme import LIGHT, Tone
 from tests.desktop.window.conftest import DEVICE, station_config
 from tests.mqtt.broker import eventually
 
@@ -138,7 +137,7 @@ async def test_a_conflict_shows_red_with_since_when_and_nothing_cut_off(
     assert view.since.text() == f"since {since.astimezone():%H:%M:%S %Z}"
     assert view.link_detail.text() == detail
     painted = view.badge.grab().toImage().pixelColor(view.badge.width() // 2, 1)
-    assert painted.name() == RED != GREEN  # the badge's background, as painted
+    assert painted.name() == LIGHT.tone_fill[Tone.BAD] != LIGHT.tone_fill[Tone.OK]
     for label in (view.badge, view.since):  # the whole text fits: nothing is cut off
         needed = label.fontMetrics().horizontalAdvance(label.text())
         assert label.contentsRect().width() >= needed, label.objectName()
@@ -222,31 +221,3 @@ async def test_refused_samples_are_counted(tmp_path: Path, qtbot: QtBot) -> None
     finally:
         controller.close()
         await agent.stop()
-
-
-async def test_screenshot(
-    agent: Agent, view: StationView, controller: StationController, qtbot: QtBot
-) -> None:
-    await agent.sample_once()  # a real first sample, then two minutes of history to look at
-    controller.refresh()
-    state, start, sim = agent.state, agent.state.last_ts, Simulated(seed=3)
-    state.last_seq = 3000  # back from an outage: 1,800 samples since seq 1,200 to replay
-    for n in range(1, 121):
-        rpm = 1200 + (n % 17) * 5
-        state.values = {**sim.read(), "spindle_rpm": rpm, "load": Decimal(n % 9) / 10}
-        state.last_seq, state.last_ts = state.last_seq + 1, start + n * 1000
-        controller.refresh()
-    state.link = LinkEvent(LinkState.CONNECTED, datetime.now(UTC))
-    state.acked_seq, state.depth = 1200, state.last_seq - 1200
-    state.replay_total, state.replay_sent = 1800, 1000
-    controller.log(AgentEvent(state.last_ts / 1000, "link", "connected; 1800 to replay"))
-    controller.refresh()
-    view.show()
-    qtbot.waitExposed(view)
-    qtbot.wait(100)  # let the layouts and the chart's scroll area settle
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / "station-window.png"
-    assert view.grab().save(str(shot))
-    assert shot.stat().st_size > 10_000
-    assert curve_points(view)["temp"] == 121

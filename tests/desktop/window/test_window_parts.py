@@ -11,26 +11,27 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from core.mqtt.link import LinkEvent, LinkState
-from desktop.window.link_badge import AMBER, GREEN, RED, WORDS, badge_for
+from desktop.window.link_badge import WORDS, badge_for
 from desktop.window.series import Series
+from desktop.window.theme import Tone
 from desktop.window.values_model import ValueRow, ValuesModel, value_rows
 
 
 @pytest.mark.parametrize(
-    ("state", "text", "colour"),
+    ("state", "text", "tone"),
     [
-        (LinkState.CONNECTED, "connected", GREEN),
-        (LinkState.STARTING, "connecting", AMBER),
-        (LinkState.RECONNECTING, "reconnecting", AMBER),
-        (LinkState.CONFLICT, "credentials in use elsewhere", RED),
-        (LinkState.AUTH_FAILED, "offline", RED),
-        (LinkState.STOPPED, "offline", RED),
+        (LinkState.CONNECTED, "connected", Tone.OK),
+        (LinkState.STARTING, "connecting", Tone.WARN),
+        (LinkState.RECONNECTING, "reconnecting", Tone.WARN),
+        (LinkState.CONFLICT, "credentials in use elsewhere", Tone.BAD),
+        (LinkState.AUTH_FAILED, "offline", Tone.BAD),
+        (LinkState.STOPPED, "offline", Tone.BAD),
     ],
 )
-def test_badge_words_and_colours(state: LinkState, text: str, colour: str) -> None:
+def test_badge_words_and_tones(state: LinkState, text: str, tone: Tone) -> None:
     at = datetime(2025, 11, 26, 14, 5, 9, tzinfo=UTC)
     badge = badge_for(LinkEvent(state, at))
-    assert (badge.text, badge.colour) == (text, colour)
+    assert (badge.text, badge.tone) == (text, tone)
     assert badge.since == f"since {at.astimezone():%H:%M:%S %Z}"
 
 
@@ -40,7 +41,7 @@ def test_only_connected_is_green() -> None:
     at = datetime.now(UTC)
     for state in LinkState:
         badge = badge_for(LinkEvent(state, at))
-        looks_connected = badge.colour == GREEN or "connected" in badge.text.split()
+        looks_connected = badge.tone is Tone.OK or "connected" in badge.text.split()
         assert looks_connected == (state is LinkState.CONNECTED), state
 
 
