@@ -154,3 +154,14 @@ async def ids_named(session: AsyncSession, text: str) -> list[str]:
 def escape_like(text: str) -> str:
     """``text`` with LIKE's wildcards taken literally (escape character ``\\``)."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def usernames(session: AsyncSession) -> list[str]:
+    """Every username, sorted: the people an actor filter offers (deleted ones too)."""
+    return list(await session.scalars(select(User.username).order_by(User.username)))
+
+
+async def one(session: AsyncSession, kind: str, key: str) -> Named:
+    """What one target id stands for (as ``target`` would name it in an entry)."""
+    probe = AuditEntry(actor="", target_type=kind, target_id=key)
+    return target(await resolve(session, [probe]), probe) or unresolved(kind, key)

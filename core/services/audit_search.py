@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, String, cast, distinct, func, or_, select
+from sqlalchemy import Select, String, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -143,9 +143,8 @@ async def search(
 async def actions(session: AsyncSession, *, actor: Actor) -> list[str]:
     """Every action the log holds, sorted (from the action index, not the rows)."""
     actor.require(PERMISSION)
-    return list(
-        await session.scalars(select(distinct(AuditEntry.action)).order_by(AuditEntry.action))
-    )
+    statement = select(AuditEntry.action).distinct().order_by(AuditEntry.action)
+    return list(await session.scalars(statement))
 
 
 def families(known: list[str]) -> list[str]:

@@ -1,47 +1,57 @@
-"""/audit: the newest audit entries and whether the hash chain is intact (``audit:read``)."""
+"""/audit: the audit log, filtered and paged in the database, and whether its chain holds.
+
+``audit:read`` opens the page and is checked again for every page read and export.
+``/audit?target_type=device&target_id=press-07`` (also ``actor``, ``action``, ``q``) opens it
+narrowed, so other pages can link to the history of one thing.
+/audit/export.csv is the page's download: the browser's sign-in cookie instead of a bearer
+token, the same checks, audit entry and CSV as /api/v1/audit.csv.
+"""
 
 from __future__ import annotations
 
-from nicegui import ui
+from fastapi.responses import JSONResponse, Response
+from nicegui import app, ui
 
-from core.services import audit
+from core.services import audit_names, audit_search
 from core.services.audit import ChainReport, ChainStatus
+from webui import signin
+from webui.api.audit import Filters, csv_response
+from webui.components.audit_view import AuditView
 from webui.layout import frame, guard
 from webui.services import Services
 
-COLUMNS = [
-    {"name": "at", "label": "When (UTC)", "field": "at", "align": "left"},
-    {"name": "actor", "label": "Actor", "field": "actor", "align": "left"},
-    {"name": "action", "label": "Action", "field": "action", "align": "left"},
-    {"name": "target", "label": "Target", "field": "target", "align": "left"},
-    {"name": "change", "label": "Change", "field": "change", "align": "left"},
-]
-
 
 def register(services: Services) -> None:
-    """Register /audit."""
+    """Register /audit and /audit/export.csv."""
 
     @ui.page("/audit")
-    async def audit_page() -> None:
-        actor = await guard(services, "audit:read")
-        if actor is None:
+    async def audit_page(
+        actor: str = "", action: str = "", target_type: str = "", target_id: str = "", q: str = ""
+    ) -> None:
+        reader = await guard(services, audit_search.PERMISSION)
+        if reader is None:
             return
         report = await services.audit.verify()
         async with services.database.session() as session:
-            entries = await audit.recent(session, limit=200)
-        with frame(services, "Audit log", actor):
+            actions = await audit_search.actions(session, actor=reader)
+            people = await audit_names.usernames(session)
+        with frame(services, "Audit log", reader):
             _chain_label(report)
-            rows = [
-                {
-                    "at": e.at.strftime("%Y-%m-%d %H:%M:%S"),
-                    "actor": e.actor,
-                    "action": e.action,
-                    "target": f"{e.target_type} {e.target_id}".strip(),
-                    "change": _change(e.before, e.after),
-                }
-                for e in entries
-            ]
-            ui.table(columns=COLUMNS, rows=rows, pagination=25).classes("w-full").mark("audit")
+            view = AuditView(services, actions, people)
+            await view.build(
+                actor=actor, action=action, target_type=target_type, target_id=target_id, q=q
+            )
+
+    @app.get("/audit/export.csv", include_in_schema=False)
+    async def export_csv(query: Filters) -> Response:
+        reader = await signin.current_actor(services.database)
+        if reader is None:
+            return JSONResponse({"detail": "sign in first"}, status_code=401)
+        if not reader.can(audit_search.PERMISSION):
+            detail = f"your roles do not allow this ('{audit_search.PERMISSION}' is required)"
+            return JSONResponse({"detail": detail}, status_code=403)
+        async with services.database.session() as session:
+            return await csv_response(session, services.database, actor=reader, query=query)
 
 
 def _chain_label(report: ChainReport) -> None:
@@ -60,12 +70,3 @@ def _chain_label(report: ChainReport) -> None:
     else:
         text = f"Hash chain NOT TRUSTWORTHY ({report.status.value}): {report.detail}."
     ui.label(text).classes("text-negative font-bold").mark("chain")
-
-
-def _change(before: dict[str, object] | None, after: dict[str, object] | None) -> str:
-    before, after = before or {}, after or {}
-    keys = sorted(set(before) | set(after))
-    changed = [
-        f"{k}: {before.get(k)!r} → {after.get(k)!r}" for k in keys if before.get(k) != after.get(k)
-    ]
-    return "; ".join(changed)

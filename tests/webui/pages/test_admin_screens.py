@@ -138,6 +138,7 @@ async def test_audit_page_lists_changes_with_an_intact_chain(user: User) -> None
     await user.should_see("Hash chain intact", retries=30)
     table = user.find(marker="audit").elements.pop()
     assert isinstance(table, ui.table)
+    await eventually(lambda: table.rows)  # rows come from a read of their own
     actions = [row["action"] for row in table.rows]
     assert "auth.login" in actions
     assert actions.count("user.create") == 2  # ada and vic, made by the fixture
