@@ -26,6 +26,11 @@ from desktop.agent.station import Station
 log = logging.getLogger(__name__)
 LIVE_PENDING = 100  # live sends not yet handed to the socket; past this, replay catches up
 CAP_REPORT_EVERY = 1000  # samples refused or dropped between two log lines about it
+# At start, how long the first sample waits for the broker. A sample taken before the first
+# connect is in the replay's range, so it reached the server marked replayed after every
+# start, though nothing was ever offline. A connect takes well under a second; a broker
+# that is not there in three, the station samples without (and those samples do replay).
+FIRST_CONNECT_WAIT_S = 3.0
 
 
 class Sampler:
@@ -117,6 +122,9 @@ class Sampler:
 
     async def _sample_forever(self) -> None:
         state = self._station.state
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(FIRST_CONNECT_WAIT_S):
+                await self._station.link.wait_connected()
         next_at = time.monotonic()
         while True:
             try:
