@@ -23,6 +23,7 @@ from core.services.actor import Actor
 from webui import signin
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 # Where a service's error is shown: a field's error text, or a label ("" holds errors
 # that name no field; without one they are a notification).
@@ -104,3 +105,12 @@ def value(element: Any) -> Any:
     """An input's value, with text stripped."""
     raw = element.value
     return raw.strip() if isinstance(raw, str) else raw
+
+
+def view_only(handler: F) -> F:
+    """Mark a handler that changes nothing and reveals nothing the page does not already hold
+    (sorting, paging or searching rows already loaded; copying a secret already on screen):
+    it needs no fresh look at who is acting. ``test_acting`` takes this mark at its word, so
+    a handler that writes, or reads the database, must never carry it.
+    """
+    return handler

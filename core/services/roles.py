@@ -72,6 +72,20 @@ async def permissions_of(session: AsyncSession, role_id: uuid.UUID) -> list[str]
     return list(await session.scalars(query))
 
 
+async def permissions_by_role(session: AsyncSession) -> dict[uuid.UUID, list[str]]:
+    """The names of the permissions every role grants, by role id, in one query (for lists)."""
+    query = (
+        select(RolePermission.role_id, Permission.name)
+        .join(Permission, RolePermission.permission_id == Permission.id)
+        .where(~RolePermission.deleted, ~Permission.deleted)
+        .order_by(Permission.name)
+    )
+    granted: dict[uuid.UUID, list[str]] = {}
+    for role_id, name in await session.execute(query):
+        granted.setdefault(role_id, []).append(name)
+    return granted
+
+
 async def list_roles(session: AsyncSession) -> list[Role]:
     """Every live role: built-in ones first, then by name."""
     query = select(Role).where(~Role.deleted).order_by(Role.builtin.desc(), Role.name)

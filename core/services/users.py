@@ -57,6 +57,20 @@ async def role_names(session: AsyncSession, user_id: uuid.UUID) -> list[str]:
     return list(await session.scalars(query))
 
 
+async def role_names_by_user(session: AsyncSession) -> dict[uuid.UUID, list[str]]:
+    """The names of every user's live roles, by user id, in one query (for lists)."""
+    query = (
+        select(UserRole.user_id, Role.name)
+        .join(Role, UserRole.role_id == Role.id)
+        .where(~UserRole.deleted, ~Role.deleted)
+        .order_by(Role.name)
+    )
+    named: dict[uuid.UUID, list[str]] = {}
+    for user_id, name in await session.execute(query):
+        named.setdefault(user_id, []).append(name)
+    return named
+
+
 async def permission_names(session: AsyncSession, user_id: uuid.UUID) -> frozenset[str]:
     """Everything a user's roles grant."""
     query = (

@@ -15,6 +15,8 @@ from typing import Any, Generic, TypeVar
 
 from nicegui import ui
 
+from webui.forms import view_only
+
 R = TypeVar("R")
 PAGE_SIZES = [25, 50, 100]  # a laptop screen shows about 25 rows; 100 still builds quickly
 SEARCH_DEBOUNCE_MS = 250  # one search per pause in typing, not one per key
@@ -42,7 +44,7 @@ class DataTable(Generic[R]):
     """Rows of ``R`` under sortable headings, narrowed by a search box, shown a page at a time.
 
     ``search`` gives the text a row is found by (case does not matter); ``keep``, when
-    set, is a further filter the page controls (the fleet's status filter). ``on_page``
+    set, is a further filter the page controls (the fleet's status filter). ``after_page``
     is told which rows are on screen after each build.
     """
 
@@ -60,7 +62,7 @@ class DataTable(Generic[R]):
         descending: bool = False,
         query: str = "",
         page_size: int = PAGE_SIZES[0],
-        on_page: Callable[[list[R]], None] | None = None,
+        after_page: Callable[[list[R]], None] | None = None,
     ) -> None:
         self.columns = list(columns)
         self.key = key
@@ -74,7 +76,7 @@ class DataTable(Generic[R]):
         self.page = 1
         self.page_size = page_size
         self.keep: Callable[[R], bool] | None = None
-        self.on_page = on_page
+        self.after_page = after_page
         self.rows: list[R] = []
         self._haystacks: list[str] = []
         self.shown: list[R] = []
@@ -131,6 +133,7 @@ class DataTable(Generic[R]):
         self._shown_keys = None
         self.show()
 
+    @view_only
     def sort_by(self, key: str) -> None:
         """Sort by the column ``key``; asked again, the other way round."""
         if self.sort_key == key:
@@ -155,6 +158,7 @@ class DataTable(Generic[R]):
 
     # -- showing -------------------------------------------------------------------------
 
+    @view_only
     def show(self, *, first_page: bool = False) -> None:
         """Show the page of rows that match now (rebuilt only when its rows changed)."""
         found = self.matches()
@@ -179,8 +183,8 @@ class DataTable(Generic[R]):
                     for column in self.columns:
                         with ui.element("td").classes(f"px-3 py-2 {column.classes}"):
                             column.cell(row)
-        if self.on_page is not None:
-            self.on_page(self.shown)
+        if self.after_page is not None:
+            self.after_page(self.shown)
 
     def _show_controls(self, pages: int, start: int) -> None:
         self.empty.text = self.empty_text if not self.rows else f"No {self.noun} match."
@@ -209,11 +213,13 @@ class DataTable(Generic[R]):
                             else "unfold_more"
                         )
 
+    @view_only
     def _turn(self) -> None:
         if self.pager.value != self.page:
             self.page = int(self.pager.value or 1)
             self.show()
 
+    @view_only
     def _resize(self) -> None:
         self.page_size = int(self.size.value or PAGE_SIZES[0])
         self.show(first_page=True)

@@ -9,6 +9,9 @@ from core.db.engine import Database
 from core.db.models import Device
 from core.services import devices
 from core.services.actor import Actor
+from webui.components.browser_time import known_zone, named
+from webui.components.data_table import Column, DataTable
+from webui.components.secret import one_time_secret
 from webui.forms import submit, value
 from webui.layout import frame, guard
 from webui.services import Services
@@ -27,25 +30,47 @@ def register(services: Services) -> None:
 
 
 class DevicesView:
-    """The device list; writers also get a register form and enable switches."""
+    """The device table; writers also get a register form and enable switches."""
 
     def __init__(self, database: Database, actor: Actor) -> None:
         self.database = database
         self.actor = actor
+        self.zone = known_zone()
 
     async def build(self) -> None:
-        """Lay out the form (if allowed) and the list."""
+        """Lay out the form (if allowed) and the table."""
         if self.actor.can("devices:write"):
             self._create_form()
-        self.listing = ui.column().classes("w-full gap-1")
+        self.table: DataTable[Device] = DataTable(
+            [
+                Column("id", "Device", self._id_cell, lambda d: d.id),
+                Column("name", "Name", lambda d: ui.label(d.name), lambda d: d.name),
+                Column(
+                    "seen",
+                    "Last seen",
+                    lambda d: ui.label(named(d.last_seen_at, self.zone)),
+                    lambda d: d.last_seen_at,
+                ),
+                Column("enabled", "Enabled", self._enabled_cell, lambda d: not d.enabled),
+            ],
+            key=lambda d: d.id,
+            search=lambda d: f"{d.id} {d.name} {d.description}",
+            marker="devices-table",
+            row_marker=lambda d: f"device {d.id}",
+            noun="devices",
+            empty="No devices registered yet.",
+            sort="id",
+        )
         await self.refresh()
 
     def _create_form(self) -> None:
         with ui.card().classes("w-full").mark("new-device"):
             ui.label("Register a device").classes("font-semibold")
-            with ui.row():
-                device_id = ui.input("Device id").mark("new-device-id")
-                name = ui.input("Name")
+            with ui.row().classes("items-start"):
+                device_id = ui.input("Device id", placeholder="press-07").classes("w-64")
+                device_id.props('hint="Letters, digits, - and _; it is also the MQTT username"')
+                device_id.mark("new-device-id")
+                name = ui.input("Name (optional)", placeholder="Press 7, hall B").classes("w-64")
 
             async def create() -> None:
                 async def work(session: AsyncSession, actor: Actor) -> devices.DeviceCredentials:
@@ -63,53 +88,58 @@ class DevicesView:
 
     @staticmethod
     def _show_credentials(created: devices.DeviceCredentials) -> None:
-        with ui.dialog(value=True) as dialog, ui.card().mark("device-credentials"):
+        # Persistent: closed by Done only, since the password is not shown again.
+        with (
+            ui.dialog(value=True).props("persistent") as dialog,
+            ui.card().classes("w-[32rem]").mark("device-credentials"),
+        ):
             ui.label(f"Device '{created.username}' registered").classes("font-semibold")
-            ui.label("MQTT credentials — the password is shown only now; store it on the station.")
-            ui.label(f"username: {created.username}").classes("font-mono")
-            ui.label(f"password: {created.password}").classes("font-mono").mark("device-password")
-            ui.button("Done", on_click=dialog.close)
+            ui.label(
+                "The station signs in to the broker with these. The password is shown only"
+                " now: copy it into the station's settings before you close this."
+            )
+            one_time_secret("Username", created.username, "device-username")
+            one_time_secret("Password", created.password, "device-password")
+            ui.button("Done", on_click=dialog.close).mark("credentials-done")
 
     async def refresh(self) -> None:
-        """Reload the list from the database, as the actor of now may see it."""
+        """Reload the table from the database, as the actor of now may see it."""
 
         async def work(session: AsyncSession, actor: Actor) -> list[Device]:
             return await devices.list_devices(session, actor=actor)
 
         listed = await submit(self.database, "devices:read", work)
-        if listed is None:
+        if listed is not None:
+            self.table.set_rows(listed)
+
+    @staticmethod
+    def _id_cell(device: Device) -> None:
+        ui.link(device.id, f"/devices/{device.id}").classes("font-mono")
+
+    def _enabled_cell(self, device: Device) -> None:
+        if not self.actor.can("devices:write"):
+            ui.badge("enabled" if device.enabled else "disabled").props(
+                f"color={'positive' if device.enabled else 'grey'}"
+            )
             return
-        self.listing.clear()
-        with self.listing:
-            if not listed:
-                ui.label("No devices registered yet.")
-            for device in listed:
-                self._row(device)
+        stored = {"enabled": device.enabled}
 
-    def _row(self, device: Device) -> None:
-        with ui.row().classes("w-full items-center border-b py-1").mark(f"device {device.id}"):
-            ui.label(device.id).classes("w-40 font-mono")
-            ui.label(device.name).classes("w-48")
-            if self.actor.can("devices:write"):
-                stored = {"enabled": device.enabled}
+        async def toggle(event: object) -> None:
+            enabled = bool(getattr(event, "value", False))
+            if enabled == stored["enabled"]:
+                return  # the switch put back after a refusal
 
-                async def toggle(event: object) -> None:
-                    enabled = bool(getattr(event, "value", False))
-                    if enabled == stored["enabled"]:
-                        return  # the switch put back after a refusal
+            async def work(session: AsyncSession, actor: Actor) -> Device:
+                return await devices.update_device(
+                    session, actor=actor, device_id=device.id, enabled=enabled
+                )
 
-                    async def work(session: AsyncSession, actor: Actor) -> Device:
-                        return await devices.update_device(
-                            session, actor=actor, device_id=device.id, enabled=enabled
-                        )
-
-                    done = f"{device.id} {'enabled' if enabled else 'disabled'}"
-                    if await submit(self.database, "devices:write", work, done=done) is None:
-                        switch.value = stored["enabled"]  # nothing changed: show so
-                    else:
-                        stored["enabled"] = enabled
-
-                switch = ui.switch("enabled", value=device.enabled, on_change=toggle)
-                switch.mark(f"enabled {device.id}")
+            done = f"{device.id} {'enabled' if enabled else 'disabled'}"
+            if await submit(self.database, "devices:write", work, done=done) is None:
+                switch.value = stored["enabled"]  # nothing changed: show so
             else:
-                ui.badge("enabled" if device.enabled else "disabled")
+                stored["enabled"] = enabled
+                device.enabled = enabled  # the row's data, for sorting, until the next refresh
+
+        switch = ui.switch(value=device.enabled, on_change=toggle)
+        switch.props(f'aria-label="{device.id} enabled"').mark(f"enabled {device.id}")

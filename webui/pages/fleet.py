@@ -16,6 +16,7 @@ from webui.components.data_table import Column, DataTable
 from webui.components.fleet_row import STATUSES, FleetEntry, FleetRow, status_of, status_rank
 from webui.components.sync_state import SyncWatch
 from webui.components.ticker import Ticker
+from webui.forms import view_only
 from webui.layout import frame, guard
 from webui.services import Services
 
@@ -97,16 +98,20 @@ class FleetView:
             empty="No devices registered yet.",
             sort="device",
             query=query,
-            on_page=self._on_page,
+            after_page=self._page_shown,
         )
         with self.table.tools:
             options = {"all": "All", **{s: s.capitalize() for s in STATUSES}}
             self.status = ui.toggle(options, value=status if status in options else "all")
             self.status.props("dense no-caps").mark("fleet-status")
-            self.status.on_value_change(lambda: self.table.show(first_page=True))
+            self.status.on_value_change(self._filter)
         self.table.keep = self._keep
         self.table.set_rows(entries)
         ticker.add(self.update)
+
+    @view_only
+    def _filter(self) -> None:
+        self.table.show(first_page=True)
 
     def _keep(self, entry: FleetEntry) -> bool:
         chosen = self.status.value
@@ -120,7 +125,7 @@ class FleetView:
         self._building[entry.device_id] = row
         row.device_cell()
 
-    def _on_page(self, shown: list[FleetEntry]) -> None:
+    def _page_shown(self, shown: list[FleetEntry]) -> None:
         self.rows, self._building = self._building, {}
         keep = set(self.rows)
         for device_id in [d for d in self.sync.lines if d not in keep]:

@@ -10,6 +10,7 @@ from core.db.models import Role
 from core.rbac import PERMISSIONS
 from core.services import roles
 from core.services.actor import Actor
+from webui.components.data_table import Column, DataTable
 from webui.forms import allowed, submit, value
 from webui.layout import frame, guard
 from webui.services import Services
@@ -27,6 +28,9 @@ def register(services: Services) -> None:
             await RolesView(services.database).build()
 
 
+Listed = tuple[Role, list[str]]  # a role and the names of the permissions it grants
+
+
 class RolesView:
     """The role list with a create form; custom roles can be edited and deleted."""
 
@@ -37,8 +41,9 @@ class RolesView:
         """Lay out the create form and the list."""
         with ui.card().classes("w-full").mark("new-role"):
             ui.label("New role").classes("font-semibold")
-            name = ui.input("Name").mark("new-role-name")
-            description = ui.input("Description").classes("w-96")
+            with ui.row().classes("w-full items-start"):
+                name = ui.input("Name").classes("w-56").mark("new-role-name")
+                description = ui.input("Description (optional)").classes("w-96")
             granted = self._permission_picker([]).mark("new-role-permissions")
 
             async def create() -> None:
@@ -59,7 +64,35 @@ class RolesView:
                     await self.refresh()
 
             ui.button("Create role", icon="add", on_click=create)
-        self.listing = ui.column().classes("w-full gap-1")
+        self.table: DataTable[Listed] = DataTable(
+            [
+                Column("name", "Role", self._name_cell, lambda r: r[0].name),
+                Column(
+                    "kind",
+                    "Kind",
+                    lambda r: ui.label("built-in" if r[0].builtin else "custom"),
+                    lambda r: not r[0].builtin,
+                ),
+                Column(
+                    "description",
+                    "Description",
+                    lambda r: ui.label(r[0].description or "—"),
+                    lambda r: r[0].description,
+                ),
+                Column(
+                    "permissions",
+                    "Permissions",
+                    lambda r: ui.label(", ".join(r[1]) or "no permissions").classes("text-sm"),
+                    lambda r: len(r[1]),
+                ),
+                Column("edit", "", self._edit_cell),
+            ],
+            key=lambda r: r[0].name,
+            search=lambda r: f"{r[0].name} {r[0].description} {' '.join(r[1])}",
+            marker="roles-table",
+            row_marker=lambda r: f"role {r[0].name}",
+            noun="roles",
+        )
         await self.refresh()
 
     @staticmethod
@@ -70,39 +103,36 @@ class RolesView:
         )
 
     async def refresh(self) -> None:
-        """Reload the list from the database, if the actor of now may see it."""
+        """Reload the table from the database, if the actor of now may see it."""
 
-        async def work(session: AsyncSession, actor: Actor) -> list[tuple[Role, list[str]]]:
-            return [
-                (r, await roles.permissions_of(session, r.id))
-                for r in await roles.list_roles(session)
-            ]
+        async def work(session: AsyncSession, actor: Actor) -> list[Listed]:
+            granted = await roles.permissions_by_role(session)
+            return [(r, granted.get(r.id, [])) for r in await roles.list_roles(session)]
 
         listed = await submit(self.database, "roles:manage", work)
-        if listed is None:
-            return
-        self.listing.clear()
-        with self.listing:
-            for role, granted in listed:
-                with (
-                    ui.row().classes("w-full items-center border-b py-1").mark(f"role {role.name}")
-                ):
-                    ui.label(role.name).classes("w-40 font-semibold")
-                    if role.builtin:
-                        ui.badge("built-in").props("color=grey")
-                    ui.label(", ".join(granted) or "no permissions").classes("grow text-sm")
-                    if not role.builtin:
-                        ui.button(
-                            "Edit", on_click=lambda r=role, g=granted: self._edit(r, g)
-                        ).props("flat").mark(f"edit {role.name}")
+        if listed is not None:
+            self.table.set_rows(listed)
+
+    @staticmethod
+    def _name_cell(row: Listed) -> None:
+        ui.label(row[0].name).classes("font-semibold")
+
+    def _edit_cell(self, row: Listed) -> None:
+        role, granted = row
+        if role.builtin:
+            return  # built-in roles are what they are
+        ui.button("Edit", icon="edit", on_click=lambda: self._edit(role, granted)).props(
+            "flat dense no-caps"
+        ).mark(f"edit {role.name}")
 
     async def _edit(self, role: Role, granted: list[str]) -> None:
         if await allowed(self.database, "roles:manage") is None:
             return
         with ui.dialog(value=True) as dialog, ui.card().classes("w-[36rem]").mark("edit-role"):
             ui.label(f"Edit role {role.name}").classes("font-semibold")
-            name = ui.input("Name", value=role.name)
-            description = ui.input("Description", value=role.description).classes("w-full")
+            name = ui.input("Name", value=role.name).classes("w-full")
+            description = ui.input("Description (optional)", value=role.description)
+            description.classes("w-full")
             picker = self._permission_picker(granted).mark("edit-role-permissions")
 
             async def save() -> None:

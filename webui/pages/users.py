@@ -9,6 +9,7 @@ from core.db.engine import Database
 from core.db.models import User
 from core.services import roles, users
 from core.services.actor import Actor
+from webui.components.data_table import Column, DataTable
 from webui.forms import allowed, submit, value
 from webui.layout import frame, guard
 from webui.services import Services
@@ -26,6 +27,9 @@ def register(services: Services) -> None:
             await UsersView(services.database).build()
 
 
+Listed = tuple[User, list[str]]  # a user and the names of their roles
+
+
 class UsersView:
     """The user list with a create form and an edit dialog per user."""
 
@@ -34,22 +38,47 @@ class UsersView:
         self.role_names: list[str] = []
 
     async def build(self) -> None:
-        """Lay out the create form and the list."""
+        """Lay out the create form and the table."""
         async with self.database.session() as session:
             self.role_names = [r.name for r in await roles.list_roles(session)]
         self._create_form()
-        self.listing = ui.column().classes("w-full gap-1")
+        self.table: DataTable[Listed] = DataTable(
+            [
+                Column("username", "Username", self._name_cell, lambda r: r[0].username),
+                Column(
+                    "display",
+                    "Display name",
+                    lambda r: ui.label(r[0].display_name),
+                    lambda r: r[0].display_name,
+                ),
+                Column(
+                    "roles",
+                    "Roles",
+                    lambda r: ui.label(", ".join(r[1]) or "no role"),
+                    lambda r: ", ".join(r[1]),
+                ),
+                Column("state", "State", self._state_cell, lambda r: not r[0].is_active),
+                Column("edit", "", self._edit_cell),
+            ],
+            key=lambda r: r[0].username,
+            search=lambda r: f"{r[0].username} {r[0].display_name} {' '.join(r[1])}",
+            marker="users-table",
+            row_marker=lambda r: f"user {r[0].username}",
+            noun="users",
+            sort="username",
+        )
         await self.refresh()
 
     def _create_form(self) -> None:
         with ui.card().classes("w-full").mark("new-user"):
             ui.label("New user").classes("font-semibold")
             with ui.row().classes("w-full items-start"):
-                username = ui.input("Username").mark("new-username")
-                display = ui.input("Display name")
-                password = ui.input("Password", password=True).mark("new-password")
+                username = ui.input("Username").classes("w-48").mark("new-username")
+                display = ui.input("Display name").classes("w-56")
+                password = ui.input("Password", password=True, password_toggle_button=True)
+                password.classes("w-56").mark("new-password")
                 chosen = ui.select(self.role_names, multiple=True, label="Roles", value=[])
-                chosen.classes("min-w-48").mark("new-roles")
+                chosen.classes("min-w-56").mark("new-roles")
 
             async def create() -> None:
                 async def work(session: AsyncSession, actor: Actor) -> User:
@@ -78,44 +107,45 @@ class UsersView:
             ui.button("Create user", icon="person_add", on_click=create)
 
     async def refresh(self) -> None:
-        """Reload the list from the database, as the actor of now may see it."""
+        """Reload the table from the database, as the actor of now may see it."""
 
-        async def work(session: AsyncSession, actor: Actor) -> list[tuple[User, list[str]]]:
-            return [
-                (u, await users.role_names(session, u.id))
-                for u in await users.list_users(session, actor=actor)
-            ]
+        async def work(session: AsyncSession, actor: Actor) -> list[Listed]:
+            named = await users.role_names_by_user(session)
+            return [(u, named.get(u.id, [])) for u in await users.list_users(session, actor=actor)]
 
         listed = await submit(self.database, "users:manage", work)
-        if listed is None:
-            return
-        self.listing.clear()
-        with self.listing:
-            for user, role_list in listed:
-                self._row(user, role_list)
+        if listed is not None:
+            self.table.set_rows(listed)
 
-    def _row(self, user: User, role_list: list[str]) -> None:
-        with ui.row().classes("w-full items-center border-b py-1").mark(f"user {user.username}"):
-            ui.label(user.username).classes("w-40 font-mono")
-            ui.label(user.display_name).classes("w-48")
-            ui.label(", ".join(role_list) or "no role").classes("w-48")
-            ui.badge("active" if user.is_active else "disabled").props(
-                f"color={'positive' if user.is_active else 'grey'}"
-            )
-            ui.button("Edit", on_click=lambda: self._edit(user, role_list)).props("flat").mark(
-                f"edit {user.username}"
-            )
+    @staticmethod
+    def _name_cell(row: Listed) -> None:
+        ui.label(row[0].username).classes("font-mono")  # no page of its own: Edit opens it
+
+    @staticmethod
+    def _state_cell(row: Listed) -> None:
+        active = row[0].is_active
+        ui.badge("active" if active else "disabled").props(
+            f"color={'positive' if active else 'grey'}"
+        )
+
+    def _edit_cell(self, row: Listed) -> None:
+        user, role_list = row
+        ui.button("Edit", icon="edit", on_click=lambda: self._edit(user, role_list)).props(
+            "flat dense no-caps"
+        ).mark(f"edit {user.username}")
 
     async def _edit(self, user: User, role_list: list[str]) -> None:
         if await allowed(self.database, "users:manage") is None:
             return
-        with ui.dialog(value=True) as dialog, ui.card().classes("w-96").mark("edit-user"):
+        with ui.dialog(value=True) as dialog, ui.card().classes("w-[28rem]").mark("edit-user"):
             ui.label(f"Edit {user.username}").classes("font-semibold")
-            display = ui.input("Display name", value=user.display_name)
+            display = ui.input("Display name", value=user.display_name).classes("w-full")
             chosen = ui.select(self.role_names, multiple=True, label="Roles", value=role_list)
-            chosen.mark("edit-roles")
+            chosen.classes("w-full").mark("edit-roles")
             active = ui.switch("Active (may sign in)", value=user.is_active).mark("edit-active")
-            password = ui.input("New password (optional)", password=True).mark("edit-password")
+            password = ui.input("New password", password=True, password_toggle_button=True)
+            password.props('hint="Leave empty to keep the current password"')
+            password.classes("w-full").mark("edit-password")
 
             async def save() -> None:
                 async def work(session: AsyncSession, actor: Actor) -> User:

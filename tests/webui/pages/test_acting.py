@@ -4,8 +4,9 @@ Read from the source, so a page added tomorrow is held to it too: each function 
 component hands to an event (``on_click=``, ``on_change=``, ``.on(...)``) must go through
 ``webui.forms.submit`` or ``webui.forms.allowed`` (which re-read the session and the
 permission from the database) and must not act as the actor the page was built for
-(``self.actor``). What changes nothing and shows nothing (closing a dialog) and signing in
-itself are the only exceptions, named here.
+(``self.actor``). What changes nothing and shows nothing (closing a dialog), handlers marked
+``@view_only`` (sorting, paging, searching what a page already holds) and signing in itself
+are the only exceptions.
 """
 
 from __future__ import annotations
@@ -116,6 +117,22 @@ def _problems(function: Function) -> tuple[str, ...]:
     return tuple(problems)
 
 
+def _view_only(function: Function) -> bool:
+    """Whether the handler is marked ``@view_only`` (webui.forms): it sorts, pages or copies
+    what the page already shows, and may not read the database (checked here too)."""
+    marked = any(
+        (isinstance(d, ast.Name) and d.id == "view_only")
+        or (isinstance(d, ast.Attribute) and d.attr == "view_only")
+        for d in function.decorator_list
+    )
+    if marked:
+        text = ast.unparse(function)
+        assert "database" not in text and "session" not in text, (
+            f"{function.name} is marked view_only but reaches the database"
+        )
+    return marked
+
+
 def handlers(source: str, where: str) -> list[Handler]:
     """Every event handler in ``source``, checked."""
     tree = ast.parse(source)
@@ -126,7 +143,7 @@ def handlers(source: str, where: str) -> list[Handler]:
         if isinstance(target, str):
             problems = () if target in HARMLESS else (f"'{target}' cannot be checked",)
             found.append(Handler(where, target, problems))
-        elif (where, target.name) in EXEMPT:
+        elif (where, target.name) in EXEMPT or _view_only(target):
             found.append(Handler(where, target.name, ()))
         else:
             found.append(Handler(where, target.name, _problems(target)))
