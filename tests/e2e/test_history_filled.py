@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 from core.db.engine import Database
@@ -104,6 +105,14 @@ def test_history_and_device_pages_open_filled(server: str, browser: Any, tmp_pat
     assert _axis_name(browser) == "°C"
     _see(browser, "temp (°C)")  # the channel picker, its unit beside it
     browser.save_screenshot(str(ARTIFACTS / "history-opened.png"))
+
+    # A second channel beside the first: door, a boolean, on its own On/Off axis.
+    browser.find_element(By.XPATH, "//*[@aria-label='Channels']").click()
+    wait.until(lambda d: d.find_elements(By.XPATH, "//*[text()='door (on/off)']"))[0].click()
+    ActionChains(browser).send_keys(Keys.ESCAPE).perform()
+    browser.find_element(By.XPATH, "//*[text()='Show']").click()
+    _see(browser, f"door: {SAMPLES} samples")
+    browser.save_screenshot(str(ARTIFACTS / "history-two-channels.png"))
 
     browser.get(f"{server}/devices/{DEVICE}")
     wait.until(lambda d: _points(d, "temp (°C)") == SAMPLES)

@@ -9,6 +9,7 @@ is the share of its time On.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from core.services.telemetry.history import Bucket
 from webui.components import chart_words
@@ -30,8 +31,9 @@ class Drawn:
     boolean: bool = False
 
 
-def options(drawn: list[Drawn]) -> dict[str, object]:
-    """ECharts options for ``drawn`` (an empty chart with one plain axis when none)."""
+def options(drawn: list[Drawn], span: tuple[datetime, datetime] | None = None) -> dict[str, object]:
+    """ECharts options for ``drawn`` over ``span`` (an empty chart with one plain axis when
+    none): the time axis spans the whole range asked, so where samples are missing shows."""
     keys: list[str] = []
     for item in drawn:
         key = _STATES if item.boolean else item.unit
@@ -48,10 +50,18 @@ def options(drawn: list[Drawn]) -> dict[str, object]:
         "tooltip": {"trigger": "axis"},
         "legend": chart_words.legend(top=0),
         "grid": {"left": 64, "right": right, "top": 48, "bottom": 28},
-        "xAxis": {"type": "time"},
+        "xAxis": {"type": "time", **_bounds(span)},
+        "dataZoom": [{"type": "inside"}],  # wheel or pinch into a part of the range
         "yAxis": axes,
         "series": series,
     }
+
+
+def _bounds(span: tuple[datetime, datetime] | None) -> dict[str, int]:
+    if span is None:
+        return {}
+    start, end = span
+    return {"min": int(start.timestamp() * 1000), "max": int(end.timestamp() * 1000)}
 
 
 def _axis(key: str, n: int, drawn: list[Drawn]) -> dict[str, object]:

@@ -167,7 +167,7 @@ class HistoryView:
         picked = self._picked()
         if not picked:
             self.summary.text = "Pick at least one channel to draw."
-            self._draw([])
+            self._draw([], (start, end))
             return
 
         async def work(session: AsyncSession, actor: Actor) -> list[Drawn]:
@@ -199,11 +199,11 @@ class HistoryView:
         else:
             each = ", ".join(f"{c}: {n:,} sample{'' if n == 1 else 's'}" for c, n in counts)
             self.summary.text = f"{each} · {span}"
-        self._draw(drawn)
+        self._draw(drawn, (start, end))
 
-    def _draw(self, drawn: list[Drawn]) -> None:
+    def _draw(self, drawn: list[Drawn], span: tuple[datetime, datetime]) -> None:
         self.chart.options.clear()
-        self.chart.options.update(history_chart.options(drawn))
+        self.chart.options.update(history_chart.options(drawn, span))
         self.chart.update()
 
     async def export(self) -> None:
