@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -113,10 +114,13 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
             loop.add_signal_handler(signum, stop.set)
         count = len(fleet.agents)
         print(
-            f"starting {count} stations, {args.rate:g} samples a second each, broker"
+            f"starting {count} stations, sampling at {args.rate:g} Hz each, broker"
             f" {where(endpoint)}; Ctrl-C stops them",
             flush=True,
         )
+        # FleetLinks says what the links do, a line per change: the supervisors' own lines
+        # come once per station and attempt ("not retrying" on a refusal it retries).
+        logging.getLogger("core.mqtt.supervisor").setLevel(logging.CRITICAL)
         await fleet.start()
         links = FleetLinks(fleet.agents, lambda line: print(line, flush=True))
         try:
