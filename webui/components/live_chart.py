@@ -10,6 +10,7 @@ from nicegui import ui
 
 from core.protocol.telemetry import Value
 from webui.backbone.hub import LivePoint
+from webui.components import chart_words
 
 WINDOW_MS = 10 * 60 * 1000  # the sliding window: ten minutes of live data
 SCRIPT = (Path(__file__).parent / "live.js").read_text()
@@ -43,8 +44,9 @@ class LiveChart:
                     "name": channel,
                     "type": "line",
                     "showSymbol": False,
-                    "step": "end" if step else False,
+                    "step": False,
                     "data": [],
+                    **(chart_words.state_series() if step else {}),  # booleans: On/Off bands
                 }
             )
             series.append(
@@ -60,11 +62,11 @@ class LiveChart:
             {
                 "title": {"text": title, "textStyle": {"fontSize": 13}},
                 "animation": False,
-                "tooltip": {"trigger": "axis"},
-                "legend": {"top": 0, "right": 0},
+                "tooltip": chart_words.state_tooltip() if step else {"trigger": "axis"},
+                "legend": chart_words.legend(top=0, right=0),  # "replayed" explained on hover
                 "grid": {"left": 50, "right": 16, "top": 36, "bottom": 28},
                 "xAxis": {"type": "time"},
-                "yAxis": {"type": "value", "scale": True},
+                "yAxis": chart_words.state_axis() if step else {"type": "value", "scale": True},
                 "series": series,
             }
         ).classes("w-full h-56")
