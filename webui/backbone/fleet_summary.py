@@ -1,7 +1,7 @@
 """The fleet at a glance, from memory: devices by presence, backlogs and identity conflicts.
 
-What the overview counts on every tick, so each function here is a pass over the
-backbone's dicts, never a database read: 1,000 devices cost well under a millisecond.
+The overview counts these several times a second, so each function here is a pass over
+the backbone's dicts, never a database read: 1,000 devices cost well under a millisecond.
 """
 
 from __future__ import annotations
@@ -10,7 +10,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from webui.backbone.identity import Identity
-from webui.backbone.presence import Presence
+from webui.backbone.presence import DeviceState, Presence
+
+# Samples in a station's outbox from which it has a backlog. A station keeps its latest
+# batches until the server's ack comes back, so a healthy one at 10 Hz reports a few dozen;
+# a hundred means samples are waiting for the link or the server (the fleet's column shows
+# every count; this is when the overview calls it news).
+BACKLOG_FROM = 100
 
 
 @dataclass(frozen=True)
@@ -32,9 +38,14 @@ class Attention:
     """A device worth a look: samples waiting in its outbox, or stations sharing its identity."""
 
     device_id: str
-    queued: int  # samples its last heartbeat said wait in its outbox (0: none or not said)
+    queued: int  # samples its last heartbeat said wait in its outbox (0: no backlog)
     sharing: int  # station instances taking turns on its credentials (0: no conflict)
     sync_conflicts: int = 0  # its edits that lost to a later one (from the database)
+
+
+def has_backlog(state: DeviceState | None) -> bool:
+    """Whether the station's last heartbeat said ``BACKLOG_FROM`` samples or more wait."""
+    return state is not None and (state.outbox or 0) >= BACKLOG_FROM
 
 
 def tally(presence: Presence, registered: Iterable[str]) -> PresenceTally:
@@ -65,7 +76,7 @@ def attention(
     ``sync_conflicts`` (device id → count) comes from the database, read on a slower timer.
     """
     sync_conflicts = sync_conflicts or {}
-    queued = {s.device_id: s.outbox for s in presence.states() if s.outbox}
+    queued = {s.device_id: s.outbox or 0 for s in presence.states() if has_backlog(s)}
     sharing = {c.device_id: c.stations for c in identity.conflicts()}
     conflicted = {device_id for device_id, count in sync_conflicts.items() if count}
     found = [

@@ -43,7 +43,7 @@ class AttentionCard:
         self.units: dict[str, dict[str, str]] = {}  # device → channel → unit
         self._loading: set[str] = set()
         self._drawn: tuple[object, ...] | None = None
-        with ui.card().classes("w-full max-w-3xl").mark("attention"):
+        with ui.card().classes("w-full").mark("attention"):
             ui.label("Needs attention").classes("font-semibold")
             self.body = ui.column().classes("w-full gap-1")
 

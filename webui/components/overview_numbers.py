@@ -12,8 +12,14 @@ from webui.components.overview_watch import Glance
 
 # What the fleet is asked to show for each number (``/fleet?status=<value>``).
 FLEET_FILTERS = ("online", "stale", "offline", "alarm", "backlog", "conflict")
-# Quasar colours that read on white; a number only turns to its colour when it is news.
-_ACCENT = {"online": "text-green-700", "stale": "text-amber-700", "alarm": "text-red-700"}
+# Tailwind colours that read on white; a number takes its colour only when it is news.
+_ACCENT = {
+    "online": "text-green-700",
+    "stale": "text-amber-700",
+    "alarms": "text-red-700",
+    "backlog": "text-amber-700",
+    "conflicts": "text-red-700",
+}
 
 
 def fleet_link(status: str) -> str:
@@ -38,7 +44,7 @@ class NumberCard:
         self._shown: tuple[int, str] | None = None
         with (
             ui.link(target=target).classes("no-underline text-inherit").mark(f"count {key}"),
-            ui.card().classes("w-44 gap-0 hover:shadow-lg"),
+            ui.card().classes("h-full gap-0 hover:shadow-lg"),
         ):
             self.number = (
                 ui.label()
@@ -67,7 +73,9 @@ class Numbers:
     """The row of number cards."""
 
     def __init__(self) -> None:
-        with ui.row().classes("gap-4"):
+        # As many in a row as fit, all of one width: six in a row on a laptop beside the menu.
+        grid = "w-full max-w-5xl grid grid-cols-[repeat(auto-fill,minmax(8.5rem,1fr))] gap-4"
+        with ui.element("div").classes(grid):
             self.online = NumberCard("online", "Online", fleet_link("online"))
             self.stale = NumberCard("stale", "Stale", fleet_link("stale"))
             self.offline = NumberCard("offline", "Offline", fleet_link("offline"))
@@ -79,8 +87,8 @@ class Numbers:
         """Show ``glance``."""
         tally = glance.tally
         self.online.show(tally.online, f"of {plural(tally.total, 'device')}")
-        self.stale.show(tally.stale, "missed 3 heartbeats")
-        self.offline.show(tally.offline, "or not heard since start")
+        self.stale.show(tally.stale, "missed heartbeats")
+        self.offline.show(tally.offline, "or not heard yet")
         alarmed = len({alarm.device_id for alarm in glance.alarms})
         self.alarms.show(len(glance.alarms), f"on {plural(alarmed, 'device')}")
         queued = [a.queued for a in glance.attention if a.queued]

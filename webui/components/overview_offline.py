@@ -56,7 +56,7 @@ class OfflineCard:
         self._loads = 0
         self._loading = False
         self._drawn: tuple[int, int] | None = None
-        with ui.card().classes("w-full max-w-3xl").mark("offline-events"):
+        with ui.card().classes("w-full").mark("offline-events"):
             ui.label("Latest offline events").classes("font-semibold")
             self.body = ui.column().classes("w-full gap-1")
         self._show()

@@ -47,7 +47,7 @@ async def live_fleet(services: Services, actor: Actor, ticker: Ticker) -> None:
     watch = OverviewWatch(backbone, services.database, actor, registered, conflicts)
     zone = PageZone()
     numbers = Numbers()
-    with ui.row().classes("w-full gap-4 items-start"):
+    with ui.column().classes("w-full max-w-5xl gap-4"):
         attention = AttentionCard(services.database, actor, zone)
         offline = OfflineCard(services.database, actor, backbone.presence, zone, events)
 

@@ -1,0 +1,72 @@
+"""The overview in a real browser: its counts follow a station coming and going, no reload."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.demo.test_launch import STATIONS, Demo
+from tests.e2e.conftest import ARTIFACTS
+from tests.e2e.test_first_day import WAIT_S, _see, _sign_in
+from tests.e2e.test_live_dashboard import BROKER, PASSWORD, _register_station, _text
+
+ZONE = "America/New_York"  # far from UTC: a time shown in UTC would read five hours off
+
+
+def _counts(driver: Any) -> tuple[str, str]:
+    return _text(driver, "[data-count=online]"), _text(driver, "[data-count=offline]")
+
+
+def test_the_overview_counts_a_station_coming_online_and_going_offline(
+    tmp_path: Path, browser: Any
+) -> None:
+    browser.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": ZONE})
+    demo = Demo(tmp_path / "data", PP_ADMIN_PASSWORD=PASSWORD)
+    agent: subprocess.Popen[bytes] | None = None
+    try:
+        demo.wait_until_linked()
+        found = BROKER.search(demo.output())
+        assert found, demo.output()
+        password = _register_station(demo.url, "e2e-1")
+
+        _sign_in(browser, demo.url, "admin", PASSWORD)
+        browser.get(f"{demo.url}/")
+        wait = WebDriverWait(browser, WAIT_S * 2)  # the demo's stations start beside the page
+        demo_online = str(len(STATIONS))  # the demo's simulated stations
+        wait.until(lambda d: _counts(d)[0] == demo_online)
+        offline = int(_counts(browser)[1])  # e2e-1 among them: registered, not heard
+        assert offline >= 1
+        link = browser.find_element(By.XPATH, "//a[.//*[@data-count='online']]")
+        assert link.get_attribute("href").endswith("/fleet?status=online")
+        browser.execute_script("window.ppStillThisPage = true")  # gone if the page reloads
+
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "core.cli", "agent", "--device", "e2e-1",
+             "--broker", f"mqtt://{found[1]}:{found[2]}", "--password-stdin",
+             "--interval", "0.5", "--data-dir", str(tmp_path / "station")],
+            stdin=subprocess.PIPE,
+        )  # fmt: skip
+        assert agent.stdin is not None
+        agent.stdin.write(password.encode() + b"\n")
+        agent.stdin.close()
+        wait.until(lambda d: _counts(d) == (str(len(STATIONS) + 1), str(offline - 1)))
+
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(timeout=20)
+        wait.until(lambda d: _counts(d) == (demo_online, str(offline)))
+        _see(browser, "stopped cleanly")
+        event = browser.find_element(By.XPATH, "//*[contains(text(), 'stopped cleanly')]").text
+        assert re.search(r"since \d\d:\d\d:\d\d E[SD]T, still offline", event), event
+        assert browser.execute_script("return window.ppStillThisPage === true")
+        browser.save_screenshot(str(ARTIFACTS / "overview.png"))
+    finally:
+        if agent is not None and agent.poll() is None:
+            agent.kill()
+        demo.stop(signal.SIGINT, group=True)
