@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from webui.backbone.identity import Identity
-from webui.backbone.presence import DeviceState, Presence
+from webui.backbone.identity import Conflict
+from webui.backbone.presence import DeviceState
 
 # Samples in a station's outbox from which it has a backlog. A station keeps its latest
 # batches until the server's ack comes back, so a healthy one at 10 Hz reports a few dozen;
@@ -48,7 +48,7 @@ def has_backlog(state: DeviceState | None) -> bool:
     return state is not None and (state.outbox or 0) >= BACKLOG_FROM
 
 
-def tally(presence: Presence, registered: Iterable[str]) -> PresenceTally:
+def tally(states: Iterable[DeviceState], registered: Iterable[str]) -> PresenceTally:
     """Count ``registered`` devices, and any heard of since, by their presence.
 
     A registered device the server has not heard of since it started is offline: it has
@@ -56,7 +56,7 @@ def tally(presence: Presence, registered: Iterable[str]) -> PresenceTally:
     """
     online = stale = offline = 0
     heard: set[str] = set()
-    for state in presence.states():
+    for state in states:
         heard.add(state.device_id)
         if state.status == "online":
             online += 1
@@ -69,15 +69,17 @@ def tally(presence: Presence, registered: Iterable[str]) -> PresenceTally:
 
 
 def attention(
-    presence: Presence, identity: Identity, sync_conflicts: dict[str, int] | None = None
+    states: Iterable[DeviceState],
+    conflicts: Iterable[Conflict],
+    sync_conflicts: dict[str, int] | None = None,
 ) -> list[Attention]:
     """Devices with a backlog, an identity conflict or sync conflicts, the most queued first.
 
     ``sync_conflicts`` (device id → count) comes from the database, read on a slower timer.
     """
     sync_conflicts = sync_conflicts or {}
-    queued = {s.device_id: s.outbox or 0 for s in presence.states() if has_backlog(s)}
-    sharing = {c.device_id: c.stations for c in identity.conflicts()}
+    queued = {s.device_id: s.outbox or 0 for s in states if has_backlog(s)}
+    sharing = {c.device_id: c.stations for c in conflicts}
     conflicted = {device_id for device_id, count in sync_conflicts.items() if count}
     found = [
         Attention(

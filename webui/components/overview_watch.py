@@ -75,11 +75,13 @@ class OverviewWatch:
         if self._glance is not None and now - self._glanced_at < GLANCE_S:
             return self._glance
         backbone = self.backbone
+        states = backbone.presence.states()
+        conflicts = backbone.identity.conflicts()
         self._glanced_at = now
         self._glance = Glance(
-            fleet_summary.tally(backbone.presence, self.registered),
+            fleet_summary.tally(states, self.registered),
             tuple(backbone.alarms.everywhere()),
-            tuple(fleet_summary.attention(backbone.presence, backbone.identity, self.conflicts)),
+            tuple(fleet_summary.attention(states, conflicts, self.conflicts)),
         )
         return self._glance
 

@@ -11,7 +11,7 @@ from nicegui.testing.user import User
 
 from core.protocol.messages import Heartbeat, Status
 from core.protocol.telemetry import Batch, Sample
-from core.services import device_configs, devices
+from core.services import device_configs, devices, users
 from core.services.actor import Actor
 from tests.webui.conftest import ADMIN_PASSWORD, VIEWER_PASSWORD
 from tests.webui.pages.test_login import signed_in
@@ -95,3 +95,12 @@ async def test_the_numbers_and_lists_follow_presence_alarms_and_backlog(user: Us
     await user.should_see(content="connection lost", retries=LIVE, marker="offline-event kiln-1")
     await user.should_see(content="still offline", retries=LIVE, marker="offline-event kiln-1")
     await user.should_see(content="UTC", marker="offline-event kiln-1")  # the zone is named
+
+
+async def test_a_user_whose_roles_open_nothing_is_told_so(user: User) -> None:
+    async with _services().database.session() as session:
+        await users.bootstrap_user(session, username="nat", password="nat-password-1", roles=[])
+    await signed_in(user, "nat", "nat-password-1")
+    await user.open("/")
+    await user.should_see("Your roles open no list yet", marker="overview-nothing")
+    await user.should_not_see(marker="count online")
