@@ -1,8 +1,9 @@
 """The audit log, as filtered, as CSV: times in UTC ISO 8601, names beside ids, changes in words.
 
 The export is itself audited (``audit.export`` with its filters), in the caller's
-transaction, before a row is read; the rows then stream a chunk at a time
-(``audit_search.chunks``), so memory does not grow with the log.
+transaction, before a row is read; it holds the entries before its own (the log as it stood
+when asked), streamed a chunk at a time (``audit_search.chunks``), so memory does not grow
+with the log.
 """
 
 from __future__ import annotations
@@ -39,10 +40,14 @@ CSV_HEADER = (
 )
 
 
-async def start_export(session: AsyncSession, *, actor: Actor, query: AuditQuery) -> None:
-    """Check that ``actor`` may read the log, and audit who exported which part of it."""
+async def start_export(session: AsyncSession, *, actor: Actor, query: AuditQuery) -> int:
+    """Check that ``actor`` may read the log, audit who exported which part of it, and return
+    that entry's id: the export holds the entries before it."""
     actor.require(PERMISSION)
-    await audit.record(session, actor=actor.name, action="audit.export", after=query.described())
+    entry = await audit.record(
+        session, actor=actor.name, action="audit.export", after=query.described()
+    )
+    return entry.id
 
 
 def _utc(moment: datetime) -> str:
@@ -72,12 +77,14 @@ def _row(entry: AuditEntry, names: dict[Key, Named]) -> list[object]:
     ]
 
 
-async def csv_lines(database: Database, *, actor: Actor, query: AuditQuery) -> AsyncIterator[str]:
-    """The header, then one line per matching entry, newest first."""
+async def csv_lines(
+    database: Database, *, actor: Actor, query: AuditQuery, below: int | None = None
+) -> AsyncIterator[str]:
+    """The header, then one line per matching entry older than ``below``, newest first."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_HEADER)
-    async for entries, session in chunks(database, actor=actor, query=query):
+    async for entries, session in chunks(database, actor=actor, query=query, below=below):
         names = await audit_names.resolve(session, entries)
         for entry in entries:
             writer.writerow(_row(entry, names))

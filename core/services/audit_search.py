@@ -153,14 +153,14 @@ def families(known: list[str]) -> list[str]:
 
 
 async def chunks(
-    database: Database, *, actor: Actor, query: AuditQuery
+    database: Database, *, actor: Actor, query: AuditQuery, below: int | None = None
 ) -> AsyncIterator[tuple[list[AuditEntry], AsyncSession]]:
-    """Every matching entry, newest first, a chunk at a time with the session that read it.
+    """Every matching entry older than ``below`` (if given), newest first, a chunk at a time
+    with the session that read it.
 
     Keyed on the id, so entries added meanwhile neither shift nor repeat a chunk.
     """
     actor.require(PERMISSION)
-    below: int | None = None
     while True:
         async with database.session() as session:
             where = await _where(session, query)

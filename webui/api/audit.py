@@ -93,15 +93,15 @@ async def list_audit(
 async def csv_response(
     session: AsyncSession, database: Database, *, actor: Actor, query: AuditQuery
 ) -> StreamingResponse:
-    """The audited CSV of the matching entries (API and page alike).
+    """The audited CSV of the matching entries before the export's own (API and page alike).
 
     The audit entry goes into ``session``; the rows stream once the response is sent, after
     the caller has committed it, from sessions of their own.
     """
-    await audit_export.start_export(session, actor=actor, query=query)
+    own = await audit_export.start_export(session, actor=actor, query=query)
     filename = audit_export.export_filename(datetime.now(UTC))
     return StreamingResponse(
-        audit_export.csv_lines(database, actor=actor, query=query),
+        audit_export.csv_lines(database, actor=actor, query=query, below=own),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

@@ -64,22 +64,22 @@ class AuditFilters:
 
     def build(self) -> None:
         """Lay the filters out."""
-        with ui.row().classes("w-full items-start gap-4"):
+        with ui.row().classes("w-full items-start gap-3"):
             self.text = ui.input("Search", placeholder="name, action, value…")
             # Quasar's debounce: the browser sends the text once typing pauses.
             self.text.props(f"clearable maxlength={MAX_TEXT} debounce={SEARCH_DEBOUNCE_MS}")
-            self.text.classes("min-w-64").mark("audit-search")
+            self.text.classes("w-52").mark("audit-search")
             self.text.on_value_change(self.changed)
             actors = {ANY: "Anyone"} | {a: a for a in self.actors}
             self.actor = ui.select(actors, value=ANY, label="Actor", with_input=True)
-            self.actor.props("new-value-mode=add-unique").classes("min-w-40")
+            self.actor.props("new-value-mode=add-unique").classes("w-40")
             self.actor.mark("audit-actor")
             self.action = ui.select(self._action_choices(), value=ANY, label="Action")
-            self.action.props("options-dense").classes("min-w-48").mark("audit-action")
-            self.kind = ui.select(TARGET_KINDS, value=ANY, label="Target").classes("min-w-40")
+            self.action.props("options-dense").classes("w-44").mark("audit-action")
+            self.kind = ui.select(TARGET_KINDS, value=ANY, label="Target").classes("w-36")
             self.kind.mark("audit-target-kind")
             ranges = {key: label for key, (label, _) in RANGES.items()}
-            self.range = ui.select(ranges, value=ANY, label="When").classes("min-w-40")
+            self.range = ui.select(ranges, value=ANY, label="When").classes("w-36")
             self.range.mark("audit-range")
             for select in (self.actor, self.action, self.kind, self.range):
                 select.on_value_change(self.changed)
@@ -89,8 +89,9 @@ class AuditFilters:
             for field in (self.since, self.until):
                 field.on("keydown.enter", self.changed)
                 field.on("blur", self.changed)
+            self.zone_hint = ui.label().classes("self-center text-sm text-slate-600")
+            self.zone_hint.mark("audit-zone")
         custom.bind_visibility_from(self.range, "value", lambda v: v == CUSTOM)
-        self.zone_hint = ui.label().classes("text-sm text-slate-600").mark("audit-zone")
 
     def _action_choices(self) -> dict[str, str]:
         families = sorted({a.split(".", 1)[0] for a in self.actions if "." in a})

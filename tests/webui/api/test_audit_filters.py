@@ -134,6 +134,9 @@ async def test_csv_is_the_filtered_set_in_utc_with_names_and_words(
 
     exports = await audit_entries(client, admin, action="audit.export")
     assert [e["after"] for e in exports] == [{"action": "device"}]
+    # An export holds the log as it stood when asked: the earlier export, not its own entry.
+    again = await client.get("/api/v1/audit.csv", params={"q": "audit.export"}, headers=admin)
+    assert [r["change"] for r in csv.DictReader(io.StringIO(again.text))] == ["action: device"]
 
 
 async def test_reading_the_log_needs_audit_read_at_the_moment_of_asking(
