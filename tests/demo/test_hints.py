@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -68,3 +69,25 @@ def test_the_window_command_names_broker_key_and_password_and_parses() -> None:
     assert args.data_dir == Path("x/stations") and args.password_stdin
     guide = "\n".join(command.guide(None, Path("data/bench-04.password")))
     assert "bench-04" not in guide and "Devices page" in guide  # a disabled window station
+
+
+def test_the_broker_takes_the_stable_port_else_a_free_one_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from demo import launch
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        monkeypatch.setattr(launch, "DEFAULT_BROKER_PORT", busy)
+        chosen = launch._broker_port(None)
+        assert chosen != busy
+        assert f"port {busy} is taken (another broker?): the demo's broker uses {chosen}" in (
+            capsys.readouterr().out
+        )
+        with pytest.raises(OSError, match=f"127.0.0.1:{busy} .*choose another --broker-port"):
+            launch._broker_port(busy)  # asked for: no quiet substitute
+    monkeypatch.setattr(launch, "DEFAULT_BROKER_PORT", chosen)
+    assert launch._broker_port(None) == chosen  # free: the stable one, nothing said
+    assert capsys.readouterr().out == ""
