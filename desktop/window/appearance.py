@@ -69,6 +69,9 @@ def stylesheet(theme: Theme) -> str:
         f" border: none; border-bottom: 1px solid {theme.border}; padding: 4px 8px; }}",
         f"QTableView, QListWidget {{ border: 1px solid {theme.border}; border-radius: 6px;"
         f" gridline-color: {theme.border}; }}",
+        # Qt gives tooltips the system's palette, not the application's: say it here.
+        f"QToolTip {{ background: {theme.surface}; color: {theme.text};"
+        f" border: 1px solid {theme.border}; padding: 4px; }}",
         # Read only, a granted permission stays as legible as any text.
         f"QCheckBox:disabled:checked {{ color: {theme.text}; }}",
     ]
@@ -115,7 +118,7 @@ class ThemeFollower(QObject):
     changed = Signal(object)
 
     def __init__(self, app: QApplication, scheme: Scheme) -> None:
-        super().__init__(app)
+        super().__init__()
         self.app, self.scheme = app, scheme
         hints = app.styleHints()
         if scheme is not Scheme.SYSTEM:  # native parts (a title bar) follow where they can

@@ -29,7 +29,7 @@ from desktop.window.options import WindowOptions
 from desktop.window.sign_in_controller import SignInController
 from desktop.window.station_controller import StationController
 from desktop.window.station_view import StationView
-from desktop.window.theme import LIGHT
+from desktop.window.theme import Theme, chosen_scheme, theme_for
 from tests.desktop.replica_data import PASSWORD, ServerLog
 
 DEVICE = "press-07"
@@ -55,12 +55,14 @@ def station_config(
 
 
 @pytest.fixture(autouse=True)
-def _light_theme(qapp: QApplication) -> Iterator[None]:
-    """Every window test sees the window as a person does, in its (light) theme; a test that
-    switches to dark cannot leave it on for the next."""
-    apply(qapp, LIGHT)
-    yield
-    apply(qapp, LIGHT)
+def theme(qapp: QApplication) -> Iterator[Theme]:
+    """Every window test sees the window as a person does, in its theme: light, or the one
+    PP_WINDOW_THEME forces (``PP_WINDOW_THEME=dark pytest tests/desktop/window`` takes every
+    screenshot in dark). A test that switches theme cannot leave it on for the next."""
+    theme = theme_for(chosen_scheme(), system_is_dark=False)
+    apply(qapp, theme)
+    yield theme
+    apply(qapp, theme)
 
 
 @pytest.fixture(autouse=True)
@@ -81,9 +83,9 @@ async def agent(tmp_path: Path) -> AsyncIterator[Agent]:
 
 
 @pytest.fixture
-def view(qtbot: QtBot) -> StationView:
-    """The station window, closed by pytest-qt after the test."""
-    window = StationView()
+def view(qtbot: QtBot, theme: Theme) -> StationView:
+    """The station window in the tests' theme, closed by pytest-qt after the test."""
+    window = StationView(theme)
     qtbot.addWidget(window)
     return window
 
