@@ -142,7 +142,9 @@ class Companions:
     async def _keep_accounts(self) -> None:
         """Write the broker's accounts from the database, which other processes change too."""
         accounts = app.state.services.backbone.accounts
-        while accounts is not None:
+        if accounts is None:  # no password file: the demo always has one
+            return
+        while True:
             await asyncio.sleep(ACCOUNTS_EVERY_S)
             try:
                 await accounts.sync()  # rewrites (and reloads) only when something changed
