@@ -14,7 +14,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QWidget
 
-from desktop.window.theme import Scheme, Theme, Tone, theme_for
+from desktop.window.theme import ON_FILL, Scheme, Theme, Tone, theme_for
 
 STYLE = "Fusion"
 Role = QPalette.ColorRole
@@ -86,7 +86,7 @@ def stylesheet(theme: Theme) -> str:
     for tone in Tone:
         rules.append(
             f'QLabel[badge="true"][tone="{tone}"] {{ background: {theme.tone_fill[tone]};'
-            " color: white; }"
+            f" color: {ON_FILL}; }}"
         )
     return "\n".join(rules)
 

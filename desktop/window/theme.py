@@ -72,6 +72,7 @@ class Theme:
         return self.series[index % len(self.series)]
 
 
+ON_FILL = "#ffffff"  # a badge's word, on every tone's fill
 # Badges carry white text on these in both themes: mid-dark fills stand out on a light
 # window and on a dark one alike, and keep white text above 4.5:1.
 _FILLS = {

@@ -22,7 +22,16 @@ from desktop.window.appearance import ThemeFollower
 from desktop.window.options import WindowOptions
 from desktop.window.station_controller import StationController
 from desktop.window.station_view import StationView
-from desktop.window.theme import DARK, LIGHT, THEME_ENV, Scheme, Theme, Tone, contrast
+from desktop.window.theme import (
+    DARK,
+    LIGHT,
+    ON_FILL,
+    THEME_ENV,
+    Scheme,
+    Theme,
+    Tone,
+    contrast,
+)
 from tests.desktop.window.conftest import screenshot
 
 ARTIFACTS = Path(__file__).resolve().parents[3] / "artifacts"
@@ -34,7 +43,7 @@ def test_every_colour_reads_on_its_background(theme: Theme) -> None:
     for tone in Tone:
         for background in (theme.window, theme.surface):
             assert contrast(theme.tone_text[tone], background) >= 4.5, tone  # WCAG AA text
-        assert contrast("#ffffff", theme.tone_fill[tone]) >= 4.5, tone  # a badge's word
+        assert contrast(ON_FILL, theme.tone_fill[tone]) >= 4.5, tone  # a badge's word
     for colour in (theme.text, theme.muted):
         assert contrast(colour, theme.surface) >= 4.5
     assert contrast(theme.chart_foreground, theme.chart_background) >= 4.5
@@ -74,13 +83,22 @@ def test_the_window_follows_the_system_as_it_switches(qapp: QApplication, qtbot:
     view = StationView(themes.theme)
     qtbot.addWidget(view)
     themes.changed.connect(view.apply_theme)
-    view.add_curve("temp", "°C")
+    curve = view.add_curve("temp", "°C")
+    view.operator_bar.show()
+    view.operator_bar.say("Replaying the outbox…", busy=True)
+    view.show()
+    qtbot.waitExposed(view)
     try:
+        assert wears(view.operator_bar.message, LIGHT.tone_text[Tone.BUSY])
         with qtbot.waitSignal(themes.changed, timeout=1000):
             qapp.styleHints().colorSchemeChanged.emit(Qt.ColorScheme.Dark)  # as the desktop does
         assert qapp.palette().color(QPalette.ColorRole.Window).name() == DARK.window
         assert view.chart.backgroundBrush().color().name() == DARK.chart_background
         assert view.plots[0].titleLabel.opts["color"] == DARK.chart_foreground
+        assert curve.opts["pen"].color().name() == DARK.series[0]
+        # A state said before the switch is repainted in the new theme's colour for it.
+        assert wears(view.operator_bar.message, DARK.tone_text[Tone.BUSY])
+        assert not wears(view.operator_bar.message, LIGHT.tone_text[Tone.BUSY])
 
         qapp.styleHints().colorSchemeChanged.emit(Qt.ColorScheme.Light)
         assert qapp.palette().color(QPalette.ColorRole.Window).name() == LIGHT.window
