@@ -77,7 +77,10 @@ def _open(args: argparse.Namespace, *, read_only: bool) -> Replica | str:
     try:
         return Replica(path, device_id=args.device, read_only=read_only, create=False)
     except FileNotFoundError:
-        return f"no replica for device {args.device} in {args.data_dir}: start the station once"
+        return (
+            f"no replica for device {args.device} in {args.data_dir}: start the station once"
+            f" (precisionpulse desktop --device {args.device} …), or give the --data-dir it uses"
+        )
     except (sqlite3.Error, RuntimeError) as error:  # not a replica, damaged, or newer
         return f"cannot read the replica {path}: {error}"
 

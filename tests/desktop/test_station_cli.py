@@ -134,7 +134,10 @@ def test_users_lists_people_roles_and_sync_state(
 
 
 def test_a_missing_replica_is_named_and_not_created(station: Run, tmp_path: Path) -> None:
-    expected = f"error: no replica for device {DEVICE} in {tmp_path}: start the station once\n"
+    expected = (
+        f"error: no replica for device {DEVICE} in {tmp_path}: start the station once"
+        f" (precisionpulse desktop --device {DEVICE} …), or give the --data-dir it uses\n"
+    )
     for result in (station("users"), login(station, "ada", PASSWORD)):
         assert result.code == 1 and result.err == expected
     assert list(tmp_path.iterdir()) == []
