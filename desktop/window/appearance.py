@@ -59,6 +59,7 @@ def palette(theme: Theme) -> QPalette:
 def stylesheet(theme: Theme) -> str:
     """Rounded panels, quiet headers, and one rule per tone: coloured text, or a badge."""
     rules = [
+        # A panel: its title sits in the margin above it, a caption, not a gap in its border.
         f"QGroupBox {{ background: {theme.surface}; border: 1px solid {theme.border};"
         " border-radius: 8px; margin-top: 1.3em; padding: 0px; }",
         "QGroupBox::title { subcontrol-origin: margin; subcontrol-position: top left;"

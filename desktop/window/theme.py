@@ -15,6 +15,9 @@ Rules:
 - **Readable on both**: text tones reach 4.5:1 against the window (WCAG AA for text), white
   on a filled badge 4.5:1, chart lines 3:1 against the chart (WCAG's minimum for graphics).
   The tests measure these ratios with ``contrast``.
+
+This module has no Qt in it (the window's options read ``PP_WINDOW_THEME`` before Qt loads);
+``appearance.py`` puts a theme on the Qt application.
 """
 
 from __future__ import annotations
