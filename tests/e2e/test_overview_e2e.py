@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -17,7 +18,30 @@ from tests.e2e.conftest import ARTIFACTS
 from tests.e2e.test_first_day import WAIT_S, _see, _sign_in
 from tests.e2e.test_live_dashboard import BROKER, PASSWORD, _register_station, _text
 
-ZONE = "America/New_York"  # far from UTC: a time shown in UTC would read five hours off
+# Far from UTC. The overview names the zone the header names (one clock); that the header
+# follows the browser is test_one_clock.py's to show.
+ZONE = "America/New_York"
+
+
+def _alarm_on_any_temperature(url: str, device_id: str) -> None:
+    """A high threshold of 0 °C on the device's temp: its first sample raises an alarm."""
+    login = httpx.post(
+        f"{url}/api/v1/auth/login", json={"username": "admin", "password": PASSWORD}, timeout=30
+    )
+    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    config = f"{url}/api/v1/devices/{device_id}/config"
+    etag = httpx.get(config, headers=headers, timeout=30).headers["etag"]
+    settings = {"units": {"temp": "°C"}, "thresholds": {"temp": {"high": "0"}}}
+    changed = httpx.patch(config, json=settings, headers=headers | {"If-Match": etag}, timeout=30)
+    assert changed.status_code == 200, changed.text
+
+
+def _page_zone(driver: Any) -> str:
+    """The zone the header says every time on the page reads in: ``EST`` (or ``UTC``)."""
+    chip = driver.find_element(By.XPATH, "//*[starts-with(text(), 'Times: ')]").text
+    found = re.fullmatch(r"Times: (?:.+ \((\w+)\)|(UTC))", chip)
+    assert found, chip
+    return found[1] or found[2]
 
 
 def _counts(driver: Any) -> tuple[str, str]:
@@ -35,6 +59,7 @@ def test_the_overview_counts_a_station_coming_online_and_going_offline(
         found = BROKER.search(demo.output())
         assert found, demo.output()
         password = _register_station(demo.url, "e2e-1")
+        _alarm_on_any_temperature(demo.url, "e2e-1")
 
         _sign_in(browser, demo.url, "admin", PASSWORD)
         browser.get(f"{demo.url}/")
@@ -57,13 +82,17 @@ def test_the_overview_counts_a_station_coming_online_and_going_offline(
         agent.stdin.write(password.encode() + b"\n")
         agent.stdin.close()
         wait.until(lambda d: _counts(d) == (str(len(STATIONS) + 1), str(offline - 1)))
+        wait.until(lambda d: _text(d, "[data-count=alarms]") == "1")
+        _see(browser, "temp above its high of 0 °C")
+        alarm = browser.find_element(By.XPATH, "//*[contains(text(), 'above its high')]").text
+        assert re.search(rf"°C · since \d\d:\d\d:\d\d {_page_zone(browser)}$", alarm), alarm
 
         agent.send_signal(signal.SIGTERM)
         agent.wait(timeout=20)
         wait.until(lambda d: _counts(d) == (demo_online, str(offline)))
         _see(browser, "stopped cleanly")
         event = browser.find_element(By.XPATH, "//*[contains(text(), 'stopped cleanly')]").text
-        assert re.search(r"since \d\d:\d\d:\d\d E[SD]T, still offline", event), event
+        assert re.search(rf"since \d\d:\d\d:\d\d {_page_zone(browser)}, still offline", event)
         assert browser.execute_script("return window.ppStillThisPage === true")
         browser.save_screenshot(str(ARTIFACTS / "overview.png"))
     finally:

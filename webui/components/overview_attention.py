@@ -8,6 +8,7 @@ once per device in the background the first time the device has an alarm to show
 from __future__ import annotations
 
 import logging
+from datetime import tzinfo
 
 from nicegui import background_tasks, ui
 
@@ -20,7 +21,6 @@ from webui.components.alarms import describe
 from webui.components.browser_time import named
 from webui.components.overview_numbers import fleet_link, plural
 from webui.components.overview_watch import Glance
-from webui.components.overview_zone import PageZone
 from webui.components.sync_state import conflicts_of
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def device_link(device_id: str) -> None:
 class AttentionCard:
     """Active alarms and devices worth a look, or a line saying there are none."""
 
-    def __init__(self, database: Database, actor: Actor, zone: PageZone) -> None:
+    def __init__(self, database: Database, actor: Actor, zone: tzinfo) -> None:
         self.database = database
         self.actor = actor
         self.zone = zone
@@ -48,12 +48,12 @@ class AttentionCard:
             self.body = ui.column().classes("w-full gap-1")
 
     def show(self, glance: Glance) -> None:
-        """Redraw when the alarms, the devices, the zone or the units known changed."""
+        """Redraw when the alarms, the devices or the units known changed."""
         missing = {a.device_id for a in glance.alarms[:SHOWN]} - self.units.keys()
         for device_id in missing - self._loading:
             self._loading.add(device_id)
             background_tasks.create(self._load_units(device_id), name="read channel units")
-        drawn = (glance.alarms, glance.attention, self.zone.learnt, len(self.units))
+        drawn = (glance.alarms, glance.attention, len(self.units))
         if drawn == self._drawn:
             return
         self._drawn = drawn
@@ -70,7 +70,7 @@ class AttentionCard:
     def _alarms(self, alarms: tuple[ActiveAlarm, ...]) -> None:
         for alarm in alarms[:SHOWN]:
             unit = self.units.get(alarm.device_id, {}).get(alarm.channel, "")
-            since = named(alarm.raised_at, self.zone.zone)
+            since = named(alarm.raised_at, self.zone)
             with ui.row().classes("items-center gap-2"):
                 ui.icon("warning", color="negative")
                 device_link(alarm.device_id)

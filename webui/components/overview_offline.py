@@ -7,6 +7,7 @@ change state (``Presence.transitions``), in the background, one read at a time.
 from __future__ import annotations
 
 import logging
+from datetime import tzinfo
 
 from nicegui import background_tasks, ui
 
@@ -17,7 +18,6 @@ from core.services.actor import Actor
 from webui.backbone.presence import Presence
 from webui.components.browser_time import named
 from webui.components.overview_attention import device_link
-from webui.components.overview_zone import PageZone
 
 log = logging.getLogger(__name__)
 REASONS = {
@@ -27,13 +27,13 @@ REASONS = {
 }
 
 
-def describe(event: OfflineEvent, zone: PageZone) -> str:
+def describe(event: OfflineEvent, zone: tzinfo) -> str:
     """Why and when, e.g. ``connection lost · 14:02:11 CET, back 14:05:30 CET``."""
     why = REASONS.get(event.reason, event.reason)
-    start = named(event.started_at, zone.zone)
+    start = named(event.started_at, zone)
     if event.ended_at is None:
         return f"{why} · since {start}, still offline"
-    return f"{why} · {start}, back {named(event.ended_at, zone.zone)}"
+    return f"{why} · {start}, back {named(event.ended_at, zone)}"
 
 
 class OfflineCard:
@@ -44,7 +44,7 @@ class OfflineCard:
         database: Database,
         actor: Actor,
         presence: Presence,
-        zone: PageZone,
+        zone: tzinfo,
         events: list[OfflineEvent],
     ) -> None:
         self.database = database
@@ -55,19 +55,19 @@ class OfflineCard:
         self._read = presence.transitions  # what ``events`` were read after
         self._loads = 0
         self._loading = False
-        self._drawn: tuple[int, int] | None = None
+        self._drawn = -1  # the load drawn
         with ui.card().classes("w-full").mark("offline-events"):
             ui.label("Latest offline events").classes("font-semibold")
             self.body = ui.column().classes("w-full gap-1")
         self._show()
 
     def update(self) -> None:
-        """Read again after a transition; redraw when read again or the zone became known."""
+        """Read again after a transition; redraw once read."""
         transitions = self.presence.transitions
         if transitions != self._read and not self._loading:
             self._loading = True
             background_tasks.create(self._reload(transitions), name="reload offline events")
-        if (self._loads, self.zone.learnt) != self._drawn:
+        if self._loads != self._drawn:
             self._show()
 
     async def _reload(self, transitions: int) -> None:
@@ -82,7 +82,7 @@ class OfflineCard:
             self._loading = False
 
     def _show(self) -> None:
-        self._drawn = (self._loads, self.zone.learnt)
+        self._drawn = self._loads
         self.body.clear()
         with self.body:
             if not self.events:

@@ -7,11 +7,11 @@ from nicegui import ui
 
 from core.services import devices, offline_events, overview
 from core.services.actor import Actor
+from webui.components.browser_time import known_zone
 from webui.components.overview_attention import AttentionCard
 from webui.components.overview_numbers import Numbers, plural
 from webui.components.overview_offline import OfflineCard
 from webui.components.overview_watch import OverviewWatch, sync_conflicts
-from webui.components.overview_zone import PageZone
 from webui.components.ticker import Ticker
 from webui.layout import frame, guard
 from webui.services import Services
@@ -45,14 +45,13 @@ async def live_fleet(services: Services, actor: Actor, ticker: Ticker) -> None:
     backbone = services.backbone
     registered = frozenset(device.id for device in listed)
     watch = OverviewWatch(backbone, services.database, actor, registered, conflicts)
-    zone = PageZone()
+    zone = known_zone()  # the one the header names: every time on the page reads in it
     numbers = Numbers()
     with ui.column().classes("w-full max-w-5xl gap-4"):
         attention = AttentionCard(services.database, actor, zone)
         offline = OfflineCard(services.database, actor, backbone.presence, zone, events)
 
     def update() -> None:
-        zone.update()
         glance = watch.glance()
         numbers.show(glance)
         attention.show(glance)
