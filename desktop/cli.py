@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from core.settings import Settings
 from desktop import station_cli
 from desktop.window.options import IDLE_MINUTES, WindowOptions
+from desktop.window.theme import Scheme, chosen_scheme
 
 if TYPE_CHECKING:
     from core.protocol.signing import VerifyingKey
@@ -47,6 +48,11 @@ def register(commands: Any) -> None:
         default=IDLE_MINUTES,
         help="sign the operator out after this many minutes without mouse or keyboard input"
         f" (default: {IDLE_MINUTES:g})",
+    )
+    desktop.add_argument(
+        "--theme",
+        choices=[scheme.value for scheme in Scheme],
+        help="light or dark, or follow the system (default: PP_WINDOW_THEME, else system)",
     )
     desktop.set_defaults(run=_desktop)
     station_cli.register(commands)
@@ -150,6 +156,7 @@ def _desktop(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     try:
         options = WindowOptions(
+            scheme=Scheme(args.theme) if args.theme else chosen_scheme(),
             idle_minutes=args.idle_minutes,
             max_failures=settings.login_max_failures,
             lock_seconds=settings.login_lock_seconds,
