@@ -35,6 +35,7 @@ class Demo:
     """One ``precisionpulse demo`` process in its own session, as a terminal would run it."""
 
     def __init__(self, data_dir: Path, *args: str, **env: str) -> None:
+        self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = data_dir.parent / f"{data_dir.name}-{time.monotonic_ns()}.log"
@@ -87,10 +88,15 @@ class Demo:
             pytest.fail(f"still running {STOP_S} s after {signum.name}:\n{self.output()}")
 
     def kill(self) -> None:
-        """Whatever happened, nothing outlives the test (the broker stops with the group)."""
+        """Whatever happened, nothing outlives the test: Mosquitto runs in its own session."""
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+        with contextlib.suppress(OSError, ValueError):  # no broker left, or none started
+            broker = self.data_dir / "broker"
+            pid = int((broker / "mosquitto.pid").read_text())
+            if str(broker) in Path(f"/proc/{pid}/cmdline").read_text():  # ours, not a reuse
+                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture
@@ -308,4 +314,9 @@ def test_a_station_window_and_devices_registered_meanwhile_join_the_running_demo
             return False
         return True
 
-    _until(connects, f"solo-001 let in (refused: {refusals[-1:]})", within=10)
+    deadline = time.monotonic() + 10
+    while not connects():
+        if time.monotonic() > deadline:
+            pytest.fail(f"solo-001 still refused after 10 s: {refusals[-1]}")
+        time.sleep(0.2)
+    assert demo.stop(signal.SIGINT, group=True) == 0, demo.output()
