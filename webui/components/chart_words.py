@@ -17,6 +17,11 @@ REPLAYED_HINT = (
 _HINT_JS = REPLAYED_HINT.replace("'", "\\'")
 
 
+def state_word(value: bool) -> str:
+    """A boolean as its chart names it: On or Off."""
+    return ON if value else OFF
+
+
 def state_axis(name: str = "") -> dict[str, object]:
     """A y axis with two places, Off and On: a boolean is a state, not a quantity."""
     return {

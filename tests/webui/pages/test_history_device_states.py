@@ -109,6 +109,9 @@ async def test_device_charts_fill_from_the_database(user: User, database: Databa
     await user.open("/devices/kiln-1")
     await user.should_see(marker="value temp", retries=30)
     await user.should_not_see(marker="no-values")
+    await user.should_see(marker="value door")  # On or Off, as its chart says
+    door_value = user.find(marker="value door").elements.pop()
+    assert isinstance(door_value, ui.label) and door_value.text in ("On", "Off")
     charts = {
         chart.options["title"]["text"]: chart
         for chart in user.find(ui.echart).elements
