@@ -9,6 +9,7 @@ from nicegui import ui
 
 from core.services.actor import Actor
 from webui import signin
+from webui.components.clock_menu import clock_menu
 from webui.components.link_status import link_status
 from webui.components.live_chart import install_script
 from webui.components.session_watch import SessionWatch
@@ -59,6 +60,7 @@ def frame(services: Services, title: str, actor: Actor) -> Iterator[Ticker]:
         with ui.row().classes("items-center gap-4 text-sm"):
             link_status(ticker, services.backbone.link)
         with ui.row().classes("items-center gap-4"):
+            clock_menu()
             roles = ", ".join(actor.roles) or "no role"
             ui.label(f"{actor.name} · {roles}").mark("current-user")
 

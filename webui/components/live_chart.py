@@ -1,8 +1,14 @@
-"""A live echart of some channels: points are appended in the browser, never resent whole."""
+"""A live echart of some channels: points are appended in the browser, never resent whole.
+
+Its time axis reads in the page's zone (``browser_time.known_zone``), the one every other time
+on the page is written in: the browser formats the ticks in that zone, by name, and the axis
+is titled with the zone's abbreviation.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, tzinfo
 from pathlib import Path
 
 import orjson
@@ -11,6 +17,7 @@ from nicegui import ui
 from core.protocol.telemetry import Value
 from webui.backbone.hub import LivePoint
 from webui.components import chart_words
+from webui.components.browser_time import known_zone, zone_abbreviation, zone_key
 
 WINDOW_MS = 10 * 60 * 1000  # the sliding window: ten minutes of live data
 SCRIPT = (Path(__file__).parent / "live.js").read_text()
@@ -26,6 +33,21 @@ def plot_value(value: Value) -> float:
     return float(value)  # int or Decimal: exact values are in the current-values table
 
 
+def time_axis(zone: tzinfo) -> dict[str, object]:
+    """An echart time axis whose ticks and pointer read in ``zone``, which titles it."""
+    key = orjson.dumps(zone_key(zone)).decode()
+    return {
+        "type": "time",
+        "name": zone_abbreviation(zone),
+        "nameGap": 6,
+        "minInterval": 1000,  # ticks no finer than the labels, which end at the second
+        "nameTextStyle": {"color": "#64748b", "align": "left"},
+        # ':' marks a JavaScript function for NiceGUI; ppLive comes with live.js.
+        "axisLabel": {":formatter": f"(value) => ppLive.tick(value, {key})", "hideOverlap": True},
+        "axisPointer": {"label": {":formatter": f"(p) => ppLive.clock(p.value, {key})"}},
+    }
+
+
 def install_script() -> None:
     """Give this page the browser side of live charts and the link badge."""
     ui.add_head_html(f"<script>{SCRIPT}</script>")
@@ -34,7 +56,15 @@ def install_script() -> None:
 class LiveChart:
     """Channels of one group: a line per channel for live data, amber dots for replayed."""
 
-    def __init__(self, title: str, channels: list[str], *, step: bool = False) -> None:
+    def __init__(
+        self,
+        title: str,
+        channels: list[str],
+        *,
+        step: bool = False,
+        zone: tzinfo | None = None,  # the page's zone (known_zone) unless given
+    ) -> None:
+        zone = known_zone() if zone is None else zone
         self.channels = channels
         self.appended = 0  # points sent to the browser since the chart was drawn
         series: list[dict[str, object]] = []
@@ -62,10 +92,11 @@ class LiveChart:
             {
                 "title": {"text": title, "textStyle": {"fontSize": 13}},
                 "animation": False,
+                "useUTC": zone is UTC,  # the tooltip's own times: UTC, else the browser's
                 "tooltip": chart_words.state_tooltip() if step else {"trigger": "axis"},
                 "legend": chart_words.legend(top=0, right=0),  # "replayed" explained on hover
-                "grid": {"left": 50, "right": 16, "top": 36, "bottom": 28},
-                "xAxis": {"type": "time"},
+                "grid": {"left": 50, "right": 40, "top": 36, "bottom": 28},  # right: zone
+                "xAxis": time_axis(zone),
                 "yAxis": chart_words.state_axis() if step else {"type": "value", "scale": True},
                 "series": series,
             }

@@ -1,10 +1,11 @@
-"""How values read on a page: exactly as stored, with their unit."""
+"""How values and times read on a page: values exactly as stored with their unit, times named."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 from core.protocol.telemetry import Value
+from webui.components.browser_time import known_zone, named
 
 
 def show_value(value: Value, unit: str = "") -> str:
@@ -13,16 +14,14 @@ def show_value(value: Value, unit: str = "") -> str:
     return f"{text} {unit}" if unit else text
 
 
-def when(moment: datetime | None) -> str:
-    """A time for people: local clock time, with the date when it is not today."""
-    if moment is None:
-        return "—"
-    local = moment.astimezone()
-    if local.date() == datetime.now().astimezone().date():
-        return f"{local:%H:%M:%S}"
-    return f"{local:%Y-%m-%d %H:%M}"
+def when(moment: datetime | None, zone: tzinfo | None = None) -> str:
+    """A time for people, its zone named, with the date when it is not today (``named``).
+
+    ``zone`` defaults to the page's (``known_zone``: the browser's, or UTC if chosen).
+    """
+    return named(moment, known_zone() if zone is None else zone)
 
 
-def when_ms(ts_ms: int) -> str:
+def when_ms(ts_ms: int, zone: tzinfo | None = None) -> str:
     """A sample time (ms since the epoch) for people, as ``when`` shows it."""
-    return when(datetime.fromtimestamp(ts_ms / 1000, UTC))
+    return when(datetime.fromtimestamp(ts_ms / 1000, UTC), zone)

@@ -1,0 +1,38 @@
+"""The header's clock: names the zone every time on the page reads in, and lets UTC be chosen."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from nicegui import events, ui
+
+from webui.components import browser_time
+
+
+def clock_menu() -> None:
+    """A chip naming the page's zone; its menu switches every time to UTC and back.
+
+    The choice is kept for the person (``browser_time.set_utc``) and the page is built anew,
+    so the header, values, charts and lists all change together.
+    """
+    zone = browser_time.known_zone()
+    abbreviation = browser_time.zone_abbreviation(zone)
+    key = browser_time.zone_key(zone)
+    label = key if key == abbreviation else f"{key.replace('_', ' ')} ({abbreviation})"
+    with (
+        ui.button(f"Times: {label}", icon="schedule")
+        .props("flat dense no-caps color=white")
+        .mark("time-zone"),
+        ui.menu(),
+        ui.column().classes("p-3 gap-1"),
+    ):
+        browser = browser_time.browser_zone()
+        said = browser_time.zone_key(browser) if browser is not None else "not yet known"
+        ui.label(f"This browser's zone: {said}").classes("text-sm text-slate-600")
+
+        def choose(event: events.ValueChangeEventArguments) -> None:
+            browser_time.set_utc(bool(event.value))
+            ui.navigate.reload()
+
+        ui.switch("Show times in UTC", value=zone is UTC, on_change=choose).mark("utc-switch")
+        ui.label("Exports and the API are always in UTC.").classes("text-xs text-slate-500")
