@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import httpx
+
+from tests.webui.conftest import LoginAs
 from webui.components.browser_time import (
     COOKIE_SCRIPT,
     ZONE_COOKIE,
@@ -70,3 +73,18 @@ def test_every_page_has_the_browser_write_its_zone() -> None:
     """The head script the server reads (``pp_zone``), encoded as the server decodes it."""
     assert f"'{ZONE_COOKIE}=' + encodeURIComponent(" in COOKIE_SCRIPT
     assert "resolvedOptions().timeZone" in COOKIE_SCRIPT
+
+
+async def test_the_api_answers_in_utc_whatever_zone_the_browser_named(
+    client: httpx.AsyncClient, login_as: LoginAs
+) -> None:
+    """The person's zone is for pages: API times stay ISO 8601 in UTC, their offset written."""
+    headers = await login_as("ada")
+    client.cookies.set(ZONE_COOKIE, "Asia%2FTokyo")
+    made = await client.post("/api/v1/devices", json={"id": "kiln-1"}, headers=headers)
+    assert made.status_code == 201, made.text
+    listed = await client.get("/api/v1/devices", headers=headers)
+    created = next(d["created_at"] for d in listed.json() if d["id"] == "kiln-1")
+    moment = datetime.fromisoformat(created)
+    assert moment.utcoffset() == timedelta(0), created
+    assert created.endswith(("Z", "+00:00")), created
