@@ -31,11 +31,11 @@ MAX_TEXT = 100  # characters of a search: longer is not a search a person types
 MAX_PAGE = 1000  # rows a page: a browser or a script reads more with the next offset
 CHUNK = 1000  # rows an export reads per round trip: memory bounded to one chunk
 # Columns a page may be sorted by; ties (and "at") fall back to the id, the log's own order.
-SORTS: dict[str, Any] = {
-    "at": AuditEntry.id,
-    "actor": AuditEntry.actor,
-    "action": AuditEntry.action,
-    "target": AuditEntry.target_type,
+SORTS: dict[str, tuple[Any, ...]] = {
+    "at": (AuditEntry.id,),
+    "actor": (AuditEntry.actor,),
+    "action": (AuditEntry.action,),
+    "target": (AuditEntry.target_type, AuditEntry.target_id),
 }
 
 
@@ -115,10 +115,10 @@ async def _where(session: AsyncSession, query: AuditQuery) -> list[ColumnElement
 
 
 def _ordered(statement: Select[Any], sort: str, descending: bool) -> Select[Any]:
-    column = SORTS.get(sort, AuditEntry.id)
+    columns = (*SORTS.get(sort, ()), AuditEntry.id)
     if descending:
-        return statement.order_by(column.desc(), AuditEntry.id.desc())
-    return statement.order_by(column.asc(), AuditEntry.id.asc())
+        return statement.order_by(*(c.desc() for c in columns))
+    return statement.order_by(*(c.asc() for c in columns))
 
 
 async def search(
