@@ -82,34 +82,41 @@ class DataTable(Generic[R]):
         self.shown: list[R] = []
         self.matching = 0
         self._shown_keys: list[str] | None = None
-        with ui.row().classes("w-full items-center gap-4"):
-            self.search = ui.input(placeholder=f"Search {noun}", value=query)
-            self.search.props(f"dense outlined clearable debounce={SEARCH_DEBOUNCE_MS}")
-            self.search.props(f'aria-label="Search {noun}"').classes("w-72")
-            self.search.mark(f"{marker}-search")
-            with self.search.add_slot("prepend"):
-                ui.icon("search")
-            self.search.on_value_change(lambda: self.show(first_page=True))
-            self.tools = ui.row().classes("items-center gap-2")  # the page's own controls
-        with (
-            ui.element("div").classes("w-full overflow-x-auto"),
-            ui.element("table").classes("w-full text-left border-collapse").mark(marker),
-        ):
-            with ui.element("thead"), ui.element("tr").classes("border-b border-slate-300"):
-                self.headings = {column.key: self._heading(column) for column in self.columns}
-            self.body = ui.element("tbody")
-        self.empty = ui.label(empty).classes("text-slate-600").mark(f"{marker}-empty")
-        with ui.row().classes("w-full items-center justify-end gap-4 text-sm text-slate-700"):
-            self.count = ui.label().mark(f"{marker}-count")
-            self.size = ui.select(
-                PAGE_SIZES, value=page_size, label="Rows per page", on_change=self._resize
-            )
-            self.size.props("dense options-dense").classes("w-32")
-            self.pager = ui.pagination(1, 1, direction_links=True, on_change=self._turn)
-            self.pager.props("max-pages=7 boundary-numbers").mark(f"{marker}-pages")
+        # data-table / data-part / data-column name the parts for a browser test to find.
+        self.root = ui.column().classes("w-full gap-2").props(f'data-table="{marker}"')
+        with self.root:
+            with ui.row().classes("w-full items-center gap-4"):
+                self.search = ui.input(placeholder=f"Search {noun}", value=query)
+                self.search.props(f"dense outlined clearable debounce={SEARCH_DEBOUNCE_MS}")
+                self.search.props(f'aria-label="Search {noun}"').classes("w-72")
+                self.search.mark(f"{marker}-search")
+                with self.search.add_slot("prepend"):
+                    ui.icon("search")
+                self.search.on_value_change(lambda: self.show(first_page=True))
+                self.tools = ui.row().classes("items-center gap-2")  # the page's own controls
+            with (
+                ui.element("div").classes("w-full overflow-x-auto"),
+                ui.element("table").classes("w-full text-left border-collapse").mark(marker),
+            ):
+                with ui.element("thead"), ui.element("tr").classes("border-b border-slate-300"):
+                    self.headings = {column.key: self._heading(column) for column in self.columns}
+                self.body = ui.element("tbody")
+            self.empty = ui.label(empty).classes("text-slate-600").mark(f"{marker}-empty")
+            self.empty.props('data-part="empty"')
+            with ui.row().classes("w-full items-center justify-end gap-4 text-sm text-slate-700"):
+                self.count = ui.label().props('data-part="count"').mark(f"{marker}-count")
+                self.size = ui.select(
+                    PAGE_SIZES, value=page_size, label="Rows per page", on_change=self._resize
+                )
+                self.size.props("dense options-dense").classes("w-32")
+                self.pager = ui.pagination(1, 1, direction_links=True, on_change=self._turn)
+                self.pager.props('max-pages=7 boundary-numbers data-part="pages"').mark(
+                    f"{marker}-pages"
+                )
 
     def _heading(self, column: Column[R]) -> ui.element:
         cell = ui.element("th").classes(f"px-3 py-2 font-medium text-slate-600 {column.classes}")
+        cell.props(f'data-column="{column.key}"')
         with cell:
             if column.sort is None:
                 ui.label(column.label)
@@ -121,7 +128,7 @@ class DataTable(Generic[R]):
                 .mark(f"{self.marker}-sort {column.key}")
             ):
                 ui.label(column.label)
-                ui.icon("unfold_more").classes("text-base text-slate-400")
+                ui.icon("unfold_more").classes("text-base text-slate-400").props("aria-hidden=true")
         return cell
 
     # -- data ----------------------------------------------------------------------------
@@ -190,11 +197,10 @@ class DataTable(Generic[R]):
         self.empty.text = self.empty_text if not self.rows else f"No {self.noun} match."
         self.empty.set_visibility(not self.shown)
         if self.shown:
-            count = (
-                f"{start + 1}\N{EN DASH}{start + len(self.shown)} of {self.matching:,} {self.noun}"
-            )
+            last = start + len(self.shown)
+            count = f"{start + 1}\N{EN DASH}{last} of {self._many(self.matching)}"
         else:
-            count = f"0 of {len(self.rows):,} {self.noun}"
+            count = f"0 of {self._many(len(self.rows))}"
         if count != self.count.text:
             self.count.text = count
         if (self.pager.max, self.pager.value) != (pages, self.page):
@@ -212,6 +218,12 @@ class DataTable(Generic[R]):
                             if sorted_here
                             else "unfold_more"
                         )
+
+    def _many(self, count: int) -> str:
+        """``1,000 devices``, ``1 device``."""
+        return (
+            f"{count:,} {self.noun[:-1] if count == 1 and self.noun.endswith('s') else self.noun}"
+        )
 
     @view_only
     def _turn(self) -> None:

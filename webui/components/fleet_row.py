@@ -52,8 +52,10 @@ def status_rank(state: DeviceState | None) -> int:
 def latest_words(backbone: Backbone, entry: FleetEntry) -> str:
     """The device's latest values with their units: ``temp 21.50 °C · door true``."""
     readings = list(backbone.hub.latest(entry.device_id).items())[:LATEST_SHOWN]
-    return "  ·  ".join(
-        f"{name} {show_value(reading.value, entry.units.get(name, ''))}"
+    # No-break spaces inside each reading: a narrow cell wraps between readings, never
+    # between a channel and its value or a value and its unit.
+    return " · ".join(
+        f"{name} {show_value(reading.value, entry.units.get(name, ''))}".replace(" ", "\u00a0")
         for name, reading in readings
     )
 

@@ -142,4 +142,4 @@ class DevicesView:
                 device.enabled = enabled  # the row's data, for sorting, until the next refresh
 
         switch = ui.switch(value=device.enabled, on_change=toggle)
-        switch.props(f'aria-label="{device.id} enabled"').mark(f"enabled {device.id}")
+        switch.props(f'dense aria-label="{device.id} enabled"').mark(f"enabled {device.id}")

@@ -103,7 +103,7 @@ class FleetView:
         with self.table.tools:
             options = {"all": "All", **{s: s.capitalize() for s in STATUSES}}
             self.status = ui.toggle(options, value=status if status in options else "all")
-            self.status.props("dense no-caps").mark("fleet-status")
+            self.status.props('dense no-caps data-part="status"').mark("fleet-status")
             self.status.on_value_change(self._filter)
         self.table.keep = self._keep
         self.table.set_rows(entries)
