@@ -109,7 +109,7 @@ async def create_device(
     """Register a device and make its MQTT credentials."""
     actor.require("devices:write")
     if not topics.is_device_id(device_id):
-        msg = "device id: 1 to 64 letters, digits, '_' or '-'"
+        msg = "A device id is 1 to 64 letters, digits, '_' or '-' (no spaces)"
         raise InvalidError(msg, field="id")
     if is_server_account(device_id):
         msg = f"'{device_id}' names a server's broker account ('server', 'server-…'), not a device"

@@ -41,7 +41,7 @@ def check_username(username: str) -> str:
 def check_password(password: str) -> str:
     """The password, or InvalidError if it is too short."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        msg = f"password: at least {MIN_PASSWORD_LENGTH} characters"
+        msg = f"A password needs at least {MIN_PASSWORD_LENGTH} characters"
         raise InvalidError(msg, field="password")
     return password
 
