@@ -99,14 +99,20 @@ async def _where(session: AsyncSession, query: AuditQuery) -> list[ColumnElement
     if text:
         # The recorded fields are JSON text: a non-ASCII letter may be stored \u-escaped.
         spellings = {text, json.dumps(text)[1:-1]}
-        columns = (
-            AuditEntry.actor,
-            AuditEntry.action,
-            AuditEntry.target_id,
-            cast(AuditEntry.before, String),
-            cast(AuditEntry.after, String),
+        # One text a row, matched once per spelling: a fifth of the work of five matches.
+        # (``||``, which both databases have; a missing side is no text, not a NULL row.)
+        haystack = (
+            AuditEntry.actor
+            + "\n"
+            + AuditEntry.action
+            + "\n"
+            + AuditEntry.target_id
+            + "\n"
+            + func.coalesce(cast(AuditEntry.before, String), "")
+            + "\n"
+            + func.coalesce(cast(AuditEntry.after, String), "")
         )
-        matches = [_like(c, f"%{escape_like(s)}%") for c in columns for s in spellings]
+        matches = [_like(haystack, f"%{escape_like(s)}%") for s in spellings]
         named = await ids_named(session, text)
         if named:
             matches.append(AuditEntry.target_id.in_(named))
