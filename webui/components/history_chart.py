@@ -9,15 +9,16 @@ is the share of its time On.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 
 from core.services.telemetry.history import Bucket
 from webui.components import chart_words
-from webui.components.live_chart import REPLAYED_COLOR
+from webui.components.live_chart import REPLAYED_COLOR, time_axis
 
 # Distinct on white and told apart by most colour-blind readers (Tailwind 600s).
 COLORS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2")
 AXIS_OFFSET = 64  # px between right-hand axes: room for their labels and names
+# The grid's right margin, 40 px: room for the time axis's zone name at its end.
 _STATES = "\0states"  # the axis key of booleans (no unit can be this)
 
 
@@ -31,9 +32,12 @@ class Drawn:
     boolean: bool = False
 
 
-def options(drawn: list[Drawn], span: tuple[datetime, datetime] | None = None) -> dict[str, object]:
+def options(
+    drawn: list[Drawn], span: tuple[datetime, datetime] | None = None, zone: tzinfo = UTC
+) -> dict[str, object]:
     """ECharts options for ``drawn`` over ``span`` (an empty chart with one plain axis when
-    none): the time axis spans the whole range asked, so where samples are missing shows."""
+    none): the time axis spans the whole range asked, so where samples are missing shows,
+    and reads in ``zone`` (the page's), which names it."""
     keys: list[str] = []
     for item in drawn:
         key = _STATES if item.boolean else item.unit
@@ -44,13 +48,14 @@ def options(drawn: list[Drawn], span: tuple[datetime, datetime] | None = None) -
     for n, item in enumerate(drawn):
         axis = keys.index(_STATES if item.boolean else item.unit)
         series.extend(_series(item, COLORS[n % len(COLORS)], axis))
-    right = 24 + AXIS_OFFSET * max(0, len(axes) - 1)
+    right = 40 + AXIS_OFFSET * max(0, len(axes) - 1)
     return {
         "animation": False,
+        "useUTC": zone is UTC,  # the tooltip's own times: UTC, else the browser's
         "tooltip": {"trigger": "axis"},
         "legend": chart_words.legend(top=0),
         "grid": {"left": 64, "right": right, "top": 48, "bottom": 28},
-        "xAxis": {"type": "time", **_bounds(span)},
+        "xAxis": {**time_axis(zone), **_bounds(span)},
         "dataZoom": [{"type": "inside"}],  # wheel or pinch into a part of the range
         "yAxis": axes,
         "series": series,

@@ -130,7 +130,7 @@ class HistoryView:
                     "history-export"
                 )
         self.summary = ui.label().mark("history-summary")
-        self.chart = ui.echart(history_chart.options([])).classes("w-full h-96")
+        self.chart = ui.echart(history_chart.options([], zone=self.zone)).classes("w-full h-96")
         self.chart.mark("history-chart")
         await self.show()
 
@@ -203,7 +203,7 @@ class HistoryView:
 
     def _draw(self, drawn: list[Drawn], span: tuple[datetime, datetime]) -> None:
         self.chart.options.clear()
-        self.chart.options.update(history_chart.options(drawn, span))
+        self.chart.options.update(history_chart.options(drawn, span, self.zone))
         self.chart.update()
 
     async def export(self) -> None:
