@@ -216,8 +216,7 @@ class HistoryView:
             ui.notify(str(error), type="warning")
             return
         picked = self._picked()
-        query = urlencode(
-            {"start": start.isoformat(), "end": end.isoformat()}
-            | ({"channel": picked[0]} if len(picked) == 1 else {})
+        query = urlencode(  # the channels drawn, each as its own channel=
+            {"start": start.isoformat(), "end": end.isoformat(), "channel": picked}, doseq=True
         )
         ui.download.from_url(f"/devices/{self.device_id}/export.csv?{query}")

@@ -135,3 +135,15 @@ async def test_a_config_mistake_is_said_in_words(user: User, database: Database)
         retries=20,
     )
     await user.should_not_see("interval_s")
+
+
+async def test_the_export_holds_the_channels_drawn(user: User, database: Database) -> None:
+    await _seed(database)
+    await signed_in(user, "ada", ADMIN_PASSWORD)
+    await user.open("/devices/kiln-1/history")
+    await user.should_see("temp: 120 samples", marker="history-summary", retries=30)
+    user.find(marker="history-export").click()
+    response = await user.download.next(timeout=5)
+    assert response.status_code == 200, response.text
+    channels = {line.split(",")[3] for line in response.text.splitlines()[1:]}
+    assert channels == {"temp"}  # door is stored too, but not drawn
