@@ -69,7 +69,15 @@ def _open_clock_menu_and_choose_utc(browser: Any) -> None:
     wait.until(
         ec.element_to_be_clickable((By.XPATH, "//button[.//*[starts-with(text(),'Times:')]]"))
     ).click()
-    wait.until(ec.element_to_be_clickable((By.XPATH, "//*[text()='Show times in UTC']"))).click()
+    switch = wait.until(ec.element_to_be_clickable((By.XPATH, "//*[text()='Show times in UTC']")))
+    wait.until(  # the menu's fade-in done, for the picture
+        lambda d: d.execute_script(
+            "const m = document.querySelector('.q-menu');"
+            "return m && getComputedStyle(m).opacity === '1'"
+        )
+    )
+    browser.save_screenshot(str(ARTIFACTS / "e2e-clock-menu.png"))
+    switch.click()
 
 
 def test_times_read_in_new_york_named_and_utc_when_chosen(tmp_path: Path, browser: Any) -> None:

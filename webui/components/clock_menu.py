@@ -18,7 +18,7 @@ def clock_menu() -> None:
     zone = browser_time.known_zone()
     abbreviation = browser_time.zone_abbreviation(zone)
     key = browser_time.zone_key(zone)
-    label = key if key == abbreviation else f"{key.replace('_', ' ')} ({abbreviation})"
+    label = key if key == abbreviation else f"{_readable(key)} ({abbreviation})"
     with (
         ui.button(f"Times: {label}", icon="schedule")
         .props("flat dense no-caps color=white")
@@ -27,7 +27,7 @@ def clock_menu() -> None:
         ui.column().classes("p-3 gap-1"),
     ):
         browser = browser_time.browser_zone()
-        said = browser_time.zone_key(browser) if browser is not None else "not yet known"
+        said = "not yet known" if browser is None else _readable(browser_time.zone_key(browser))
         ui.label(f"This browser's zone: {said}").classes("text-sm text-slate-600")
 
         def choose(event: events.ValueChangeEventArguments) -> None:
@@ -36,3 +36,8 @@ def clock_menu() -> None:
 
         ui.switch("Show times in UTC", value=zone is UTC, on_change=choose).mark("utc-switch")
         ui.label("Exports and the API are always in UTC.").classes("text-xs text-slate-500")
+
+
+def _readable(key: str) -> str:
+    """``America/New_York`` as people write it: ``America/New York``."""
+    return key.replace("_", " ")
