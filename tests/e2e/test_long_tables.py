@@ -18,7 +18,7 @@ from core.services.audit_checkpoints import keyed_database
 from core.services.users import console_actor
 from core.settings import Settings
 from tests.e2e.conftest import ADMIN, ARTIFACTS
-from tests.e2e.test_first_day import WAIT_S, _sign_in
+from tests.e2e.test_first_day import WAIT_S, _see, _sign_in, _type
 
 FLEET_SIZE = 1000
 KILNS = 10  # the search finds these among the presses
@@ -109,7 +109,8 @@ def test_a_thousand_devices_are_searched_sorted_filtered_and_paged(
     server: str, browser: Any, tmp_path: Path
 ) -> None:
     """Fleet and Devices with 1,000 devices: 25 rows a page, search narrows, sort and paging
-    move, the status filter filters; both pages open within seconds."""
+    move, the status filter filters; both pages open within seconds. Then the forms: a new
+    device's password has a copy button, and the user and role screens for the pictures."""
     asyncio.run(_register_fleet(tmp_path))
     _sign_in(browser, server, *ADMIN)
 
@@ -164,3 +165,20 @@ def test_a_thousand_devices_are_searched_sorted_filtered_and_paged(
     assert _first_ids(browser, "devices-table")[-1] == "press-0990"
     browser.execute_script("window.scrollTo(0, 0)")
     browser.save_screenshot(str(ARTIFACTS / "devices-1000.png"))
+
+    _type(browser, "Device id", "bench-01")
+    browser.find_element(By.XPATH, "//button[.//*[text()='Register']]").click()
+    _see(browser, "Device 'bench-01' registered")
+    browser.find_element(By.XPATH, "//button[@aria-label='Copy password']").click()
+    _see(browser, "Password copied")
+    browser.save_screenshot(str(ARTIFACTS / "device-credentials.png"))
+    browser.find_element(By.XPATH, "//button[.//*[text()='Done']]").click()
+
+    browser.get(f"{server}/users")
+    _wait_count(browser, "users-table", _showing(1, 1, "1 user"))
+    browser.find_element(By.XPATH, "//button[.//*[text()='Edit']]").click()
+    _see(browser, "Leave empty to keep the current password")
+    browser.save_screenshot(str(ARTIFACTS / "users-edit.png"))
+    browser.get(f"{server}/roles")
+    _wait_count(browser, "roles-table", _showing(1, 2, "2 roles"))
+    browser.save_screenshot(str(ARTIFACTS / "roles.png"))

@@ -67,8 +67,8 @@ class DevicesView:
         with ui.card().classes("w-full").mark("new-device"):
             ui.label("Register a device").classes("font-semibold")
             with ui.row().classes("items-start"):
-                device_id = ui.input("Device id", placeholder="press-07").classes("w-64")
-                device_id.props('hint="Letters, digits, - and _; it is also the MQTT username"')
+                device_id = ui.input("Device id", placeholder="press-07").classes("w-80")
+                device_id.props('hint="Letters, digits, - and _; also its MQTT username"')
                 device_id.mark("new-device-id")
                 name = ui.input("Name (optional)", placeholder="Press 7, hall B").classes("w-64")
 
