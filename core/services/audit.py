@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -20,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from core.db.engine import AUDIT_KEY_INFO
 from core.db.models import AuditEntry
@@ -237,3 +239,40 @@ async def recent(session: AsyncSession, *, limit: int = 200, offset: int = 0) ->
     """The newest entries first."""
     query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit).offset(offset)
     return list(await session.scalars(query))
+
+
+# Reading the log narrowed (core.services.audit_search decides the conditions and the order
+# from a person's query; the statements on the table stay here).
+
+
+async def page(
+    session: AsyncSession,
+    *,
+    where: Sequence[ColumnElement[bool]],
+    order: Sequence[ColumnElement[Any]],
+    limit: int,
+    offset: int,
+) -> tuple[list[AuditEntry], int]:
+    """The entries meeting every condition in ``where``, ``limit`` of them from ``offset``
+    in ``order``, and how many meet them in all."""
+    query = select(AuditEntry).where(*where).order_by(*order).limit(limit).offset(offset)
+    rows = list(await session.scalars(query))
+    total = await session.scalar(select(func.count()).select_from(AuditEntry).where(*where))
+    return rows, int(total or 0)
+
+
+async def newest_below(
+    session: AsyncSession, *, where: Sequence[ColumnElement[bool]], below: int | None, limit: int
+) -> list[AuditEntry]:
+    """Up to ``limit`` entries meeting ``where`` and older than entry ``below`` (if given),
+    newest first: keyed on the id, so entries added meanwhile shift nothing."""
+    older = [AuditEntry.id < below] if below is not None else []
+    query = select(AuditEntry).where(*where, *older).order_by(AuditEntry.id.desc()).limit(limit)
+    return list(await session.scalars(query))
+
+
+async def actions(session: AsyncSession) -> list[str]:
+    """Every action the log holds, sorted (from the action index, not the rows)."""
+    return list(
+        await session.scalars(select(AuditEntry.action).distinct().order_by(AuditEntry.action))
+    )

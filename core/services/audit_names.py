@@ -3,7 +3,8 @@
 The log keeps ids (a rename must not rewrite history); a person reads names. A page of
 entries is resolved with one query per kind of target, never one per row. An id that no
 longer resolves (a command refused before it existed) keeps a short form of itself, and a
-deleted user or role says so.
+deleted user or role says so. The lookups are the owners' (users, roles, devices,
+commands); this module only turns what they find into labels.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db.models import AuditEntry, Command, Device, Role, User
+from core.db.models import AuditEntry
+from core.services import commands, devices, roles, users
 
 DEVICE_ACTOR = "device:"  # how the services name a station acting on its own
 SHORT = 8  # characters of an unresolved id: enough to tell entries apart, not a wall of hex
@@ -52,50 +53,43 @@ def _uuids(keys: Iterable[str]) -> list[uuid.UUID]:
     return found
 
 
+def _deleted(name: str, deleted: bool) -> str:
+    return f"{name} (deleted)" if deleted else name
+
+
 async def _users(session: AsyncSession, *, ids: set[str], names: set[str]) -> dict[Key, Named]:
-    if not ids and not names:
-        return {}
-    query = select(User.id, User.username, User.deleted).where(
-        or_(User.id.in_(_uuids(ids)), User.username.in_(names))
-    )
     found: dict[Key, Named] = {}
-    for user_id, username, deleted in await session.execute(query):
-        label = f"{username} (deleted)" if deleted else username
-        named = Named("user", str(user_id), label)
+    for user_id, (username, deleted) in (
+        await users.by_ids_or_usernames(session, ids=_uuids(ids), usernames=names)
+    ).items():
+        named = Named("user", str(user_id), _deleted(username, deleted))
         found["user", str(user_id)] = named
         found["actor", username] = named
     return found
 
 
 async def _roles(session: AsyncSession, ids: set[str]) -> dict[Key, Named]:
-    if not ids:
-        return {}
-    query = select(Role.id, Role.name, Role.deleted).where(Role.id.in_(_uuids(ids)))
     return {
-        ("role", str(role_id)): Named("role", str(role_id), f"{name} (deleted)" if gone else name)
-        for role_id, name, gone in await session.execute(query)
+        ("role", str(role_id)): Named("role", str(role_id), _deleted(name, deleted))
+        for role_id, (name, deleted) in (await roles.names(session, role_ids=_uuids(ids))).items()
     }
 
 
 async def _devices(session: AsyncSession, ids: set[str]) -> dict[Key, Named]:
-    if not ids:
-        return {}
-    query = select(Device.id, Device.name).where(Device.id.in_(ids))
     return {
         ("device", device_id): Named(
             "device", device_id, f"{name} ({device_id})" if name else device_id
         )
-        for device_id, name in await session.execute(query)
+        for device_id, name in (await devices.names(session, ids)).items()
     }
 
 
 async def _commands(session: AsyncSession, ids: set[str]) -> dict[Key, Named]:
-    if not ids:
-        return {}
-    query = select(Command.id, Command.kind, Command.device_id).where(Command.id.in_(_uuids(ids)))
     return {
         ("command", str(command_id)): Named("command", device_id, f"{kind} to {device_id}")
-        for command_id, kind, device_id in await session.execute(query)
+        for command_id, (kind, device_id) in (
+            await commands.kinds_and_devices(session, _uuids(ids))
+        ).items()
     }
 
 
@@ -139,26 +133,14 @@ def actor(names: dict[Key, Named], entry: AuditEntry) -> Named:
 async def ids_named(session: AsyncSession, text: str) -> list[str]:
     """Ids of users, roles and devices whose names contain ``text`` (for a search by name)."""
     pattern = f"%{escape_like(text)}%"
-    queries = (
-        select(User.id).where(User.username.ilike(pattern, escape="\\")),
-        select(User.id).where(User.display_name.ilike(pattern, escape="\\")),
-        select(Role.id).where(Role.name.ilike(pattern, escape="\\")),
-        select(Device.id).where(Device.name.ilike(pattern, escape="\\")),
-    )
-    found: list[str] = []
-    for query in queries:
-        found += [str(i) for i in await session.scalars(query.limit(NAME_MATCHES))]
-    return found
+    found = [str(i) for i in await users.ids_named_like(session, pattern, limit=NAME_MATCHES)]
+    found += [str(i) for i in await roles.ids_named_like(session, pattern, limit=NAME_MATCHES)]
+    return found + await devices.ids_named_like(session, pattern, limit=NAME_MATCHES)
 
 
 def escape_like(text: str) -> str:
     """``text`` with LIKE's wildcards taken literally (escape character ``\\``)."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-async def usernames(session: AsyncSession) -> list[str]:
-    """Every username, sorted: the people an actor filter offers (deleted ones too)."""
-    return list(await session.scalars(select(User.username).order_by(User.username)))
 
 
 async def one(session: AsyncSession, kind: str, key: str) -> Named:

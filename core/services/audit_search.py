@@ -5,7 +5,8 @@ Everything is decided in the database (the log grows without bound): a page is o
 (``device`` matches ``device.create`` and ``device.config.applied``). The free text matches
 actor, action, target id and the recorded fields, case-insensitively, and also targets whose
 *name* matches (a user's, a role's, a device's), which the log itself does not hold.
-Writing entries stays with ``core.services.audit``.
+The conditions and the order are built here; the statements on the log, and writing it,
+stay with ``core.services.audit``, as the names of users, roles and devices stay with theirs.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, String, cast, func, or_, select
+from sqlalchemy import String, cast, func, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from core.db.engine import Database
 from core.db.models import AuditEntry
 from core.errors import InvalidError
+from core.services import audit
 from core.services.actor import Actor
 from core.services.audit_names import escape_like, ids_named
 
@@ -120,11 +122,9 @@ async def _where(session: AsyncSession, query: AuditQuery) -> list[ColumnElement
     return where
 
 
-def _ordered(statement: Select[Any], sort: str, descending: bool) -> Select[Any]:
+def _order(sort: str, descending: bool) -> list[ColumnElement[Any]]:
     columns = (*SORTS.get(sort, ()), AuditEntry.id)
-    if descending:
-        return statement.order_by(*(c.desc() for c in columns))
-    return statement.order_by(*(c.asc() for c in columns))
+    return [c.desc() if descending else c.asc() for c in columns]
 
 
 async def search(
@@ -139,18 +139,20 @@ async def search(
 ) -> AuditPage:
     """The page of matching entries at ``offset`` (newest first by default), and the count."""
     actor.require(PERMISSION)
-    where = await _where(session, query)
-    statement = _ordered(select(AuditEntry).where(*where), sort, descending)
-    rows = list(await session.scalars(statement.limit(min(limit, MAX_PAGE)).offset(offset)))
-    total = await session.scalar(select(func.count()).select_from(AuditEntry).where(*where))
-    return AuditPage(rows, int(total or 0))
+    rows, total = await audit.page(
+        session,
+        where=await _where(session, query),
+        order=_order(sort, descending),
+        limit=min(limit, MAX_PAGE),
+        offset=offset,
+    )
+    return AuditPage(rows, total)
 
 
 async def actions(session: AsyncSession, *, actor: Actor) -> list[str]:
     """Every action the log holds, sorted (from the action index, not the rows)."""
     actor.require(PERMISSION)
-    statement = select(AuditEntry.action).distinct().order_by(AuditEntry.action)
-    return list(await session.scalars(statement))
+    return await audit.actions(session)
 
 
 def families(known: list[str]) -> list[str]:
@@ -170,10 +172,7 @@ async def chunks(
     while True:
         async with database.session() as session:
             where = await _where(session, query)
-            if below is not None:
-                where.append(AuditEntry.id < below)
-            statement = select(AuditEntry).where(*where).order_by(AuditEntry.id.desc())
-            rows = list(await session.scalars(statement.limit(CHUNK)))
+            rows = await audit.newest_below(session, where=where, below=below, limit=CHUNK)
             if not rows:
                 return
             yield rows, session

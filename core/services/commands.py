@@ -28,7 +28,7 @@ command says it did not happen.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -490,3 +490,14 @@ async def _ended(session: AsyncSession, command: Command, actor: str, *, action:
             "attempts": command.attempts,
         },
     )
+
+
+async def kinds_and_devices(
+    session: AsyncSession, command_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, tuple[str, str]]:
+    """(kind, device id) of each of these commands the table holds, in one query."""
+    wanted = set(command_ids)
+    if not wanted:
+        return {}
+    query = select(Command.id, Command.kind, Command.device_id).where(Command.id.in_(wanted))
+    return {row.id: (row.kind, row.device_id) for row in await session.execute(query)}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -217,3 +217,18 @@ async def rotate_credentials(
     )
     events.record(session, events.DeviceChanged(device_id))
     return DeviceCredentials(device=device, username=device_id, password=password)
+
+
+async def names(session: AsyncSession, device_ids: Iterable[str]) -> dict[str, str]:
+    """The name of each of these devices that is registered (blank when it has none)."""
+    wanted = set(device_ids)
+    if not wanted:
+        return {}
+    query = select(Device.id, Device.name).where(Device.id.in_(wanted))
+    return {device_id: name for device_id, name in await session.execute(query)}
+
+
+async def ids_named_like(session: AsyncSession, pattern: str, *, limit: int) -> list[str]:
+    """Ids of at most ``limit`` devices whose name matches ``pattern`` (ILIKE, ``\\`` escapes)."""
+    query = select(Device.id).where(Device.name.ilike(pattern, escape="\\")).limit(limit)
+    return list(await session.scalars(query))

@@ -242,6 +242,12 @@ async def names(
     return found
 
 
+async def ids_named_like(session: AsyncSession, pattern: str, *, limit: int) -> list[uuid.UUID]:
+    """Ids of at most ``limit`` roles whose name matches ``pattern`` (ILIKE, ``\\`` escapes)."""
+    query = select(Role.id).where(Role.name.ilike(pattern, escape="\\")).limit(limit)
+    return list(await session.scalars(query))
+
+
 # The sync inbox merges a station's accepted edit into these rows field by field
 # (core.services.sync_inbox): it reads tombstoned rows too, and makes new ones whole.
 

@@ -464,3 +464,34 @@ async def usernames(
         return {}
     query = select(User.id, User.username, User.deleted).where(User.id.in_(wanted))
     return {row.id: (row.username, row.deleted) for row in await session.execute(query)}
+
+
+async def by_ids_or_usernames(
+    session: AsyncSession, *, ids: Iterable[uuid.UUID], usernames: Iterable[str]
+) -> dict[uuid.UUID, tuple[str, bool]]:
+    """(username, deleted) of every user with one of these ids or usernames, in one query."""
+    wanted_ids, wanted_names = set(ids), set(usernames)
+    if not wanted_ids and not wanted_names:
+        return {}
+    query = select(User.id, User.username, User.deleted).where(
+        or_(User.id.in_(wanted_ids), User.username.in_(wanted_names))
+    )
+    return {row.id: (row.username, row.deleted) for row in await session.execute(query)}
+
+
+async def every_username(session: AsyncSession) -> list[str]:
+    """Every username, sorted, deleted users' too (the people a log's filter may name)."""
+    return list(await session.scalars(select(User.username).order_by(User.username)))
+
+
+async def ids_named_like(session: AsyncSession, pattern: str, *, limit: int) -> list[uuid.UUID]:
+    """Ids of users whose username, then those whose display name, match ``pattern``.
+
+    ``pattern`` is a case-insensitive LIKE pattern escaped with ``\\``; at most ``limit``
+    ids come from each of the two names.
+    """
+    found: list[uuid.UUID] = []
+    for column in (User.username, User.display_name):
+        query = select(User.id).where(column.ilike(pattern, escape="\\")).limit(limit)
+        found += await session.scalars(query)
+    return found

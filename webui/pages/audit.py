@@ -12,7 +12,7 @@ from __future__ import annotations
 from fastapi.responses import JSONResponse, Response
 from nicegui import app, ui
 
-from core.services import audit_names, audit_search
+from core.services import audit_search, users
 from core.services.audit import ChainReport, ChainStatus
 from webui import signin
 from webui.api.audit import Filters, csv_response
@@ -34,7 +34,7 @@ def register(services: Services) -> None:
         report = await services.audit.verify()
         async with services.database.session() as session:
             actions = await audit_search.actions(session, actor=reader)
-            people = await audit_names.usernames(session)
+            people = await users.every_username(session)
         with frame(services, "Audit log", reader):
             _chain_label(report)
             view = AuditView(services, actions, people)
