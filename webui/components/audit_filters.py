@@ -6,7 +6,6 @@ them as aware times, so the database and the CSV see the same instant.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -53,14 +52,11 @@ def _parse(text: str, zone: tzinfo, field: str) -> datetime | None:
 
 
 class AuditFilters:
-    """The filter row; ``changed`` runs whenever a filter changes."""
+    """The filter row; the view listens to its fields (``choices``, ``times``)."""
 
-    def __init__(
-        self, actions: list[str], actors: list[str], changed: Callable[[], Awaitable[None]]
-    ) -> None:
+    def __init__(self, actions: list[str], actors: list[str]) -> None:
         self.actions = actions
         self.actors = actors
-        self.changed = changed
 
     def build(self) -> None:
         """Lay the filters out."""
@@ -69,7 +65,6 @@ class AuditFilters:
             # Quasar's debounce: the browser sends the text once typing pauses.
             self.text.props(f"clearable maxlength={MAX_TEXT} debounce={SEARCH_DEBOUNCE_MS}")
             self.text.classes("w-52").mark("audit-search")
-            self.text.on_value_change(self.changed)
             actors = {ANY: "Anyone"} | {a: a for a in self.actors}
             self.actor = ui.select(actors, value=ANY, label="Actor", with_input=True)
             self.actor.props("new-value-mode=add-unique").classes("w-40")
@@ -81,17 +76,20 @@ class AuditFilters:
             ranges = {key: label for key, (label, _) in RANGES.items()}
             self.range = ui.select(ranges, value=ANY, label="When").classes("w-36")
             self.range.mark("audit-range")
-            for select in (self.actor, self.action, self.kind, self.range):
-                select.on_value_change(self.changed)
         with ui.row().classes("items-start gap-4") as custom:
             self.since = ui.input("From", placeholder="YYYY-MM-DD HH:MM").mark("audit-since")
             self.until = ui.input("To", placeholder="YYYY-MM-DD HH:MM").mark("audit-until")
-            for field in (self.since, self.until):
-                field.on("keydown.enter", self.changed)
-                field.on("blur", self.changed)
             self.zone_hint = ui.label().classes("self-center text-sm text-slate-600")
             self.zone_hint.mark("audit-zone")
         custom.bind_visibility_from(self.range, "value", lambda v: v == CUSTOM)
+
+    def choices(self) -> list[ui.input | ui.select]:
+        """The fields that filter as soon as they change: the search and the four choices."""
+        return [self.text, self.actor, self.action, self.kind, self.range]
+
+    def times(self) -> list[ui.input]:
+        """The typed times: they filter once finished (Enter, or leaving the field)."""
+        return [self.since, self.until]
 
     def _action_choices(self) -> dict[str, str]:
         families = sorted({a.split(".", 1)[0] for a in self.actions if "." in a})

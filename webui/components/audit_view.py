@@ -26,7 +26,7 @@ class AuditView:
 
     def __init__(self, services: Services, actions: list[str], people: list[str]) -> None:
         self.database = services.database
-        self.filters = AuditFilters(actions, [*people, *SYSTEM_ACTORS], self.apply)
+        self.filters = AuditFilters(actions, [*people, *SYSTEM_ACTORS])
         self.table = AuditTable(services.database)
         self.target_id: str | None = None
         self.ready = False  # filters set from the link do not read before the table exists
@@ -38,6 +38,11 @@ class AuditView:
         if actor and actor not in self.filters.actors:
             self.filters.actors.append(actor)  # a device or a name no longer on the list
         self.filters.build()
+        for field in self.filters.choices():
+            field.on_value_change(self.apply)
+        for typed in self.filters.times():
+            typed.on("keydown.enter", self.apply)
+            typed.on("blur", self.apply)
         self.filters.show_zone(self.table.zone)
         self.table.zone_changed.append(self.filters.show_zone)
         for field, wanted in (
@@ -92,13 +97,16 @@ class AuditView:
             return query
         return AuditQuery(**{**query.__dict__, "target_id": self.target_id})
 
-    async def apply(self) -> None:
-        """Show the first page of what the filters now choose."""
+    async def apply(self, *_: object) -> None:
+        """Show the first page of what the filters now choose, to whoever is signed in now
+        and may still read the log (checked here, as every page action is; the table's read
+        checks again, as it does for a page turn)."""
         if not self.ready:
             return
         query = self.query()
-        if query is not None:
-            await self.table.show(query)
+        if query is None or await allowed(self.database, audit_search.PERMISSION) is None:
+            return
+        await self.table.show(query)
 
     async def export(self) -> None:
         """Download what the filters choose as CSV (the download's own request checks again)."""

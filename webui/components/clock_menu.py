@@ -7,6 +7,7 @@ from datetime import UTC
 from nicegui import events, ui
 
 from webui.components import browser_time
+from webui.forms import view_only
 
 
 def clock_menu() -> None:
@@ -30,6 +31,7 @@ def clock_menu() -> None:
         said = "not yet known" if browser is None else _readable(browser_time.zone_key(browser))
         ui.label(f"This browser's zone: {said}").classes("text-sm text-slate-600")
 
+        @view_only  # how this person's own pages read the time, nothing anyone else sees
         def choose(event: events.ValueChangeEventArguments) -> None:
             browser_time.set_utc(bool(event.value))
             ui.navigate.reload()

@@ -91,14 +91,43 @@ def _resolve(
     return ast.dump(expression)
 
 
-def _problems(function: Function) -> tuple[str, ...]:
-    calls = {
+def _calls(function: Function) -> set[str]:
+    return {
         node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
         for node in ast.walk(function)
         if isinstance(node, ast.Call)
     }
+
+
+def _own_methods_called(function: Function, methods: dict[str, Function]) -> list[Function]:
+    """The methods of its own class ``function`` calls as ``self.name(…)``."""
+    return [
+        methods[node.func.attr]
+        for node in ast.walk(function)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "self"
+        and node.func.attr in methods
+    ]
+
+
+def _checks(function: Function, methods: dict[str, Function], seen: set[str]) -> bool:
+    """Whether ``function`` goes through a check itself or through a method of its own class
+    that does (``self._read(…)`` that calls ``submit``): one rule, followed where it leads."""
+    if _calls(function) & CHECKS:
+        return True
+    seen.add(function.name)
+    return any(
+        _checks(method, methods, seen)
+        for method in _own_methods_called(function, methods)
+        if method.name not in seen
+    )
+
+
+def _problems(function: Function, methods: dict[str, Function] | None = None) -> tuple[str, ...]:
     problems = []
-    if not calls & CHECKS:
+    if not _checks(function, methods or {}, set()):
         problems.append("does not go through forms.submit or forms.allowed")
     for node in ast.walk(function):
         if (
@@ -115,6 +144,16 @@ def _problems(function: Function) -> tuple[str, ...]:
         ):
             problems.append(f"opens its own database session (line {node.lineno})")
     return tuple(problems)
+
+
+def _methods(function: Function, parents: dict[ast.AST, ast.AST]) -> dict[str, Function]:
+    """The methods of the class ``function`` belongs to (none for a plain function)."""
+    scope: ast.AST | None = function
+    while scope is not None and not isinstance(scope, ast.ClassDef):
+        scope = parents.get(scope)
+    if scope is None:
+        return {}
+    return {m.name: m for m in scope.body if isinstance(m, Function)}
 
 
 def _view_only(function: Function) -> bool:
@@ -146,7 +185,7 @@ def handlers(source: str, where: str) -> list[Handler]:
         elif (where, target.name) in EXEMPT or _view_only(target):
             found.append(Handler(where, target.name, ()))
         else:
-            found.append(Handler(where, target.name, _problems(target)))
+            found.append(Handler(where, target.name, _problems(target, _methods(target, parents))))
     return found
 
 
@@ -198,3 +237,43 @@ class View:
     assert found["show"] == () and found["close"] == ()
     assert len(found["create"]) == 3  # no check, the page's actor, its own session
     assert found["toggle"] == ("does not go through forms.submit or forms.allowed",)
+
+
+def test_a_handler_may_check_through_a_method_of_its_own_class() -> None:
+    """``self._read(…)`` that goes through ``submit`` checks for the handler calling it;
+    a method that checks nothing, or one of another object, does not."""
+    source = """
+class Table:
+    def build(self):
+        ui.table().on("request", self.page)
+        ui.button("Again", on_click=self.again)
+        ui.button("Loop", on_click=self.ping)
+        ui.button("Other", on_click=self.other)
+
+    async def page(self, event):
+        await self._read(event.args)
+
+    async def _read(self, pagination):
+        await submit(self.database, "audit:read", work)
+
+    async def again(self):
+        self._draw()
+
+    def _draw(self):
+        self.table.update()
+
+    async def ping(self):
+        await self.pong()
+
+    async def pong(self):
+        await self.ping()
+
+    async def other(self):
+        await self.table.show()
+"""
+    found = {h.name: h.problems for h in handlers(source, "table.py")}
+    assert found["page"] == ()
+    unchecked = ("does not go through forms.submit or forms.allowed",)
+    assert found["again"] == unchecked
+    assert found["ping"] == unchecked  # calls that go round in a circle end, unchecked
+    assert found["other"] == unchecked
