@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from webui.backbone.fleet_summary import BACKLOG_FROM, Attention, attention, has_backlog, tally
+from webui.backbone.fleet_summary import (
+    BACKLOG_FROM,
+    Attention,
+    attention,
+    has_backlog,
+    has_conflict,
+    tally,
+)
 from webui.backbone.identity import Conflict
 from webui.backbone.presence import DeviceState
 
@@ -44,3 +51,10 @@ def test_attention_lists_backlogs_and_conflicts_the_most_queued_first() -> None:
         Attention("twin", 0, 2),
         Attention("synced", 0, 0, sync_conflicts=2),
     ]
+
+
+def test_a_conflict_is_stations_sharing_an_identity_or_sync_conflicts() -> None:
+    sharing = Conflict("a", NOW, ("s1", "s2"))
+    assert not has_conflict(None, 0)
+    assert has_conflict(sharing, 0)
+    assert has_conflict(None, 2)

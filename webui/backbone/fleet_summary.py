@@ -49,6 +49,12 @@ def has_backlog(state: DeviceState | None) -> bool:
     return state is not None and (state.outbox or 0) >= BACKLOG_FROM
 
 
+def has_conflict(identity: Conflict | None, sync_conflicts: int) -> bool:
+    """Whether ``attention`` lists the device for a conflict: stations sharing its identity
+    now, or edits of its station that lost to a later one (``sync_conflicts`` of them)."""
+    return identity is not None or sync_conflicts > 0
+
+
 def tally(states: Iterable[DeviceState], registered: Iterable[str]) -> PresenceTally:
     """Count ``registered`` devices, and any heard of since, by their presence.
 

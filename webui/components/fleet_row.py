@@ -22,7 +22,6 @@ from webui.components.presence_badge import PresenceBadge
 from webui.components.values import show_value
 
 LATEST_SHOWN = 4  # channels shown per row; the device page has them all
-STATUSES = ("online", "stale", "offline")  # what the status filter offers
 # The order "Status" sorts in: what needs a look first when sorted the other way round.
 _RANK = {"online": 0, "stale": 1, "offline": 2, None: 3}
 

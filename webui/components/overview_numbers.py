@@ -1,17 +1,18 @@
 """The overview's headline numbers: each a card that links to the list it counts, live.
 
-The fleet narrows itself with ``/fleet?status=…`` (``FLEET_FILTERS`` names the values
-used here), so a number and the list behind it always say the same thing.
+The fleet narrows itself with ``/fleet?status=…`` (``fleet_filter`` names the values and
+keeps the devices each card counts), so a number and the list behind it say the same thing.
 """
 
 from __future__ import annotations
 
 from nicegui import ui
 
+from webui.components.fleet_filter import ALL, CHOICES
 from webui.components.overview_watch import Glance
 
 # What the fleet is asked to show for each number (``/fleet?status=<value>``).
-FLEET_FILTERS = ("online", "stale", "offline", "alarm", "backlog", "conflict")
+FLEET_FILTERS = tuple(choice for choice in CHOICES if choice != ALL)
 # Tailwind colours that read on white; a number takes its colour only when it is news.
 _ACCENT = {
     "online": "text-green-700",

@@ -1,6 +1,7 @@
 """/fleet: every device with its presence, last seen, backlog, sync, latest values and trend, live.
 
-``/fleet?status=offline&q=press`` opens the table filtered (the overview links here so).
+``/fleet?status=offline&q=press`` opens the table filtered (the overview links here so);
+``fleet_filter`` names the statuses and which devices each keeps.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from nicegui import ui
 from core.services import device_configs, devices, sync_peers
 from core.services.actor import Actor
 from webui.backbone.server import Backbone
+from webui.components import fleet_filter
 from webui.components.data_table import Column, DataTable
-from webui.components.fleet_row import STATUSES, FleetEntry, FleetRow, status_of, status_rank
+from webui.components.fleet_row import FleetEntry, FleetRow, status_rank
 from webui.components.sync_state import SyncWatch
 from webui.components.ticker import Ticker
 from webui.forms import view_only
@@ -101,8 +103,8 @@ class FleetView:
             after_page=self._page_shown,
         )
         with self.table.tools:
-            options = {"all": "All", **{s: s.capitalize() for s in STATUSES}}
-            self.status = ui.toggle(options, value=status if status in options else "all")
+            choice = fleet_filter.chosen(status)
+            self.status = ui.toggle(fleet_filter.CHOICES, value=choice)
             self.status.props('dense no-caps data-part="status"').mark("fleet-status")
             self.status.on_value_change(self._filter)
         self.table.keep = self._keep
@@ -114,8 +116,11 @@ class FleetView:
         self.table.show(first_page=True)
 
     def _keep(self, entry: FleetEntry) -> bool:
-        chosen = self.status.value
-        return chosen == "all" or status_of(self.backbone.presence.state(entry.device_id)) == chosen
+        synced = self.sync.states.get(entry.device_id)
+        conflicts = 0 if synced is None else synced.conflicts
+        return fleet_filter.keeps(
+            self.status.value, self.backbone, entry.device_id, sync_conflicts=conflicts
+        )
 
     def _row(self, entry: FleetEntry) -> FleetRow:
         return self._building[entry.device_id]
