@@ -135,7 +135,7 @@ def test_commands_read_in_words_on_the_device_and_commands_pages(
         # Within the card: the configuration card has a field of that name too.
         field = ".//input[@aria-label='Seconds between samples']"
         card.find_element(By.XPATH, field).send_keys("0")
-        _see(browser, "interval_s must be 0.05-3600 s: 0")
+        _see(browser, "Seconds between samples must be between 0.05 and 3600; 0 is too short.")
         time.sleep(0.5)  # the message slides in under the field
         card.screenshot(str(ARTIFACTS / "commands-device-invalid.png"))
 

@@ -3,8 +3,9 @@
 Only people holding ``commands:send`` get the panel (and only those also holding
 ``config:write`` are offered ``UpdateConfig``, which makes a configuration version); the
 send itself checks both again, as whoever is signed in at that moment. Each argument is
-checked as it is typed, by the protocol's own checks, so a bad value shows its message
-under its field before anything is sent; whatever the service still refuses (a disabled
+checked as it is typed, in the configuration card's words (``config_words``) and then by
+the protocol's own checks, so a bad value shows a sentence under its field before anything
+is sent; whatever the service still refuses (a disabled
 device, a setting that clashes with the rest of the configuration) shows in words too.
 """
 
@@ -22,15 +23,21 @@ from core.protocol import commands as protocol
 from core.services import commands
 from core.services.actor import Actor
 from webui.components import command_words as words
+from webui.components import config_words
 from webui.components.command_list import CommandList, Filters
 from webui.forms import ErrorPlace, submit
 
 # UpdateConfig's fields this panel offers: setting, label. Units and alarm thresholds are
 # edited on the configuration card, where the whole configuration is in view.
 SETTINGS = (
-    ("interval_s", "Seconds between samples"),
-    ("heartbeat_s", "Seconds between heartbeats"),
+    ("interval_s", config_words.INTERVAL_LABEL),
+    ("heartbeat_s", config_words.HEARTBEAT_LABEL),
 )
+# Why a value cannot be each setting, as the configuration card says it.
+_PROBLEMS = {
+    "interval_s": config_words.interval_problem,
+    "heartbeat_s": config_words.heartbeat_problem,
+}
 
 
 def setting_value(name: str, value: Any) -> Any:
@@ -41,9 +48,16 @@ def setting_value(name: str, value: Any) -> Any:
 
 
 def setting_error(name: str, value: Any) -> str | None:
-    """Why ``value`` cannot be the setting ``name`` (None: it can, or it is left empty)."""
+    """Why ``value`` cannot be the setting ``name`` (None: it can, or it is left empty).
+
+    Said in words first; the protocol's check stays behind them, so what the words let
+    through is never sent unless the station would take it too.
+    """
     if value is None:
         return None
+    problem = _PROBLEMS[name](value) if name in _PROBLEMS else None
+    if problem is not None:
+        return problem
     try:
         protocol.check_args(protocol.UPDATE_CONFIG, {name: setting_value(name, value)})
     except protocol.ArgsError as error:
