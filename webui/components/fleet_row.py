@@ -49,7 +49,7 @@ def status_rank(state: DeviceState | None) -> int:
 
 
 def latest_words(backbone: Backbone, entry: FleetEntry) -> str:
-    """The device's latest values with their units: ``temp 21.50 °C · door true``."""
+    """The device's latest values with their units: ``temp 21.50 °C · door On``."""
     readings = list(backbone.hub.latest(entry.device_id).items())[:LATEST_SHOWN]
     # No-break spaces inside each reading: a narrow cell wraps between readings, never
     # between a channel and its value or a value and its unit.

@@ -6,12 +6,15 @@ from datetime import UTC, datetime, tzinfo
 
 from core.protocol.telemetry import Value
 from webui.components.browser_time import known_zone, named
+from webui.components.chart_words import state_word
 
 
 def show_value(value: Value, unit: str = "") -> str:
-    """A value as text: decimals keep their scale (21.50 stays 21.50), booleans are words."""
-    text = ("true" if value else "false") if isinstance(value, bool) else str(value)
-    return f"{text} {unit}" if unit else text
+    """A value as text: decimals keep their scale (21.50 stays 21.50), booleans are the
+    states their charts draw (On, Off), with no unit: a state is not a quantity."""
+    if isinstance(value, bool):
+        return state_word(value)
+    return f"{value} {unit}" if unit else str(value)
 
 
 def when(moment: datetime | None, zone: tzinfo | None = None) -> str:

@@ -69,7 +69,10 @@ async def test_fleet_page_follows_presence_and_latest_values(
     await user.should_see(content="42 queued", retries=20, marker="backlog kiln-1")
     nbsp = "\u00a0"  # a reading never wraps inside itself
     await user.should_see(content=f"temp{nbsp}21.50{nbsp}°C", retries=20, marker="latest kiln-1")
-    await user.should_see(content=f"door{nbsp}true", retries=20, marker="latest kiln-1")
+    await user.should_see(content=f"door{nbsp}On", retries=20, marker="latest kiln-1")
+    backbone.hub.on_commit([_batch("kiln-1", 3, temp=Decimal("21.50"), door=False)])
+    await user.should_see(content=f"door{nbsp}Off", retries=20, marker="latest kiln-1")
+    await user.should_not_see(content="false", marker="latest kiln-1")
     await user.should_see(content="<polyline points=", retries=20, marker="trend kiln-1")
 
     await backbone.presence.on_status(Status("kiln-1", "offline", "lost"))
