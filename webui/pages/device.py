@@ -16,7 +16,7 @@ from core.services.sync_peers import PeerState
 from core.services.telemetry import history, quarantine
 from webui.backbone.hub import LivePoint, Reading
 from webui.backbone.presence import DeviceState
-from webui.components import backfill, chart_words, config_card, live_chart, quarantine_list
+from webui.components import backfill, config_card, live_chart, quarantine_list
 from webui.components.alarms import AlarmsCard
 from webui.components.command_panel import device_commands
 from webui.components.config_card import ConfigCard
@@ -234,12 +234,7 @@ class DeviceView:
                     label = self.values[channel] = ui.label().mark(f"value {channel}")
                     label.props(f"data-value={channel}")  # found by browser tests and benches
                     self.values[f"{channel} at"] = ui.label().classes("text-slate-500")
-            value = reading.value
-            text = (  # a boolean in the words its chart uses
-                chart_words.state_word(value)
-                if isinstance(value, bool)
-                else show_value(value, self.units.get(channel, ""))
-            )
+            text = show_value(reading.value, self.units.get(channel, ""))  # On/Off for states
             at = self.values[f"{channel} at"]
             if (label.text, at.text) != (text, when_ms(reading.ts_ms)):
                 label.text, at.text = text, when_ms(reading.ts_ms)
