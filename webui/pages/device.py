@@ -168,7 +168,7 @@ class DeviceView:
         self._show_events(events)
         seeded = hub.since(self.device_id, 0)
         self.cursor = seeded[-1].n if seeded else 0
-        self._add_charts(backfill.fill(stored, seeded), seed=True)
+        self._add_charts(backfill.fill(stored, seeded))
         self._show_values(backfill.latest(stored, hub.latest(self.device_id)))
         self._status = self._current_status()
 
@@ -178,9 +178,13 @@ class DeviceView:
         points = backbone.hub.since(self.device_id, self.cursor)
         if points:
             self.cursor = points[-1].n
-            self._add_charts(points, seed=False)
+            # A chart made now draws these points as part of its first render: appended in
+            # the browser, they would reach a chart that is not there yet, and be lost.
+            new = self._add_charts(points)
             updates = {}
             for chart in self.charts.values():
+                if chart in new:
+                    continue
                 update = chart.take(points)
                 if update is not None:
                     updates[chart.chart.id] = update
@@ -206,7 +210,8 @@ class DeviceView:
         state = self.backbone.presence.state(self.device_id)
         return None if state is None else state.status
 
-    def _add_charts(self, points: list[LivePoint], *, seed: bool) -> None:
+    def _add_charts(self, points: list[LivePoint]) -> list[LiveChart]:
+        """Charts for channels that have none yet, each drawing ``points`` from the start."""
         new: list[LiveChart] = []
         for point in points:
             for channel, value in point.values.items():
@@ -220,9 +225,9 @@ class DeviceView:
                     chart = LiveChart(title, [channel], step=channel in self.booleans)
                 self.charts[channel] = chart
                 new.append(chart)
-        if seed:
-            for chart in new:
-                chart.seed(points)
+        for chart in new:
+            chart.seed(points)
+        return new
 
     def _show_values(self, latest: dict[str, Reading]) -> None:
         for channel, reading in latest.items():
