@@ -18,7 +18,7 @@ from core.db.engine import Database
 from core.services import audit_export, audit_search
 from core.services.actor import Actor
 from core.services.audit_search import AuditQuery
-from webui.api.schemas import AuditOut, AuditVerifyOut
+from webui.api.schemas import AuditOut, AuditVerifyOut, in_utc_range
 from webui.deps import DatabaseDep, ServicesDep, SessionDep, require
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -35,12 +35,7 @@ def _aware(moment: datetime | None) -> datetime | None:
     if moment.tzinfo is None:
         msg = "give the time with its offset, such as 2026-11-30T14:00:00Z"
         raise ValueError(msg)
-    try:
-        moment.astimezone(UTC)
-    except OverflowError:
-        msg = "out of range once in UTC: keep between years 1 and 9999 there"
-        raise ValueError(msg) from None
-    return moment
+    return in_utc_range(moment)
 
 
 Moment = Annotated[datetime | None, AfterValidator(_aware)]

@@ -8,7 +8,6 @@ import contextlib
 import math
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, status
@@ -25,6 +24,7 @@ from core.services.actor import Actor
 from core.settings import Settings
 from webui.api.command_schemas import CommandCreate, CommandOut
 from webui.api.devices import DeviceId
+from webui.api.schemas import in_utc_range
 from webui.backbone.command_waiters import REREAD_S
 from webui.deps import (
     BackboneDep,
@@ -54,16 +54,7 @@ WaitSeconds = Annotated[
 ]
 
 
-def _in_utc_range(moment: datetime) -> datetime:
-    """``moment``, if UTC can represent it (0001-01-01T00:00+01:00 is year 0 there)."""
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError:
-        msg = "out of range once in UTC: keep between years 1 and 9999 there"
-        raise ValueError(msg) from None
-
-
-Moment = Annotated[AwareDatetime, AfterValidator(_in_utc_range)]
+Moment = Annotated[AwareDatetime, AfterValidator(in_utc_range)]
 
 
 def _out(command: Command) -> CommandOut:

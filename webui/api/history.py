@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -16,7 +16,7 @@ from core.db.engine import Database
 from core.services.actor import Actor
 from core.services.telemetry import export, history
 from webui.api.devices import DeviceId
-from webui.api.schemas import BucketOut, ChannelOut
+from webui.api.schemas import BucketOut, ChannelOut, in_utc_range
 from webui.deps import DatabaseDep, SessionDep, require
 
 router = APIRouter(prefix="/devices", tags=["history"])
@@ -24,25 +24,14 @@ TelemetryReader = Annotated[Actor, Depends(require("telemetry:read"))]
 Exporter = Annotated[Actor, Depends(require("reports:read"))]
 
 
-def _in_utc_range(moment: datetime) -> datetime:
-    """``moment``, if UTC can represent it: 0001-01-01T00:00+01:00 is still year 0 there."""
-    if moment.tzinfo is not None:
-        try:
-            moment.astimezone(UTC)
-        except OverflowError:
-            msg = "out of range once in UTC: keep between years 1 and 9999 there"
-            raise ValueError(msg) from None
-    return moment
-
-
 Start = Annotated[
     datetime,
-    AfterValidator(_in_utc_range),
+    AfterValidator(in_utc_range),
     Query(description="ISO-8601 with a timezone, inclusive"),
 ]
 End = Annotated[
     datetime,
-    AfterValidator(_in_utc_range),
+    AfterValidator(in_utc_range),
     Query(description="ISO-8601 with a timezone, exclusive"),
 ]
 DEFAULT_BUCKETS = 500  # about one per pixel column of a plot half a screen wide

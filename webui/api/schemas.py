@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -22,6 +22,19 @@ from core.protocol.commands import MAX_TIMEOUT_S, MIN_TIMEOUT_S
 from core.protocol.telemetry import ValueType
 from core.protocol.topics import DEVICE_ID_PATTERN
 from core.services import config_batches
+
+
+def in_utc_range(moment: datetime) -> datetime:
+    """``moment`` in UTC, if UTC can represent it (0001-01-01T00:00+01:00 is year 0 there);
+    a time without an offset is left as it is, for the field's own rule to judge."""
+    if moment.tzinfo is None:
+        return moment
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        msg = "out of range once in UTC: keep between years 1 and 9999 there"
+        raise ValueError(msg) from None
+
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.@-]{2,64}$"
 
