@@ -16,7 +16,7 @@ from core.settings import Settings
 from webui import api, api_docs, http, pages, storage_files
 from webui.api import errors, metrics
 from webui.backbone.server import Backbone
-from webui.components import browser_time
+from webui.components import browser_time, page_error
 from webui.http import tls
 from webui.http.limits import BodyLimit
 from webui.services import Services
@@ -66,6 +66,7 @@ def build(settings: Settings) -> Services:
     if settings.api_docs:  # before ui.run adds FastAPI's CDN-bound pages for the same paths
         api_docs.install(app, f"{TITLE} API")
     pages.register(services)
+    page_error.install(services)  # a page whose build fails says so in words, in its shell
     browser_time.install()  # every page's browser names its zone, so pages know it when built
     app.on_startup(backbone.start)
     app.on_startup(audit_trail.start)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from nicegui import ui
+from fastapi import Request
+from nicegui import context, ui
 
 from core.services.actor import Actor
 from webui import signin
@@ -38,10 +39,18 @@ async def guard(services: Services, permission: str | None = None) -> Actor | No
     if actor is None:
         ui.navigate.to("/login")
         return None
+    # Kept with the request: a page that fails after this still gets its shell (page_error).
+    context.client.request.state.actor = actor
     if permission is not None and not actor.can(permission):
         not_allowed(services, actor, permission)
         return None
     return actor
+
+
+def guarded_actor(request: Request) -> Actor | None:
+    """The actor ``guard`` let into this request's page, or None if it got no further."""
+    actor = getattr(request.state, "actor", None)
+    return actor if isinstance(actor, Actor) else None
 
 
 @contextmanager
