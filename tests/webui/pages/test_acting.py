@@ -24,9 +24,15 @@ SOURCES = sorted(
     ]
 )
 CHECKS = {"submit", "allowed"}  # webui.forms: the only ways to act
-HARMLESS = {"close"}  # dialog.close: changes nothing, shows nothing
+# dialog.close: changes nothing, shows nothing; navigate.reload: builds the page again, and
+# the page's guard asks who is there.
+HARMLESS = {"close", "reload"}
 # (module, handler): signing in is how a session begins, so there is none to check yet.
-EXEMPT = {("login.py", "attempt")}
+EXEMPT = {
+    ("login.py", "attempt"),
+    # app.on_page_exception: NiceGUI draws a failed page with it; no person acts.
+    ("page_error.py", "page_failed"),
+}
 
 
 @dataclass(frozen=True)
