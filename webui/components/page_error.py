@@ -78,4 +78,8 @@ def page_failed(services: Services, error: Exception) -> None:
 
 def _explain(error: Exception) -> None:
     ui.label(words_for(error)).mark("page-error")
-    ui.button("Try again", icon="refresh", on_click=lambda: ui.navigate.reload()).mark("try-again")
+    # Reloaded by the browser itself: a server that just failed may not hold the page's
+    # connection, and the page built again asks who is there.
+    ui.button("Try again", icon="refresh").on(
+        "click", js_handler="() => window.location.reload()"
+    ).mark("try-again")

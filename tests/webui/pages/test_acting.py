@@ -24,9 +24,7 @@ SOURCES = sorted(
     ]
 )
 CHECKS = {"submit", "allowed"}  # webui.forms: the only ways to act
-# dialog.close: changes nothing, shows nothing; navigate.reload: builds the page again, and
-# the page's guard asks who is there.
-HARMLESS = {"close", "reload"}
+HARMLESS = {"close"}  # dialog.close: changes nothing, shows nothing
 # (module, handler): signing in is how a session begins, so there is none to check yet.
 EXEMPT = {
     ("login.py", "attempt"),

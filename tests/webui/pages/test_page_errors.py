@@ -119,6 +119,9 @@ async def test_a_page_that_cannot_even_check_who_is_signed_in_says_so_too(
     await user.should_see(content=DATABASE_AWAY, marker="page-error")
     await user.should_see(content="Try again", marker="try-again")
     await user.should_not_see(marker="current-user")  # nobody known: no navigation to offer
+    button = user.find(marker="try-again").elements.pop()
+    handlers = [listener.js_handler for listener in button._event_listeners.values()]
+    assert handlers == ["() => window.location.reload()"]  # the browser reloads, socket or not
     for text in NOT_IN_WORDS:
         await user.should_not_see(text)
     caplog.clear()
