@@ -2,6 +2,13 @@
 
 Presence records them as it follows status messages and heartbeats; the device page reads
 a device's, and the overview the fleet's, newest first.
+
+Each change of presence is audited in the same transaction, by the device itself
+(``device:<id>``): ``device.offline`` when a period starts (its reason: clean, lost or
+stale) or a stale one is found lost, ``device.online`` when one ends, or when a device the
+server has never seen comes online. A heartbeat, a repeated birth or a will for a period
+already open changes nothing, so writes nothing: a flapping station leaves one entry per
+real transition, and a server restart none for devices whose presence it did not change.
 """
 
 from __future__ import annotations
@@ -12,11 +19,33 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import OfflineEvent
-from core.services import devices
+from core.services import audit, devices
 from core.services.actor import Actor
+from core.services.audit_names import DEVICE_ACTOR
 
 RECENT_LIMIT = 50  # a device page shows the last few weeks of a flaky link, not years
 LATEST_LIMIT = 8  # the overview shows the fleet's last few, beside its other cards
+WENT_ONLINE = "device.online"
+WENT_OFFLINE = "device.offline"
+
+
+async def _audit(
+    session: AsyncSession,
+    device_id: str,
+    action: str,
+    *,
+    before: dict[str, str] | None = None,
+    after: dict[str, str] | None = None,
+) -> None:
+    await audit.record(
+        session,
+        actor=DEVICE_ACTOR + device_id,
+        action=action,
+        target_type="device",
+        target_id=device_id,
+        before=before,
+        after=after,
+    )
 
 
 async def begin(
@@ -35,17 +64,31 @@ async def begin(
     if open_event is None:
         last_seen = await devices.last_seen_at(session, device_id) if first_news else None
         session.add(OfflineEvent(device_id=device_id, started_at=last_seen or at, reason=reason))
+        await _audit(session, device_id, WENT_OFFLINE, after={"reason": reason})
     elif open_event.reason == "stale" and reason == "lost":
         open_event.reason = "lost"
+        await _audit(
+            session, device_id, WENT_OFFLINE, before={"reason": "stale"}, after={"reason": "lost"}
+        )
 
 
-async def end(session: AsyncSession, *, device_id: str, at: datetime) -> None:
-    """The device is back: its open offline period, if any, ends ``at``."""
-    await session.execute(
+async def end(session: AsyncSession, *, device_id: str, at: datetime, first_news: bool) -> None:
+    """The device is back: its open offline period, if any, ends ``at``.
+
+    ``first_news``: the first the server hears of the device since it started; with no
+    period open it was online before, unless it was never seen at all (a new station).
+    """
+    ended = await session.execute(
         update(OfflineEvent)
         .where(OfflineEvent.device_id == device_id, OfflineEvent.ended_at.is_(None))
         .values(ended_at=at)
+        .returning(OfflineEvent.reason)
     )
+    reasons = list(ended.scalars())
+    if reasons:
+        await _audit(session, device_id, WENT_ONLINE, before={"reason": reasons[0]})
+    elif first_news and await devices.last_seen_at(session, device_id) is None:
+        await _audit(session, device_id, WENT_ONLINE)
 
 
 async def recent(

@@ -7,19 +7,23 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import aiomqtt
 import pytest
 from sqlalchemy import select
 
 from core.db.engine import Database
-from core.db.models import OfflineEvent
+from core.db.models import AuditEntry, OfflineEvent
 from core.protocol import topics
 from core.protocol.messages import Heartbeat, Status
+from core.services import audit, devices
+from core.services.offline_events import WENT_OFFLINE, WENT_ONLINE
 from core.settings import Settings
 from tests.mqtt.broker import DEVICES, RunningBroker, eventually
 from tests.mqtt.server import register, running_backbone
 from webui.backbone import presence
+from webui.backbone.presence import Presence
 from webui.backbone.server import Backbone
 
 
@@ -163,3 +167,77 @@ async def test_messages_of_devices_the_server_does_not_know_change_nothing(
         )
         await eventually(lambda: _status(backbone) == ("online", None))
     assert backbone.presence.state("ghost") is None and await _events(database) == []
+
+
+async def _presence_audit(database: Database) -> list[tuple[str, str, str, str | None]]:
+    """Each presence entry's action, actor, target and reason, oldest first."""
+    async with database.session() as session:
+        rows = await session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.action.in_([WENT_ONLINE, WENT_OFFLINE]))
+            .order_by(AuditEntry.id)
+        )
+        return [
+            (
+                entry.action,
+                entry.actor,
+                f"{entry.target_type}:{entry.target_id}",
+                (entry.after or {}).get("reason"),
+            )
+            for entry in rows
+        ]
+
+
+async def test_each_real_change_of_presence_is_audited_once(
+    backbone: Backbone, database: Database
+) -> None:
+    """Online, stale, lost, back, clean stop, back, lost: one entry each, none per beat."""
+    beat = Heartbeat("press-07", interval_s=1, uptime_s=5, outbox=0, config_version=1)
+    online = Status("press-07", "online")
+    me, target = "device:press-07", "device:press-07"
+    await backbone.presence.on_heartbeat(beat)  # a station never seen comes online
+    for _ in range(3):
+        await backbone.presence.on_heartbeat(beat)
+    await backbone.presence.on_status(online)  # its birth, after its first heartbeat
+    assert await _presence_audit(database) == [(WENT_ONLINE, me, target, None)]
+    await eventually(lambda: _status(backbone) == ("stale", "stale"), within=6)
+    await backbone.presence.on_status(Status("press-07", "offline", "lost"))  # its will
+    await backbone.presence.on_status(Status("press-07", "offline", "lost"))  # said again
+    await backbone.presence.on_status(online)
+    await backbone.presence.on_status(Status("press-07", "offline", "clean"))
+    await backbone.presence.on_status(Status("press-07", "offline", "clean"))
+    await backbone.presence.on_heartbeat(beat)  # back by a heartbeat alone
+    await backbone.presence.on_heartbeat(beat)
+    await backbone.presence.on_status(Status("press-07", "offline", "lost"))
+    assert await _presence_audit(database) == [
+        (WENT_ONLINE, me, target, None),
+        (WENT_OFFLINE, me, target, "stale"),
+        (WENT_OFFLINE, me, target, "lost"),  # the stale period was the device gone
+        (WENT_ONLINE, me, target, None),
+        (WENT_OFFLINE, me, target, "clean"),
+        (WENT_ONLINE, me, target, None),
+        (WENT_OFFLINE, me, target, "lost"),
+    ]
+    async with database.session() as session:
+        assert (await audit.verify_chain(session)).intact
+
+
+async def test_a_server_restart_audits_only_what_changed_while_it_was_away(
+    backbone: Backbone, database: Database
+) -> None:
+    """The first news of a device after a restart is a change only if it differs."""
+    await backbone.presence.on_status(Status("press-07", "online"))
+    async with database.session() as session:
+        await devices.record_last_seen(session, seen={"press-07": datetime.now(UTC)})
+    restarted = Presence(database, backbone.directory)
+    await restarted.on_status(Status("press-07", "online"))  # its retained birth, again
+    assert [entry[0] for entry in await _presence_audit(database)] == [WENT_ONLINE]
+    await restarted.on_status(Status("press-07", "offline", "lost"))
+    again = Presence(database, backbone.directory)
+    await again.on_status(Status("press-07", "offline", "lost"))  # the retained will
+    await again.on_status(Status("press-07", "online"))
+    assert [entry[0] for entry in await _presence_audit(database)] == [
+        WENT_ONLINE,
+        WENT_OFFLINE,
+        WENT_ONLINE,
+    ]

@@ -4,7 +4,8 @@ Retained status messages (birth, last will, clean stop) say online/offline; hear
 say the device is still there and carry what the station knows. A device that misses
 three heartbeats is stale. Every period a device is not online is an offline event with a
 start, an end once it is back, and a reason (clean, lost or stale; a stale period that
-ends in a last will becomes lost, since the device was gone from its start).
+ends in a last will becomes lost, since the device was gone from its start). Each change
+is audited with its offline event, in its transaction (core.services.offline_events).
 
 Statuses name the station instance (its outbox's stream) that says them. While a device is
 online through one instance, a farewell or will from another instance says only that the
@@ -147,9 +148,11 @@ class Presence:
     async def _online(self, device_id: str, stream: str = "") -> DeviceState:
         async with self._lock:
             now = datetime.now(UTC)
-            async with self._database.session() as session:
-                await offline_events.end(session, device_id=device_id, at=now)
             previous = self._states.get(device_id)
+            async with self._database.session() as session:
+                await offline_events.end(
+                    session, device_id=device_id, at=now, first_news=previous is None
+                )
             state = DeviceState(device_id, "online", None, now, heard=time.monotonic())
             if previous is not None:
                 since = previous.since if previous.status == "online" else now
