@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.db.engine import Database
 from core.db.models import User
 from core.errors import AuthError
-from core.services import auth
+from core.services import auth, refusals
 from core.services.actor import Actor
 from core.settings import Settings
 from webui.backbone.server import Backbone
@@ -110,14 +110,36 @@ async def principal_of(
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def require(permission: str) -> Callable[[Principal], Awaitable[Actor]]:
-    """A dependency that lets the request through only with ``permission``."""
+def require(permission: str) -> Callable[[Principal, Request, Database], Awaitable[Actor]]:
+    """A dependency that lets the request through only with ``permission``.
 
-    async def check(principal: PrincipalDep) -> Actor:
+    A refusal is audited (``core.services.refusals``: rate-limited, and answered 403 even
+    when its entry cannot be written).
+    """
+
+    async def check(principal: PrincipalDep, request: Request, database: DatabaseDep) -> Actor:
+        if not principal.actor.can(permission):
+            refusals.refuse(
+                database, actor=principal.actor.name, permission=permission, route=_route(request)
+            )
         return permitted(principal, permission)
 
     check.permission = permission  # type: ignore[attr-defined]
     return check
+
+
+def _route(request: Request) -> str:
+    """The method and the matched route's template: an id in the path opens no new window.
+
+    A route of an included router knows only its own part of the template; the prefixes
+    before it are the path's leading segments, which matched them literally.
+    """
+    template = getattr(request.scope.get("route"), "path", None)
+    if not isinstance(template, str) or ":path}" in template:
+        return f"{request.method} {template or request.url.path}"
+    segments = request.url.path.split("/")
+    prefix = "/".join(segments[: len(segments) - template.count("/")])
+    return f"{request.method} {prefix}{template}"
 
 
 def permitted(principal: Principal, permission: str) -> Actor:

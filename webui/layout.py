@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from fastapi import Request
 from nicegui import context, ui
 
+from core.services import refusals
 from core.services.actor import Actor
 from webui import signin
 from webui.components.clock_menu import clock_menu
@@ -42,6 +43,14 @@ async def guard(services: Services, permission: str | None = None) -> Actor | No
     # Kept with the request: a page that fails after this still gets its shell (page_error).
     context.client.request.state.actor = actor
     if permission is not None and not actor.can(permission):
+        # Audited like the API's refusals: one entry a minute per person and page.
+        route = getattr(context.client.request.scope.get("route"), "path", None)
+        refusals.refuse(
+            services.database,
+            actor=actor.name,
+            permission=permission,
+            route=f"PAGE {route or context.client.request.url.path}",
+        )
         not_allowed(services, actor, permission)
         return None
     return actor

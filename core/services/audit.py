@@ -75,15 +75,7 @@ async def record(
     unkeyed entry, which a verifier with the key reports once keyed entries or a
     checkpoint precede it.
     """
-    # Serialise writers so two transactions never chain onto the same predecessor.
-    dialect = session.bind.dialect.name if session.bind is not None else ""
-    if dialect == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_AUDIT_LOCK})
-    elif dialect == "sqlite":
-        # A write that touches no row still takes SQLite's one write lock (and begins the
-        # transaction, which the driver leaves unbegun for reads): from here no other
-        # writer commits, so the head read below is the head this entry follows.
-        await session.execute(text("DELETE FROM audit_log WHERE 0"))
+    await lock(session)
     last = await session.scalar(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1))
     prev_hash = last or GENESIS
     key = _key(session)
@@ -102,6 +94,44 @@ async def record(
     session.add(entry)
     await session.flush()
     return entry
+
+
+async def lock(session: AsyncSession) -> None:
+    """Hold the audit log's one writer lock until this transaction ends.
+
+    ``record`` takes it itself; a writer that must look at the log before it decides to
+    write (``core.services.refusals``) takes it first, so its look stays true. Re-entrant.
+    """
+    # Serialise writers so two transactions never chain onto the same predecessor.
+    dialect = session.bind.dialect.name if session.bind is not None else ""
+    if dialect == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_AUDIT_LOCK})
+    elif dialect == "sqlite":
+        # A write that touches no row still takes SQLite's one write lock (and begins the
+        # transaction, which the driver leaves unbegun for reads): from here no other
+        # writer commits, so the head read below is the head this entry follows.
+        await session.execute(text("DELETE FROM audit_log WHERE 0"))
+
+
+async def has_since(
+    session: AsyncSession, *, action: str, actor: str, target_id: str, since: datetime
+) -> bool:
+    """Whether an entry of ``action`` by ``actor`` on ``target_id`` was written after ``since``.
+
+    For a writer that rate-limits its entries: under ``lock``, the answer stays true until
+    its transaction ends.
+    """
+    found = await session.scalar(
+        select(AuditEntry.id)
+        .where(
+            AuditEntry.action == action,
+            AuditEntry.actor == actor,
+            AuditEntry.target_id == target_id,
+            AuditEntry.at > since,
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 async def key_fits(session: AsyncSession) -> bool:

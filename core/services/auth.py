@@ -222,6 +222,15 @@ async def refresh(session: AsyncSession, *, settings: Settings, refresh_token: s
     user = await users.active_user(session, auth_session.user_id)
     if user is None:
         raise AuthError("the account is disabled")
+    # No token in it: the sign-in session's id, short, tells one person's sessions apart.
+    await audit.record(
+        session,
+        actor=user.username,
+        action="auth.refresh",
+        target_type="user",
+        target_id=str(user.id),
+        after={"session": str(auth_session.id)[:8]},
+    )
     return await _issue(session, settings, user, auth_session)
 
 
