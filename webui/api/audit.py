@@ -18,7 +18,7 @@ from core.db.engine import Database
 from core.services import audit_export, audit_search
 from core.services.actor import Actor
 from core.services.audit_search import AuditQuery
-from webui.api.schemas import AuditOut, AuditVerifyOut, in_utc_range
+from webui.api.schemas import AuditOut, AuditVerifyOut, in_utc_range, storable_text
 from webui.deps import DatabaseDep, ServicesDep, SessionDep, require
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -39,16 +39,18 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 
 Moment = Annotated[datetime | None, AfterValidator(_aware)]
-Text = Annotated[str | None, Query(max_length=audit_search.MAX_TEXT)]
-Short = Annotated[str | None, Query(max_length=128)]
+# Every text filter reaches the database: what it cannot store (NUL) is a 422 here.
+Storable = Annotated[str | None, AfterValidator(storable_text)]
+Text = Annotated[Storable, Query(max_length=audit_search.MAX_TEXT)]
+Short = Annotated[Storable, Query(max_length=128)]
 
 
 def _query(
-    actor: Annotated[str | None, Query(max_length=128, description="Exactly this actor")] = None,
+    actor: Annotated[Storable, Query(max_length=128, description="Exactly this actor")] = None,
     action: Annotated[
-        str | None, Query(max_length=64, description="An action or its family: 'user'")
+        Storable, Query(max_length=64, description="An action or its family: 'user'")
     ] = None,
-    target_type: Annotated[str | None, Query(max_length=32)] = None,
+    target_type: Annotated[Storable, Query(max_length=32)] = None,
     target_id: Short = None,
     since: Annotated[Moment, Query(description="ISO 8601 with an offset, inclusive")] = None,
     until: Annotated[Moment, Query(description="ISO 8601 with an offset, exclusive")] = None,

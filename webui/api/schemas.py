@@ -51,13 +51,24 @@ class Strict(BaseModel):
         # UTF-16 surrogate, half a character that JSON's "\ud800" escape smuggles in:
         # refuse both here, wherever they sit, rather than fail with a 500 further on.
         for text in _texts(value):
-            if "\x00" in text:
-                msg = "must not contain NUL characters"
-                raise ValueError(msg)
-            if not _is_unicode(text):
-                msg = "must be Unicode text: a lone UTF-16 surrogate (\\ud800-\\udfff) is not"
-                raise ValueError(msg)
+            storable_text(text)
         return value
+
+
+def storable_text(text: str | None) -> str | None:
+    """``text`` if a database can store and compare it: no NUL (PostgreSQL's text cannot
+    hold one) and no lone UTF-16 surrogate (half a character, which no database nor UTF-8
+    can hold). For query parameters as for bodies: refused as a 422, never a 500 further on.
+    """
+    if text is None:
+        return None
+    if "\x00" in text:
+        msg = "must not contain NUL characters"
+        raise ValueError(msg)
+    if not _is_unicode(text):
+        msg = "must be Unicode text: a lone UTF-16 surrogate (\\ud800-\\udfff) is not"
+        raise ValueError(msg)
+    return text
 
 
 def _texts(value: object) -> Iterator[str]:
