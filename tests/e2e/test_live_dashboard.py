@@ -22,6 +22,19 @@ PASSWORD = "e2e-admin-password-1"
 BROKER = re.compile(r"broker \(\w+\) on ([\d.]+):(\d+)")
 
 
+def _start_station(broker: str, password: str, data_dir: Path) -> subprocess.Popen[bytes]:
+    """Station e2e-1 as its own process, sampling twice a second, its password on stdin."""
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "core.cli", "agent", "--device", "e2e-1", "--broker", broker,
+         "--password-stdin", "--interval", "0.5", "--data-dir", str(data_dir)],
+        stdin=subprocess.PIPE,
+    )  # fmt: skip
+    assert agent.stdin is not None
+    agent.stdin.write(password.encode() + b"\n")
+    agent.stdin.close()
+    return agent
+
+
 def _register_station(url: str, device_id: str) -> str:
     """Register a device through the API as the demo's admin; its MQTT password."""
     login = httpx.post(
@@ -58,15 +71,7 @@ def test_a_station_appears_live_and_its_badge_turns_offline(tmp_path: Path, brow
         _see(browser, "Browser: connected")
         _see(browser, "Broker: connected")
 
-        agent = subprocess.Popen(
-            [sys.executable, "-m", "core.cli", "agent", "--device", "e2e-1",
-             "--broker", f"mqtt://{found[1]}:{found[2]}", "--password-stdin",
-             "--interval", "0.5", "--data-dir", str(tmp_path / "station")],
-            stdin=subprocess.PIPE,
-        )  # fmt: skip
-        assert agent.stdin is not None
-        agent.stdin.write(password.encode() + b"\n")
-        agent.stdin.close()
+        agent = _start_station(f"mqtt://{found[1]}:{found[2]}", password, tmp_path / "station")
 
         wait = WebDriverWait(browser, WAIT_S)
         first = wait.until(lambda d: _text(d, "[data-value=parts]"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,13 @@ from selenium.webdriver.support.ui import WebDriverWait
 from tests.demo.test_launch import STATIONS, Demo
 from tests.e2e.conftest import ARTIFACTS
 from tests.e2e.test_first_day import WAIT_S, _see, _sign_in
-from tests.e2e.test_live_dashboard import BROKER, PASSWORD, _register_station, _text
+from tests.e2e.test_live_dashboard import (
+    BROKER,
+    PASSWORD,
+    _register_station,
+    _start_station,
+    _text,
+)
 
 # Far from UTC. The overview names the zone the header names (one clock); that the header
 # follows the browser is test_one_clock.py's to show.
@@ -72,15 +77,7 @@ def test_the_overview_counts_a_station_coming_online_and_going_offline(
         assert link.get_attribute("href").endswith("/fleet?status=online")
         browser.execute_script("window.ppStillThisPage = true")  # gone if the page reloads
 
-        agent = subprocess.Popen(
-            [sys.executable, "-m", "core.cli", "agent", "--device", "e2e-1",
-             "--broker", f"mqtt://{found[1]}:{found[2]}", "--password-stdin",
-             "--interval", "0.5", "--data-dir", str(tmp_path / "station")],
-            stdin=subprocess.PIPE,
-        )  # fmt: skip
-        assert agent.stdin is not None
-        agent.stdin.write(password.encode() + b"\n")
-        agent.stdin.close()
+        agent = _start_station(f"mqtt://{found[1]}:{found[2]}", password, tmp_path / "station")
         wait.until(lambda d: _counts(d) == (str(len(STATIONS) + 1), str(offline - 1)))
         wait.until(lambda d: _text(d, "[data-count=alarms]") == "1")
         _see(browser, "temp above its high of 0 °C")
