@@ -176,6 +176,7 @@ TABLE_HOMES: dict[str, Path | None] = {
     "TelemetryStream": SERVICES / "telemetry",
     "QuarantinedSample": SERVICES / "telemetry",
     "TelemetryGap": SERVICES / "telemetry",
+    "IngestHour": SERVICES / "telemetry",
     "AuditEntry": SERVICES / "audit.py",
     "SyncChange": SERVICES / "sync_log.py",
     "SyncConflict": SERVICES / "sync_conflicts.py",

@@ -179,6 +179,12 @@ class DeviceConfigVersion(Base):
     source: Mapped[str] = mapped_column(String(16), default="edit")
     note: Mapped[str] = mapped_column(String(512), default="")
     command_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    # What the station said of this version, first time it said it: applied or rejected
+    # (detail: its reason), or superseded (a later version was applied first). None: no
+    # word yet, or a version older than migration 0010, which began keeping this.
+    outcome: Mapped[str | None] = mapped_column(String(16), default=None)
+    outcome_at: Mapped[datetime | None] = mapped_column(default=None)
+    outcome_detail: Mapped[str | None] = mapped_column(String(512), default=None)
 
 
 class Command(Base):
@@ -323,13 +329,31 @@ class TelemetryGap(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)  # for retention
 
 
+class IngestHour(Base):
+    """What ingest did for one device in one UTC hour of receipt: the hourly summary's counts.
+
+    Counted in the transactions that store, quarantine or note the gaps of its samples, so
+    the counts are exact across restarts and replicas; ``summarized_at`` is set when the
+    hour's audit entry (``telemetry.ingest_summary``) is written, so it is written once.
+    """
+
+    __tablename__ = "ingest_hours"
+    device_id: Mapped[str] = mapped_column(String(DEVICE_ID_LENGTH), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    stored: Mapped[int] = mapped_column(BigInteger, default=0)
+    replayed: Mapped[int] = mapped_column(BigInteger, default=0)  # of those stored
+    quarantined: Mapped[int] = mapped_column(BigInteger, default=0)
+    dropped: Mapped[int] = mapped_column(BigInteger, default=0)  # by the station's outbox cap
+    summarized_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
+
+
 class OfflineEvent(Base):
     """A period a device was offline, and why."""
 
     __tablename__ = "offline_events"
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
-    started_at: Mapped[datetime]
+    started_at: Mapped[datetime] = mapped_column(index=True)  # reports select a time range
     ended_at: Mapped[datetime | None] = mapped_column(default=None)
     reason: Mapped[str] = mapped_column(String(32))
 
@@ -399,7 +423,8 @@ class AuditEntry(Base):
 
     __tablename__ = "audit_log"
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Indexed: reports and the audit page select a time range.
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     actor: Mapped[str] = mapped_column(String(128))
     action: Mapped[str] = mapped_column(String(64), index=True)
     target_type: Mapped[str] = mapped_column(String(32), default="")
@@ -420,7 +445,9 @@ __all__ = [
     "Command",
     "Device",
     "DeviceConfig",
+    "DeviceConfigVersion",
     "DeviceSync",
+    "IngestHour",
     "OfflineEvent",
     "Permission",
     "RefreshToken",
