@@ -20,6 +20,7 @@ from webui.api import (
     sync,
     users,
 )
+from webui.api.reports import audit_report, availability, config_changes, offline_events
 
 
 @cache
@@ -42,6 +43,10 @@ def router() -> APIRouter:
         commands,
         sync,
         audit,
+        offline_events,
+        availability,
+        config_changes,
+        audit_report,
         health,
     ):
         api.include_router(module.router)

@@ -1,0 +1,82 @@
+"""/api/v1/reports: each report as JSON, or ``?format=csv`` (and pdf) as a download.
+
+One route per report, in a module per report (each with its ``router``, included by
+``webui.api``); they share ``respond``. Each checks
+``reports:read`` and its data's read permission on every request, against the caller's live
+sign-in session; a CSV or PDF export is audited in the request's transaction, which commits
+before the file is sent.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import Query
+from fastapi.responses import Response
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.services import reports
+from core.services.actor import Actor
+from core.services.reports import Table
+
+FormatQuery = Annotated[
+    Literal["json", "csv"], Query(description="json (the default) or csv, a download")
+]
+
+
+class ColumnOut(BaseModel):
+    """A report column: its key in each row, its heading, the unit of its values."""
+
+    key: str
+    heading: str
+    unit: str
+
+
+class ReportOut(BaseModel):
+    """A report: what was asked, its columns, and its rows (times UTC ISO 8601, decimals as
+    exact strings, null where there is nothing, such as the end of a period still open)."""
+
+    report: str
+    title: str
+    filters: dict[str, str]
+    columns: list[ColumnOut]
+    rows: list[dict[str, Any]]
+
+
+def _json_value(value: reports.Value) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def as_json(table: Table) -> ReportOut:
+    """The report as the API's JSON body."""
+    return ReportOut(
+        report=table.name,
+        title=table.title,
+        filters=dict(table.filters),
+        columns=[ColumnOut(key=c.key, heading=c.heading, unit=c.unit) for c in table.columns],
+        rows=[{k: _json_value(v) for k, v in row.items()} for row in table.rows],
+    )
+
+
+async def respond(
+    session: AsyncSession, *, actor: Actor, table: Table, format: str
+) -> ReportOut | Response:
+    """The JSON body, or the audited download in ``format``."""
+    if format == "json":
+        return as_json(table)
+    await reports.record_export(session, actor=actor, table=table, format="csv")
+    filename = reports.filename(table, "csv", datetime.now(UTC))
+    return Response(
+        reports.csv_text(table),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
