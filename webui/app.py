@@ -10,7 +10,7 @@ from nicegui import app, ui
 from core import hlc
 from core.db.engine import Database
 from core.db.migrations import require_current_schema
-from core.services import audit_checkpoints, roles
+from core.services import audit_checkpoints, refusals, roles
 from core.services.audit_checkpoints import AuditTrail, CheckpointLog
 from core.settings import Settings
 from webui import api, api_docs, http, pages, storage_files
@@ -72,6 +72,7 @@ def build(settings: Settings) -> Services:
     app.on_startup(audit_trail.start)
     app.on_startup(freeze_startup_heap)  # last: everything started is built
     app.on_shutdown(backbone.stop)  # before the database closes: ingest drains into it
+    app.on_shutdown(refusals.settled)  # refusals still being audited land before the checkpoint
     app.on_shutdown(audit_trail.stop)  # a last checkpoint, after the last audited change
     app.on_shutdown(database.close)
     return services

@@ -11,7 +11,7 @@ stands for (``refusals``). Two guards, both atomic:
 
 The refusal itself never waits on or fails with its audit entry: the caller answers 403
 whatever happens here (``refuse`` writes in a task, which logs a failed write). A server
-stopping loses the entries still being written (at most one per caller and route).
+stopping waits for the entries still being written (``settled``) before its last checkpoint.
 """
 
 from __future__ import annotations
