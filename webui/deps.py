@@ -118,11 +118,7 @@ def require(permission: str) -> Callable[[Principal, Request, Database], Awaitab
     """
 
     async def check(principal: PrincipalDep, request: Request, database: DatabaseDep) -> Actor:
-        if not principal.actor.can(permission):
-            refusals.refuse(
-                database, actor=principal.actor.name, permission=permission, route=_route(request)
-            )
-        return permitted(principal, permission)
+        return permitted(principal, permission, database=database, request=request)
 
     check.permission = permission  # type: ignore[attr-defined]
     return check
@@ -142,8 +138,14 @@ def _route(request: Request) -> str:
     return f"{request.method} {prefix}{template}"
 
 
-def permitted(principal: Principal, permission: str) -> Actor:
-    """``principal``'s acting identity if it holds ``permission``, or 403."""
+def permitted(
+    principal: Principal, permission: str, *, database: Database, request: Request
+) -> Actor:
+    """``principal``'s acting identity if it holds ``permission``, or 403, audited as ``require``
+    audits it (for a route that checks again later, such as a long poll)."""
     if not principal.actor.can(permission):
+        refusals.refuse(
+            database, actor=principal.actor.name, permission=permission, route=_route(request)
+        )
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"'{permission}' is required")
     return principal.actor

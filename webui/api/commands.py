@@ -156,10 +156,10 @@ async def get_command(
     429 (Retry-After) when too many callers wait already.
     """
     if wait_s == 0:
-        return await _read(database, settings, credentials, command_id)
+        return await _read(database, settings, credentials, command_id, request)
     deadline = time.monotonic() + wait_s
     with backbone.command_waiters.watch(command_id) as woken:  # before the first read
-        command = await _read(database, settings, credentials, command_id)
+        command = await _read(database, settings, credentials, command_id, request)
         if command.state in TERMINAL:
             return command
         if woken is None:
@@ -171,7 +171,7 @@ async def get_command(
                     await woken.wait()
             if await request.is_disconnected():
                 break  # nobody to answer: leave the waiters now
-            command = await _read(database, settings, credentials, command_id)
+            command = await _read(database, settings, credentials, command_id, request)
             if command.state in TERMINAL:
                 break
         return command
@@ -189,10 +189,12 @@ async def _read(
     settings: Settings,
     credentials: HTTPAuthorizationCredentials | None,
     command_id: uuid.UUID,
+    request: Request,
 ) -> CommandOut:
     """The command as it stands, read for a caller checked in the same session (401, 403)."""
     async with database.session() as session:
-        actor = permitted(await principal_of(session, settings, credentials), "devices:read")
+        principal = await principal_of(session, settings, credentials)
+        actor = permitted(principal, "devices:read", database=database, request=request)
         return _out(await commands.get(session, actor=actor, command_id=command_id))
 
 

@@ -8,8 +8,9 @@ from datetime import timedelta
 import httpx
 import pytest
 
+from core.db.engine import Database
 from core.db.types import utcnow
-from core.services import audit, refusals
+from core.services import audit, refusals, users
 from tests.webui.api.helpers import audit_entries
 from tests.webui.conftest import ADMIN_PASSWORD, LoginAs
 
@@ -98,3 +99,30 @@ async def test_a_refusal_is_answered_even_when_its_audit_fails(
     await refusals.settled()
     [entry] = await audit_entries(client, admin, action="access.denied")
     assert entry["after"]["refusals"] == 2  # the unwritten one is folded into the next
+
+
+async def test_a_long_poll_refusal_is_audited_like_any_other(
+    client: httpx.AsyncClient, login_as: LoginAs, database: Database
+) -> None:
+    """The command long poll checks the caller on each read itself, not through ``require``."""
+    admin = await login_as("ada")
+    role = await client.post(
+        "/api/v1/roles", json={"name": "Blind", "permissions": []}, headers=admin
+    )
+    assert role.status_code == 201, role.text
+    async with database.session() as session:
+        await users.bootstrap_user(
+            session, username="bea", password="blind-password-1", roles=["Blind"]
+        )
+    login = await client.post(
+        "/api/v1/auth/login", json={"username": "bea", "password": "blind-password-1"}
+    )
+    blind = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    command = "/api/v1/commands/00000000-0000-0000-0000-000000000000"
+    for wait in (0, 1):
+        answer = await client.get(command, params={"wait_s": wait}, headers=blind)
+        assert answer.status_code == 403, answer.text
+    await refusals.settled()
+    [entry] = await audit_entries(client, admin, action="access.denied")
+    assert (entry["actor"], entry["target_id"]) == ("bea", "GET /api/v1/commands/{command_id}")
+    assert entry["after"] == {"permission": "devices:read", "refusals": 1}
