@@ -4,6 +4,10 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 
+# The font report PDFs embed (core/services/reports/pdf.py): → and °C print as typed.
+RUN apt-get update && apt-get install -y --no-install-recommends fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
+
 # Dependencies first, so code edits do not reinstall them.
 COPY pyproject.toml README.md ./
 COPY core/__init__.py core/__init__.py

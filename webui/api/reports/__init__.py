@@ -1,4 +1,4 @@
-"""/api/v1/reports: each report as JSON, or ``?format=csv`` (and pdf) as a download.
+"""/api/v1/reports: each report as JSON, or ``?format=csv`` or ``?format=pdf`` as a download.
 
 One route per report, in a module per report (each with its ``router``, included by
 ``webui.api``); they share ``respond``. Each checks
@@ -9,7 +9,7 @@ before the file is sent.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -21,10 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.services import reports
 from core.services.actor import Actor
 from core.services.reports import Table
+from core.services.reports.pdf import pdf_bytes
 
 FormatQuery = Annotated[
-    Literal["json", "csv"], Query(description="json (the default) or csv, a download")
+    Literal["json", "csv", "pdf"],
+    Query(description="json (the default), or a download: csv, or pdf (times in UTC)"),
 ]
+MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "pdf": "application/pdf"}
 
 
 class ColumnOut(BaseModel):
@@ -68,15 +71,27 @@ def as_json(table: Table) -> ReportOut:
 
 
 async def respond(
-    session: AsyncSession, *, actor: Actor, table: Table, format: str
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    table: Table,
+    format: reports.Format | str,
+    zone: tzinfo = UTC,
 ) -> ReportOut | Response:
-    """The JSON body, or the audited download in ``format``."""
+    """The JSON body, or the audited download in ``format`` (a PDF's times in ``zone``)."""
     if format == "json":
         return as_json(table)
-    await reports.record_export(session, actor=actor, table=table, format="csv")
-    filename = reports.filename(table, "csv", datetime.now(UTC))
+    if format not in MEDIA_TYPES:
+        msg = f"no report format {format!r}: json, csv or pdf"
+        raise ValueError(msg)
+    kind: reports.Format = "pdf" if format == "pdf" else "csv"
+    await reports.record_export(session, actor=actor, table=table, format=kind)
+    now = datetime.now(UTC)
+    body = pdf_bytes(table, zone=zone, made_at=now) if kind == "pdf" else reports.csv_text(table)
     return Response(
-        reports.csv_text(table),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        body,
+        media_type=MEDIA_TYPES[kind],
+        headers={
+            "Content-Disposition": f'attachment; filename="{reports.filename(table, kind, now)}"'
+        },
     )

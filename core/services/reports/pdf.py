@@ -1,0 +1,101 @@
+"""A report as a PDF: title, what was asked, when it was made, and the table, every page numbered.
+
+Written with fpdf2 (pure Python). Text is set in DejaVu Sans, embedded, so ``→``, ``°C`` and
+any person's name print as typed; the PDF's own fonts know Latin-1 only. Times read in the
+zone given, named at the top and after every time; numbers carry their unit; long text wraps
+inside its cell, never cut; a report with many columns turns the page to landscape.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, tzinfo
+from decimal import Decimal
+from pathlib import Path
+
+from fpdf import FPDF
+from fpdf.fonts import FontFace
+
+from core.services.reports import Table
+from core.services.reports.cells import asked, cell, moment, zone_name
+
+# Debian's fonts-dejavu-core (installed by .ci/run and the Dockerfile): no Python package
+# ships a TTF with these glyphs, and the PDF's built-in Helvetica has no → or Greek.
+FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
+FONT = "DejaVu"
+PORTRAIT_COLUMNS = 5  # six columns of times and names no longer fit 180 mm side by side
+BODY_PT, TITLE_PT, SMALL_PT = 8.5, 15, 8  # 8.5 pt: the smallest size that prints cleanly
+NARROWEST_MM, WIDEST_MM = 16.0, 90.0  # a column is never squeezed past "yes", nor hogs a row
+PADDING_MM = 1.2
+HEADING_FILL = (226, 232, 240)  # the page's slate-200: headings stand out in print too
+
+
+class _Document(FPDF):
+    """An A4 page with the report's name and page N of M at its foot."""
+
+    def __init__(self, title: str, landscape: bool) -> None:
+        super().__init__(orientation="L" if landscape else "P", unit="mm", format="A4")
+        self.report_title = title
+        for style, file in (("", "DejaVuSans.ttf"), ("B", "DejaVuSans-Bold.ttf")):
+            path = FONT_DIR / file
+            if not path.is_file():
+                msg = (
+                    f"PDF reports need the DejaVu fonts ({path}): apt-get install fonts-dejavu-core"
+                )
+                raise RuntimeError(msg)
+            self.add_font(FONT, style, str(path))
+        self.set_auto_page_break(auto=True, margin=15)
+        self.set_title(title)
+        self.set_creator("PrecisionPulse")
+
+    def footer(self) -> None:
+        """The report's name and the page number, on every page."""
+        self.set_y(-12)
+        self.set_font(FONT, size=SMALL_PT)
+        self.set_text_color(100, 116, 139)
+        self.cell(0, 5, f"{self.report_title} · page {self.page_no()} of {{nb}}", align="C")
+
+
+def _widths(pdf: FPDF, texts: list[list[str]], width: float) -> list[float]:
+    """Each column's share of ``width``: its widest text, kept between the bounds."""
+    natural = []
+    for column in zip(*texts, strict=True):
+        widest = max(pdf.get_string_width(text) for text in column) + 2 * PADDING_MM + 1
+        natural.append(min(max(widest, NARROWEST_MM), WIDEST_MM))
+    scale = width / sum(natural)
+    return [w * scale for w in natural]
+
+
+def pdf_bytes(table: Table, *, zone: tzinfo, made_at: datetime) -> bytes:
+    """``table`` as a PDF, every time in ``zone``, saying it was made at ``made_at``."""
+    pdf = _Document(table.title, landscape=len(table.columns) > PORTRAIT_COLUMNS)
+    pdf.add_page()
+    pdf.set_font(FONT, "B", TITLE_PT)
+    pdf.multi_cell(0, 8, table.title, new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font(FONT, size=SMALL_PT + 1)
+    pdf.multi_cell(0, 5, f"Asked for: {asked(table.filters)}", new_x="LMARGIN", new_y="NEXT")
+    made = f"Made {moment(made_at, zone)} · times in {zone_name(zone)}"
+    pdf.multi_cell(0, 5, f"{made} · {len(table.rows):,} rows", new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(3)
+    pdf.set_font(FONT, size=BODY_PT)
+    headings = [c.heading for c in table.columns]  # the unit is beside every value
+    rows = [[cell(row[c.key], c, zone) for c in table.columns] for row in table.rows]
+    numeric = [
+        any(isinstance(row[c.key], int | Decimal) for row in table.rows)
+        and not any(isinstance(row[c.key], bool) for row in table.rows)
+        for c in table.columns
+    ]
+    with pdf.table(
+        col_widths=_widths(pdf, [headings, *rows], pdf.epw),
+        text_align=tuple("RIGHT" if n else "LEFT" for n in numeric),
+        headings_style=FontFace(emphasis="BOLD", fill_color=HEADING_FILL),
+        line_height=BODY_PT * 0.5,
+        padding=PADDING_MM,
+        repeat_headings=1,
+    ) as grid:
+        grid.row(headings)
+        for values in rows:
+            grid.row(values)
+    if not rows:
+        pdf.ln(2)
+        pdf.cell(0, 5, "Nothing matched what was asked.")
+    return bytes(pdf.output())
