@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import OfflineEvent
@@ -116,3 +116,34 @@ async def latest(
         .limit(limit)
     )
     return list(await session.scalars(query))
+
+
+async def overlapping(
+    session: AsyncSession, *, actor: Actor, device_id: str | None, start: datetime, end: datetime
+) -> list[OfflineEvent]:
+    """Offline periods of one device (None: every device) overlapping [start, end), by start.
+
+    An open period overlaps from its start on: it lasts until it ends.
+    """
+    actor.require("devices:read")
+    query = select(OfflineEvent).where(
+        OfflineEvent.started_at < end,
+        or_(OfflineEvent.ended_at.is_(None), OfflineEvent.ended_at > start),
+    )
+    if device_id is not None:
+        query = query.where(OfflineEvent.device_id == device_id)
+    return list(await session.scalars(query.order_by(OfflineEvent.started_at, OfflineEvent.id)))
+
+
+async def first_starts(
+    session: AsyncSession, *, actor: Actor, device_id: str | None, at: datetime
+) -> dict[str, datetime]:
+    """When each device's first offline period starting at or after ``at`` started."""
+    actor.require("devices:read")
+    query = select(OfflineEvent.device_id, func.min(OfflineEvent.started_at)).where(
+        OfflineEvent.started_at >= at
+    )
+    if device_id is not None:
+        query = query.where(OfflineEvent.device_id == device_id)
+    rows = await session.execute(query.group_by(OfflineEvent.device_id))
+    return {device: started for device, started in rows.all()}
