@@ -9,6 +9,10 @@ What a version changed is not stored: ``diff`` works it out from the version bef
 setting by setting and, for units and thresholds, channel by channel. Versions made before
 the history was kept (migration 0005 seeded each device's then current one) have no
 predecessor to compare with, and say so (``changes is None``).
+
+What became of a version is kept from the station's reports (``record_outcome``): applied,
+rejected (with its reason) or superseded, with when the server first heard it; the first
+word wins, since the broker hands the retained report over again on every connect.
 """
 
 from __future__ import annotations
@@ -19,13 +23,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from core.db.models import DeviceConfigVersion
+from core.protocol.station_config import ConfigReport
 
 Source = Literal["edit", "rollback", "command", "bulk", "withdrawn", "station"]
 ChangeKind = Literal["added", "removed", "changed"]
+# What a station said of a version (stored), and what a report says when it said nothing.
+Outcome = Literal["applied", "rejected", "superseded"]
+Shown = Literal["applied", "rejected", "superseded", "pending", "unknown"]
+_STORED: dict[str, Shown] = {
+    "applied": "applied",
+    "rejected": "rejected",
+    "superseded": "superseded",
+}
 
 
 @dataclass(frozen=True)
@@ -97,6 +111,9 @@ class Entry:
     # Against the version before (version 1: against nothing asked); None when that
     # version is older than the history.
     changes: tuple[Change, ...] | None
+    outcome: str | None = None  # one of Outcome; None: no word (see ``shown_outcome``)
+    outcome_at: datetime | None = None  # when the server first heard it
+    outcome_detail: str | None = None  # a rejection's reason, or the version that superseded
 
 
 @dataclass(frozen=True)
@@ -188,6 +205,9 @@ def _entry(row: DeviceConfigVersion, previous: DeviceConfigVersion | None) -> En
         note=row.note,
         command_id=row.command_id,
         changes=changes,
+        outcome=row.outcome,
+        outcome_at=row.outcome_at,
+        outcome_detail=row.outcome_detail,
     )
 
 
@@ -204,3 +224,104 @@ async def drift(
     if reported_version < desired_version:
         first = await get(session, device_id=device_id, version=reported_version + 1)
     return Drift(desired_version, reported_version, None if first is None else first.changed_at)
+
+
+async def between(
+    session: AsyncSession,
+    *,
+    since: datetime,
+    until: datetime,
+    device_id: str | None = None,
+    limit: int | None = None,
+) -> list[Entry]:
+    """Versions made in [``since``, ``until``), of one device or all, oldest first.
+
+    Each is read beside the version before it in the same query (no query per row).
+    """
+    previous = aliased(DeviceConfigVersion)
+    query = (
+        select(DeviceConfigVersion, previous)
+        .outerjoin(
+            previous,
+            and_(
+                previous.device_id == DeviceConfigVersion.device_id,
+                previous.version == DeviceConfigVersion.version - 1,
+            ),
+        )
+        .where(DeviceConfigVersion.changed_at >= since, DeviceConfigVersion.changed_at < until)
+        .order_by(
+            DeviceConfigVersion.changed_at,
+            DeviceConfigVersion.device_id,
+            DeviceConfigVersion.version,
+        )
+    )
+    if device_id is not None:
+        query = query.where(DeviceConfigVersion.device_id == device_id)
+    if limit is not None:
+        query = query.limit(limit)
+    return [_entry(row, before) for row, before in await session.execute(query)]
+
+
+async def record_outcome(
+    session: AsyncSession, *, report: ConfigReport, previously_running: int
+) -> None:
+    """Keep what the station's report says of its versions, where nothing is kept yet.
+
+    The version the report is about becomes applied (or rejected, with its reason); the
+    version it runs is applied (a later rejection may have replaced the retained report that
+    said so before the server heard it); the versions between what it ran before
+    (``previously_running``) and the newest of those two that still have no word were gone
+    past: superseded. The first word wins, so the retained copy handed over again on each
+    connect moves nothing.
+    """
+    now = datetime.now(UTC)
+    detail = report.detail[:512] if report.outcome == "rejected" else None
+    await _settle(session, report.device_id, report.desired_version, report.outcome, now, detail)
+    if report.version != report.desired_version:
+        await _settle(session, report.device_id, report.version, "applied", now, None)
+    newest = max(report.version, report.desired_version)
+    if newest - previously_running > 1:
+        await session.execute(
+            update(DeviceConfigVersion)
+            .where(
+                DeviceConfigVersion.device_id == report.device_id,
+                DeviceConfigVersion.version > previously_running,
+                DeviceConfigVersion.version < newest,
+                DeviceConfigVersion.outcome.is_(None),
+            )
+            .values(outcome="superseded", outcome_at=now, outcome_detail=f"superseded by v{newest}")
+        )
+
+
+async def _settle(
+    session: AsyncSession,
+    device_id: str,
+    version: int,
+    outcome: Outcome,
+    now: datetime,
+    detail: str | None,
+) -> None:
+    if version < 1:  # 0: nothing applied yet, or a refusal whose version could not be trusted
+        return
+    await session.execute(
+        update(DeviceConfigVersion)
+        .where(
+            DeviceConfigVersion.device_id == device_id,
+            DeviceConfigVersion.version == version,
+            DeviceConfigVersion.outcome.is_(None),
+        )
+        .values(outcome=outcome, outcome_at=now, outcome_detail=detail)
+    )
+
+
+def shown_outcome(entry: Entry, *, running: int) -> Shown:
+    """The outcome as a report shows it, given the version the device last said it runs.
+
+    Without a word: ``pending`` when the station has not reached that version; ``unknown``
+    when it runs that version or a later one, since every report since migration 0010 gives
+    each version up to the one it runs a word, so only a version older than 0010 lacks one.
+    """
+    known = _STORED.get(entry.outcome or "")
+    if known is not None:
+        return known
+    return "pending" if entry.version > running else "unknown"

@@ -8,7 +8,7 @@ signed); stations report the applied side over MQTT, stored here and audited whe
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,6 +56,17 @@ def _units(desired: object, reported: object) -> dict[str, str]:
         if isinstance(given, dict):
             units.update({k: v for k, v in given.items() if isinstance(v, str) and v})
     return units
+
+
+async def reported_versions(session: AsyncSession, *, device_ids: Iterable[str]) -> dict[str, int]:
+    """The version each of these devices last said it runs (0: none yet), in one query."""
+    wanted = set(device_ids)
+    if not wanted:
+        return {}
+    query = select(DeviceConfig.device_id, DeviceConfig.reported_version).where(
+        DeviceConfig.device_id.in_(wanted)
+    )
+    return {device_id: version for device_id, version in await session.execute(query)}
 
 
 async def get(session: AsyncSession, *, actor: Actor, device_id: str) -> DeviceConfig:
@@ -255,7 +266,8 @@ async def all_desired(session: AsyncSession) -> list[DesiredConfig]:
 
 
 async def record_report(session: AsyncSession, *, report: ConfigReport, news: bool) -> bool:
-    """Store what a station reports running; False if no such device.
+    """Store what a station reports running, and what became of its versions; False if no
+    such device.
 
     Audited when the reported settings change, and when a rejection is ``news`` (not the
     retained copy the broker hands over again on each connect).
@@ -265,6 +277,9 @@ async def record_report(session: AsyncSession, *, report: ConfigReport, news: bo
         return False
     before = {"version": config.reported_version, **config.reported}
     changed = (config.reported_version, config.reported) != (report.version, report.settings)
+    await config_history.record_outcome(
+        session, report=report, previously_running=config.reported_version
+    )
     config.reported, config.reported_version = dict(report.settings), report.version
     config.reported_at = datetime.now(UTC)
     if changed or (news and report.outcome == "rejected"):

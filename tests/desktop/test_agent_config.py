@@ -21,7 +21,7 @@ from core.db.models import AuditEntry, DeviceConfig
 from core.mqtt.endpoint import Endpoint
 from core.protocol import topics
 from core.protocol.signing import VerifyingKey, generate_signing_key
-from core.services import device_configs, devices
+from core.services import config_history, device_configs, devices
 from core.services.actor import Actor
 from core.settings import Settings
 from desktop.agent.agent import Agent, AgentConfig
@@ -68,6 +68,14 @@ async def _reported(database: Database) -> DeviceConfig:
         return config
 
 
+async def _outcome(database: Database, version: int) -> str | None:
+    """What the server kept of the station's word on ``version``."""
+    async with database.session() as session:
+        entry = await config_history.get(session, device_id=DEVICE, version=version)
+    assert entry is not None
+    return entry.outcome
+
+
 async def _audited(database: Database, action: str) -> list[AuditEntry]:
     async with database.session() as session:
         query = select(AuditEntry).where(AuditEntry.action == action)
@@ -98,6 +106,7 @@ async def test_a_signed_change_is_applied_reported_and_kept_across_a_restart(
         assert config.reported_version == 1
         assert config.reported == {"interval_s": 0.05, "heartbeat_s": 1, "units": {"temp": "°C"}}
         assert len(await _audited(database, "device.config.applied")) == 1
+        assert await _outcome(database, 1) == "applied"
         assert any("v1 applied" in event.text for event in agent.state.events)
     finally:
         await agent.stop()
@@ -137,6 +146,8 @@ async def test_a_configuration_signed_with_another_key_is_refused_and_reported(
                 await asyncio.sleep(0.02)
         assert len(entries) == 1 and entries[0].actor == f"device:{DEVICE}"
         assert (await _reported(database)).reported_version == 0
+        # Unverified, its version cannot be trusted: v1 waits for a word it can believe.
+        assert await _outcome(database, 1) is None
     finally:
         await agent.stop()
 
