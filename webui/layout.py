@@ -31,6 +31,7 @@ NAVIGATION: list[tuple[str, str, str, str | None]] = [
     ("Sync conflicts", "/sync/conflicts", "sync_problem", "users:manage"),
     ("Quarantine", "/telemetry/quarantine", "report", "telemetry:quarantine"),
     ("Audit log", "/audit", "history", "audit:read"),
+    ("Reports", "/reports", "assessment", "reports:read"),
 ]
 
 

@@ -20,6 +20,7 @@ def register(services: Services) -> None:
         login,
         overview,
         quarantine,
+        reports,
         roles,
         sync_conflicts,
         users,
@@ -40,5 +41,6 @@ def register(services: Services) -> None:
         bulk_config,
         quarantine,
         audit,
+        reports,
     ):
         page.register(services)

@@ -1,0 +1,207 @@
+"""/reports as a person uses it: who may open which report, filters, charts, audited downloads."""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from nicegui import ui
+from nicegui.testing.user import User
+from pypdf import PdfReader
+from sqlalchemy import update
+
+from core.db.engine import Database
+from core.db.models import Device
+from core.rbac import PERMISSIONS
+from core.services import audit_search, devices, offline_events, roles, users
+from core.services.actor import Actor
+from core.services.audit_search import AuditQuery
+from tests.webui.conftest import ADMIN_PASSWORD, VIEWER_PASSWORD
+from tests.webui.pages.test_admin_screens import eventually
+from tests.webui.pages.test_login import signed_in
+
+pytestmark = pytest.mark.backends("one")
+ADMIN = Actor(name="ada", permissions=frozenset(PERMISSIONS), roles=("Admin",))
+REPORTER_PASSWORD = "reporter-password-1"
+NOW = datetime.now(UTC).replace(microsecond=0)
+TOKYO = ZoneInfo("Asia/Tokyo")
+
+
+async def _fleet(database: Database) -> None:
+    """Kiln 7 offline an hour (3 to 2 hours ago), press-2 ten minutes, lost then clean."""
+    async with database.session() as session:
+        await devices.create_device(session, actor=ADMIN, device_id="kiln-7", name="Kiln 7")
+        await devices.create_device(session, actor=ADMIN, device_id="press-2")
+        # Registered two days ago, so their days before the offline periods count.
+        await session.execute(update(Device).values(created_at=NOW - timedelta(days=2)))
+    for device, reason, start, end in (
+        ("kiln-7", "lost", NOW - timedelta(hours=3), NOW - timedelta(hours=2)),
+        ("press-2", "clean", NOW - timedelta(minutes=50), NOW - timedelta(minutes=40)),
+    ):
+        async with database.session() as session:
+            await offline_events.begin(
+                session, device_id=device, reason=reason, at=start, first_news=False
+            )
+        async with database.session() as session:
+            await offline_events.end(session, device_id=device, at=end, first_news=False)
+
+
+async def _reporter(database: Database) -> None:
+    """rita: reports:read and devices:read, but not audit:read."""
+    async with database.session() as session:
+        await roles.create_role(
+            session,
+            actor=ADMIN,
+            name="Reporter",
+            description="",
+            permissions=["reports:read", "devices:read"],
+        )
+        await users.bootstrap_user(
+            session, username="rita", password=REPORTER_PASSWORD, roles=["Reporter"]
+        )
+
+
+def _chart(user: User) -> dict[str, Any]:
+    chart = user.find(marker="report-chart").elements.pop()
+    assert isinstance(chart, ui.echart)
+    return chart.options
+
+
+def _choose(user: User, marker: str, value: object) -> None:
+    picker = user.find(marker=marker).elements.pop()
+    assert isinstance(picker, ui.select)
+    picker.value = value
+
+
+def _rows(user: User) -> list[str]:
+    """Each row on screen as its cells' texts joined by |."""
+    found = []
+    for element in user.find(marker="report").elements.pop().descendants():
+        if element.tag == "tr" and any(m.startswith("report-row") for m in element._markers):
+            found.append("|".join(e.text for e in element.descendants() if isinstance(e, ui.label)))
+    return found
+
+
+async def test_without_reports_read_neither_page_nor_download(user: User) -> None:
+    await signed_in(user, "vic", VIEWER_PASSWORD)
+    await user.open("/reports")
+    await user.should_see("Your roles do not allow this page (it needs 'reports:read').")
+    await user.should_not_see(marker="nav Reports")
+    response = await user.http_client.get("/reports/offline-events.csv")
+    assert response.status_code == 403
+    assert response.json()["detail"] == "your roles do not allow this ('reports:read' is required)"
+
+
+async def test_a_report_needs_the_permission_of_its_data_too(
+    user: User, database: Database
+) -> None:
+    await _reporter(database)
+    await signed_in(user, "rita", REPORTER_PASSWORD)
+    await user.open("/reports")
+    await user.should_see(marker="nav Reports")
+    picker = user.find(marker="report-choice").elements.pop()
+    assert isinstance(picker, ui.select)
+    assert picker.options == {
+        "offline-events": "Offline events",
+        "availability": "Availability",
+        "config-changes": "Configuration changes",
+    }  # no audit log without audit:read
+    response = await user.http_client.get("/reports/audit.pdf")
+    assert response.status_code == 403
+    assert response.json()["detail"] == "your roles do not allow this ('audit:read' is required)"
+
+
+async def test_offline_events_chart_and_rows_narrow_to_a_device(
+    user: User, database: Database
+) -> None:
+    await _fleet(database)
+    user.javascript_rules[re.compile(r".*resolvedOptions\(\)\.timeZone")] = lambda _: "Asia/Tokyo"
+    await signed_in(user, "ada", ADMIN_PASSWORD)
+    await user.open("/reports")
+    await user.should_see("Offline events: 2 rows", marker="report-summary", retries=30)
+    options = _chart(user)
+    assert options["xAxis"]["data"] == ["Kiln 7 (kiln-7)", "press-2"]
+    assert options["yAxis"]["name"] == "Offline (min)"
+    assert options["series"][0]["data"] == [60.0, 10.0]
+    rows = _rows(user)
+    started = (NOW - timedelta(hours=3)).astimezone(TOKYO)
+    assert any(r.startswith(f"kiln-7|Kiln 7|{started:%Y-%m-%d %H:%M:%S} JST|") for r in rows), rows
+    assert any(r.endswith("|3,600 s|lost|0 samples|0 samples") for r in rows), rows
+    assert any(r.endswith("|600 s|clean|0 samples|0 samples") for r in rows), rows
+
+    _choose(user, "report-device", "press-2")
+    await user.should_see("Offline events: 1 row ·", marker="report-summary", retries=30)
+    assert len(_rows(user)) == 1
+    assert _chart(user)["series"][0]["data"] == [10.0]
+
+
+async def test_availability_reads_percent_per_day_on_a_0_to_100_axis(
+    user: User, database: Database
+) -> None:
+    await _fleet(database)
+    await signed_in(user, "ada", ADMIN_PASSWORD)
+    await user.open("/reports?report=availability&device=kiln-7")
+    await user.should_see("Availability:", marker="report-summary", retries=30)
+    options = _chart(user)
+    assert (options["yAxis"]["min"], options["yAxis"]["max"]) == (0, 100)
+    assert options["yAxis"]["name"] == "Online (%)"
+    [series] = options["series"]
+    assert series["name"] == "Kiln 7 (kiln-7)"
+    assert all(v is None or 0 <= v <= 100 for v in series["data"])
+    assert any(v is not None and v < 100 for v in series["data"])  # the hour offline shows
+    assert all(" %" in r for r in _rows(user))
+
+
+async def test_a_mistyped_time_is_explained_and_nothing_is_read(
+    user: User, database: Database
+) -> None:
+    await signed_in(user, "ada", ADMIN_PASSWORD)
+    await user.open("/reports")
+    await user.should_see(marker="report-summary", retries=30)
+    user.find(marker="report-from").clear().type("yesterday")
+    user.find(marker="report-show").click()
+    await user.should_see("write the time as YYYY-MM-DD HH:MM", retries=20)
+
+
+async def _exports(database: Database) -> list[dict[str, Any]]:
+    async with database.session() as session:
+        page = await audit_search.search(
+            session, actor=ADMIN, query=AuditQuery(action="reports.export"), limit=10, offset=0
+        )
+    return [dict(e.after or {}, target=e.target_id, actor=e.actor) for e in page.entries]
+
+
+async def test_downloads_hold_the_report_and_are_audited(user: User, database: Database) -> None:
+    await _fleet(database)
+    user.javascript_rules[re.compile(r".*resolvedOptions\(\)\.timeZone")] = lambda _: "Asia/Tokyo"
+    await signed_in(user, "ada", ADMIN_PASSWORD)
+    await user.open("/reports")
+    await user.should_see("Offline events: 2 rows", marker="report-summary", retries=30)
+    _choose(user, "report-device", "kiln-7")
+    await user.should_see("Offline events: 1 row ·", marker="report-summary", retries=30)
+
+    user.find(marker="report-csv").click()
+    csv = await user.download.next(timeout=5)
+    assert csv.status_code == 200, csv.text
+    header, row = csv.text.splitlines()
+    assert header.startswith("device_id,device_name,started_at,ended_at,duration_s,reason")
+    assert row.startswith("kiln-7,Kiln 7,") and ",3600,lost," in row, row
+
+    user.find(marker="report-pdf").click()
+    pdf = await user.download.next(timeout=5)
+    assert pdf.status_code == 200
+    assert pdf.headers["content-type"] == "application/pdf"
+    text = PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text()
+    assert "times in Asia/Tokyo" in text  # the page's zone, not the API's UTC
+    assert "3,600 s" in text and "JST" in text
+
+    await eventually(lambda: True)
+    exports = await _exports(database)
+    assert [(e["format"], e["target"], e["rows"], e["actor"]) for e in exports] == [
+        ("pdf", "offline-events", 1, "ada"),
+        ("csv", "offline-events", 1, "ada"),
+    ]

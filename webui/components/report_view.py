@@ -1,0 +1,176 @@
+"""The reports page's body: which report, for which device and range, as chart, table, files.
+
+Times are typed in the reader's zone (the fields name it) and every time shown reads in it.
+Each change reads the report again as whoever is signed in now (``submit``), and the service
+checks ``reports:read`` and the report's own permission; the downloads go through
+/reports/<name>.csv and .pdf, whose own requests check again and are audited.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, tzinfo
+from urllib.parse import urlencode
+
+from nicegui import Client, background_tasks, context, ui
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.db.engine import Database
+from core.services import reports
+from core.services.actor import Actor
+from core.services.reports import Table
+from core.services.reports.cells import asked, zone_name
+from webui.components.browser_time import ask_zone
+from webui.components.report_catalog import Ask, Report
+from webui.components.report_charts import chart
+from webui.components.report_table import report_table
+from webui.forms import ErrorPlace, allowed, submit
+
+ALL = ""  # the device choice "All devices"
+TIME_FORMAT = "%Y-%m-%d %H:%M"
+
+
+def parse_time(text: str, zone: tzinfo) -> datetime | None:
+    """A time typed as YYYY-MM-DD HH:MM in ``zone``; None if empty; ValueError in words."""
+    if not text.strip():
+        return None
+    try:
+        return datetime.strptime(text.strip(), TIME_FORMAT).replace(tzinfo=zone)
+    except ValueError:
+        msg = f"write the time as YYYY-MM-DD HH:MM ({zone_name(zone)})"
+        raise ValueError(msg) from None
+
+
+class ReportView:
+    """Report, device and range pickers; the chart and the table; CSV and PDF downloads."""
+
+    def __init__(
+        self, database: Database, offered: list[Report], devices: dict[str, str], zone: tzinfo
+    ) -> None:
+        self.database = database
+        self.offered = {r.name: r for r in offered}
+        self.devices = devices
+        self.zone = zone
+
+    def build(self, *, report: str, device: str) -> None:
+        """Lay out the pickers and the places the report is drawn in."""
+        first = report if report in self.offered else next(iter(self.offered))
+        zone = zone_name(self.zone)
+        with ui.row().classes("w-full items-start gap-3"):
+            choices = {name: r.title for name, r in self.offered.items()}
+            self.report = ui.select(choices, value=first, label="Report").classes("w-56")
+            self.report.mark("report-choice")
+            self.device = ui.select(
+                {ALL: "All devices", **self.devices},
+                value=device if device in self.devices else ALL,
+                label="Device",
+                with_input=True,
+            )
+            self.device.classes("w-56").mark("report-device")
+            # Empty: up to now, from a week before (the services' own defaults, in words).
+            self.start = ui.input(f"From ({zone})", placeholder="a week before To")
+            self.end = ui.input(f"To ({zone})", placeholder="now")
+            self.start.classes("w-52").mark("report-from")
+            self.end.classes("w-52").mark("report-to")
+            ui.button("Show", icon="query_stats", on_click=self.show).mark("report-show")
+            ui.space()
+            ui.button("CSV", icon="download", on_click=self.export_csv).props("outline").mark(
+                "report-csv"
+            )
+            ui.button("PDF", icon="picture_as_pdf", on_click=self.export_pdf).props("outline").mark(
+                "report-pdf"
+            )
+        for field in (self.report, self.device):
+            field.on_value_change(self.show)
+        for typed in (self.start, self.end):
+            typed.on("keydown.enter", self.show)
+        self.error = ui.label().classes("text-negative").mark("report-error")
+        self.summary = ui.label().classes("text-slate-700").mark("report-summary")
+        self.chart = ui.echart({}).classes("w-full h-80").mark("report-chart")
+        self.rows = ui.column().classes("w-full")
+        client = context.client
+        background_tasks.create(self._learn_zone(client), name="ask the browser's time zone")
+
+    async def _learn_zone(self, client: Client) -> None:
+        """Once the browser names its zone (no cookie yet), read the typed times and all
+        times shown in it."""
+        await client.connected()
+        zone = await ask_zone(client)
+        if zone is None or zone == self.zone:
+            return
+        with client:
+            for field, label in ((self.start, "From"), (self.end, "To")):
+                try:
+                    typed = parse_time(str(field.value or ""), self.zone)
+                except ValueError:
+                    typed = None
+                if typed is not None:
+                    field.value = f"{typed.astimezone(zone):{TIME_FORMAT}}"
+                field.label = f"{label} ({zone_name(zone)})"
+            self.zone = zone
+            await self.show()
+
+    def chosen(self) -> Report:
+        """The report picked."""
+        return self.offered[str(self.report.value)]
+
+    def ask(self) -> Ask | None:
+        """The filters as an Ask, or None with the field's error shown."""
+        self.start.error = self.end.error = None
+        self.error.text = ""
+        times = []
+        for field in (self.start, self.end):
+            try:
+                times.append(parse_time(str(field.value or ""), self.zone))
+            except ValueError as error:
+                field.error = str(error)
+                return None
+        device = str(self.device.value or "") or None
+        return Ask(device_id=device, start=times[0], end=times[1], zone=self.zone)
+
+    async def show(self, *_: object) -> None:
+        """Read the report as whoever is signed in now, and draw its chart and rows."""
+        ask, report = self.ask(), self.chosen()
+        if ask is None:
+            return
+
+        async def work(session: AsyncSession, actor: Actor) -> Table:
+            return await report.run(session, actor, ask)
+
+        fields: dict[str, ErrorPlace] = {"from": self.start, "to": self.end, "": self.error}
+        table = await submit(self.database, reports.PERMISSION, work, fields)
+        if table is None:
+            return
+        count = f"{len(table.rows):,} row{'' if len(table.rows) == 1 else 's'}"
+        self.summary.text = (
+            f"{table.title}: {count} · {asked(table.filters)} · times in {zone_name(self.zone)}"
+        )
+        self.chart.options.clear()
+        self.chart.options.update(chart(table, self.zone))
+        self.chart.update()
+        self.rows.clear()
+        with self.rows:
+            report_table(table, self.zone)
+
+    def _url(self, format: reports.Format, ask: Ask) -> str:
+        params = {
+            "device": ask.device_id or "",
+            "from": ask.start.astimezone(UTC).isoformat() if ask.start else "",
+            "to": ask.end.astimezone(UTC).isoformat() if ask.end else "",
+            "zone": zone_name(self.zone),
+        }
+        query = urlencode({k: v for k, v in params.items() if v})
+        return f"/reports/{self.chosen().name}.{format}?{query}"
+
+    async def _download(self, format: reports.Format) -> None:
+        ask = self.ask()
+        if ask is None or await allowed(self.database, reports.PERMISSION) is None:
+            return
+        ui.download.from_url(self._url(format, ask))
+
+    async def export_csv(self) -> None:
+        """Download the report as CSV (the download's own request checks and audits)."""
+        await self._download("csv")
+
+    async def export_pdf(self) -> None:
+        """Download the report as PDF, times in this page's zone (checked and audited)."""
+        await self._download("pdf")
