@@ -60,6 +60,8 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/audit"): "audit:read",
     ("GET", "/api/v1/audit.csv"): "audit:read",
     ("GET", "/api/v1/audit/verify"): "audit:read",
+    ("GET", "/api/v1/reports/offline-events"): "reports:read",  # and devices:read
+    ("GET", "/api/v1/reports/availability"): "reports:read",  # and devices:read
 }
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/auth/login"): {"username": "ada", "password": "admin-password-1"},

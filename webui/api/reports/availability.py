@@ -2,6 +2,53 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
+from pydantic import AfterValidator
+
+from core.services import reports
+from core.services.actor import Actor
+from core.services.reports import availability, span
+from webui.api.reports import FormatQuery, ReportOut, respond
+from webui.api.reports.ranges import RESPONSES, AskedDep
+from webui.api.schemas import storable_text
+from webui.deps import SessionDep, require
 
 router = APIRouter(prefix="/reports", tags=["reports"])
+ReportReader = Annotated[Actor, Depends(require(reports.PERMISSION))]
+DeviceReader = Annotated[Actor, Depends(require("devices:read"))]
+Zone = Annotated[
+    str,
+    Query(
+        max_length=availability.MAX_ZONE_NAME,
+        description="The IANA zone whose calendar days the report counts, such as Europe/Berlin",
+    ),
+    AfterValidator(storable_text),
+]
+
+
+@router.get("/availability", response_model=ReportOut, responses=RESPONSES)
+async def availability_report(
+    session: SessionDep,
+    actor: ReportReader,
+    _: DeviceReader,
+    asked: AskedDep,
+    tz: Zone = availability.DEFAULT_ZONE,
+    format: FormatQuery = "json",
+) -> ReportOut | Response:
+    """Per device and calendar day of ``tz``: the time observed in [from, to) since the
+    device was registered and before now, how much of it was offline, and the share online
+    (percent to two places, half up). ``format=csv`` downloads it, audited."""
+    now = datetime.now(UTC)
+    table = await availability.report(
+        session,
+        actor=actor,
+        device_id=asked.device_id,
+        span=span.asked(start=asked.start, end=asked.end, now=now),
+        zone_name=tz,
+        now=now,
+    )
+    return await respond(session, actor=actor, table=table, format=format)
