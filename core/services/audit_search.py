@@ -149,6 +149,19 @@ async def search(
     return AuditPage(rows, total)
 
 
+async def oldest_first(
+    session: AsyncSession, *, actor: Actor, query: AuditQuery, limit: int
+) -> AuditPage:
+    """Up to ``limit`` matching entries, oldest first, and the count: for a report, whose own
+    bound on its rows replaces a page's."""
+    actor.require(PERMISSION)
+    where = await _where(session, query)
+    rows, total = await audit.page(
+        session, where=where, order=_order("at", False), limit=limit, offset=0
+    )
+    return AuditPage(rows, total)
+
+
 async def actions(session: AsyncSession, *, actor: Actor) -> list[str]:
     """Every action the log holds, sorted (from the action index, not the rows)."""
     actor.require(PERMISSION)

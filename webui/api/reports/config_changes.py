@@ -2,6 +2,49 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
+
+from core.services import reports
+from core.services.actor import Actor
+from core.services.reports import config_changes
+from webui.api.audit import Moment, Storable
+from webui.api.reports import FormatQuery, ReportOut, respond
+from webui.deps import SessionDep, require
 
 router = APIRouter(prefix="/reports", tags=["reports"])
+Reporter = Annotated[Actor, Depends(require(reports.PERMISSION))]
+
+
+@router.get(
+    "/config-changes",
+    response_model=ReportOut,
+    dependencies=[Depends(require(config_changes.READS))],
+)
+async def config_changes_report(
+    session: SessionDep,
+    actor: Reporter,
+    device_id: Annotated[
+        Storable, Query(max_length=64, description="One device; all if absent")
+    ] = None,
+    start: Annotated[
+        Moment,
+        Query(
+            alias="from",
+            description="ISO 8601 with an offset, inclusive; default: a week before to",
+        ),
+    ] = None,
+    end: Annotated[
+        Moment, Query(alias="to", description="ISO 8601 with an offset, exclusive; default: now")
+    ] = None,
+    format: FormatQuery = "json",
+) -> ReportOut | Response:
+    """Each version whose ``changed_at`` is in [from, to), oldest first: who made it, what it
+    changed in words, and what the station said of it (applied, rejected, superseded,
+    pending, or unknown for a version older than outcomes)."""
+    table = await config_changes.config_changes(
+        session, actor=actor, device_id=device_id, since=start, until=end
+    )
+    return await respond(session, actor=actor, table=table, format=format)
