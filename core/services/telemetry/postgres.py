@@ -31,8 +31,10 @@ from core.db.engine import Database
 from core.services.telemetry import partitions
 from core.services.telemetry.rollups import Minute, MinuteKey, SampleKey
 from core.services.telemetry.writer import (
+    HOUR_COLUMNS,
     QUARANTINE_COLUMNS,
     SAMPLE_COLUMNS,
+    NewGap,
     Range,
     StreamKey,
     Watermark,
@@ -85,9 +87,15 @@ _ROLLUP = (
     "last_kind = CASE WHEN excluded.last_ts >= r.last_ts "
     "THEN excluded.last_kind ELSE r.last_kind END"
 )
+# Quarantine and gaps are rare: the columns as arrays, in key order (two writers of the same
+# rows never deadlock), and RETURNING names what was new (a resend's rows are skipped), for
+# the hour's counts.
+_QUARANTINE_TYPES = ("text", "text", "bigint", "timestamptz", "text", "text", "text", "timestamptz")
 _QUARANTINE = (
     f"INSERT INTO telemetry_quarantine ({', '.join(QUARANTINE_COLUMNS)}) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING"
+    "SELECT * FROM unnest("
+    + ", ".join(f"${n}::{t}[]" for n, t in enumerate(_QUARANTINE_TYPES, 1))
+    + ") ORDER BY 1, 2, 3 ON CONFLICT DO NOTHING RETURNING device_id, stream, seq"
 )
 # The upsert locks each stream row (in key order) and returns its watermark in one trip.
 _LOCK = (
@@ -109,7 +117,19 @@ _RANGES_AFTER = (
 )
 _GAPS = (
     "INSERT INTO telemetry_gaps (device_id, stream, first_seq, last_seq, reason, received_at) "
-    "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING"
+    "SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], "
+    "$6::timestamptz[]) ORDER BY 1, 2, 3 ON CONFLICT DO NOTHING "
+    "RETURNING device_id, first_seq, last_seq"
+)
+# Additive: each commit adds what it newly did to its devices' hour. Key order, as _LOCK's:
+# writers of the same device wait for each other, never deadlock.
+_HOURS = (
+    f"INSERT INTO ingest_hours AS h ({', '.join(HOUR_COLUMNS)}) "
+    "SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::bigint[], $4::bigint[], "
+    "$5::bigint[], $6::bigint[]) AS n(d, hr, s, r, q, x) ORDER BY d, hr "
+    "ON CONFLICT (device_id, hour) DO UPDATE SET stored = h.stored + excluded.stored, "
+    "replayed = h.replayed + excluded.replayed, "
+    "quarantined = h.quarantined + excluded.quarantined, dropped = h.dropped + excluded.dropped"
 )
 _SET = (
     "UPDATE telemetry_streams SET acked_seq = $3, updated_at = $4 "
@@ -170,9 +190,10 @@ class PostgresWriter:
         rows = [(*key, *minute) for key, minute in minutes.items()]
         await self._pg.execute(_ROLLUP, *(list(column) for column in zip(*rows, strict=True)))
 
-    async def insert_quarantined(self, rows: list[tuple[Any, ...]]) -> None:
-        """Quarantine is rare: a plain batched insert."""
-        await self._pg.executemany(_QUARANTINE, rows)
+    async def insert_quarantined(self, rows: list[tuple[Any, ...]]) -> set[SampleKey]:
+        """One insert, the columns as arrays; the keys of the new rows come back."""
+        columns = (list(column) for column in zip(*rows, strict=True))
+        return {(r[0], r[1], r[2]) for r in await self._pg.fetch(_QUARANTINE, *columns)}
 
     async def lock_streams(self, keys: list[StreamKey], now: datetime) -> dict[StreamKey, int]:
         """Upsert-and-lock every stream row, in key order; ``Resent`` if a straight COPY
@@ -183,9 +204,10 @@ class PostgresWriter:
             raise Resent
         return acked
 
-    async def insert_gaps(self, rows: list[tuple[Any, ...]]) -> None:
-        """Gaps are rare: a plain batched insert."""
-        await self._pg.executemany(_GAPS, rows)
+    async def insert_gaps(self, rows: list[tuple[Any, ...]]) -> list[NewGap]:
+        """One insert, the columns as arrays; the new gaps come back."""
+        columns = (list(column) for column in zip(*rows, strict=True))
+        return [(r[0], r[1], r[2]) for r in await self._pg.fetch(_GAPS, *columns)]
 
     async def ranges_after(
         self, lows: dict[StreamKey, int], span: int
@@ -203,3 +225,7 @@ class PostgresWriter:
     async def set_watermarks(self, marks: list[Watermark], now: datetime) -> None:
         """One batched update."""
         await self._pg.executemany(_SET, [(m.device_id, m.stream, m.acked_seq, now) for m in marks])
+
+    async def add_hours(self, rows: list[tuple[Any, ...]]) -> None:
+        """One upsert of every device's hour, its columns as arrays."""
+        await self._pg.execute(_HOURS, *(list(column) for column in zip(*rows, strict=True)))

@@ -8,7 +8,8 @@ Rules:
   so no insert or read waits for it), each audited in its drop's transaction. SQLite
   deletes samples in short transactions (``sweep``), because ingest shares its one write
   lock; rollups are swept the same way on both, and so are quarantined samples and gaps,
-  by when they were received (safe for ingest: see ``sweep``).
+  by when they were received (safe for ingest: see ``sweep``). The hourly ingest counts
+  (``ingest_hours``: a row per device and hour) go in one delete.
 - On PostgreSQL a round holds an advisory lock: of several server replicas, one does it,
   and the others skip theirs.
 """
@@ -25,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.engine import Database
 from core.services import audit
-from core.services.telemetry import partitions, sweep
+from core.services.telemetry import ingest_hours, partitions, sweep
 from core.services.telemetry.partitions import Dropped
 from core.services.telemetry.sweep import Deleted
 
@@ -60,6 +61,7 @@ async def upkeep(
             await sweep.sweep(database, table, before, batch_rows=batch_rows)
             for table in (sweep.SAMPLES, *SWEPT)
         ]
+        swept.append(await ingest_hours.delete_before(database, before=before))
         return Round(ran=True, partitions=None, deleted=tuple(d for d in swept if d.rows))
     async with _round_lock(database) as pg:
         if pg is None:
@@ -71,6 +73,7 @@ async def upkeep(
             dropped = await partitions.drop_before(pg, database, before.date(), audit=_audit_drop)
             for table in SWEPT:
                 swept.append(await sweep.sweep(database, table, before, batch_rows=batch_rows))
+            swept.append(await ingest_hours.delete_before(database, before=before))
         attached = sum(partition.attached for partition in await partitions.present(pg))
     return Round(True, attached, tuple(dropped), tuple(d for d in swept if d.rows))
 

@@ -15,6 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import (
+    IngestHour,
     QuarantinedSample,
     TelemetryGap,
     TelemetryRollup,
@@ -23,8 +24,10 @@ from core.db.models import (
 )
 from core.services.telemetry.rollups import Minute, MinuteKey, SampleKey, merge
 from core.services.telemetry.writer import (
+    HOUR_COLUMNS,
     QUARANTINE_COLUMNS,
     SAMPLE_COLUMNS,
+    NewGap,
     Range,
     StreamKey,
     Watermark,
@@ -129,12 +132,16 @@ class SqliteWriter:
             ],
         )
 
-    async def insert_quarantined(self, rows: list[tuple[Any, ...]]) -> None:
-        """Batched insert, duplicates ignored."""
-        await self._session.execute(
-            sqlite_insert(QuarantinedSample).on_conflict_do_nothing(),
+    async def insert_quarantined(self, rows: list[tuple[Any, ...]]) -> set[SampleKey]:
+        """Batched insert, duplicates ignored; the new rows' keys come back."""
+        statement = sqlite_insert(QuarantinedSample).on_conflict_do_nothing()
+        result = await self._session.execute(
+            statement.returning(
+                QuarantinedSample.device_id, QuarantinedSample.stream, QuarantinedSample.seq
+            ),
             [dict(zip(QUARANTINE_COLUMNS, row, strict=True)) for row in rows],
         )
+        return {(d, s, q) for d, s, q in result.all()}
 
     async def lock_streams(self, keys: list[StreamKey], now: datetime) -> dict[StreamKey, int]:
         """The insert takes SQLite's write lock, held to the commit."""
@@ -146,13 +153,17 @@ class SqliteWriter:
         query = query.where(tuple_(TelemetryStream.device_id, TelemetryStream.stream).in_(keys))
         return {(d, s): acked for d, s, acked in (await self._session.execute(query)).all()}
 
-    async def insert_gaps(self, rows: list[tuple[Any, ...]]) -> None:
-        """Batched insert, duplicates ignored."""
+    async def insert_gaps(self, rows: list[tuple[Any, ...]]) -> list[NewGap]:
+        """Batched insert, duplicates ignored; the new gaps come back."""
         columns = ("device_id", "stream", "first_seq", "last_seq", "reason", "received_at")
-        await self._session.execute(
-            sqlite_insert(TelemetryGap).on_conflict_do_nothing(),
+        statement = sqlite_insert(TelemetryGap).on_conflict_do_nothing()
+        result = await self._session.execute(
+            statement.returning(
+                TelemetryGap.device_id, TelemetryGap.first_seq, TelemetryGap.last_seq
+            ),
             [dict(zip(columns, row, strict=True)) for row in rows],
         )
+        return [(d, first, last) for d, first, last in result.all()]
 
     async def ranges_after(
         self, lows: dict[StreamKey, int], span: int
@@ -194,3 +205,15 @@ class SqliteWriter:
                 )
                 .values(acked_seq=mark.acked_seq, updated_at=now)
             )
+
+    async def add_hours(self, rows: list[tuple[Any, ...]]) -> None:
+        """One additive upsert."""
+        statement = sqlite_insert(IngestHour)
+        added = ("stored", "replayed", "quarantined", "dropped")
+        await self._session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["device_id", "hour"],
+                set_={c: getattr(IngestHour, c) + statement.excluded[c] for c in added},
+            ),
+            [dict(zip(HOUR_COLUMNS, row, strict=True)) for row in rows],
+        )

@@ -8,7 +8,9 @@ so a rollup is never behind its samples and a resent sample never counts twice. 
 streams' watermark rows are locked (in a fixed order, so writers never deadlock) until the
 commit, and each watermark moves up to the highest seq below which nothing is missing.
 Under the lock the stored watermark is always the contiguous one, so it only needs to look
-past the new samples, for seqs that arrived out of order earlier.
+past the new samples, for seqs that arrived out of order earlier. Last, what the transaction
+newly stored, quarantined and noted as dropped is added to its devices' hour of receipt
+(``ingest_hours``), one statement for them all.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from core.db.types import readings_json
 from core.protocol.telemetry import Batch
 from core.services import devices
 from core.services.actor import Actor
-from core.services.telemetry import rollups
+from core.services.telemetry import ingest_hours, rollups
 from core.services.telemetry.postgres import Resent, postgres_writer
+from core.services.telemetry.rollups import SampleKey
 from core.services.telemetry.sqlite import SqliteWriter
 from core.services.telemetry.writer import Range, StreamKey, Watermark, Writer
 
@@ -87,23 +90,30 @@ def days_of(batches: Iterable[Batch]) -> set[date]:
     return {EPOCH.date() + timedelta(days=day) for day in days}
 
 
-async def store(database: Database, batches: Sequence[Batch]) -> Stored:
-    """Store ``batches`` once each, in one transaction, and return their streams' watermarks."""
+async def store(
+    database: Database, batches: Sequence[Batch], *, received_at: datetime | None = None
+) -> Stored:
+    """Store ``batches`` once each, in one transaction, and return their streams' watermarks.
+
+    ``received_at``: when they arrived (now unless given).
+    """
     if database.dialect == "postgresql":  # asyncpg's fast path
         days = days_of(batches)
         try:
             async with postgres_writer(database, days) as writer:
-                return await store_with(writer, batches)
+                return await store_with(writer, batches, received_at=received_at)
         except Resent:  # some were stored before: all of it again, the careful way
             async with postgres_writer(database, days, straight=False) as writer:
-                return await store_with(writer, batches)
+                return await store_with(writer, batches, received_at=received_at)
     async with database.session() as session:
-        return await store_with(SqliteWriter(session), batches)
+        return await store_with(SqliteWriter(session), batches, received_at=received_at)
 
 
-async def store_with(writer: Writer, batches: Sequence[Batch]) -> Stored:
+async def store_with(
+    writer: Writer, batches: Sequence[Batch], *, received_at: datetime | None = None
+) -> Stored:
     """``store`` inside a transaction the writer holds."""
-    received_at = datetime.now(UTC)
+    received_at = received_at or datetime.now(UTC)
     covered: dict[StreamKey, list[Range]] = defaultdict(list)
     for batch in batches:
         ranges = covered[(batch.device_id, batch.stream)]
@@ -112,23 +122,23 @@ async def store_with(writer: Writer, batches: Sequence[Batch]) -> Stored:
         ranges.extend((gap.first_seq, gap.last_seq) for gap in batch.gaps)
     many = sum(len(batch.samples) for batch in batches) >= OFF_LOOP_SAMPLES
     rows = await _python_work(many, rows_of, batches, received_at)
+    stored: set[SampleKey] = set()
     if rows:
         stored = await writer.insert_samples(rows)
         minutes = await _python_work(many, rollups.roll, batches, stored)
         if minutes:
             await writer.add_rollups(minutes)
     held = quarantine_rows_of(batches, received_at)
-    if held:
-        await writer.insert_quarantined(held)
+    newly_held = await writer.insert_quarantined(held) if held else set()
     gaps = [
         (b.device_id, b.stream, g.first_seq, g.last_seq, g.reason, received_at)
         for b in batches
         for g in b.gaps
     ]
-    if gaps:
-        await writer.insert_gaps(gaps)
-    # The lock comes last and is held to the commit: concurrent writers insert in parallel,
-    # and whichever locks later sees the other's committed rows when it looks past its own.
+    new_gaps = await writer.insert_gaps(gaps) if gaps else []
+    # The lock comes after the inserts and is held to the commit: concurrent writers insert
+    # in parallel, and whichever locks later sees the other's committed rows when it looks
+    # past its own.
     keys = sorted(covered)  # one lock order for every writer
     acked = await writer.lock_streams(keys, received_at)
     advanced = {key: _advance(acked[key], covered[key]) for key in keys}
@@ -137,6 +147,11 @@ async def store_with(writer: Writer, batches: Sequence[Batch]) -> Stored:
         advanced |= await _extend(writer, moved)
         marks = [Watermark(key[0], key[1], advanced[key]) for key in moved]
         await writer.set_watermarks(marks, received_at)
+    # Last, so its row locks (device, hour: one every writer of the device takes) are held
+    # the shortest; after the streams' locks in every writer, so no two wait on each other.
+    hours = ingest_hours.tally(rows, stored, newly_held, new_gaps, received_at)
+    if hours:
+        await writer.add_hours(hours)
     watermarks = tuple(Watermark(key[0], key[1], advanced[key]) for key in keys)
     points = sum(len(sample.values) for batch in batches for sample in batch.samples)
     return Stored(len(rows), points, len(held), watermarks)

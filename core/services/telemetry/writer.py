@@ -25,8 +25,11 @@ QUARANTINE_COLUMNS = (
     "raw",
     "received_at",
 )
+# One row per device and UTC hour of receipt: what a commit adds to ``ingest_hours``.
+HOUR_COLUMNS = ("device_id", "hour", "stored", "replayed", "quarantined", "dropped")
 StreamKey = tuple[str, str]
 Range = tuple[int, int]  # first and last seq, inclusive
+NewGap = tuple[str, int, int]  # a gap newly noted: device, first and last seq
 
 
 @dataclass(frozen=True)
@@ -49,14 +52,16 @@ class Writer(Protocol):
     async def add_rollups(self, minutes: dict[MinuteKey, Minute]) -> None:
         """Merge rollups of newly stored samples into the stored minutes, in key order."""
 
-    async def insert_quarantined(self, rows: list[tuple[Any, ...]]) -> None:
-        """Insert quarantine rows (QUARANTINE_COLUMNS order), skipping known ones."""
+    async def insert_quarantined(self, rows: list[tuple[Any, ...]]) -> set[SampleKey]:
+        """Insert quarantine rows (QUARANTINE_COLUMNS order), skipping known ones; return
+        the keys of those inserted."""
 
     async def lock_streams(self, keys: list[StreamKey], now: datetime) -> dict[StreamKey, int]:
         """Create missing stream rows, lock them until the commit, return their watermarks."""
 
-    async def insert_gaps(self, rows: list[tuple[Any, ...]]) -> None:
-        """Insert reported gaps (GAP_COLUMNS order), skipping known ones."""
+    async def insert_gaps(self, rows: list[tuple[Any, ...]]) -> list[NewGap]:
+        """Insert reported gaps (GAP_COLUMNS order), skipping known ones; return those
+        inserted."""
 
     async def ranges_after(
         self, lows: dict[StreamKey, int], span: int
@@ -66,3 +71,7 @@ class Writer(Protocol):
 
     async def set_watermarks(self, marks: list[Watermark], now: datetime) -> None:
         """Write new watermarks of locked streams."""
+
+    async def add_hours(self, rows: list[tuple[Any, ...]]) -> None:
+        """Add counts (HOUR_COLUMNS order, one row per key) to ``ingest_hours``, in key
+        order, in one statement where it can."""
