@@ -1,9 +1,12 @@
-"""Telemetry upkeep: at start and then every hour, the partitions ahead made and retention applied.
+"""Telemetry upkeep: at start and then every hour, the partitions ahead made and retention applied;
+every few minutes, the ended hours' ingest summaries audited.
 
 The round itself (and its advisory lock, so that of several replicas one does it) is
 ``core.services.telemetry.retention.upkeep``; this loop times it, counts what it removed in
 ``/metrics`` and logs it. A round that fails is logged and tried again at the next: the
-partitions are made a week ahead, and what is past the retention waits an hour more.
+partitions are made a week ahead, and what is past the retention waits an hour more. The
+summaries (``ingest_hours.summarize``) claim each hour once, whichever replica comes first;
+one that fails is logged and its hours wait for the next.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from core.db.engine import Database
-from core.services.telemetry import retention
+from core.services.telemetry import ingest_hours, retention
 from core.tasks import TaskSet
 from webui.backbone.metrics import Metrics
 
@@ -22,6 +25,9 @@ log = logging.getLogger(__name__)
 # Partitions are made a week ahead and retention works in whole UTC days: hourly is plenty,
 # and a day's change is picked up within the hour.
 INTERVAL_S = 3600.0
+# An hour's summary is due GRACE (2 min) after it ends: every 5 minutes audits it within
+# about 7, and a look that finds nothing due is one indexed query.
+SUMMARY_INTERVAL_S = 300.0
 # How long stop waits for a round in flight before cancelling it: making the days ahead
 # takes milliseconds; a long sweep is cut (each batch is its own transaction). A round
 # cancelled inside a statement can leave its pooled connection open past the pool's close.
@@ -29,7 +35,8 @@ STOP_WAIT_S = 5.0
 
 
 class TelemetryUpkeep:
-    """Runs ``retention.upkeep`` at start and every INTERVAL_S, and counts what it removed."""
+    """Runs ``retention.upkeep`` at start and every INTERVAL_S, and counts what it removed;
+    the ingest summaries at start and every SUMMARY_INTERVAL_S."""
 
     def __init__(
         self,
@@ -48,6 +55,7 @@ class TelemetryUpkeep:
     async def start(self) -> None:
         """Start the rounds (the first at once, in the background)."""
         self._tasks.spawn(self._forever(), name="telemetry upkeep")
+        self._tasks.spawn(self._summaries(), name="ingest summaries")
 
     async def stop(self) -> None:
         """Stop between rounds, or mid-round after STOP_WAIT_S: each batch and drop is its
@@ -77,6 +85,22 @@ class TelemetryUpkeep:
                 run.slowest_s,
             )
         return done
+
+    async def summarize(self) -> list[ingest_hours.Summary]:
+        """Audit the ingest hours due now."""
+        done = await ingest_hours.summarize(self._database, now=self._clock())
+        if done:
+            log.info("ingest summaries audited for %d device-hours", len(done))
+        return done
+
+    async def _summaries(self) -> None:
+        while True:
+            try:
+                async with self._round:
+                    await self.summarize()
+            except Exception:
+                log.exception("ingest summary failed; tried again in %s s", SUMMARY_INTERVAL_S)
+            await asyncio.sleep(SUMMARY_INTERVAL_S)
 
     async def _forever(self) -> None:
         while True:
