@@ -21,8 +21,11 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(password: str, password_hash: str | None) -> bool:
-    """Whether ``password`` matches; spends the same effort when there is no hash."""
-    if password_hash is None:
+    """Whether ``password`` matches; spends the same effort when there is no hash.
+
+    An empty hash is none: an account that signs in through a provider has no password.
+    """
+    if not password_hash:
         _context.verify(password, _DUMMY_HASH)
         return False
     return _context.verify(password, password_hash)

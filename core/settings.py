@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -115,6 +116,21 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_lock_seconds: int = 30
 
+    # Sign-in through an OpenID Connect provider (core/oidc.py), on when the issuer and the
+    # client id are set; local passwords keep working beside it.
+    oidc_issuer: str = ""  # e.g. https://login.example.com/realms/plant (no trailing slash)
+    oidc_client_id: str = ""
+    # Empty: a public client (PKCE alone). repr=False keeps it out of logs and tracebacks.
+    oidc_client_secret: str = Field(default="", repr=False)
+    # The claim listing role names, a dotted path for nested claims (realm_access.roles).
+    oidc_role_claim: str = "roles"
+    oidc_name: str = ""  # the login button's "Sign in with …"; default: the issuer's host
+    oidc_scopes: str = "openid profile email"
+    # The callback URL registered with the provider; default: this server's own
+    # <scheme>://<host>/auth/oidc/callback as the request reached it. Set it behind a proxy
+    # that rewrites the host.
+    oidc_redirect_uri: str = ""
+
     # Settings of its own desired configuration a station's operator (holding config:write)
     # may change there; the rest are decided in the browser. Comma-separated in the env.
     station_config_overrides: Annotated[tuple[str, ...], NoDecode] = ("interval_s",)
@@ -148,6 +164,30 @@ class Settings(BaseSettings):
             msg = "PP_SSL_CERTFILE and PP_SSL_KEYFILE go together: set both or neither"
             raise ValueError(msg)
         return self
+
+    @model_validator(mode="after")
+    def _oidc_pair(self) -> Settings:
+        if bool(self.oidc_issuer) != bool(self.oidc_client_id):
+            msg = "PP_OIDC_ISSUER and PP_OIDC_CLIENT_ID go together: set both or neither"
+            raise ValueError(msg)
+        if self.oidc_issuer:
+            issuer = urlsplit(self.oidc_issuer)
+            plain = issuer.scheme == "http" and not is_loopback(issuer.hostname or "")
+            if issuer.scheme not in ("https", "http") or not issuer.hostname:
+                msg = f"PP_OIDC_ISSUER is not an http(s) URL: {self.oidc_issuer!r}"
+                raise ValueError(msg)
+            if plain and self.env != "development":  # its keys and tokens would cross in clear
+                msg = f"PP_OIDC_ISSUER must be https:// outside development (PP_ENV={self.env})"
+                raise ValueError(msg)
+            if "openid" not in self.oidc_scopes.split():
+                msg = "PP_OIDC_SCOPES must include openid"
+                raise ValueError(msg)
+        return self
+
+    @field_validator("oidc_issuer", mode="after")
+    @classmethod
+    def _issuer(cls, value: str) -> str:
+        return value.strip()
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -197,6 +237,16 @@ class Settings(BaseSettings):
                 "set PP_SECRET_KEY to your own random value, or listen on 127.0.0.1"
             )
             raise ExposedSecretError(msg)
+
+    @property
+    def oidc_enabled(self) -> bool:
+        """Whether sign-in through an OpenID Connect provider is offered."""
+        return bool(self.oidc_issuer and self.oidc_client_id)
+
+    @property
+    def oidc_label(self) -> str:
+        """The provider's name on the login page's button."""
+        return self.oidc_name.strip() or urlsplit(self.oidc_issuer).hostname or "OpenID Connect"
 
     @property
     def async_database_url(self) -> str:

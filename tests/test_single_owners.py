@@ -163,6 +163,7 @@ TABLE_HOMES: dict[str, Path | None] = {
     "Role": SERVICES / "roles.py",
     "Permission": SERVICES / "roles.py",
     "RolePermission": SERVICES / "roles.py",
+    "UserIdentity": SERVICES / "identities.py",
     "AuthSession": SERVICES / "sessions.py",
     "RefreshToken": SERVICES / "sessions.py",
     "Device": SERVICES / "devices.py",

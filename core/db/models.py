@@ -69,6 +69,23 @@ class User(Synced, Base):
     edit_key: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
+class UserIdentity(Base):
+    """A user's account at an OpenID Connect provider: its (issuer, subject) is who they are.
+
+    The server's alone, never synced: stations sign people in by password only.
+    """
+
+    __tablename__ = "user_identities"
+    issuer: Mapped[str] = mapped_column(String(512), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True)  # OIDC Core: ≤255 ASCII
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    email: Mapped[str] = mapped_column(String(320), default="")  # as the provider last said
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_sign_in_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Role(Synced, Base):
     """A named set of permissions."""
 

@@ -129,6 +129,26 @@ async def login(
     return pair
 
 
+async def open_for(
+    session: AsyncSession, *, settings: Settings, user: User, method: str
+) -> TokenPair:
+    """Sign in a user whose identity was checked elsewhere (``method``: ``oidc``), audited.
+
+    The same session and tokens as a password's sign-in; the password's failure count and
+    lock are left alone, as they guard the password only.
+    """
+    auth_session = await sessions.open_session(session, user_id=user.id)
+    await audit.record(
+        session,
+        actor=user.username,
+        action="auth.login",
+        target_type="user",
+        target_id=str(user.id),
+        after={"method": method},
+    )
+    return await _issue(session, settings, user, auth_session)
+
+
 def _check(
     password: str, user_id: uuid.UUID | None, password_hash: str | None
 ) -> tuple[bool, bytes | None]:

@@ -282,6 +282,67 @@ async def create_user(
     return user
 
 
+async def known_roles(session: AsyncSession, names: Iterable[str]) -> list[str]:
+    """Those of ``names`` that name a live role, as spelled (exactly) in the roles table."""
+    wanted = set(names)
+    if not wanted:
+        return []
+    query = select(Role.name).where(Role.name.in_(wanted), ~Role.deleted).order_by(Role.name)
+    return list(await session.scalars(query))
+
+
+async def create_without_password(
+    session: AsyncSession, *, actor: Actor, username: str, display_name: str, roles: list[str]
+) -> User:
+    """A new active user who signs in elsewhere (a provider): no password, so no station.
+
+    An empty hash matches no password, here or at a station (``core.passwords``), until an
+    Admin gives them one.
+    """
+    check_username(username)
+    await check_username_free(session, username)
+    user = User(id=uuid.uuid4(), username=username, display_name=display_name, password_hash="")
+    user.updated_at = hlc.now()
+    session.add(user)
+    await session.flush()
+    await _set_roles(session, user, await _role_ids(session, roles))
+    await audit.record(
+        session,
+        actor=actor.name,
+        action="user.create",
+        target_type="user",
+        target_id=str(user.id),
+        after=await snapshot(session, user),
+    )
+    return user
+
+
+async def follow_provider(
+    session: AsyncSession, *, actor: Actor, user: User, display_name: str, roles: list[str]
+) -> None:
+    """Give a provider's user the name and roles it says now (audited when they change).
+
+    ConflictError (``NO_ADMIN_LEFT``) if that took the Admin role from the last active Admin.
+    """
+    before = await snapshot(session, user)
+    if user.display_name != display_name:
+        user.display_name, user.updated_at = display_name, hlc.now()
+    await _set_roles(session, user, await _role_ids(session, roles))  # stamps what changes
+    after = await snapshot(session, user)
+    if after == before:
+        return
+    await _keep_an_admin(session)
+    await audit.record(
+        session,
+        actor=actor.name,
+        action="user.update",
+        target_type="user",
+        target_id=str(user.id),
+        before=before,
+        after=after,
+    )
+
+
 async def set_password(user: User, password: str) -> None:
     """Give ``user`` (whose id is set) this password: its hash, and the edit key it makes.
 
