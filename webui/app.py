@@ -13,7 +13,7 @@ from core.db.migrations import require_current_schema
 from core.services import audit_checkpoints, refusals, roles
 from core.services.audit_checkpoints import AuditTrail, CheckpointLog
 from core.settings import Settings
-from webui import api, api_docs, http, pages, storage_files
+from webui import api, api_docs, http, oidc_signin, pages, storage_files
 from webui.api import errors, metrics
 from webui.backbone.server import Backbone
 from webui.components import browser_time, page_error
@@ -66,6 +66,8 @@ def build(settings: Settings) -> Services:
     if settings.api_docs:  # before ui.run adds FastAPI's CDN-bound pages for the same paths
         api_docs.install(app, f"{TITLE} API")
     pages.register(services)
+    if settings.oidc_enabled:
+        oidc_signin.install(services)  # /auth/oidc/start and /auth/oidc/callback
     page_error.install(services)  # a page whose build fails says so in words, in its shell
     browser_time.install()  # every page's browser names its zone, so pages know it when built
     app.on_startup(backbone.start)

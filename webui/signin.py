@@ -26,8 +26,13 @@ async def sign_in(database: Database, settings: Settings, *, username: str, pass
     """Check the password and remember the new session in this browser (AuthError if not)."""
     # Its own transactions: failures are counted before the check and stay when it fails.
     pair = await auth.login(database, settings=settings, username=username, password=password)
+    remember(pair.session_id)
+
+
+def remember(session_id: uuid.UUID) -> None:
+    """This browser is now signed in to ``session_id`` (a password's or a provider's)."""
     app.storage.user.pop(ENDED_KEY, None)
-    app.storage.user[SESSION_KEY] = str(pair.session_id)
+    app.storage.user[SESSION_KEY] = str(session_id)
 
 
 async def sign_out(database: Database, actor: Actor) -> None:

@@ -1,16 +1,18 @@
-"""/login: sign in with username and password."""
+"""/login: sign in with username and password, or through the OpenID Connect provider."""
 
 from __future__ import annotations
 
 from nicegui import ui
 
 from core.errors import AuthError
-from webui import signin
+from webui import oidc_signin, signin
 from webui.services import Services
 
 
 def register(services: Services) -> None:
     """Register /login."""
+
+    settings = services.settings
 
     @ui.page("/login")
     async def login_page() -> None:
@@ -45,3 +47,11 @@ def register(services: Services) -> None:
             if ended is not None:  # sent here by a page whose session ended elsewhere
                 ui.label(f"Signed out: {ended}.").classes("text-negative").mark("session-ended")
             ui.button("Sign in", on_click=attempt).classes("w-full")
+            refused = oidc_signin.take_error() if settings.oidc_enabled else None
+            if refused is not None:  # sent back here by the provider's callback
+                ui.label(f"Not signed in: {refused}").classes("text-negative").mark("oidc-error")
+            if settings.oidc_enabled:
+                ui.separator()
+                ui.button(f"Sign in with {settings.oidc_label}", icon="login").props(
+                    f'href="{oidc_signin.START}" outline no-caps'
+                ).classes("w-full").mark("oidc-sign-in")
