@@ -59,15 +59,21 @@ def https_server(tmp_path: Path) -> Iterator[RunningServer]:
 
 
 @contextmanager
-def http_server(tmp_path: Path) -> Iterator[RunningServer]:
-    """The same server in plain HTTP, as in development or behind a proxy."""
-    with _serve(tmp_path, tls=False) as server:
+def http_server(tmp_path: Path, **settings: str) -> Iterator[RunningServer]:
+    """The same server in plain HTTP, as in development or behind a proxy.
+
+    ``settings`` are given in its environment (``oidc_issuer="…"`` as PP_OIDC_ISSUER).
+    """
+    with _serve(tmp_path, tls=False, settings=settings) as server:
         yield server
 
 
 @contextmanager
-def _serve(tmp_path: Path, *, tls: bool) -> Iterator[RunningServer]:
+def _serve(
+    tmp_path: Path, *, tls: bool, settings: dict[str, str] | None = None
+) -> Iterator[RunningServer]:
     env = environment(tmp_path)
+    env |= {f"PP_{name.upper()}": value for name, value in (settings or {}).items()}
     certs = tmp_path / "certs"
     _cli(env, "broker", "certs", "--out", str(certs), "--host", "127.0.0.1", cwd=tmp_path)
     _cli(env, "db", "upgrade", cwd=tmp_path)
