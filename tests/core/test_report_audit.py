@@ -151,6 +151,6 @@ async def test_the_report_needs_reports_and_audit_read_and_a_forward_range(
         ):
             with pytest.raises(ForbiddenError):
                 await audit_report(session, actor=actor, query=AuditQuery())
-        with pytest.raises(InvalidError, match="must be earlier than") as backwards:
+        with pytest.raises(InvalidError, match="must be before") as backwards:
             await audit_report(session, actor=AUDITOR, query=AuditQuery(), since=at(9), until=at(1))
         assert backwards.value.field == "from"

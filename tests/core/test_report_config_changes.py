@@ -12,6 +12,7 @@ from core.errors import ForbiddenError, InvalidError, NotFoundError
 from core.protocol.station_config import ConfigReport, Outcome
 from core.services import config_history, device_configs, devices
 from core.services.actor import Actor
+from core.services.reports import config_changes as config_changes_module
 from core.services.reports import csv_text
 from core.services.reports.config_changes import config_changes
 
@@ -223,7 +224,7 @@ async def test_the_report_defaults_to_the_week_up_to_now_and_refuses_what_it_can
         recent = await config_changes(session, actor=REPORTER, until=at(7 * 24 * 60 + 21))
         assert [r["version"] for r in recent.rows] == [5]  # minute 30 is within the week
         assert recent.filters["from"] == "2026-11-02T09:21:00+00:00"
-        with pytest.raises(InvalidError, match="must be earlier than") as backwards:
+        with pytest.raises(InvalidError, match="must be before") as backwards:
             await config_changes(session, actor=REPORTER, since=at(5), until=at(5))
         assert backwards.value.field == "from"
         with pytest.raises(NotFoundError):
@@ -234,3 +235,18 @@ async def test_the_report_defaults_to_the_week_up_to_now_and_refuses_what_it_can
             await config_changes(
                 session, actor=Actor(name="r", permissions=frozenset({"reports:read"}))
             )
+
+
+async def test_more_versions_than_a_report_holds_is_a_request_to_narrow(
+    database: Database, clock: type[Clock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _press(database)
+    monkeypatch.setattr(config_changes_module, "MAX_ROWS", 4)
+    async with database.session() as session:
+        table = await config_changes(session, actor=REPORTER, since=at(10), until=at(31))
+        assert len(table.rows) == 4  # at the bound: all of them
+        with pytest.raises(InvalidError, match="more than 4 versions match") as many:
+            await config_changes(session, actor=REPORTER, since=at(0), until=at(31))
+        assert many.value.field == "from"
+        with pytest.raises(InvalidError, match="at most 366 days"):
+            await config_changes(session, actor=REPORTER, since=at(0), until=at(367 * 24 * 60))

@@ -9,7 +9,7 @@ short (a CSV carries no note that it is partial); the log's own export streams a
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,12 +19,10 @@ from core.services import audit_names, audit_search
 from core.services.actor import Actor
 from core.services.audit_diff import change_lines
 from core.services.audit_search import AuditQuery
-from core.services.reports import Column, Table, Value, require
-from core.services.reports.config_changes import period, words
+from core.services.reports import Column, Table, Value, require, span
 
 NAME = "audit"
 READS = audit_search.PERMISSION
-DEFAULT_SPAN = timedelta(days=7)  # without a start: the week before the end, like every report
 # Entries in one report, all read into memory: a busy fleet's week stays well below it, and
 # a table longer than this is searched, not read; /api/v1/audit.csv streams any number.
 MAX_ROWS = 10_000
@@ -51,19 +49,20 @@ async def audit_report(
     until: datetime | None = None,
 ) -> Table:
     """The entries matching ``query``'s actor, action and target in [``since``, ``until``)
-    (default: the week up to now); ``query``'s own time range and text are not used.
+    (``span.asked``: the week up to now unless asked, a year at most); ``query``'s own time
+    range and text are not used.
 
     ``query.action`` matches the action and its family (``device`` matches ``device.create``).
     """
     require(actor, READS)
-    since, until = period(since, until, default_span=DEFAULT_SPAN)
+    asked = span.asked(start=since, end=until, now=datetime.now(UTC))
     narrowed = AuditQuery(
         actor=query.actor,
         action=query.action,
         target_type=query.target_type,
         target_id=query.target_id,
-        since=since,
-        until=until,
+        since=asked.start,
+        until=asked.end,
     )
     page = await audit_search.oldest_first(session, actor=actor, query=narrowed, limit=MAX_ROWS)
     if page.total > MAX_ROWS:
@@ -79,8 +78,7 @@ async def audit_report(
         "action": query.action or "any",
         "target_type": query.target_type or "any",
         "target_id": query.target_id or "any",
-        "from": words(since),
-        "to": words(until),
+        **asked.filters(),
     }
     return Table(NAME, "Audit log", COLUMNS, rows, filters)
 

@@ -10,18 +10,17 @@ keeping outcomes (``config_history.shown_outcome``).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.errors import InvalidError
 from core.services import config_history, device_configs, devices
 from core.services.actor import Actor
-from core.services.reports import Column, Table, Value, require
+from core.services.reports import Column, Table, Value, require, span
 
 NAME = "config-changes"
 READS = "devices:read"  # what the report shows: devices' configurations
-DEFAULT_SPAN = timedelta(days=7)  # without a start: the week before the end, a working review
 # Rows in one report: years of edits of a large fleet; past it a report is no longer read but
 # searched, so the caller narrows the period or the device instead (a 422 saying so).
 MAX_ROWS = 10_000
@@ -42,31 +41,6 @@ COLUMNS = (
 )
 
 
-def period(
-    since: datetime | None, until: datetime | None, *, default_span: timedelta | None
-) -> tuple[datetime | None, datetime]:
-    """[from, to): ``to`` defaults to now, ``from`` to ``default_span`` before it (None: open).
-
-    Both must name their offset; a start not before the end is refused with a reason.
-    """
-    until = until or datetime.now(UTC)
-    if since is None and default_span is not None:
-        try:
-            since = until - default_span
-        except OverflowError:  # 'to' within the span of year 1
-            msg = f"'to' ({words(until)}) leaves no {default_span.days} days before it: give 'from'"
-            raise InvalidError(msg, field="from") from None
-    if since is not None and since >= until:
-        msg = f"'from' ({words(since)}) must be earlier than 'to' ({words(until)})"
-        raise InvalidError(msg, field="from")
-    return since, until
-
-
-def words(moment: datetime | None) -> str:
-    """A bound of the period as the filters show it: UTC ISO 8601, or "any"."""
-    return "any" if moment is None else moment.astimezone(UTC).isoformat()
-
-
 async def config_changes(
     session: AsyncSession,
     *,
@@ -75,16 +49,16 @@ async def config_changes(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> Table:
-    """The configuration versions made in [``since``, ``until``) (default: the last week)."""
+    """The configuration versions made in [``since``, ``until``) (``span.asked``: the week up
+    to now unless asked, a year at most)."""
     require(actor, READS)
-    start, end = period(since, until, default_span=DEFAULT_SPAN)
-    assert start is not None  # a default span always gives a start
+    asked = span.asked(start=since, end=until, now=datetime.now(UTC))
     device = "all"
     if device_id is not None:
         found = await devices.get_device(session, actor=actor, device_id=device_id)
         device = f"{found.id} ({found.name})" if found.name else found.id
     entries = await config_history.between(
-        session, since=start, until=end, device_id=device_id, limit=MAX_ROWS + 1
+        session, since=asked.start, until=asked.end, device_id=device_id, limit=MAX_ROWS + 1
     )
     if len(entries) > MAX_ROWS:
         msg = f"more than {MAX_ROWS} versions match: choose a shorter period or one device"
@@ -93,7 +67,7 @@ async def config_changes(
     names = await devices.names(session, ids)
     running = await device_configs.reported_versions(session, device_ids=ids)
     rows = tuple(_row(e, names.get(e.device_id, ""), running.get(e.device_id, 0)) for e in entries)
-    filters = {"device": device, "from": words(start), "to": words(end)}
+    filters = {"device": device, **asked.filters()}
     return Table(NAME, "Configuration changes", COLUMNS, rows, filters)
 
 
