@@ -58,13 +58,14 @@ async def sign_in(database: Database, *, settings: Settings, identity: Identity)
 async def refused(database: Database, *, error: OidcError, identity: Identity | None) -> None:
     """Audit and log a provider sign-in that did not go through, with its reason."""
     detail: dict[str, object] = {"method": "oidc", "reason": error.reason}
-    if identity is not None:
+    if identity is not None:  # the provider's name for them, which may be a local user's
         detail |= {"issuer": identity.issuer, "subject": identity.subject}
+        detail["username"] = identity.username
     log.warning("OpenID Connect sign-in refused (%s): %s", error.reason, error.message)
     async with database.session() as session:
         await audit.record(
             session,
-            actor=(identity.username if identity else "") or PROVIDER_ACTOR,
+            actor=PROVIDER_ACTOR,  # never a username: the provider's may name a local user
             action="auth.login_failed",
             target_type="user",
             after=detail,

@@ -218,7 +218,7 @@ async def test_a_disabled_user_is_refused(
     assert (answer.status_code, answer.headers["location"]) == (303, "/login")
     assert await count(database, AuthSession) == sessions_before
     actor, action, after = (await audit_actions(database))[-1]
-    assert (actor, action) == ("dan", "auth.login_failed")
+    assert (actor, action) == ("oidc", "auth.login_failed")
     assert after is not None and after["reason"] == "disabled"
     await browser.open("/login")
     await browser.should_see("Not signed in: this account is disabled", retries=30)
@@ -379,3 +379,54 @@ async def test_the_login_page_offers_the_provider(browser: Browser) -> None:
     await browser.open("/login")
     await browser.should_see("Sign in with Test IdP", retries=30)
     await browser.should_see("Password", retries=30)
+
+
+async def test_the_provider_cannot_take_admin_from_the_last_active_admin(
+    browser: Browser, provider: str, database: Database
+) -> None:
+    """The sign-in is refused and the roles stay: someone must still manage the system."""
+    await set_claims(provider, "sub-root", {"preferred_username": "root", "roles": ["Admin"]})
+    assert (await provider_sign_in(browser.http_client, "sub-root")).status_code == 303
+    ada = await user_named(database, "ada")
+    assert ada is not None
+    async with database.session() as session:
+        await users.update_user(
+            session, actor=users.console_actor("cli"), user_id=ada.id, is_active=False
+        )
+    await set_claims(provider, "sub-root", {"preferred_username": "root", "roles": ["Viewer"]})
+    answer = await provider_sign_in(browser.http_client, "sub-root")
+    assert answer.headers["location"] == "/login"
+    assert await roles_of(database, "root") == ["Admin"]
+    _, action, after = (await audit_actions(database))[-1]
+    assert (action, after) == (
+        "auth.login_failed",
+        {
+            "method": "oidc",
+            "reason": "last_admin",
+            "issuer": provider,
+            "subject": "sub-root",
+            "username": "root",
+        },
+    )
+
+
+async def test_an_unreachable_provider_is_said_on_the_login_page(
+    settings: Settings, accounts: dict[str, str], database: Database
+) -> None:
+    """Nothing listens at the issuer: the login page says so, and the refusal is audited."""
+    closed = Settings(
+        **(
+            settings.model_dump()
+            | {"oidc_issuer": "http://127.0.0.1:9", "oidc_client_id": CLIENT_ID}
+        )
+    )
+    async with simulated_user(closed) as browser:
+        answer = await browser.http_client.get("/auth/oidc/start")
+        assert (answer.status_code, answer.headers["location"]) == (303, "/login")
+        await browser.open("/login")
+        await browser.should_see("the sign-in provider could not be reached", retries=30)
+    _, action, after = (await audit_actions(database))[-1]
+    assert (action, after) == (
+        "auth.login_failed",
+        {"method": "oidc", "reason": "provider_unreachable"},
+    )
