@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Subquery, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import OfflineEvent
+from core.db.types import UtcDateTime
 from core.services import audit, devices
 from core.services.actor import Actor
 from core.services.audit_names import DEVICE_ACTOR
@@ -135,15 +136,27 @@ async def overlapping(
     return list(await session.scalars(query.order_by(OfflineEvent.started_at, OfflineEvent.id)))
 
 
-async def first_starts(
-    session: AsyncSession, *, actor: Actor, device_id: str | None, at: datetime
-) -> dict[str, datetime]:
-    """When each device's first offline period starting at or after ``at`` started."""
-    actor.require("devices:read")
-    query = select(OfflineEvent.device_id, func.min(OfflineEvent.started_at)).where(
-        OfflineEvent.started_at >= at
+def spans(*, device_id: str | None, start: datetime, end: datetime, now: datetime) -> Subquery:
+    """The periods overlapping [start, end), as rows for a report to join other tables to.
+
+    Columns: ``key`` (the period's id), ``device_id``, ``started_at``, ``until`` (its end,
+    or ``now`` while open) and ``next_start`` (when the device's next period started, or
+    ``now``). Read-only, and no row leaves the database: the reader counts what lies in them.
+    """
+    at_now = literal(now, UtcDateTime())
+    # Periods over before ``start`` cannot overlap; the next of one that does never is.
+    live = or_(OfflineEvent.ended_at.is_(None), OfflineEvent.ended_at > start)
+    following = func.lead(OfflineEvent.started_at).over(
+        partition_by=OfflineEvent.device_id, order_by=(OfflineEvent.started_at, OfflineEvent.id)
     )
+    periods = select(
+        OfflineEvent.id.label("key"),
+        OfflineEvent.device_id,
+        OfflineEvent.started_at,
+        func.coalesce(OfflineEvent.ended_at, at_now).label("until"),
+        func.coalesce(following, at_now).label("next_start"),
+    ).where(live)
     if device_id is not None:
-        query = query.where(OfflineEvent.device_id == device_id)
-    rows = await session.execute(query.group_by(OfflineEvent.device_id))
-    return {device: started for device, started in rows.all()}
+        periods = periods.where(OfflineEvent.device_id == device_id)
+    inner = periods.subquery("periods")
+    return select(inner).where(inner.c.started_at < end).subquery("spans")

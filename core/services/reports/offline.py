@@ -21,15 +21,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db.models import OfflineEvent
 from core.services import devices, offline_events
 from core.services.actor import Actor
 from core.services.reports import Column, Table, Value, require
 from core.services.reports.span import Span, seconds
 from core.services.telemetry import report_counts
-from core.services.telemetry.report_counts import Window
 
 NAME = "offline-events"
 COLUMNS = (
@@ -53,19 +52,6 @@ async def device_filter(session: AsyncSession, *, actor: Actor, device_id: str |
     return device_id
 
 
-def _report_windows(
-    periods: list[OfflineEvent], next_after: dict[str, datetime], now: datetime
-) -> list[Window]:
-    """Where each period's cap drops are reported: its start to the device's next start."""
-    windows: list[Window] = []
-    following: dict[str, datetime] = dict(next_after)  # filled walking back from the last
-    for period in reversed(periods):
-        until = following.get(period.device_id, now)
-        windows.append(Window(period.device_id, period.started_at, min(until, now)))
-        following[period.device_id] = period.started_at
-    return windows[::-1]
-
-
 async def report(
     session: AsyncSession, *, actor: Actor, device_id: str | None, span: Span, now: datetime
 ) -> Table:
@@ -75,12 +61,21 @@ async def report(
     periods = await offline_events.overlapping(
         session, actor=actor, device_id=device_id, start=span.start, end=span.end
     )
-    next_after = await offline_events.first_starts(
-        session, actor=actor, device_id=device_id, at=span.end
-    )
-    lasting = [Window(p.device_id, p.started_at, p.ended_at or now) for p in periods]
+    spans = offline_events.spans(device_id=device_id, start=span.start, end=span.end, now=now)
+    lasting = select(
+        spans.c.key,
+        spans.c.device_id,
+        spans.c.started_at.label("start"),
+        spans.c.until.label("end"),
+    ).subquery()
+    reporting = select(
+        spans.c.key,
+        spans.c.device_id,
+        spans.c.started_at.label("start"),
+        spans.c.next_start.label("end"),
+    ).subquery()
     replayed = await report_counts.replayed(session, lasting)
-    dropped = await report_counts.dropped(session, _report_windows(periods, next_after, now))
+    dropped = await report_counts.dropped(session, reporting)
     names = await devices.names(session, {p.device_id for p in periods})
     rows: list[dict[str, Value]] = [
         {
@@ -88,14 +83,12 @@ async def report(
             "device_name": names.get(period.device_id, ""),
             "started_at": period.started_at,
             "ended_at": period.ended_at,
-            "duration_s": seconds(window.end - window.start),
+            "duration_s": seconds((period.ended_at or now) - period.started_at),
             "reason": period.reason,
-            "replayed_after": replayed_n,
-            "dropped_by_cap": dropped_n,
+            "replayed_after": replayed.get(period.id, 0),
+            "dropped_by_cap": dropped.get(period.id, 0),
         }
-        for period, window, replayed_n, dropped_n in zip(
-            periods, lasting, replayed, dropped, strict=True
-        )
+        for period in periods
     ]
     return Table(
         name=NAME,
