@@ -21,8 +21,8 @@ from core.services.reports import Column, Table, Value, require, span
 
 NAME = "config-changes"
 READS = "devices:read"  # what the report shows: devices' configurations
-# Rows in one report: years of edits of a large fleet; past it a report is no longer read but
-# searched, so the caller narrows the period or the device instead (a 422 saying so).
+# Rows in one report: a year of edits of a large fleet fits; past it a report is no longer
+# read but searched, so the caller narrows the period or the device instead (a 422 saying so).
 MAX_ROWS = 10_000
 NO_HISTORY = "—"  # the changes of a version older than the history: nothing to compare with
 
