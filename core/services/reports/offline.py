@@ -44,7 +44,7 @@ COLUMNS = (
 ALL_DEVICES = "all devices"  # the device filter in words when none is named
 
 
-async def device_filter(session: AsyncSession, *, actor: Actor, device_id: str | None) -> str:
+async def _device_words(session: AsyncSession, *, actor: Actor, device_id: str | None) -> str:
     """The device asked for, in words (NotFoundError for an unknown id)."""
     if device_id is None:
         return ALL_DEVICES
@@ -57,7 +57,7 @@ async def report(
 ) -> Table:
     """The offline periods overlapping ``span`` of ``device_id`` (None: every device)."""
     require(actor, "devices:read")
-    device = await device_filter(session, actor=actor, device_id=device_id)
+    device = await _device_words(session, actor=actor, device_id=device_id)
     periods = await offline_events.overlapping(
         session, actor=actor, device_id=device_id, start=span.start, end=span.end
     )
