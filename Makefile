@@ -33,10 +33,10 @@ pytest: $(STAMP)
 # The README's pictures: the tests that check those screens take them (Chromium, offscreen
 # Qt) into artifacts/; this runs those tests and copies the pictures into docs/screenshots/.
 SHOTS := overview fleet device-filled history-two-channels audit-log devices-1000 \
-	station-window station-window-dark
+	reports-availability station-window station-window-dark
 SHOT_TESTS := tests/e2e/test_overview_e2e.py tests/e2e/test_live_dashboard.py \
 	tests/e2e/test_history_filled.py tests/e2e/test_audit_e2e.py tests/e2e/test_long_tables.py \
-	tests/desktop/window/test_theme.py
+	tests/e2e/test_reports_e2e.py tests/desktop/window/test_theme.py
 screenshots: $(STAMP)
 	PP_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q $(SHOT_TESTS)
 	mkdir -p docs/screenshots

@@ -13,8 +13,10 @@ from datetime import UTC, datetime, tzinfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.services import audit_search
 from core.services.actor import Actor
-from core.services.reports import Table, availability, config_changes, offline, span
+from core.services.audit_search import AuditQuery
+from core.services.reports import Table, audit_report, availability, config_changes, offline, span
 from core.services.reports.cells import zone_name
 
 
@@ -66,11 +68,21 @@ async def _config_changes(session: AsyncSession, actor: Actor, ask: Ask) -> Tabl
     )
 
 
+async def _audit(session: AsyncSession, actor: Actor, ask: Ask) -> Table:
+    query = AuditQuery(  # one device: what was done to it
+        target_type="device" if ask.device_id else None, target_id=ask.device_id
+    )
+    return await audit_report.audit_report(
+        session, actor=actor, query=query, since=ask.start, until=ask.end
+    )
+
+
 REPORTS: dict[str, Report] = {
     r.name: r
     for r in (
         Report(offline.NAME, "Offline events", "devices:read", _offline),
         Report(availability.NAME, "Availability", "devices:read", _availability),
         Report(config_changes.NAME, "Configuration changes", config_changes.READS, _config_changes),
+        Report(audit_report.NAME, "Audit log", audit_search.PERMISSION, _audit),
     )
 }

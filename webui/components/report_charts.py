@@ -36,6 +36,7 @@ def _day(value: Value, zone: tzinfo) -> str:
 
 def _base(title: str, unit_axis: str, categories: list[str], **y: Any) -> dict[str, Any]:
     return {
+        "animation": False,  # drawn at once: a screenshot or a print never catches it half-grown
         "title": {"text": title, "left": "center", "textStyle": {"fontSize": 14}},
         "tooltip": {"trigger": "axis"},
         "legend": {"bottom": 0, "type": "scroll"},

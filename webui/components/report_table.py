@@ -11,15 +11,18 @@ from decimal import Decimal
 
 from nicegui import ui
 
-from core.services.reports import Column as ReportColumn
 from core.services.reports import Table, Value
-from core.services.reports.cells import cell
+from core.services.reports.cells import Shown, headings, shown
 from webui.components.data_table import Column, DataTable
 
 Row = tuple[int, dict[str, Value]]  # its place in the report (a stable key), its values
-# Free text (a diff, a reason) wraps at a readable width; short values stay on one line.
+# Free text (a diff, a reason) wraps at a readable width; a time may break between its date
+# and its clock; numbers stay whole. So a wide report fits the page rather than scroll.
 WRAPPED = "whitespace-normal break-words min-w-[12rem] max-w-md"
-ONE_LINE = "whitespace-nowrap"
+TIME = "whitespace-normal min-w-[7.5rem]"
+NUMBER = "text-right whitespace-nowrap"
+SHORT = "whitespace-nowrap"  # an id, a name, an action: read whole, not split at its hyphen
+MEDIUM = "whitespace-normal min-w-[8rem]"
 
 
 def _sortable(value: Value) -> object:
@@ -33,18 +36,25 @@ def _sortable(value: Value) -> object:
     return "" if value is None else str(value)
 
 
-def _column(column: ReportColumn, table: Table, zone: tzinfo) -> Column[Row]:
-    texts = [row[column.key] for row in table.rows]
-    numeric = any(isinstance(v, int | Decimal) and not isinstance(v, bool) for v in texts)
-    long = any(isinstance(v, str) and len(v) > 40 for v in texts)
-    classes = "text-right " + ONE_LINE if numeric else WRAPPED if long else ONE_LINE
+def _classes(values: list[Value]) -> str:
+    if any(isinstance(v, int | Decimal) and not isinstance(v, bool) for v in values):
+        return NUMBER
+    if any(isinstance(v, datetime) for v in values):
+        return TIME
+    longest = max((len(v) for v in values if isinstance(v, str)), default=0)
+    return WRAPPED if longest > 40 else MEDIUM if longest > 16 else SHORT
+
+
+def _column(shown: Shown, title: str, table: Table, zone: tzinfo) -> Column[Row]:
+    column = shown.column
+    classes = _classes([row[column.key] for row in table.rows])
 
     def show(row: Row) -> None:
-        ui.label(cell(row[1][column.key], column, zone))
+        ui.label(shown.text(row[1], zone))
 
     return Column(
         column.key,
-        column.heading,
+        title,
         show,
         sort=lambda row: _sortable(row[1][column.key]),
         classes=classes,
@@ -54,10 +64,11 @@ def _column(column: ReportColumn, table: Table, zone: tzinfo) -> Column[Row]:
 def report_table(table: Table, zone: tzinfo) -> DataTable[Row]:
     """The rows of ``table`` under its headings, times in ``zone``."""
     rows: list[Row] = [(n, dict(row)) for n, row in enumerate(table.rows)]
+    columns = shown(table.columns, table.rows)
     view = DataTable(
-        [_column(c, table, zone) for c in table.columns],
+        [_column(s, t, table, zone) for s, t in zip(columns, headings(columns), strict=True)],
         key=lambda row: str(row[0]),
-        search=lambda row: " ".join(cell(row[1][c.key], c, zone) for c in table.columns),
+        search=lambda row: " ".join(s.text(row[1], zone) for s in columns),
         marker="report",
         noun="rows",
         empty="Nothing matched: choose a longer range or another device.",

@@ -19,7 +19,7 @@ from core.services import reports
 from core.services.actor import Actor
 from core.services.reports import Table
 from core.services.reports.cells import asked, zone_name
-from webui.components.browser_time import ask_zone
+from webui.components.browser_time import ask_zone, zone_abbreviation
 from webui.components.report_catalog import Ask, Report
 from webui.components.report_charts import chart
 from webui.components.report_table import report_table
@@ -54,7 +54,7 @@ class ReportView:
     def build(self, *, report: str, device: str) -> None:
         """Lay out the pickers and the places the report is drawn in."""
         first = report if report in self.offered else next(iter(self.offered))
-        zone = zone_name(self.zone)
+        zone = zone_abbreviation(self.zone)  # "EST": the full name would not fit the label
         with ui.row().classes("w-full items-start gap-3"):
             choices = {name: r.title for name, r in self.offered.items()}
             self.report = ui.select(choices, value=first, label="Report").classes("w-56")
@@ -69,22 +69,20 @@ class ReportView:
             # Empty: up to now, from a week before (the services' own defaults, in words).
             self.start = ui.input(f"From ({zone})", placeholder="a week before To")
             self.end = ui.input(f"To ({zone})", placeholder="now")
-            self.start.classes("w-52").mark("report-from")
-            self.end.classes("w-52").mark("report-to")
+            self.start.classes("w-48").mark("report-from")
+            self.end.classes("w-48").mark("report-to")
             ui.button("Show", icon="query_stats", on_click=self.show).mark("report-show")
-            ui.space()
-            ui.button("CSV", icon="download", on_click=self.export_csv).props("outline").mark(
-                "report-csv"
-            )
-            ui.button("PDF", icon="picture_as_pdf", on_click=self.export_pdf).props("outline").mark(
-                "report-pdf"
-            )
+        with ui.row().classes("w-full items-center gap-3 no-wrap"):
+            self.summary = ui.label().classes("grow text-slate-700").mark("report-summary")
+            csv = ui.button("CSV", icon="download", on_click=self.export_csv)
+            csv.props("outline").classes("shrink-0").mark("report-csv")
+            pdf = ui.button("PDF", icon="picture_as_pdf", on_click=self.export_pdf)
+            pdf.props("outline").classes("shrink-0").mark("report-pdf")
         for field in (self.report, self.device):
             field.on_value_change(self.show)
         for typed in (self.start, self.end):
             typed.on("keydown.enter", self.show)
         self.error = ui.label().classes("text-negative").mark("report-error")
-        self.summary = ui.label().classes("text-slate-700").mark("report-summary")
         self.chart = ui.echart({}).classes("w-full h-80").mark("report-chart")
         self.rows = ui.column().classes("w-full")
         client = context.client
@@ -105,7 +103,7 @@ class ReportView:
                     typed = None
                 if typed is not None:
                     field.value = f"{typed.astimezone(zone):{TIME_FORMAT}}"
-                field.label = f"{label} ({zone_name(zone)})"
+                field.label = f"{label} ({zone_abbreviation(zone)})"
             self.zone = zone
             await self.show()
 
@@ -141,9 +139,8 @@ class ReportView:
         if table is None:
             return
         count = f"{len(table.rows):,} row{'' if len(table.rows) == 1 else 's'}"
-        self.summary.text = (
-            f"{table.title}: {count} · {asked(table.filters)} · times in {zone_name(self.zone)}"
-        )
+        what = asked(table.filters, self.zone)
+        self.summary.text = f"{table.title}: {count} · {what} · times in {zone_name(self.zone)}"
         self.chart.options.clear()
         self.chart.options.update(chart(table, self.zone))
         self.chart.update()

@@ -16,7 +16,7 @@ from fpdf import FPDF
 from fpdf.fonts import FontFace
 
 from core.services.reports import Table
-from core.services.reports.cells import asked, cell, moment, zone_name
+from core.services.reports.cells import asked, headings, moment, shown, zone_name
 
 # Debian's fonts-dejavu-core (installed by .ci/run and the Dockerfile): no Python package
 # ships a TTF with these glyphs, and the PDF's built-in Helvetica has no → or Greek.
@@ -67,32 +67,33 @@ def _widths(pdf: FPDF, texts: list[list[str]], width: float) -> list[float]:
 
 def pdf_bytes(table: Table, *, zone: tzinfo, made_at: datetime) -> bytes:
     """``table`` as a PDF, every time in ``zone``, saying it was made at ``made_at``."""
-    pdf = _Document(table.title, landscape=len(table.columns) > PORTRAIT_COLUMNS)
+    pdf = _Document(table.title, landscape=len(shown(table.columns, table.rows)) > PORTRAIT_COLUMNS)
     pdf.add_page()
     pdf.set_font(FONT, "B", TITLE_PT)
     pdf.multi_cell(0, 8, table.title, new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(FONT, size=SMALL_PT + 1)
-    pdf.multi_cell(0, 5, f"Asked for: {asked(table.filters)}", new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(0, 5, f"Asked for: {asked(table.filters, zone)}", new_x="LMARGIN", new_y="NEXT")
     made = f"Made {moment(made_at, zone)} · times in {zone_name(zone)}"
     pdf.multi_cell(0, 5, f"{made} · {len(table.rows):,} rows", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
     pdf.set_font(FONT, size=BODY_PT)
-    headings = [c.heading for c in table.columns]  # the unit is beside every value
-    rows = [[cell(row[c.key], c, zone) for c in table.columns] for row in table.rows]
+    columns = shown(table.columns, table.rows)
+    titles = headings(columns)  # the unit is beside every value
+    rows = [[s.text(row, zone) for s in columns] for row in table.rows]
     numeric = [
-        any(isinstance(row[c.key], int | Decimal) for row in table.rows)
-        and not any(isinstance(row[c.key], bool) for row in table.rows)
-        for c in table.columns
+        any(isinstance(row[s.column.key], int | Decimal) for row in table.rows)
+        and not any(isinstance(row[s.column.key], bool) for row in table.rows)
+        for s in columns
     ]
     with pdf.table(
-        col_widths=_widths(pdf, [headings, *rows], pdf.epw),
+        col_widths=_widths(pdf, [titles, *rows], pdf.epw),
         text_align=tuple("RIGHT" if n else "LEFT" for n in numeric),
         headings_style=FontFace(emphasis="BOLD", fill_color=HEADING_FILL),
         line_height=BODY_PT * 0.5,
         padding=PADDING_MM,
         repeat_headings=1,
     ) as grid:
-        grid.row(headings)
+        grid.row(titles)
         for values in rows:
             grid.row(values)
     if not rows:
