@@ -98,7 +98,7 @@ async def _user_for(session: AsyncSession, identity: Identity) -> User:
         return user
     active = await users.active_user(session, link.user_id)
     if active is None:
-        raise OidcError("this account is disabled", reason="disabled")
+        raise OidcError("this account is disabled or deleted", reason="disabled")
     await users.follow_provider(
         session, actor=actor, user=active, display_name=identity.display_name, roles=roles
     )

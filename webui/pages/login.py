@@ -16,6 +16,8 @@ def register(services: Services) -> None:
 
     @ui.page("/login")
     async def login_page() -> None:
+        # Said once: taken before the redirect below, so a later visit shows no stale refusal.
+        refused = oidc_signin.take_error() if settings.oidc_enabled else None
         if await signin.current_actor(services.database) is not None:
             ui.navigate.to("/")
             return
@@ -47,7 +49,6 @@ def register(services: Services) -> None:
             if ended is not None:  # sent here by a page whose session ended elsewhere
                 ui.label(f"Signed out: {ended}.").classes("text-negative").mark("session-ended")
             ui.button("Sign in", on_click=attempt).classes("w-full")
-            refused = oidc_signin.take_error() if settings.oidc_enabled else None
             if refused is not None:  # sent back here by the provider's callback
                 ui.label(f"Not signed in: {refused}").classes("text-negative").mark("oidc-error")
             if settings.oidc_enabled:
