@@ -74,7 +74,13 @@ def pdf_bytes(table: Table, *, zone: tzinfo, made_at: datetime) -> bytes:
     pdf.set_font(FONT, size=SMALL_PT + 1)
     pdf.multi_cell(0, 5, f"Asked for: {asked(table.filters, zone)}", new_x="LMARGIN", new_y="NEXT")
     made = f"Made {moment(made_at, zone)} · times in {zone_name(zone)}"
-    pdf.multi_cell(0, 5, f"{made} · {len(table.rows):,} rows", new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(
+        0,
+        5,
+        f"{made} · {len(table.rows):,} row{'' if len(table.rows) == 1 else 's'}",
+        new_x="LMARGIN",
+        new_y="NEXT",
+    )
     pdf.ln(3)
     pdf.set_font(FONT, size=BODY_PT)
     columns = shown(table.columns, table.rows)

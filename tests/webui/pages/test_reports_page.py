@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,7 +18,7 @@ from sqlalchemy import update
 from core.db.engine import Database
 from core.db.models import Device
 from core.rbac import PERMISSIONS
-from core.services import audit_search, devices, offline_events, roles, users
+from core.services import audit_search, device_configs, devices, offline_events, roles, users
 from core.services.actor import Actor
 from core.services.audit_search import AuditQuery
 from tests.webui.conftest import ADMIN_PASSWORD, VIEWER_PASSWORD
@@ -50,10 +51,10 @@ async def _fleet(database: Database) -> None:
             await offline_events.end(session, device_id=device, at=end, first_news=False)
 
 
-async def _reporter(database: Database) -> None:
-    """rita: reports:read and devices:read, but not audit:read."""
+async def _reporter(database: Database) -> uuid.UUID:
+    """rita: reports:read and devices:read, but not audit:read; her role's id."""
     async with database.session() as session:
-        await roles.create_role(
+        role = await roles.create_role(
             session,
             actor=ADMIN,
             name="Reporter",
@@ -63,6 +64,7 @@ async def _reporter(database: Database) -> None:
         await users.bootstrap_user(
             session, username="rita", password=REPORTER_PASSWORD, roles=["Reporter"]
         )
+    return role.id
 
 
 def _chart(user: User) -> dict[str, Any]:
@@ -210,3 +212,48 @@ async def test_downloads_hold_the_report_and_are_audited(user: User, database: D
         ("pdf", "offline-events", 1, "ada"),
         ("csv", "offline-events", 1, "ada"),
     ]
+
+
+async def test_config_changes_and_audit_count_per_day_by_outcome_and_family(
+    user: User, database: Database
+) -> None:
+    await _fleet(database)
+    async with database.session() as session:
+        for interval in (2, 3):
+            await device_configs.update_desired(
+                session, actor=ADMIN, device_id="kiln-7", changes={"interval_s": interval}
+            )
+    await signed_in(user, "ada", ADMIN_PASSWORD)
+    today = datetime.now(UTC).date().isoformat()
+
+    await user.open("/reports?report=config-changes")
+    await user.should_see("Configuration changes: 2 rows", marker="report-summary", retries=30)
+    options = _chart(user)
+    assert options["xAxis"]["data"] == [today]
+    assert [(s["name"], s["data"]) for s in options["series"]] == [("pending", [2])]
+    assert options["yAxis"]["name"] == "Versions (count)"
+    rows = _rows(user)
+    assert [r.split("|")[:2] for r in rows] == [["Kiln 7 (kiln-7)", "1"], ["Kiln 7 (kiln-7)", "2"]]
+
+    _choose(user, "report-choice", "audit")
+    await user.should_see("Audit log:", marker="report-summary", retries=30)
+    series = {s["name"]: s["data"] for s in _chart(user)["series"]}
+    # 2 devices made, 2 offline and 2 online again, 2 versions; ada's sign-in; the accounts.
+    assert series["device"] == [8]
+    assert series["auth"] == [1]
+    assert _chart(user)["yAxis"]["name"] == "Entries (count)"
+
+
+async def test_a_download_is_refused_once_the_role_no_longer_allows_it(
+    user: User, database: Database
+) -> None:
+    role = await _reporter(database)
+    await signed_in(user, "rita", REPORTER_PASSWORD)
+    await user.open("/reports")
+    await user.should_see("Offline events:", marker="report-summary", retries=30)
+    async with database.session() as session:
+        await roles.update_role(session, actor=ADMIN, role_id=role, permissions=["devices:read"])
+    response = await user.http_client.get("/reports/offline-events.pdf")
+    assert response.status_code == 403
+    assert response.json()["detail"] == "your roles do not allow this ('reports:read' is required)"
+    assert await _exports(database) == []

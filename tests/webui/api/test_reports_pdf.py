@@ -1,0 +1,50 @@
+"""/api/v1/reports/…?format=pdf: the report as a PDF, times in UTC, audited like the CSV."""
+
+from __future__ import annotations
+
+import io
+
+import httpx
+import pytest
+from pypdf import PdfReader
+
+from core.db.engine import Database
+from tests.core.presence_data import add_device, add_period
+from tests.webui.api.helpers import audit_entries
+from tests.webui.conftest import LoginAs
+
+OFFLINE = "/api/v1/reports/offline-events"
+NIGHT = {"from": "2026-03-09T00:00:00Z", "to": "2026-03-11T00:00:00Z", "format": "pdf"}
+
+
+@pytest.fixture
+async def history(database: Database) -> None:
+    """mill-01 lost its link from 23:00 to 00:30 UTC across the night of 9 to 10 March."""
+    await add_device(database, "mill-01", name="Mühle 1 → Süd", created="2026-03-01 00:00")
+    await add_period(database, "mill-01", "lost", "2026-03-09 23:00", "2026-03-10 00:30")
+
+
+async def test_a_pdf_export_holds_the_rows_in_utc_and_is_audited(
+    client: httpx.AsyncClient, login_as: LoginAs, history: None
+) -> None:
+    admin = await login_as("ada")
+    response = await client.get(OFFLINE, params=NIGHT, headers=admin)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/pdf"
+    disposition = response.headers["content-disposition"]
+    assert disposition.startswith('attachment; filename="offline-events-')
+    assert disposition.endswith('.pdf"')
+    [page] = PdfReader(io.BytesIO(response.content)).pages
+    text = page.extract_text()
+    assert text.startswith("Offline events\n")
+    assert (
+        "Asked for: device: all devices · from: 2026-03-09 00:00:00 UTC · "
+        "to: 2026-03-11 00:00:00 UTC"
+    ) in text
+    assert "times in UTC · 1 row\n" in text
+    row = "Mühle 1 → Süd (mill-01) 2026-03-09 23:00:00 UTC 2026-03-10 00:30:00 UTC 5,400 s lost"
+    assert row in " ".join(text.split())
+    exports = await audit_entries(client, admin, action="reports.export")
+    assert [(e["target_id"], e["after"]["format"], e["after"]["rows"]) for e in exports] == [
+        ("offline-events", "pdf", 1)
+    ]
