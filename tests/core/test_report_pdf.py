@@ -79,7 +79,8 @@ def test_many_rows_run_over_numbered_pages_and_many_columns_turn_landscape() -> 
     for number, page in enumerate(reader.pages, start=1):
         text = page.extract_text()
         assert f"Offline events · page {number} of {count}" in text
-        assert "Device" in text  # the headings again on every page
+        # The headings again on every page, each word whole (never "Durat/ion").
+        assert re.search(r"(^|\n)Device Started Ended Duration Online Change\n", text), text
         assert page.mediabox.width > page.mediabox.height  # six columns: landscape
     every = "".join(p.extract_text() for p in reader.pages)
     assert [int(n) for n in re.findall(r"^kiln-(\d+) 2026", every, re.M)] == list(range(60))
@@ -107,3 +108,18 @@ def test_dates_and_yes_no_read_as_words() -> None:
     text = _read(table).pages[0].extract_text()
     assert "Asked for: everything" in text
     assert "2026-11-30 yes 1,289 n" in text
+
+
+def test_a_wide_report_breaks_no_word_and_no_value() -> None:
+    """Eleven columns on a landscape page: narrow ones keep their headings and values whole."""
+    keys = ["device_id", "version", "changed_at", "changed_by", "source", "changes"]
+    keys += ["outcome", "outcome_at", "detail", "note", "more"]
+    columns = tuple(Column(k, k.replace("_", " ").capitalize()) for k in keys)
+    row: dict[str, Value] = {k: "x" for k in keys}
+    row |= {"version": 12, "source": "edit", "outcome": "rejected", "changed_at": MADE}
+    row |= {"outcome_at": MADE, "changes": "interval_s: 1 → 2; " * 6, "detail": LONG[:60]}
+    table = Table(name="t", title="T", columns=columns, rows=(row,) * 3, filters={})
+    text = _read(table).pages[0].extract_text()
+    for word in ("Version", "Source", "Outcome", "rejected", "edit", "2026-11-30"):
+        assert len(re.findall(rf"(?<!\w){word}(?!\w)", text)) >= 1, (word, text)
+    assert text.count("rejected") == 3

@@ -55,14 +55,30 @@ class _Document(FPDF):
         self.cell(0, 5, f"{self.report_title} · page {self.page_no()} of {{nb}}", align="C")
 
 
-def _widths(pdf: FPDF, texts: list[list[str]], width: float) -> list[float]:
-    """Each column's share of ``width``: its widest text, kept between the bounds."""
-    natural = []
-    for column in zip(*texts, strict=True):
-        widest = max(pdf.get_string_width(text) for text in column) + 2 * PADDING_MM + 1
-        natural.append(min(max(widest, NARROWEST_MM), WIDEST_MM))
-    scale = width / sum(natural)
-    return [w * scale for w in natural]
+def _widths(pdf: FPDF, titles: list[str], rows: list[list[str]], width: float) -> list[float]:
+    """Each column's share of ``width``: never narrower than its longest word (so no word
+    breaks), and the room left shared as the columns' whole texts would want it."""
+    pad = 2 * PADDING_MM + 1
+
+    def words(text: str) -> float:
+        return max((pdf.get_string_width(w) for w in text.split()), default=0.0)
+
+    least, wanted = [], []
+    for n, title in enumerate(titles):
+        column = [row[n] for row in rows]
+        pdf.set_font(FONT, "B", BODY_PT)
+        heading = words(title) + pad
+        pdf.set_font(FONT, "", BODY_PT)
+        floor = min(max(heading, *(words(t) + pad for t in column), NARROWEST_MM), WIDEST_MM)
+        whole = max((pdf.get_string_width(t) + pad for t in column), default=0.0)
+        least.append(floor)
+        wanted.append(min(max(whole, floor), WIDEST_MM))
+    if sum(least) >= width:  # even the words do not fit: every column gives way alike
+        return [w * width / sum(least) for w in least]
+    spare, extra = width - sum(least), [w - m for w, m in zip(wanted, least, strict=True)]
+    if sum(extra) <= spare:  # all fits whole: the room left goes to each as it wanted
+        return [w * width / sum(wanted) for w in wanted]
+    return [m + e * spare / sum(extra) for m, e in zip(least, extra, strict=True)]
 
 
 def pdf_bytes(table: Table, *, zone: tzinfo, made_at: datetime) -> bytes:
@@ -92,7 +108,7 @@ def pdf_bytes(table: Table, *, zone: tzinfo, made_at: datetime) -> bytes:
         for s in columns
     ]
     with pdf.table(
-        col_widths=_widths(pdf, [titles, *rows], pdf.epw),
+        col_widths=_widths(pdf, titles, rows, pdf.epw),
         text_align=tuple("RIGHT" if n else "LEFT" for n in numeric),
         headings_style=FontFace(emphasis="BOLD", fill_color=HEADING_FILL),
         line_height=BODY_PT * 0.5,
