@@ -48,3 +48,16 @@ async def test_a_pdf_export_holds_the_rows_in_utc_and_is_audited(
     assert [(e["target_id"], e["after"]["format"], e["after"]["rows"]) for e in exports] == [
         ("offline-events", "pdf", 1)
     ]
+
+
+async def test_an_availability_pdf_reads_in_the_zone_its_days_are_counted_in(
+    client: httpx.AsyncClient, login_as: LoginAs, history: None
+) -> None:
+    admin = await login_as("ada")
+    asked = {**NIGHT, "tz": "Europe/Berlin"}
+    response = await client.get("/api/v1/reports/availability", params=asked, headers=admin)
+    assert response.status_code == 200, response.text
+    text = " ".join(PdfReader(io.BytesIO(response.content)).pages[0].extract_text().split())
+    # 00:00 UTC is 01:00 in Berlin (CET); the days are Berlin's.
+    assert "from: 2026-03-09 01:00:00 CET" in text, text
+    assert "times in Europe/Berlin" in text, text

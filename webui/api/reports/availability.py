@@ -41,7 +41,8 @@ async def availability_report(
 ) -> ReportOut | Response:
     """Per device and calendar day of ``tz``: the time observed in [from, to) since the
     device was registered and before now, how much of it was offline, and the share online
-    (percent to two places, half up). ``format=csv`` downloads it, audited."""
+    (percent to two places, half up). ``format=csv`` or ``pdf`` downloads it, audited; a
+    PDF shows its times in ``tz``."""
     now = datetime.now(UTC)
     table = await availability.report(
         session,
@@ -51,4 +52,7 @@ async def availability_report(
         zone_name=tz,
         now=now,
     )
-    return await respond(session, actor=actor, table=table, format=format)
+    # Its days are the zone's, so a PDF of it shows its times in that zone too.
+    return await respond(
+        session, actor=actor, table=table, format=format, zone=availability.zone(tz)
+    )
