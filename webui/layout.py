@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import urlencode
 
 from fastapi import Request
 from nicegui import context, ui
@@ -39,7 +40,9 @@ async def guard(services: Services, permission: str | None = None) -> Actor | No
     """The actor if allowed here; otherwise send to sign-in or show why not, and None."""
     actor = await signin.current_actor(services.database)
     if actor is None:
-        ui.navigate.to("/login")
+        asked = context.client.request.url  # sign-in comes back here
+        page = f"{asked.path}?{asked.query}" if asked.query else asked.path
+        ui.navigate.to(f"/login?{urlencode({'next': page})}")
         return None
     # Kept with the request: a page that fails after this still gets its shell (page_error).
     context.client.request.state.actor = actor

@@ -430,3 +430,30 @@ async def test_an_unreachable_provider_is_said_on_the_login_page(
         "auth.login_failed",
         {"method": "oidc", "reason": "provider_unreachable"},
     )
+
+
+async def test_sign_in_comes_back_to_the_page_that_asked_for_it(
+    browser: Browser, provider: str
+) -> None:
+    """A page sends an anonymous browser to sign-in with itself as next, and both ways return."""
+    await browser.open("/users?q=a")
+    await browser.should_see(marker="oidc-sign-in", retries=30)
+    button = browser.find(marker="oidc-sign-in").elements.pop()
+    assert button.props["href"] == "/auth/oidc/start?next=%2Fusers%3Fq%3Da"
+    await set_claims(provider, "sub-ivy", {"preferred_username": "ivy", "roles": ["Admin"]})
+    authorize = (await browser.http_client.get(button.props["href"])).headers["location"]
+    answer = await browser.http_client.get(await approve(authorize, "sub-ivy"))
+    assert answer.headers["location"] == "/users?q=a"
+
+
+async def test_a_password_sign_in_comes_back_to_the_asked_page_too(browser: Browser) -> None:
+    """The local form, sent from /users, lands on /users."""
+    # A first visit gets its session cookie before a page sends it on: the simulated
+    # browser follows a page's redirect before that page's answer (and cookie) arrives.
+    await browser.open("/login")
+    await browser.open("/users")
+    await browser.should_see("Password", retries=30)
+    browser.find("Username").type("ada")
+    browser.find("Password").type(ADMIN_PASSWORD).trigger("keydown.enter")  # one button
+    await browser.should_see(marker="new-user", retries=150)
+    assert browser.back_history[-1] == "/users"

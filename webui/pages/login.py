@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
+from fastapi import Request
 from nicegui import ui
 
 from core.errors import AuthError
+from core.oidc import safe_next
 from webui import oidc_signin, signin
 from webui.services import Services
 
@@ -15,7 +19,8 @@ def register(services: Services) -> None:
     settings = services.settings
 
     @ui.page("/login")
-    async def login_page() -> None:
+    async def login_page(request: Request) -> None:
+        after = safe_next(request.query_params.get("next"))  # the page that sent here
         # Said once: taken before the redirect below, so a later visit shows no stale refusal.
         refused = oidc_signin.take_error() if settings.oidc_enabled else None
         if await signin.current_actor(services.database) is not None:
@@ -36,7 +41,7 @@ def register(services: Services) -> None:
                 message.set_visibility(True)
                 password.value = ""
                 return
-            ui.navigate.to("/")
+            ui.navigate.to(after)
 
         with ui.card().classes("absolute-center w-80"):
             ui.label("PrecisionPulse").classes("text-xl font-bold")
@@ -54,5 +59,5 @@ def register(services: Services) -> None:
             if settings.oidc_enabled:
                 ui.separator()
                 ui.button(f"Sign in with {settings.oidc_label}", icon="login").props(
-                    f'href="{oidc_signin.START}" outline no-caps'
+                    f'href="{oidc_signin.START}?{urlencode({"next": after})}" outline no-caps'
                 ).classes("w-full").mark("oidc-sign-in")
