@@ -62,6 +62,8 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/audit/verify"): "audit:read",
     ("GET", "/api/v1/reports/offline-events"): "reports:read",  # and devices:read
     ("GET", "/api/v1/reports/availability"): "reports:read",  # and devices:read
+    ("GET", "/api/v1/reports/config-changes"): "reports:read",  # and devices:read
+    ("GET", "/api/v1/reports/audit"): "reports:read",  # and audit:read
 }
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/auth/login"): {"username": "ada", "password": "admin-password-1"},
