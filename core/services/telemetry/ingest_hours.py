@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.engine import Database
 from core.db.models import IngestHour
+from core.protocol.telemetry import Batch
 from core.services import audit
 from core.services.telemetry.sweep import ACTOR, Deleted, span
 from core.services.telemetry.writer import NewGap
@@ -69,6 +70,7 @@ def hour_of(at: datetime) -> datetime:
 
 
 def tally(
+    batches: Sequence[Batch],
     rows: list[tuple[Any, ...]],
     stored: set[tuple[str, str, int]],
     held: set[tuple[str, str, int]],
@@ -76,14 +78,22 @@ def tally(
     received_at: datetime,
 ) -> list[tuple[Any, ...]]:
     """What one commit adds to ``ingest_hours`` (HOUR_COLUMNS order, by device): of the
-    sample ``rows`` (SAMPLE_COLUMNS order), those ``stored``; the ``held`` in quarantine;
-    the seqs of the new ``gaps``. Devices with nothing have no row."""
-    if len(stored) == len(rows):  # the usual case: every row is new
-        new = rows
+    sample ``rows`` of ``batches`` (SAMPLE_COLUMNS order), those ``stored``; the ``held``
+    in quarantine; the seqs of the new ``gaps``. Devices with nothing have no row."""
+    counts: Counter[str] = Counter()
+    replayed: Counter[str] = Counter()
+    if len(stored) == len(rows) == sum(len(batch.samples) for batch in batches):
+        # The usual case, every sample new: counted by the batch, not by the row (counting
+        # a thousand rows took ~0.15 ms of the event loop's time).
+        for batch in batches:
+            counts[batch.device_id] += len(batch.samples)
+            if batch.origin == "replay":
+                replayed[batch.device_id] += len(batch.samples)
     else:
-        new = [row for row in rows if (row[0], row[1], row[2]) in stored]
-    counts = Counter(row[0] for row in new)
-    replayed = Counter(row[0] for row in new if row[5])
+        for row in rows:
+            if (row[0], row[1], row[2]) in stored:
+                counts[row[0]] += 1
+                replayed[row[0]] += row[5]
     quarantined = Counter(device_id for device_id, _, _ in held)
     dropped: Counter[str] = Counter()
     for device_id, first, last in gaps:

@@ -149,7 +149,7 @@ async def store_with(
         await writer.set_watermarks(marks, received_at)
     # Last, so its row locks (device, hour: one every writer of the device takes) are held
     # the shortest; after the streams' locks in every writer, so no two wait on each other.
-    hours = ingest_hours.tally(rows, stored, newly_held, new_gaps, received_at)
+    hours = ingest_hours.tally(batches, rows, stored, newly_held, new_gaps, received_at)
     if hours:
         await writer.add_hours(hours)
     watermarks = tuple(Watermark(key[0], key[1], advanced[key]) for key in keys)
