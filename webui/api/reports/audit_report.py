@@ -11,8 +11,9 @@ from core.services import reports
 from core.services.actor import Actor
 from core.services.audit_search import AuditQuery
 from core.services.reports import audit_report
-from webui.api.audit import Moment, Storable
+from webui.api.audit import Storable
 from webui.api.reports import FormatQuery, ReportOut, respond
+from webui.api.reports.ranges import From, To
 from webui.deps import SessionDep, require
 
 router = APIRouter(prefix="/reports", tags=["reports"])
@@ -31,16 +32,8 @@ async def audit_log_report(
     ] = None,
     target_type: Annotated[Storable, Query(max_length=32)] = None,
     target_id: Annotated[Storable, Query(max_length=128)] = None,
-    start: Annotated[
-        Moment,
-        Query(
-            alias="from",
-            description="ISO 8601 with an offset, inclusive; default: a week before to",
-        ),
-    ] = None,
-    end: Annotated[
-        Moment, Query(alias="to", description="ISO 8601 with an offset, exclusive; default: now")
-    ] = None,
+    start: From = None,
+    end: To = None,
     format: FormatQuery = "json",
 ) -> ReportOut | Response:
     """The matching entries oldest first, names beside ids, each change in words; more than

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from core.services import reports
 from core.services.actor import Actor
 from core.services.reports import config_changes
-from webui.api.audit import Moment, Storable
 from webui.api.reports import FormatQuery, ReportOut, respond
+from webui.api.reports.ranges import AskedDep
 from webui.deps import SessionDep, require
 
 router = APIRouter(prefix="/reports", tags=["reports"])
@@ -26,25 +26,13 @@ Reporter = Annotated[Actor, Depends(require(reports.PERMISSION))]
 async def config_changes_report(
     session: SessionDep,
     actor: Reporter,
-    device_id: Annotated[
-        Storable, Query(max_length=64, description="One device; all if absent")
-    ] = None,
-    start: Annotated[
-        Moment,
-        Query(
-            alias="from",
-            description="ISO 8601 with an offset, inclusive; default: a week before to",
-        ),
-    ] = None,
-    end: Annotated[
-        Moment, Query(alias="to", description="ISO 8601 with an offset, exclusive; default: now")
-    ] = None,
+    asked: AskedDep,
     format: FormatQuery = "json",
 ) -> ReportOut | Response:
     """Each version whose ``changed_at`` is in [from, to), oldest first: who made it, what it
     changed in words, and what the station said of it (applied, rejected, superseded,
     pending, or unknown for a version older than outcomes)."""
     table = await config_changes.config_changes(
-        session, actor=actor, device_id=device_id, since=start, until=end
+        session, actor=actor, device_id=asked.device_id, since=asked.start, until=asked.end
     )
     return await respond(session, actor=actor, table=table, format=format)

@@ -11,7 +11,8 @@ from pydantic import AfterValidator
 
 from core.db.models import DEVICE_ID_LENGTH
 from core.services.reports import span
-from webui.api.schemas import in_utc_range, storable_text
+from webui.api.audit import Moment
+from webui.api.schemas import storable_text
 
 # A download as well as the JSON body: documented, so clients know what csv answers.
 RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -19,17 +20,21 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    """``moment`` if it names its offset and UTC can represent it."""
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        msg = "give the time with its offset, such as 2026-11-30T14:00:00Z"
-        raise ValueError(msg)
-    return in_utc_range(moment)
-
-
-Moment = Annotated[datetime | None, AfterValidator(_aware)]
+From = Annotated[
+    Moment,
+    Query(
+        alias="from",
+        description="ISO 8601 with an offset, inclusive; a week before 'to' if left out",
+    ),
+]
+To = Annotated[
+    Moment,
+    Query(
+        alias="to",
+        description=f"ISO 8601 with an offset, exclusive; now if left out. "
+        f"At most {span.LONGEST.days} days after 'from'",
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -47,21 +52,8 @@ def _asked(
         Query(max_length=DEVICE_ID_LENGTH, description="One device's id; every device if left out"),
         AfterValidator(storable_text),
     ] = None,
-    start: Annotated[
-        Moment,
-        Query(
-            alias="from",
-            description="ISO 8601 with an offset, inclusive; a week before 'to' if left out",
-        ),
-    ] = None,
-    end: Annotated[
-        Moment,
-        Query(
-            alias="to",
-            description=f"ISO 8601 with an offset, exclusive; now if left out. "
-            f"At most {span.LONGEST.days} days after 'from'",
-        ),
-    ] = None,
+    start: From = None,
+    end: To = None,
 ) -> Asked:
     return Asked(device_id, start, end)
 
