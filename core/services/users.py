@@ -267,6 +267,13 @@ async def create_user(
     actor.require_to_grant(await _grants(session, role_ids))
     user = User(id=uuid.uuid4(), username=username, display_name=display_name)
     await set_password(user, password)
+    return await _added(session, actor=actor, user=user, role_ids=role_ids)
+
+
+async def _added(
+    session: AsyncSession, *, actor: Actor, user: User, role_ids: set[uuid.UUID]
+) -> User:
+    """``user``, stored new with these roles and its creation audited."""
     user.updated_at = hlc.now()
     session.add(user)
     await session.flush()
@@ -302,19 +309,7 @@ async def create_without_password(
     check_username(username)
     await check_username_free(session, username)
     user = User(id=uuid.uuid4(), username=username, display_name=display_name, password_hash="")
-    user.updated_at = hlc.now()
-    session.add(user)
-    await session.flush()
-    await _set_roles(session, user, await _role_ids(session, roles))
-    await audit.record(
-        session,
-        actor=actor.name,
-        action="user.create",
-        target_type="user",
-        target_id=str(user.id),
-        after=await snapshot(session, user),
-    )
-    return user
+    return await _added(session, actor=actor, user=user, role_ids=await _role_ids(session, roles))
 
 
 async def follow_provider(
