@@ -28,7 +28,6 @@ from core.settings import Settings
 from tests.e2e.conftest import ADMIN, ARTIFACTS
 from tests.e2e.test_first_day import WAIT_S, _see, _sign_in
 
-NOW = datetime.now(UTC).replace(microsecond=0)
 # Text no cell may show: Python's values and reprs, an ISO time with its T, a UUID.
 RAW = re.compile(
     r"\bNone\b|\bTrue\b|\bFalse\b|\{'|'\}|\d{4}-\d\d-\d\dT\d\d|[0-9a-f]{8}-[0-9a-f]{4}-"
@@ -58,6 +57,9 @@ def _configure(api: httpx.Client, device: str, changes: dict[str, Any]) -> None:
 
 async def _history(data: Path) -> None:
     """Registered three days ago; the offline periods; kiln-7 applied v1, press-2 refused v1."""
+    # Now, not at import: in a full run this module is collected long before it runs, and the
+    # open period's duration is checked against the half hour it has lasted.
+    now = datetime.now(UTC).replace(microsecond=0)
     settings = Settings(
         database_url=f"sqlite:///{data.parent / 'pp.db'}",
         signing_key_file=data / "server-signing-key.pem",
@@ -66,20 +68,20 @@ async def _history(data: Path) -> None:
     database = Database(settings.async_database_url, audit_key=key)
     try:
         async with database.session() as session:
-            await session.execute(update(Device).values(created_at=NOW - timedelta(days=3)))
+            await session.execute(update(Device).values(created_at=now - timedelta(days=3)))
         for device, reason, started, ended in PERIODS:
             async with database.session() as session:
                 await offline_events.begin(
                     session,
                     device_id=device,
                     reason=reason,
-                    at=NOW - timedelta(hours=started),
+                    at=now - timedelta(hours=started),
                     first_news=False,
                 )
             if ended is not None:
                 async with database.session() as session:
                     await offline_events.end(
-                        session, device_id=device, at=NOW - timedelta(hours=ended), first_news=False
+                        session, device_id=device, at=now - timedelta(hours=ended), first_news=False
                     )
         answers = [
             ConfigReport("kiln-7", 1, {"units": {"temp": "°C"}}, "applied", 1),
