@@ -13,16 +13,19 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import weakref
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.engine import Database
 from core.db.models import User
+from core.db.types import utcnow
 from core.errors import ConflictError, InvalidError
 from core.oidc import Identity, OidcError
 from core.services import audit, auth, identities, users
 from core.services.auth import TokenPair
+from core.services.refusals import RefusalWindows
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,6 +36,10 @@ PROVIDER_ACTOR = "oidc"
 _NOT_IN_NAMES = re.compile(r"[^A-Za-z0-9_.@-]")
 # Hex digits of the (issuer, subject) digest that set a taken name apart: 16^6 names.
 SUFFIX_LENGTH = 6
+# Refusals before the provider said who it is (a state this browser never started, a bad ID
+# token) cost an anonymous caller one request each: audited as permission refusals are, one
+# entry a reason a minute with the folded ones counted, so nobody floods the log with them.
+_anonymous: weakref.WeakKeyDictionary[Database, RefusalWindows] = weakref.WeakKeyDictionary()
 
 
 async def sign_in(database: Database, *, settings: Settings, identity: Identity) -> TokenPair:
@@ -56,12 +63,22 @@ async def sign_in(database: Database, *, settings: Settings, identity: Identity)
 
 
 async def refused(database: Database, *, error: OidcError, identity: Identity | None) -> None:
-    """Audit and log a provider sign-in that did not go through, with its reason."""
+    """Audit and log a provider sign-in that did not go through, with its reason.
+
+    One refused before the provider named anyone is audited at most once a minute a reason
+    (in this process), its entry counting the ``refusals`` it stands for.
+    """
     detail: dict[str, object] = {"method": "oidc", "reason": error.reason}
     if identity is not None:  # the provider's name for them, which may be a local user's
         detail |= {"issuer": identity.issuer, "subject": identity.subject}
         detail["username"] = identity.username
     log.warning("OpenID Connect sign-in refused (%s): %s", error.reason, error.message)
+    if identity is None:
+        windows = _anonymous.setdefault(database, RefusalWindows())
+        refusals = windows.admit((PROVIDER_ACTOR, error.reason), utcnow())
+        if refusals is None:
+            return  # folded into this minute's entry; counted in the next one
+        detail["refusals"] = refusals
     async with database.session() as session:
         await audit.record(
             session,

@@ -7,6 +7,7 @@ redirect back to the server's callback, all over real HTTP to the provider.
 
 from __future__ import annotations
 
+import asyncio
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -20,10 +21,13 @@ from sqlalchemy import select
 
 from core.db.engine import Database
 from core.db.models import AuditEntry, AuthSession, User, UserIdentity
-from core.services import users
+from core.db.types import utcnow
+from core.services import oidc_accounts, users
+from core.services import refusals as refusals_module
 from core.settings import Settings
 from tests.harness import simulated_user
 from tests.webui.conftest import ADMIN_PASSWORD
+from webui.oidc_signin import CALLBACK
 
 with warnings.catch_warnings():
     # The mock provider is built on authlib.jose, which Authlib now deprecates (for joserfc,
@@ -242,12 +246,26 @@ async def test_a_tampered_or_replayed_state_is_refused(
     assert (await browser.http_client.get(callback)).headers["location"] == "/"
     replayed = await browser.http_client.get(callback)
     assert replayed.headers["location"] == "/login"
-    reasons = [
-        after["reason"]
-        for _, action, after in await audit_actions(database)
-        if action == "auth.login_failed" and after is not None
-    ]
-    assert reasons == ["state_mismatch", "state_mismatch"]
+
+    async def refusals() -> list[tuple[str, int]]:
+        return [
+            (after["reason"], after["refusals"])
+            for _, action, after in await audit_actions(database)
+            if action == "auth.login_failed" and after is not None
+        ]
+
+    # Anyone can send made-up states: the log takes one entry a reason a minute, not a flood.
+    assert await refusals() == [("state_mismatch", 1)]
+    made_up = [f"{CALLBACK}?code=x&state=forged-{n}" for n in range(20)]
+    answers = await asyncio.gather(*(browser.http_client.get(url) for url in made_up))
+    assert {a.headers["location"] for a in answers} == {"/login"}
+    assert await refusals() == [("state_mismatch", 1)]
+    later = utcnow() + refusals_module.WINDOW + timedelta(seconds=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(oidc_accounts, "utcnow", lambda: later)
+        await browser.http_client.get(made_up[0])
+    # The replay and the 20 made-up ones were folded into the next entry with this one.
+    assert await refusals() == [("state_mismatch", 1), ("state_mismatch", 22)]
 
 
 async def test_an_id_token_for_another_sign_in_is_refused(
@@ -265,7 +283,7 @@ async def test_an_id_token_for_another_sign_in_is_refused(
     assert await user_named(database, "mal") is None
     _, action, after = (await audit_actions(database))[-1]
     assert action == "auth.login_failed"
-    assert after == {"method": "oidc", "reason": "id_token_invalid"}
+    assert after == {"method": "oidc", "reason": "id_token_invalid", "refusals": 1}
 
 
 async def test_a_provider_account_named_like_a_local_user_gets_a_name_of_its_own(
@@ -305,7 +323,7 @@ async def test_the_provider_refusing_is_said_on_the_login_page(
     assert answer.headers["location"] == "/login"
     _, action, after = (await audit_actions(database))[-1]
     assert action == "auth.login_failed"
-    assert after == {"method": "oidc", "reason": "provider_error"}
+    assert after == {"method": "oidc", "reason": "provider_error", "refusals": 1}
     await browser.open("/login")
     await browser.should_see("the sign-in provider refused (access_denied)", retries=30)
 
@@ -335,7 +353,7 @@ async def test_an_expired_id_token_is_refused(
     _, action, after = (await audit_actions(database))[-1]
     assert (action, after) == (
         "auth.login_failed",
-        {"method": "oidc", "reason": "id_token_invalid"},
+        {"method": "oidc", "reason": "id_token_invalid", "refusals": 1},
     )
     await browser.open("/login")
     await browser.should_see("the ID token was refused", retries=30)
@@ -428,7 +446,7 @@ async def test_an_unreachable_provider_is_said_on_the_login_page(
     _, action, after = (await audit_actions(database))[-1]
     assert (action, after) == (
         "auth.login_failed",
-        {"method": "oidc", "reason": "provider_unreachable"},
+        {"method": "oidc", "reason": "provider_unreachable", "refusals": 1},
     )
 
 
