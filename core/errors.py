@@ -36,6 +36,10 @@ class AuthError(DomainError):
     """Sign-in failed or the credentials are no longer valid."""
 
 
+class UnavailableError(DomainError):
+    """The server lacks something this needs (a font, say): not the caller's doing."""
+
+
 class LockedError(AuthError):
     """Too many failed sign-ins: try again later."""
 

@@ -20,6 +20,7 @@ from core.errors import (
     LockedError,
     NotFoundError,
     PreconditionRequiredError,
+    UnavailableError,
 )
 
 _STATUS: list[tuple[type[DomainError], int]] = [
@@ -30,6 +31,7 @@ _STATUS: list[tuple[type[DomainError], int]] = [
     (ForbiddenError, status.HTTP_403_FORBIDDEN),
     (InvalidError, status.HTTP_422_UNPROCESSABLE_CONTENT),
     (PreconditionRequiredError, status.HTTP_428_PRECONDITION_REQUIRED),
+    (UnavailableError, status.HTTP_503_SERVICE_UNAVAILABLE),
 ]
 # Pydantic's words for text that is not Unicode (a lone UTF-16 surrogate in the JSON) say
 # nothing a client can act on.

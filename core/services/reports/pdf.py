@@ -15,6 +15,7 @@ from pathlib import Path
 from fpdf import FPDF
 from fpdf.fonts import FontFace
 
+from core.errors import UnavailableError
 from core.services.reports import Table
 from core.services.reports.cells import asked, headings, moment, shown, zone_name
 
@@ -41,7 +42,7 @@ class _Document(FPDF):
                 msg = (
                     f"PDF reports need the DejaVu fonts ({path}): apt-get install fonts-dejavu-core"
                 )
-                raise RuntimeError(msg)
+                raise UnavailableError(msg)
             self.add_font(FONT, style, str(path))
         self.set_auto_page_break(auto=True, margin=15)
         self.set_title(title)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import httpx
 import pytest
 from pypdf import PdfReader
 
 from core.db.engine import Database
+from core.services.reports import pdf
 from tests.core.presence_data import add_device, add_period
 from tests.webui.api.helpers import audit_entries
 from tests.webui.conftest import LoginAs
@@ -61,3 +63,18 @@ async def test_an_availability_pdf_reads_in_the_zone_its_days_are_counted_in(
     # 00:00 UTC is 01:00 in Berlin (CET); the days are Berlin's.
     assert "from: 2026-03-09 01:00:00 CET" in text, text
     assert "times in Europe/Berlin" in text, text
+
+
+async def test_a_server_without_the_font_says_so_and_records_no_export(
+    client: httpx.AsyncClient,
+    login_as: LoginAs,
+    history: None,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setattr(pdf, "FONT_DIR", tmp_path)
+    admin = await login_as("ada")
+    response = await client.get(OFFLINE, params=NIGHT, headers=admin)
+    assert response.status_code == 503, response.text
+    assert "apt-get install fonts-dejavu-core" in response.json()["detail"]
+    assert await audit_entries(client, admin, action="reports.export") == []
