@@ -59,7 +59,7 @@ def test_the_pdf_holds_every_figure_in_the_zone_asked_with_units() -> None:
     reader = _read(_table(3))
     text = reader.pages[0].extract_text()
     assert text.startswith("Offline events\n")
-    assert "Asked for: device: kiln-7 · from: 2026-07-01 02:00:00 CEST" in text  # in the zone
+    assert "Asked for: Device: kiln-7 · From: 2026-07-01 02:00:00 CEST" in text  # in the zone
     assert "Made 2026-11-30 18:05:09 CET · times in Europe/Berlin · 3 rows" in text
     assert "2026-07-01 12:00:05 CEST" in text  # 10:00 UTC in summer
     assert "2026-12-01 12:00:00 CET" in text  # 11:00 UTC in winter

@@ -19,6 +19,7 @@ from nicegui import app, ui
 from core.errors import DomainError
 from core.services import devices, reports
 from core.services.reports import Format
+from core.services.reports.cells import device_label
 from webui import signin
 from webui.api.reports import respond
 from webui.components.browser_time import known_zone
@@ -43,7 +44,7 @@ def register(services: Services) -> None:
         if reader.can("devices:read"):
             async with services.database.session() as session:
                 for found in await devices.list_devices(session, actor=reader):
-                    known[found.id] = f"{found.name} ({found.id})" if found.name else found.id
+                    known[found.id] = device_label(found.id, found.name)
         with frame(services, "Reports", reader):
             if not offered:
                 ui.label(

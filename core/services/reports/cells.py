@@ -20,6 +20,23 @@ UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}
 SHOWN_PLACES = Decimal("0.001")  # a duration still running is exact to the µs: ms is plenty to read
 NOTHING = "—"  # an open period's end, a value not known: a dash reads as "none", not as 0
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # offline periods are seconds long: the second matters
+# What each filter key reads as: the JSON keeps the keys (clients match on them), people the words.
+FILTER_HEADINGS = {
+    "device": "Device",
+    "actor": "Actor",
+    "action": "Action",
+    "target_type": "Target kind",
+    "target_id": "Target",
+    "from": "From",
+    "to": "To",
+}
+# A filter's "any" in words where "any" reads wrong: anyone acts, not "any".
+FILTER_ANY = {"actor": "anyone"}
+
+
+def device_label(device_id: str, name: str | None) -> str:
+    """``Kiln 7 (kiln-7)``; just the id when the device has no name or is named by its id."""
+    return f"{name} ({device_id})" if name and name.strip() != device_id else device_id
 
 
 def zone_name(zone: tzinfo) -> str:
@@ -116,9 +133,14 @@ def _filter(value: str, zone: tzinfo | None) -> str:
 
 
 def asked(filters: Mapping[str, str], zone: tzinfo | None = None) -> str:
-    """What was asked, in one line: ``device: bench-01 · from: … · to: …``; or ``everything``.
+    """What was asked, in one line: ``Device: bench-01 · From: … · To: …``; or ``everything``.
 
-    Given a ``zone``, the times asked read in it, as every other time does.
+    Keys read as ``FILTER_HEADINGS`` words them; given a ``zone``, the times asked read in it,
+    as every other time does.
     """
-    shown = (f"{key}: {_filter(value, zone)}" for key, value in filters.items())
+    shown = (
+        f"{FILTER_HEADINGS.get(key, key)}: "
+        f"{FILTER_ANY.get(key, value) if value == 'any' else _filter(value, zone)}"
+        for key, value in filters.items()
+    )
     return " · ".join(shown) or "everything"
