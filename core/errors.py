@@ -40,6 +40,14 @@ class UnavailableError(DomainError):
     """The server lacks something this needs (a font, say): not the caller's doing."""
 
 
+class BusyError(DomainError):
+    """The server is doing this for someone else just now: try again after ``retry_after``."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class LockedError(AuthError):
     """Too many failed sign-ins: try again later."""
 

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core.errors import (
     AuthError,
+    BusyError,
     ConflictError,
     DomainError,
     ForbiddenError,
@@ -25,6 +26,7 @@ from core.errors import (
 
 _STATUS: list[tuple[type[DomainError], int]] = [
     (LockedError, status.HTTP_429_TOO_MANY_REQUESTS),
+    (BusyError, status.HTTP_429_TOO_MANY_REQUESTS),
     (AuthError, status.HTTP_401_UNAUTHORIZED),
     (NotFoundError, status.HTTP_404_NOT_FOUND),
     (ConflictError, status.HTTP_409_CONFLICT),
@@ -103,7 +105,9 @@ async def _domain_error(_: Request, error: Exception) -> JSONResponse:
     body: dict[str, object] = {"detail": error.message}
     if error.field:
         body["field"] = error.field
-    headers = {"Retry-After": str(error.retry_after)} if isinstance(error, LockedError) else None
+    headers = None
+    if isinstance(error, LockedError | BusyError):
+        headers = {"Retry-After": str(error.retry_after)}
     return JSONResponse(_printable(body), status_code=code, headers=headers)
 
 

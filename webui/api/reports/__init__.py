@@ -19,10 +19,19 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.errors import BusyError, InvalidError
 from core.services import reports
 from core.services.actor import Actor
 from core.services.reports import Table
 from core.services.reports.pdf import pdf_bytes
+
+# fpdf2 draws ~170 rows a second on these 2 cores (10,000 rows: 60 s under load), holding
+# the GIL most of that time even off the event loop: 2,000 rows (~50 pages, seconds to draw)
+# is more than a person reads on paper, and one PDF at a time per process keeps a few
+# parallel requests from starving the pages and the ingest it also serves.
+MAX_PDF_ROWS = 2_000
+DRAWING_RETRY_S = 5
+_drawing: set[str] = set()  # the report whose PDF this process is drawing, if any
 
 FormatQuery = Annotated[
     Literal["json", "csv", "pdf"],
@@ -86,14 +95,27 @@ async def respond(
         msg = f"no report format {format!r}: json, csv or pdf"
         raise ValueError(msg)
     kind: reports.Format = "pdf" if format == "pdf" else "csv"
-    await reports.record_export(session, actor=actor, table=table, format=kind)
-    now = datetime.now(UTC)
-    # Off the event loop: 10,000 rows take fpdf2 seconds, which would stall every page and
-    # the ingest this process serves.
+    if kind == "pdf" and len(table.rows) > MAX_PDF_ROWS:
+        msg = (
+            f"a PDF holds at most {MAX_PDF_ROWS:,} rows and this report has "
+            f"{len(table.rows):,}: narrow it, or take the CSV"
+        )
+        raise InvalidError(msg, field="format")
+    if kind == "pdf" and _drawing:
+        msg = "another report PDF is being drawn: try again in a few seconds"
+        raise BusyError(msg, retry_after=DRAWING_RETRY_S)
     if kind == "pdf":
-        body: str | bytes = await asyncio.to_thread(pdf_bytes, table, zone=zone, made_at=now)
-    else:
-        body = reports.csv_text(table)
+        _drawing.add(table.name)  # no await since the check above: one request gets through
+    try:
+        await reports.record_export(session, actor=actor, table=table, format=kind)
+        now = datetime.now(UTC)
+        if kind == "pdf":  # off the event loop, one at a time: see MAX_PDF_ROWS
+            body: str | bytes = await asyncio.to_thread(pdf_bytes, table, zone=zone, made_at=now)
+        else:
+            body = reports.csv_text(table)
+    finally:
+        if kind == "pdf":
+            _drawing.clear()
     return Response(
         body,
         media_type=MEDIA_TYPES[kind],
