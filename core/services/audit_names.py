@@ -78,7 +78,9 @@ async def _roles(session: AsyncSession, ids: set[str]) -> dict[Key, Named]:
 async def _devices(session: AsyncSession, ids: set[str]) -> dict[Key, Named]:
     return {
         ("device", device_id): Named(
-            "device", device_id, f"{name} ({device_id})" if name else device_id
+            "device",
+            device_id,
+            f"{name} ({device_id})" if name and name != device_id else device_id,
         )
         for device_id, name in (await devices.names(session, ids)).items()
     }

@@ -11,7 +11,7 @@ from typing import Any
 
 from nicegui import ui
 
-from core.services.audit_search import MAX_TEXT, AuditQuery
+from core.services.audit_search import MAX_TEXT, AuditQuery, families
 
 ANY = ""  # a select's "any" choice (its value cannot be None and show a label)
 CUSTOM = "custom"
@@ -39,6 +39,15 @@ SEARCH_DEBOUNCE_MS = 400  # typing a word reads once, not once a letter
 def zone_name(zone: tzinfo) -> str:
     """``Europe/Berlin``; ``UTC`` for UTC."""
     return str(getattr(zone, "key", None) or "UTC")
+
+
+def action_choices(actions: list[str]) -> dict[str, str]:
+    """Any action, then each family (``device (all)``) followed by its actions, then the rest."""
+    choices: dict[str, str] = {ANY: "Any action"}
+    for family in families(actions):
+        choices[family] = f"{family} (all)"
+        choices |= {a: f"  {a}" for a in actions if a.startswith(f"{family}.")}
+    return choices | {a: a for a in actions if "." not in a}
 
 
 def _parse(text: str, zone: tzinfo, field: str) -> datetime | None:
@@ -92,12 +101,7 @@ class AuditFilters:
         return [self.since, self.until]
 
     def _action_choices(self) -> dict[str, str]:
-        families = sorted({a.split(".", 1)[0] for a in self.actions if "." in a})
-        choices: dict[str, str] = {ANY: "Any action"}
-        for family in families:
-            choices[family] = f"{family} (all)"
-            choices |= {a: f"  {a}" for a in self.actions if a.startswith(f"{family}.")}
-        return choices | {a: a for a in self.actions if "." not in a}
+        return action_choices(self.actions)
 
     def show_zone(self, zone: tzinfo) -> None:
         """Say which zone typed times are read in."""

@@ -22,12 +22,15 @@ from core.services.reports.cells import zone_name
 
 @dataclass(frozen=True)
 class Ask:
-    """What the reader asked: one device (None: all), [start, end) and the zone they read in."""
+    """What the reader asked: one device (None: all), [start, end) and the zone they read in;
+    for the audit log also who acted and which action or family (None: any)."""
 
     device_id: str | None
     start: datetime | None
     end: datetime | None
     zone: tzinfo = UTC
+    actor: str | None = None
+    action: str | None = None
 
 
 Run = Callable[[AsyncSession, Actor, Ask], Awaitable[Table]]
@@ -70,7 +73,10 @@ async def _config_changes(session: AsyncSession, actor: Actor, ask: Ask) -> Tabl
 
 async def _audit(session: AsyncSession, actor: Actor, ask: Ask) -> Table:
     query = AuditQuery(  # one device: what was done to it
-        target_type="device" if ask.device_id else None, target_id=ask.device_id
+        actor=ask.actor,
+        action=ask.action,
+        target_type="device" if ask.device_id else None,
+        target_id=ask.device_id,
     )
     return await audit_report.audit_report(
         session, actor=actor, query=query, since=ask.start, until=ask.end

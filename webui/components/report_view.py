@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.db.engine import Database
 from core.services import reports
 from core.services.actor import Actor
-from core.services.reports import Table
+from core.services.reports import Table, audit_report
 from core.services.reports.cells import asked, zone_name
+from webui.components.audit_filters import ANY, action_choices
 from webui.components.browser_time import ask_zone, zone_abbreviation
 from webui.components.report_catalog import Ask, Report
 from webui.components.report_charts import chart
@@ -41,15 +42,25 @@ def parse_time(text: str, zone: tzinfo) -> datetime | None:
 
 
 class ReportView:
-    """Report, device and range pickers; the chart and the table; CSV and PDF downloads."""
+    """Report, device and range pickers (for the audit log also actor and action); the chart
+    and the table; CSV and PDF downloads."""
 
     def __init__(
-        self, database: Database, offered: list[Report], devices: dict[str, str], zone: tzinfo
+        self,
+        database: Database,
+        offered: list[Report],
+        devices: dict[str, str],
+        zone: tzinfo,
+        *,
+        actors: list[str] | None = None,
+        actions: list[str] | None = None,
     ) -> None:
         self.database = database
         self.offered = {r.name: r for r in offered}
         self.devices = devices
         self.zone = zone
+        self.actors = actors or []  # usernames and the system's actors, for the audit log
+        self.actions = actions or []  # the actions the log holds (audit_search.actions)
 
     def build(self, *, report: str, device: str) -> None:
         """Lay out the pickers and the places the report is drawn in."""
@@ -66,6 +77,14 @@ class ReportView:
                 with_input=True,
             )
             self.device.classes("w-56").mark("report-device")
+            # The audit log's own filters; its Device select narrows to what was done to it.
+            actors = {ANY: "Anyone"} | {a: a for a in self.actors}
+            self.actor = ui.select(actors, value=ANY, label="Actor", with_input=True)
+            self.actor.classes("w-40").mark("report-actor")
+            self.action = ui.select(action_choices(self.actions), value=ANY, label="Action")
+            self.action.props("options-dense").classes("w-44").mark("report-action")
+            for audit_only in (self.actor, self.action):
+                audit_only.bind_visibility_from(self.report, "value", _is_audit)
             # Empty: up to now, from a week before (the services' own defaults, in words).
             self.start = ui.input(f"From ({zone})", placeholder="a week before To")
             self.end = ui.input(f"To ({zone})", placeholder="now")
@@ -78,7 +97,9 @@ class ReportView:
             csv.props("outline").classes("shrink-0").mark("report-csv")
             pdf = ui.button("PDF", icon="picture_as_pdf", on_click=self.export_pdf)
             pdf.props("outline").classes("shrink-0").mark("report-pdf")
-        for field in (self.report, self.device):
+        self._label_device()
+        self.report.on_value_change(self._label_device)
+        for field in (self.report, self.device, self.actor, self.action):
             field.on_value_change(self.show)
         for typed in (self.start, self.end):
             typed.on("keydown.enter", self.show)
@@ -107,6 +128,10 @@ class ReportView:
             self.zone = zone
             await self.show()
 
+    def _label_device(self, *_: object) -> None:
+        """For the audit log the device is what was acted on: the label says so."""
+        self.device.label = "Target device" if _is_audit(self.report.value) else "Device"
+
     def chosen(self) -> Report:
         """The report picked."""
         return self.offered[str(self.report.value)]
@@ -123,7 +148,15 @@ class ReportView:
                 field.error = str(error)
                 return None
         device = str(self.device.value or "") or None
-        return Ask(device_id=device, start=times[0], end=times[1], zone=self.zone)
+        audit = _is_audit(self.report.value)
+        return Ask(
+            device_id=device,
+            start=times[0],
+            end=times[1],
+            zone=self.zone,
+            actor=(str(self.actor.value or "") or None) if audit else None,
+            action=(str(self.action.value or "") or None) if audit else None,
+        )
 
     async def show(self, *_: object) -> None:
         """Read the report as whoever is signed in now, and draw its chart and rows."""
@@ -154,6 +187,8 @@ class ReportView:
             "from": ask.start.astimezone(UTC).isoformat() if ask.start else "",
             "to": ask.end.astimezone(UTC).isoformat() if ask.end else "",
             "zone": zone_name(self.zone),
+            "actor": ask.actor or "",
+            "action": ask.action or "",
         }
         query = urlencode({k: v for k, v in params.items() if v})
         return f"/reports/{self.chosen().name}.{format}?{query}"
@@ -171,3 +206,7 @@ class ReportView:
     async def export_pdf(self) -> None:
         """Download the report as PDF, times in this page's zone (checked and audited)."""
         await self._download("pdf")
+
+
+def _is_audit(report: object) -> bool:
+    return report == audit_report.NAME

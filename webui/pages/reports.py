@@ -17,11 +17,12 @@ from fastapi.responses import JSONResponse, Response
 from nicegui import app, ui
 
 from core.errors import DomainError
-from core.services import devices, reports
+from core.services import audit_search, devices, reports, users
 from core.services.reports import Format
 from core.services.reports.cells import device_label
 from webui import signin
 from webui.api.reports import respond
+from webui.components.audit_view import SYSTEM_ACTORS
 from webui.components.browser_time import known_zone
 from webui.components.report_catalog import REPORTS, Ask
 from webui.components.report_view import ReportView
@@ -45,6 +46,12 @@ def register(services: Services) -> None:
             async with services.database.session() as session:
                 for found in await devices.list_devices(session, actor=reader):
                     known[found.id] = device_label(found.id, found.name)
+        actors: list[str] = []
+        actions: list[str] = []
+        if reader.can(audit_search.PERMISSION):  # the audit log report's actor and action
+            async with services.database.session() as session:
+                actions = await audit_search.actions(session, actor=reader)
+                actors = [*await users.every_username(session), *SYSTEM_ACTORS]
         with frame(services, "Reports", reader):
             if not offered:
                 ui.label(
@@ -52,7 +59,9 @@ def register(services: Services) -> None:
                     "'devices:read' or 'audit:read'."
                 ).mark("no-reports")
                 return
-            view = ReportView(services.database, offered, known, known_zone())
+            view = ReportView(
+                services.database, offered, known, known_zone(), actors=actors, actions=actions
+            )
             view.build(report=report, device=device)
             await view.show()
 
@@ -63,6 +72,8 @@ def register(services: Services) -> None:
         start: datetime | None,
         end: datetime | None,
         zone: str,
+        actor: str = "",
+        action: str = "",
     ) -> Response:
         reader = await signin.current_actor(services.database)
         if reader is None:
@@ -78,7 +89,14 @@ def register(services: Services) -> None:
             where = ZoneInfo(zone)
         except (ZoneInfoNotFoundError, ValueError):
             return JSONResponse({"detail": f"no time zone named '{zone}'"}, status_code=422)
-        ask = Ask(device_id=device or None, start=start, end=end, zone=where)
+        ask = Ask(
+            device_id=device or None,
+            start=start,
+            end=end,
+            zone=where,
+            actor=actor or None,
+            action=action or None,
+        )
         try:
             async with services.database.session() as session:
                 table = await report.run(session, reader, ask)
@@ -95,8 +113,10 @@ def register(services: Services) -> None:
         to: datetime | None = None,
         device: str = "",
         zone: str = "UTC",
+        actor: str = "",
+        action: str = "",
     ) -> Response:
-        return await download(name, "csv", device, start, to, zone)
+        return await download(name, "csv", device, start, to, zone, actor, action)
 
     @app.get("/reports/{name}.pdf", include_in_schema=False)
     async def export_pdf(
@@ -105,5 +125,7 @@ def register(services: Services) -> None:
         to: datetime | None = None,
         device: str = "",
         zone: str = "UTC",
+        actor: str = "",
+        action: str = "",
     ) -> Response:
-        return await download(name, "pdf", device, start, to, zone)
+        return await download(name, "pdf", device, start, to, zone, actor, action)

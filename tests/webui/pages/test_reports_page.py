@@ -257,3 +257,63 @@ async def test_a_download_is_refused_once_the_role_no_longer_allows_it(
     assert response.status_code == 403
     assert response.json()["detail"] == "your roles do not allow this ('reports:read' is required)"
     assert await _exports(database) == []
+
+
+def _acts(user: User) -> list[list[str]]:
+    """Each audit row's actor, action, target kind and target (not its id, time or change)."""
+    return [row.split("|")[2:6] for row in _rows(user)]
+
+
+async def test_the_audit_log_narrows_to_an_actor_and_an_action_family(
+    user: User, database: Database
+) -> None:
+    await _fleet(database)  # ada made kiln-7 and press-2; each went offline and came back
+    bob = Actor(name="bob", permissions=frozenset(PERMISSIONS), roles=("Admin",))
+    async with database.session() as session:
+        await users.bootstrap_user(session, username="bob", password=REPORTER_PASSWORD, roles=[])
+        await devices.create_device(session, actor=bob, device_id="chiller-3", name="chiller-3")
+    await signed_in(user, "ada", ADMIN_PASSWORD)
+    await user.open("/reports?report=audit")
+    await user.should_see("Audit log: 11 rows", marker="report-summary", retries=30)
+    await user.should_see("Actor: anyone · Action: any · Target kind: any · Target: any")
+    device = user.find(marker="report-device").elements.pop()
+    assert isinstance(device, ui.select) and device.label == "Target device"
+    actor = user.find(marker="report-actor").elements.pop()
+    assert isinstance(actor, ui.select)
+    assert list(actor.options) == ["", "ada", "bob", "vic", "system", "server"]
+    action = user.find(marker="report-action").elements.pop()
+    assert isinstance(action, ui.select)
+    assert list(action.options) == [
+        *("", "auth", "auth.login", "device", "device.create", "device.offline"),
+        *("device.online", "user", "user.create"),
+    ]  # as the audit page offers them: families, each followed by its actions
+
+    _choose(user, "report-actor", "bob")
+    await user.should_see("Audit log: 1 row · Actor: bob ·", marker="report-summary", retries=30)
+    assert _acts(user) == [["bob", "device.create", "device", "chiller-3"]]  # not "(chiller-3)"
+
+    _choose(user, "report-actor", "")
+    _choose(user, "report-action", "device")
+    await user.should_see("Audit log: 7 rows · Actor: anyone · Action: device ·", retries=30)
+    assert _acts(user) == [
+        ["ada", "device.create", "device", "Kiln 7 (kiln-7)"],
+        ["ada", "device.create", "device", "press-2"],
+        ["Kiln 7 (kiln-7)", "device.offline", "device", "Kiln 7 (kiln-7)"],
+        ["Kiln 7 (kiln-7)", "device.online", "device", "Kiln 7 (kiln-7)"],
+        ["press-2 (device:press-2)", "device.offline", "device", "press-2"],
+        ["press-2 (device:press-2)", "device.online", "device", "press-2"],
+        ["bob", "device.create", "device", "chiller-3"],
+    ]
+
+    user.find(marker="report-csv").click()  # the download asks what the page asked
+    csv = await user.download.next(timeout=5)
+    assert csv.status_code == 200, csv.text
+    assert [line.split(",")[4] for line in csv.text.splitlines()[1:]] == [
+        *("device.create", "device.create", "device.offline", "device.online"),
+        *("device.offline", "device.online", "device.create"),
+    ]
+
+    _choose(user, "report-choice", "offline-events")  # the audit log's own filters go away
+    await user.should_see("Offline events:", marker="report-summary", retries=30)
+    assert device.label == "Device"
+    assert not action.visible
