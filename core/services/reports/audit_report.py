@@ -33,7 +33,7 @@ COLUMNS = (
     Column("actor", "Actor"),
     Column("actor_name", "Actor name"),
     Column("action", "Action"),
-    Column("target_type", "Target type"),
+    Column("target_type", "Target kind"),
     Column("target_id", "Target"),
     Column("target_name", "Target name"),
     Column("change", "Change"),
