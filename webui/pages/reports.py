@@ -16,7 +16,6 @@ from fastapi import Query
 from fastapi.responses import JSONResponse, Response
 from nicegui import app, ui
 
-from core.errors import DomainError
 from core.services import audit_search, devices, reports, users
 from core.services.reports import Format
 from core.services.reports.cells import device_label
@@ -97,13 +96,12 @@ def register(services: Services) -> None:
             actor=actor or None,
             action=action or None,
         )
-        try:
-            async with services.database.session() as session:
-                table = await report.run(session, reader, ask)
-                sent = await respond(session, actor=reader, table=table, format=format, zone=where)
-                assert isinstance(sent, Response)  # a download, never the JSON body
-        except DomainError as error:
-            return JSONResponse({"detail": error.message}, status_code=422)
+        # A refusal (DomainError) is answered as the API answers it: 404 for an unknown
+        # device, 422 for a range, 429 with Retry-After while another PDF is drawn.
+        async with services.database.session() as session:
+            table = await report.run(session, reader, ask)
+            sent = await respond(session, actor=reader, table=table, format=format, zone=where)
+            assert isinstance(sent, Response)  # a download, never the JSON body
         return sent
 
     @app.get("/reports/{name}.csv", include_in_schema=False)

@@ -24,6 +24,7 @@ from core.services.audit_search import AuditQuery
 from tests.webui.conftest import ADMIN_PASSWORD, VIEWER_PASSWORD
 from tests.webui.pages.test_admin_screens import eventually
 from tests.webui.pages.test_login import signed_in
+from webui.api import reports as report_routes
 
 pytestmark = pytest.mark.backends("one")
 ADMIN = Actor(name="ada", permissions=frozenset(PERMISSIONS), roles=("Admin",))
@@ -317,3 +318,22 @@ async def test_the_audit_log_narrows_to_an_actor_and_an_action_family(
     await user.should_see("Offline events:", marker="report-summary", retries=30)
     assert device.label == "Device"
     assert not action.visible
+
+
+async def test_a_refused_download_is_answered_as_the_api_answers_it(
+    user: User, database: Database
+) -> None:
+    """An unknown device is a 404, a PDF asked while one is drawn a 429: not all 422."""
+    await _fleet(database)
+    await signed_in(user, "ada", ADMIN_PASSWORD)
+    unknown = await user.http_client.get("/reports/offline-events.csv", params={"device": "nope"})
+    assert unknown.status_code == 404, unknown.text
+    assert "nope" in unknown.json()["detail"]
+    report_routes._drawing.add("another")  # as while another request's PDF is drawn
+    try:
+        busy = await user.http_client.get("/reports/offline-events.pdf")
+    finally:
+        report_routes._drawing.clear()
+    assert busy.status_code == 429, busy.text
+    assert busy.headers["retry-after"] == str(report_routes.DRAWING_RETRY_S)
+    assert await _exports(database) == []
