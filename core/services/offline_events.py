@@ -120,9 +120,16 @@ async def latest(
 
 
 async def overlapping(
-    session: AsyncSession, *, actor: Actor, device_id: str | None, start: datetime, end: datetime
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    device_id: str | None,
+    start: datetime,
+    end: datetime,
+    limit: int | None = None,
 ) -> list[OfflineEvent]:
-    """Offline periods of one device (None: every device) overlapping [start, end), by start.
+    """Offline periods of one device (None: every device) overlapping [start, end), by start
+    (the first ``limit`` of them, if given).
 
     An open period overlaps from its start on: it lasts until it ends.
     """
@@ -133,7 +140,8 @@ async def overlapping(
     )
     if device_id is not None:
         query = query.where(OfflineEvent.device_id == device_id)
-    return list(await session.scalars(query.order_by(OfflineEvent.started_at, OfflineEvent.id)))
+    query = query.order_by(OfflineEvent.started_at, OfflineEvent.id)
+    return list(await session.scalars(query if limit is None else query.limit(limit)))
 
 
 def spans(*, device_id: str | None, start: datetime, end: datetime, now: datetime) -> Subquery:

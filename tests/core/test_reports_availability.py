@@ -142,3 +142,14 @@ async def test_an_unknown_zone_is_refused_by_name(db: Database, name: str) -> No
     with pytest.raises(InvalidError, match=f"unknown time zone '{name}'") as refused:
         await _rows(db, None, "2026-03-10 00:00", "2026-03-11 00:00", name)
     assert refused.value.field == "tz"
+
+
+async def test_more_device_days_than_a_report_holds_asks_to_narrow(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One device over two days is two rows: a bound of two holds them, of one refuses."""
+    monkeypatch.setattr(availability, "MAX_ROWS", 2)
+    assert len(await _rows(db, "mill-01", "2026-03-09 00:00", "2026-03-11 00:00")) == 2
+    monkeypatch.setattr(availability, "MAX_ROWS", 1)
+    with pytest.raises(InvalidError, match=r"asks for 2 rows \(one per device and day\)"):
+        await _rows(db, "mill-01", "2026-03-09 00:00", "2026-03-11 00:00")

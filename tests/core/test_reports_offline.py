@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 
 from core.db.engine import Database
-from core.errors import ForbiddenError, NotFoundError
+from core.errors import ForbiddenError, InvalidError, NotFoundError
 from core.services.actor import Actor
 from core.services.reports import offline, span
 from tests.core.presence_data import (
@@ -162,3 +162,14 @@ async def test_both_permissions_are_needed(db: Database, held: set[str]) -> None
     async with db.session() as session:
         with pytest.raises(ForbiddenError):
             await offline.report(session, actor=actor, device_id=None, span=asked, now=NOW)
+
+
+async def test_more_periods_than_a_report_holds_asks_to_narrow(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three periods on the 10th: a bound of three holds them, a bound of two refuses."""
+    monkeypatch.setattr(offline, "MAX_ROWS", 3)
+    assert len(await _rows(db, "2026-03-10 00:00", "2026-03-11 00:00")) == 3
+    monkeypatch.setattr(offline, "MAX_ROWS", 2)
+    with pytest.raises(InvalidError, match="more than 2 offline periods match"):
+        await _rows(db, "2026-03-10 00:00", "2026-03-11 00:00")

@@ -49,6 +49,9 @@ DEFAULT_ZONE = "UTC"
 # float, no double rounding): 99.125 reads 99.13, as people round by hand.
 PERCENT_PLACES = 2
 _HUNDREDTHS = 100 * 10**PERCENT_PLACES  # 100 %, in hundredths of a percent
+# Device-days a report holds at most: a thousand devices for three months. Each is worked
+# out here, in the request; past this the caller narrows the range or names a device.
+MAX_ROWS = 100_000
 MAX_ZONE_NAME = 64  # the longest IANA name is 32 characters; anything longer is no zone
 
 
@@ -135,6 +138,13 @@ async def report(
         fleet = await devices.list_devices(session, actor=actor)
     else:
         fleet = [await devices.get_device(session, actor=actor, device_id=device_id)]
+    days = sum(1 for _ in _days(span.start, span.end, where))
+    if len(fleet) * days > MAX_ROWS:
+        msg = (
+            f"this asks for {len(fleet) * days:,} rows (one per device and day), more than "
+            f"{MAX_ROWS:,}: choose a shorter period or one device"
+        )
+        raise InvalidError(msg, field="from")
     by_device: dict[str, list[OfflineEvent]] = defaultdict(list)
     for period in await offline_events.overlapping(
         session, actor=actor, device_id=device_id, start=span.start, end=span.end

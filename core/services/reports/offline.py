@@ -24,6 +24,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.errors import InvalidError
 from core.services import devices, offline_events
 from core.services.actor import Actor
 from core.services.reports import Column, Table, Value, require
@@ -42,6 +43,9 @@ COLUMNS = (
     Column("dropped_by_cap", "Dropped by cap", "samples"),
 )
 ALL_DEVICES = "all devices"  # the device filter in words when none is named
+# Periods a report holds at most, as the other reports: each is counted against the samples
+# and gaps, and past this the caller narrows the range or names a device (a 422 saying so).
+MAX_ROWS = 10_000
 
 
 async def _device_words(session: AsyncSession, *, actor: Actor, device_id: str | None) -> str:
@@ -59,8 +63,16 @@ async def report(
     require(actor, "devices:read")
     device = await _device_words(session, actor=actor, device_id=device_id)
     periods = await offline_events.overlapping(
-        session, actor=actor, device_id=device_id, start=span.start, end=span.end
+        session,
+        actor=actor,
+        device_id=device_id,
+        start=span.start,
+        end=span.end,
+        limit=MAX_ROWS + 1,
     )
+    if len(periods) > MAX_ROWS:
+        msg = f"more than {MAX_ROWS:,} offline periods match: choose a shorter period or one device"
+        raise InvalidError(msg, field="from")
     spans = offline_events.spans(device_id=device_id, start=span.start, end=span.end, now=now)
     lasting = select(
         spans.c.key,
