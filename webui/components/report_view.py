@@ -24,7 +24,7 @@ from webui.components.browser_time import ask_zone, zone_abbreviation
 from webui.components.report_catalog import Ask, Report
 from webui.components.report_charts import chart
 from webui.components.report_table import report_table
-from webui.forms import ErrorPlace, allowed, submit
+from webui.forms import ErrorPlace, allowed, submit, view_only
 
 ALL = ""  # the device choice "All devices"
 TIME_FORMAT = "%Y-%m-%d %H:%M"
@@ -128,6 +128,7 @@ class ReportView:
             self.zone = zone
             await self.show()
 
+    @view_only
     def _label_device(self, *_: object) -> None:
         """For the audit log the device is what was acted on: the label says so."""
         self.device.label = "Target device" if _is_audit(self.report.value) else "Device"
