@@ -50,14 +50,22 @@ def action_choices(actions: list[str]) -> dict[str, str]:
     return choices | {a: a for a in actions if "." not in a}
 
 
-def _parse(text: str, zone: tzinfo, field: str) -> datetime | None:
+def typed_time(text: str, zone: tzinfo) -> datetime | None:
+    """A time typed as YYYY-MM-DD HH:MM in ``zone``; None if empty; ValueError in words."""
     if not text.strip():
         return None
     try:
         return datetime.strptime(text.strip(), TIME_FORMAT).replace(tzinfo=zone)
     except ValueError:
         msg = f"write the time as YYYY-MM-DD HH:MM ({zone_name(zone)})"
-        raise ValueError(field, msg) from None
+        raise ValueError(msg) from None
+
+
+def _parse(text: str, zone: tzinfo, field: str) -> datetime | None:
+    try:
+        return typed_time(text, zone)
+    except ValueError as error:
+        raise ValueError(field, str(error)) from None
 
 
 class AuditFilters:

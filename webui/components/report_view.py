@@ -8,7 +8,7 @@ checks ``reports:read`` and the report's own permission; the downloads go throug
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, tzinfo
 from urllib.parse import urlencode
 
 from nicegui import Client, background_tasks, context, ui
@@ -19,7 +19,7 @@ from core.services import reports
 from core.services.actor import Actor
 from core.services.reports import Table, audit_report
 from core.services.reports.cells import asked, zone_name
-from webui.components.audit_filters import ANY, action_choices
+from webui.components.audit_filters import ANY, TIME_FORMAT, action_choices, typed_time
 from webui.components.browser_time import ask_zone, zone_abbreviation
 from webui.components.report_catalog import Ask, Report
 from webui.components.report_charts import chart
@@ -27,18 +27,6 @@ from webui.components.report_table import report_table
 from webui.forms import ErrorPlace, allowed, submit, view_only
 
 ALL = ""  # the device choice "All devices"
-TIME_FORMAT = "%Y-%m-%d %H:%M"
-
-
-def parse_time(text: str, zone: tzinfo) -> datetime | None:
-    """A time typed as YYYY-MM-DD HH:MM in ``zone``; None if empty; ValueError in words."""
-    if not text.strip():
-        return None
-    try:
-        return datetime.strptime(text.strip(), TIME_FORMAT).replace(tzinfo=zone)
-    except ValueError:
-        msg = f"write the time as YYYY-MM-DD HH:MM ({zone_name(zone)})"
-        raise ValueError(msg) from None
 
 
 class ReportView:
@@ -119,7 +107,7 @@ class ReportView:
         with client:
             for field, label in ((self.start, "From"), (self.end, "To")):
                 try:
-                    typed = parse_time(str(field.value or ""), self.zone)
+                    typed = typed_time(str(field.value or ""), self.zone)
                 except ValueError:
                     typed = None
                 if typed is not None:
@@ -144,7 +132,7 @@ class ReportView:
         times = []
         for field in (self.start, self.end):
             try:
-                times.append(parse_time(str(field.value or ""), self.zone))
+                times.append(typed_time(str(field.value or ""), self.zone))
             except ValueError as error:
                 field.error = str(error)
                 return None
