@@ -13,7 +13,18 @@ from alembic import command
 from core.db.engine import create_engine
 from core.settings import to_async_url
 
-ALEMBIC_DIR = Path(__file__).resolve().parents[2] / "alembic"
+
+def _scripts_dir() -> Path:
+    """Where the Alembic history is: inside the installed package, else in the checkout."""
+    # A wheel carries the top-level alembic/ as core.db.alembic (pyproject's package-dir); a
+    # checkout (editable install, tests) has no such directory and reads alembic/ itself.
+    installed = Path(__file__).resolve().parent / "alembic"
+    if (installed / "env.py").is_file():
+        return installed
+    return Path(__file__).resolve().parents[2] / "alembic"
+
+
+ALEMBIC_DIR = _scripts_dir()
 
 
 def alembic_config(url: str) -> Config:
