@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,9 +13,10 @@ from core.mqtt.endpoint import Endpoint
 from core.protocol.signing import VerifyingKey
 from desktop.agent.agent import Agent
 from desktop.agent.config import AgentConfig
-from desktop.agent.sources import Simulated
+from desktop.agent.sources import Simulated, Source
 
 START_SPREAD_S = 2.0  # stations connect over this long, not all in the same millisecond
+SourcesOf = Callable[[int], Sequence[Source]]  # the sources of the station at that index
 
 
 def load_credentials(path: Path) -> dict[str, str]:
@@ -43,14 +44,21 @@ class Fleet:
     """Starts, runs and stops many agents sharing one event loop."""
 
     def __init__(
-        self, credentials: Mapping[str, str], template: AgentConfig, *, seed: int = 0
+        self,
+        credentials: Mapping[str, str],
+        template: AgentConfig,
+        *,
+        seed: int = 0,
+        sources: SourcesOf | None = None,
     ) -> None:
+        """Stations in device-id order; ``sources`` (by that index) default to Simulated."""
+        sources_of = sources or (lambda n: [Simulated(seed=seed + n)])
         self.agents: list[Agent] = []
         try:
             for n, (device_id, password) in enumerate(sorted(credentials.items())):
                 endpoint = replace(template.endpoint, username=device_id, password=password)
                 config = replace(template, device_id=device_id, endpoint=endpoint)
-                self.agents.append(Agent(config, [Simulated(seed=seed + n)]))
+                self.agents.append(Agent(config, sources_of(n)))
         except BaseException:  # a station already running elsewhere, say: let the others go
             for agent in self.agents:
                 agent.close()
