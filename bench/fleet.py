@@ -1,176 +1,326 @@
-"""Fleet benchmark: how many simulated stations one process (one core at most) holds.
+"""Fleet benchmark: N real stations, over a few processes, into one server, at rising rates.
 
-``precisionpulse simulate`` runs many agents in one event loop, each with its own outbox,
-stream and broker connection. This runs N of them at a rate against Mosquitto and the
-server's ingest on PostgreSQL, and measures the fleet process's CPU (share of one core),
-the samples it took against the schedule, and how far the server's acks lag. Next to it,
-in the same run: N bare aiomqtt clients publishing live payloads of the same size at the
-same rate, with no outbox, acks or heartbeats — the raw cost of the MQTT traffic alone.
+What an operator runs: ``precisionpulse serve`` in a process of its own (``bench.
+server_process``) on a PostgreSQL database of the bench's own and its own Mosquitto, every
+station with an account (a password of its own) there and a device row in the database.
+The stations are ``desktop.agent.fleet`` Fleets (what ``precisionpulse simulate`` runs),
+split over ``--processes`` processes, each its own event loop (``bench.fleet_stations``);
+each station samples ``--channels`` channels at the step's rate into its own SQLite outbox
+and sends live over its own connection.
 
-    python -m bench.fleet [--stations 300 --rate 1 --seconds 30]
+Each rate of ``--rates`` is a step with fresh station processes: connect, ``--warmup`` s,
+then ``--seconds`` s measured. Per step: samples taken a second against the schedule,
+acked samples and points a second, the ack lag of the window's samples (taking → the
+server's ack arriving at the station, see ``bench.fleet_stations``; a sample still unacked
+after the grace counts with what it waited), the backlog at the window's start and end,
+and each process's CPU (share of one core) and memory (``bench.usage``): every station
+process, the server, Mosquitto, and PostgreSQL (the backends of the bench's database; its
+other processes apart: on a shared machine they carry other people's work too).
+
+A step is held when the ack lag p99 is within P99_TARGET_MS, samples are taken at
+HELD_SHARE of the schedule or more, and the backlog does not grow past what that lag
+allows. ``--raw`` adds, after each step, bare aiomqtt clients publishing the same samples
+at the same rate from as many processes (``bench.fleet_raw``): the cost of the MQTT traffic
+alone, set against the fleet's CPU. It doubles each step's time, so it is off by default.
+
+    python -m bench.fleet [--devices 1000 --processes 4 --rates 1,2,5,10 --seconds 30]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
-import logging
-import multiprocessing
+import os
+import shutil
+import sys
 import tempfile
 import time
+from array import array
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
+from bench import fleet_raw, fleet_stations
+from bench.command_stations import p50, p99
+from bench.cpu import machine_seconds
+from bench.fleet_parts import STOP_S, Parts
+from bench.server_process import ServerProcess, settings_for
+from bench.stack import DEFAULT_DATABASE, database_of_its_own
+from bench.usage import Group, Use, named_below, postgres_backends, postgres_others, tree, use
+from broker.launcher import embedded_broker
+from core.db.engine import Database
+from core.db.models import Device
+from core.passwords import mosquitto_hash
+from desktop.agent.fleet import new_credentials
+from webui.backbone.server import server_signing_key
 
-from bench.stack import DEFAULT_DATABASE, database_of_its_own, running_stack
-from core.mqtt.endpoint import Endpoint
-from core.protocol import topics
-from core.protocol.telemetry import Sample, encode_batch
-from desktop.agent.fleet import Fleet, new_credentials, template
-from desktop.agent.sources import Simulated
-
-Queue = Any  # multiprocessing.Queue is not subscriptable at runtime
-
-
-def _fleet(port: int, credentials: dict[str, str], rate: float, seconds: float, out: Queue) -> None:
-    """The fleet process: start every station, then measure a steady window."""
-
-    async def run() -> None:
-        data_dir = Path(tempfile.mkdtemp(prefix="pp-fleet-"))
-        fleet = Fleet(credentials, template(Endpoint("127.0.0.1", port), data_dir, rate))
-        await fleet.start()
-        async with asyncio.timeout(60):
-            while fleet.connected() < len(fleet.agents):  # noqa: ASYNC110 (a bench)
-                await asyncio.sleep(0.1)
-        await asyncio.sleep(2)  # past the start-up burst
-        seqs = [agent.state.last_seq for agent in fleet.agents]
-        before = [agent.state.depth for agent in fleet.agents]
-        cpu, wall = time.process_time(), time.perf_counter()
-        await asyncio.sleep(seconds)
-        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        taken = sum(a.state.last_seq - s for a, s in zip(fleet.agents, seqs, strict=True))
-        depth = [agent.state.depth for agent in fleet.agents]
-        await fleet.stop()
-        out.put(
-            {
-                "cpu_share": cpu / wall,
-                "samples_per_s": taken / wall,
-                "max_unacked": max(depth),
-                "mean_unacked": sum(depth) / len(depth),
-                "mean_unacked_before": sum(before) / len(before),
-            }
-        )
-
-    asyncio.run(run())
+SERVER = ("server", "bench-server-secret")
+P99_TARGET_MS = 2_000.0  # issue 18's target: a sample's ack back at its station within 2 s
+HELD_SHARE = 0.98  # of the scheduled samples taken: a station's loop keeping its pace
+GRACE_S = 10.0  # after the window, for its last samples' acks; later ones count as waited
+READY_S = 240.0  # spawn, import, open 250 outboxes and connect them, on a loaded machine
+RAW_WARMUP_S = 3.0  # the bare clients have nothing to settle but their first publishes
 
 
-def _raw(port: int, credentials: dict[str, str], rate: float, seconds: float, out: Queue) -> None:
-    """The baseline process: bare clients publishing a live-sized payload at the same rate."""
+@dataclass(frozen=True)
+class Rig:
+    """What every step stands on: the broker, the stations' accounts, the running server."""
 
-    logging.getLogger("mqtt").setLevel(logging.ERROR)  # "pending publish calls" when busy
-    start, stop = asyncio.Event(), asyncio.Event()
-
-    async def client(device: str, password: str, counts: list[int]) -> None:
-        async with aiomqtt.Client("127.0.0.1", port, username=device, password=password) as mqtt:
-            source, seq = Simulated(), 0
-            await start.wait()
-            next_at = time.monotonic()
-            while not stop.is_set():
-                seq += 1
-                sample = Sample(seq, int(time.time() * 1000), source.read())
-                payload = encode_batch(
-                    device_id=device, stream="raw", origin="live", samples=[sample]
-                )
-                await mqtt.publish(topics.telemetry(device), payload)
-                counts[0] += 1
-                next_at += 1 / rate
-                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-
-    async def run() -> None:
-        counts = [0]
-        tasks = [asyncio.create_task(client(d, p, counts)) for d, p in credentials.items()]
-        await asyncio.sleep(3)  # connected
-        start.set()
-        await asyncio.sleep(2)
-        sent, cpu, wall = counts[0], time.process_time(), time.perf_counter()
-        await asyncio.sleep(seconds)
-        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        out.put({"cpu_share": cpu / wall, "samples_per_s": (counts[0] - sent) / wall})
-        stop.set()  # each client leaves its loop and disconnects cleanly
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    asyncio.run(run())
+    port: int
+    credentials: dict[str, str]
+    key_pem: bytes
+    groups: list[Group]  # the server, the broker, PostgreSQL: read around every window
 
 
-def _in_process(target: Any, *args: Any) -> dict[str, float]:
-    context = multiprocessing.get_context("spawn")
-    out = context.Queue()
-    process = context.Process(target=target, args=(*args, out))
-    process.start()
+async def _register(url: str, workdir: Path, credentials: dict[str, str]) -> bytes:
+    """Every station's device row; the server's public key (PEM), as stations trust it."""
+    settings = settings_for(workdir, url)
+    key = server_signing_key(settings.signing_key_file)  # the key the server will load
+    database = Database(settings.async_database_url)
     try:
-        result: dict[str, float] = out.get(timeout=600)
+        async with database.session() as session:
+            for device_id, password in credentials.items():
+                session.add(Device(id=device_id, mqtt_password_hash=mosquitto_hash(password)))
     finally:
-        process.join(30)
-        if process.is_alive():
-            process.kill()
-    return result
+        await database.close()
+    return key.public_key().to_pem()
 
 
-async def run(args: argparse.Namespace) -> dict[str, float]:
-    """The raw clients, then the fleet, against one stack; returns the figures."""
-    credentials = new_credentials("fleet", args.stations)
-    async with (
-        database_of_its_own(args.database_url) as url,
-        running_stack(url, credentials) as stack,
-    ):
-        common = (stack.port, credentials, args.rate, args.seconds)
-        raw = await asyncio.to_thread(_in_process, _raw, *common)
-        server_cpu = time.process_time()
-        fleet = await asyncio.to_thread(_in_process, _fleet, *common)
-        server_cpu = time.process_time() - server_cpu
+async def _window(
+    parts: Parts, groups: list[Group], warmup_s: float, seconds: float
+) -> tuple[list[dict[str, Any]], dict[str, Use], float]:
+    """One measured window: the processes' figures, each group's use, the machine's busy
+    share (of all its cores)."""
+    start = time.time() + warmup_s
+    end = start + seconds
+    parts.tell((start, end, GRACE_S))
+    await asyncio.sleep(max(0.0, start - time.time()))
+    before, machine = [g.read() for g in groups], machine_seconds()
+    await asyncio.sleep(max(0.0, end - time.time()))
+    after, machine_after = [g.read() for g in groups], machine_seconds()
+    wall = seconds + (time.time() - end)
+    uses = {g.name: use(b, a, wall) for g, b, a in zip(groups, before, after, strict=True)}
+    busy = (machine_after[0] - machine[0]) / max(1e-9, machine_after[1] - machine[1])
+    answers = await parts.answers("figures", GRACE_S + 120)
+    await parts.answers("stopped", STOP_S)
+    return [answer[1] for answer in answers], uses, busy
+
+
+async def step(rig: Rig, args: argparse.Namespace, rate: float) -> dict[str, Any]:
+    """One rate: fresh station processes, connected, warmed up, measured, stopped."""
+    load = os.getloadavg()[0]
+    _progress(f"{rate:g} Hz: starting {len(rig.credentials)} stations (load {load:.2f})")
+    parts = Parts(
+        fleet_stations.process,
+        rig.port,
+        rig.credentials,
+        args.processes,
+        rig.key_pem,
+        rate,
+        args.channels,
+    )
+    try:
+        ready = await parts.answers("ready", READY_S)
+        _progress(f"{rate:g} Hz: {sum(a[1] for a in ready)} connected; measuring")
+        fleets = [Group(f"fleet_{n}", partial(tree, pid)) for n, pid in enumerate(parts.pids, 1)]
+        answers, uses, busy = await _window(parts, fleets + rig.groups, args.warmup, args.seconds)
+    finally:
+        await asyncio.to_thread(parts.stop)
+    figures = _figures(args, rate, ready, answers, uses)
+    figures |= {"load_avg_1m_at_start": load, "machine_busy_share": busy}
+    if args.raw:
+        figures["raw"] = await _raw(rig, args, rate)
+        figures["fleet_vs_raw_cpu"] = figures["cpu"]["fleets"] / figures["raw"]["cpu"]["raws"]
+    _progress(f"{rate:g} Hz: {_line(figures)}")
+    return figures
+
+
+async def _raw(rig: Rig, args: argparse.Namespace, rate: float) -> dict[str, Any]:
+    """The bare clients at the same rate, measured over a window as long."""
+    parts = Parts(fleet_raw.process, rig.port, rig.credentials, args.processes, rate, args.channels)
+    try:
+        await parts.answers("ready", READY_S)
+        raws = [Group(f"raw_{n}", partial(tree, pid)) for n, pid in enumerate(parts.pids, 1)]
+        answers, uses, _ = await _window(parts, raws + rig.groups, RAW_WARMUP_S, args.seconds)
+    finally:
+        await asyncio.to_thread(parts.stop)
+    sent = sum(a["sent"] for a in answers) / max(a["window_s"] for a in answers)
+    cpu = {name: u.cpu_share for name, u in uses.items()}
+    cpu["raws"] = sum(u.cpu_share for name, u in uses.items() if name.startswith("raw_"))
+    return {"samples_per_s": sent, "cpu": cpu}
+
+
+def _figures(
+    args: argparse.Namespace,
+    rate: float,
+    ready: list[tuple[Any, ...]],
+    answers: list[dict[str, Any]],
+    uses: dict[str, Use],
+) -> dict[str, Any]:
+    """One step's figures from the processes' answers and the groups' use."""
+    lags = array("d")
+    for answer in answers:
+        lags.frombytes(answer["lags"])
+    lags_ms = sorted(lag * 1000 for lag in lags)
+    window = max(a["window_s"] for a in answers)
+    scheduled = len(args.credentials) * rate
+    taken = sum(a["taken"] for a in answers) / window
+    acked = sum(a["acked"] for a in answers) / window
+    backlog_start = sum(a["backlog_start"] for a in answers)
+    backlog_end = sum(a["backlog_end"] for a in answers)
+    lag_p99 = p99(lags_ms)
+    growing = backlog_end > backlog_start + scheduled * P99_TARGET_MS / 1000
+    cpu = {name: u.cpu_share for name, u in uses.items()}
+    cpu["fleets"] = sum(u.cpu_share for name, u in uses.items() if name.startswith("fleet_"))
     return {
-        "stations": args.stations,
-        "rate_hz": args.rate,
-        "fleet_cpu_share_of_a_core": fleet["cpu_share"],
-        "raw_clients_cpu_share_of_a_core": raw["cpu_share"],
-        "fleet_vs_raw_cpu": fleet["cpu_share"] / raw["cpu_share"],
-        "fleet_samples_per_s": fleet["samples_per_s"],
-        "raw_samples_per_s": raw["samples_per_s"],
-        "scheduled_samples_per_s": args.stations * args.rate,
-        "max_unacked_samples": fleet["max_unacked"],
-        "mean_unacked_samples": fleet["mean_unacked"],
-        "mean_unacked_samples_at_start": fleet["mean_unacked_before"],
-        "server_cpu_seconds_during_fleet": server_cpu,
+        "rate_hz": rate,
+        "connected": sum(a[1] for a in ready),
+        "connect_s": max(a[2] for a in ready),
+        "scheduled_samples_per_s": scheduled,
+        "samples_per_s": taken,
+        "share_of_schedule": taken / scheduled,
+        "acked_samples_per_s": acked,
+        "points_per_s": acked * args.channels,
+        "ack_lag_p50_ms": p50(lags_ms),
+        "ack_lag_p99_ms": lag_p99,
+        "ack_lag_max_ms": lags_ms[-1] if lags_ms else float("nan"),
+        "lagged_samples": len(lags_ms),
+        "unacked_after_grace": sum(a["unacked"] for a in answers),
+        "stations_acked": sum(a["stations_acked"] for a in answers),
+        "backlog_start": backlog_start,
+        "backlog_end": backlog_end,
+        "backlog_growing": growing,
+        "station_loop_lag_p99_ms": max(a["loop_lag_p99_ms"] for a in answers),
+        "cpu": cpu,
+        "rss_mb": {name: u.rss_mb for name, u in uses.items()},
+        "pss_mb": {name: u.pss_mb for name, u in uses.items()},
+        "busiest": max((n for n in uses), key=lambda n: uses[n].cpu_share),
+        "held": lag_p99 <= P99_TARGET_MS and taken >= HELD_SHARE * scheduled and not growing,
     }
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Start the database, broker and server; every step; stop everything, on error too."""
+    began = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="pp-bench-fleet-"))
+    args.credentials = new_credentials("fleet", args.devices)
+    steps: list[dict[str, Any]] = []
+    async with contextlib.AsyncExitStack() as stack:
+        url = await stack.enter_async_context(database_of_its_own(args.database_url))
+        database = url.rsplit("/", 1)[1]
+        broker = await stack.enter_async_context(
+            embedded_broker(
+                workdir / "broker",
+                users={SERVER[0]: SERVER[1], **args.credentials},
+                prefer="mosquitto",
+            )
+        )
+        if broker.kind != "mosquitto":
+            msg = "the fleet bench needs Mosquitto (apt-get install mosquitto)"
+            raise RuntimeError(msg)
+        _progress(f"registering {args.devices} stations ({workdir})")
+        key_pem = await _register(url, workdir, args.credentials)
+        server = ServerProcess(
+            workdir, settings_for(workdir, url), broker_url=broker.url, account=SERVER
+        )
+        stack.callback(server.stop)
+        await asyncio.to_thread(server.wait_until_linked)
+        me = os.getpid()
+        groups = [
+            Group("server", lambda: tree(server.pid)),
+            Group("mosquitto", lambda: named_below(me, "mosquitto")),
+            Group("postgres_backends", lambda: postgres_backends(database)),
+            Group("postgres_other", lambda: postgres_others(database)),
+        ]
+        rig = Rig(broker.port, args.credentials, key_pem, groups)
+        for rate in args.rates:
+            steps.append(await step(rig, args, rate))
+    shutil.rmtree(workdir, ignore_errors=True)
+    held = [s["rate_hz"] for s in steps if s["held"]]
+    return {
+        "devices": args.devices,
+        "processes": args.processes,
+        "channels": args.channels,
+        "warmup_s": args.warmup,
+        "seconds": args.seconds,
+        "p99_target_ms": P99_TARGET_MS,
+        "held_rates_hz": held,
+        "highest_rate_held_hz": max(held, default=0),
+        "steps": steps,
+        "run_s": time.monotonic() - began,
+    }
+
+
+def _line(s: dict[str, Any]) -> str:
+    cpu = "  ".join(f"{k} {v:.0%}" for k, v in s["cpu"].items() if not k.startswith("fleet_"))
+    return (
+        f"{s['samples_per_s']:,.0f}/{s['scheduled_samples_per_s']:,.0f} samples/s, "
+        f"{s['points_per_s']:,.0f} points/s acked, ack lag p50 {s['ack_lag_p50_ms']:.0f} ms "
+        f"p99 {s['ack_lag_p99_ms']:.0f} ms, backlog {s['backlog_start']}→{s['backlog_end']}, "
+        f"CPU {cpu}; held {s['held']}"
+    )
+
+
+def summary(line: dict[str, Any]) -> None:
+    """Print each step's figures for a person."""
+    print(
+        f"fleet: {line['devices']} stations x {line['channels']} channels over "
+        f"{line['processes']} processes, {line['seconds']:g} s measured a step"
+    )
+    for s in line["steps"]:
+        print(f"  {s['rate_hz']:g} Hz (load {s['load_avg_1m_at_start']:.2f}): {_line(s)}")
+        memory = "  ".join(f"{k} {v:.0f}" for k, v in s["rss_mb"].items())
+        print(
+            f"      RSS MB {memory}; PostgreSQL backends PSS {s['pss_mb']['postgres_backends']:.0f}"
+        )
+        if "raw" in s:
+            print(
+                f"      bare clients {s['raw']['samples_per_s']:,.0f} samples/s at "
+                f"{s['raw']['cpu']['raws']:.0%} of a core: the fleet {s['fleet_vs_raw_cpu']:.1f}x"
+            )
+    target = f"p99 ≤ {P99_TARGET_MS:.0f} ms, ≥ {HELD_SHARE:.0%} of schedule"
+    print(f"  held ({target}): {line['held_rates_hz']}")
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def _progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 def main() -> None:
     """Parse arguments, run, print a summary and the JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stations", type=int, default=300)
-    parser.add_argument("--rate", type=float, default=1.0, help="samples a second, each")
-    parser.add_argument("--seconds", type=float, default=30, help="measured window")
+    parser.add_argument("--devices", "--stations", type=int, default=1000)
+    parser.add_argument("--processes", type=int, default=4, help="processes the stations share")
+    parser.add_argument("--rates", default="1", help="samples a second each, a step per rate")
+    parser.add_argument("--channels", type=int, default=10, help="channels a sample")
+    parser.add_argument("--warmup", type=float, default=10, help="seconds before each window")
+    parser.add_argument("--seconds", type=float, default=30, help="each step's window")
+    parser.add_argument("--raw", action="store_true", help="bare clients after each step")
     parser.add_argument("--database-url", default=DEFAULT_DATABASE)
     args = parser.parse_args()
-    figures = asyncio.run(run(args))
-    print(f"fleet: {args.stations} stations at {args.rate:g} Hz, {args.seconds:g} s measured")
-    print(
-        f"  fleet process  {figures['fleet_cpu_share_of_a_core']:6.1%} of a core, "
-        f"{figures['fleet_samples_per_s']:,.0f} samples/s "
-        f"(scheduled {figures['scheduled_samples_per_s']:,.0f})"
-    )
-    print(
-        f"  raw clients    {figures['raw_clients_cpu_share_of_a_core']:6.1%} of a core, "
-        f"{figures['raw_samples_per_s']:,.0f} messages/s"
-    )
-    print(
-        f"  fleet / raw CPU {figures['fleet_vs_raw_cpu']:.2f}; unacked at the end: "
-        f"max {figures['max_unacked_samples']:.0f}, mean {figures['mean_unacked_samples']:.1f} "
-        f"(mean {figures['mean_unacked_samples_at_start']:.1f} at the start)"
-    )
-    print(json.dumps({k: round(v, 4) for k, v in figures.items()}))
+    try:
+        args.rates = [float(r) for r in args.rates.split(",")]
+    except ValueError:
+        parser.error("--rates: numbers separated by commas, e.g. 1,2,5,10")
+    if args.devices < 1 or args.processes < 1 or args.channels < 1 or min(args.rates) <= 0:
+        parser.error("--devices, --processes, --channels and every rate must be positive")
+    args.processes = min(args.processes, args.devices)
+    line = asyncio.run(run(args))
+    summary(line)
+    print(json.dumps(_rounded(line)))
 
 
 if __name__ == "__main__":
