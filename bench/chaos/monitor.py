@@ -1,0 +1,75 @@
+"""Watches the stations through a run: backlog over time, and when each fault was recovered.
+
+Every TICK_S it reads each station's outbox (read-only) and notes its backlog, the samples
+committed and not yet acked by the server (last seq minus acked seq). The run is *healthy* when
+every process runs (database, broker, server, each station) and every station's backlog is
+at most ``backlog_ok``: its acked watermark has caught up with its live seq. A fault is
+recovered at the first healthy tick after it was cleared; with overlapping faults that is
+when the whole run is healthy again, whichever fault held it back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from bench.chaos.faults import Fault
+from bench.chaos.stage import Stage
+
+TICK_S = 0.5  # fine enough for recovery times of seconds; an outbox read costs ~1 ms
+
+
+@dataclass
+class Tick:
+    """The stations at one moment: seconds since the start, each backlog, healthy or not."""
+
+    at: float
+    backlogs: list[int]
+    healthy: bool
+
+
+@dataclass
+class Monitor:
+    """Samples the stations until stopped; marks faults recovered."""
+
+    stage: Stage
+    started: float
+    backlog_ok: int
+    faults: list[Fault] = field(default_factory=list)
+    ticks: list[Tick] = field(default_factory=list)
+
+    def now(self) -> float:
+        """Seconds since the run started."""
+        return time.monotonic() - self.started
+
+    async def tick(self) -> Tick:
+        """Read every outbox once; note the tick and mark the faults it recovers."""
+        summaries = await asyncio.to_thread(lambda: [s.outbox() for s in self.stage.stations])
+        backlogs = [0 if s is None else s.last_seq - s.acked_seq for s in summaries]
+        stage = self.stage
+        up = (
+            stage.server_running
+            and stage.broker.running
+            and stage.cluster.running
+            and all(s.running for s in stage.stations)
+        )
+        healthy = up and all(b <= self.backlog_ok for b in backlogs) and None not in summaries
+        tick = Tick(round(self.now(), 2), backlogs, healthy)
+        self.ticks.append(tick)
+        if healthy:
+            for fault in self.faults:
+                if fault.cleared_at is not None and fault.recovered_at is None:
+                    fault.recovered_at = tick.at
+        return tick
+
+    async def run(self) -> None:
+        """Tick until cancelled."""
+        while True:
+            await self.tick()
+            await asyncio.sleep(TICK_S)
+
+    @property
+    def max_backlog(self) -> int:
+        """The deepest backlog any station had."""
+        return max((max(t.backlogs, default=0) for t in self.ticks), default=0)
