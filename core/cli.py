@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import provision_cli
 from core.db import migrations
 from core.db.engine import UnsupportedDatabaseError
 from core.errors import DomainError, InvalidError
@@ -46,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     # so core never imports them.
     for plugin in entry_points(group=COMMAND_GROUP):
         plugin.load()(commands)
+    provision_cli.register(commands)  # what a deployment's init job runs
 
     db = commands.add_parser("db", help="database schema").add_subparsers(
         dest="action", required=True
