@@ -159,19 +159,24 @@ class Outbox:
         numbered = [
             Sample(self._next_seq + n, ts, values) for n, (ts, values) in enumerate(samples)
         ]
+        next_seq, depth = self._next_seq + len(numbered), self._depth + len(numbered)
+        dropped = 0
         with self._transaction():
             self._db.executemany(
                 "INSERT INTO outbox (seq, ts, vals) VALUES (?, ?, ?)",
                 [(s.seq, s.ts, _encode(dict(s.values))) for s in numbered],
             )
-            self._next_seq += len(numbered)
-            self._set_meta("next_seq", str(self._next_seq))
-            self._depth += len(numbered)
-            if self._depth > self.max_rows:
-                self._drop_oldest(self._depth - self.max_rows)
+            self._set_meta("next_seq", str(next_seq))
+            if depth > self.max_rows:
+                dropped = self._drop_oldest(depth - self.max_rows)
+        # Only once committed: a full disk fails the COMMIT, and seqs counted before it would
+        # be skipped by the next sample, a gap no row or drop report ever accounts for.
+        self._next_seq, self._depth = next_seq, depth - dropped
+        self.dropped_total += dropped
         return numbered
 
-    def _drop_oldest(self, count: int) -> None:
+    def _drop_oldest(self, count: int) -> int:
+        """Delete the ``count`` oldest rows and record their range; returns how many went."""
         rows = self._db.execute(
             "SELECT min(seq), max(seq), count(*) FROM "
             "(SELECT seq FROM outbox ORDER BY seq LIMIT ?)",
@@ -189,8 +194,7 @@ class Outbox:
                 "INSERT INTO drops (first_seq, last_seq, count, reason) VALUES (?, ?, ?, ?)",
                 (first, last, dropped, "outbox_cap"),
             )
-        self._depth -= dropped
-        self.dropped_total += dropped
+        return dropped
 
     # -- reading and acknowledging -----------------------------------------------------------
 
@@ -217,8 +221,8 @@ class Outbox:
         with self._transaction():
             gone = self._db.execute("DELETE FROM outbox WHERE seq <= ?", (acked_seq,)).rowcount
             self._db.execute("DELETE FROM drops WHERE last_seq <= ?", (acked_seq,))
-            self.acked_seq = acked_seq
             self._set_meta("acked_seq", str(acked_seq))
+        self.acked_seq = acked_seq  # once committed: a failed delete is asked again by the next ack
         self._depth -= gone
         return int(gone)
 

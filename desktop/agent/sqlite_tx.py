@@ -15,11 +15,17 @@ from collections.abc import Iterator
 
 @contextlib.contextmanager
 def immediate(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK when the block raises."""
+    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK when the block or the COMMIT raises.
+
+    On a full disk (SQLITE_FULL) or an I/O error SQLite may already have rolled back, or may
+    not have: roll back only a transaction still open, so the error raised is the real one
+    and the connection is never left inside a transaction every later BEGIN would refuse.
+    """
     db.execute("BEGIN IMMEDIATE")
     try:
         yield db
+        db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise
-    db.execute("COMMIT")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,3 +75,69 @@ def test_the_replay_reads_beside_a_write_in_progress(tmp_path: Path) -> None:
     writer.execute("COMMIT")
     assert [s.seq for s in outbox.pending(0, 10)] == [1, 2]
     outbox.close()
+
+
+class _FullDisk:
+    """The outbox's writing connection on a full disk: every COMMIT fails with SQLITE_FULL.
+
+    As measured on a tmpfs with no space left (bench.chaos.station.SmallDisk): the rows go
+    into the page cache, the COMMIT cannot append them to the WAL, and SQLite rolls the
+    transaction back; its documentation also allows it to stay open (``rolls_back=False``).
+    """
+
+    def __init__(self, db: sqlite3.Connection, *, rolls_back: bool) -> None:
+        self._db, self._rolls_back = db, rolls_back
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql == "COMMIT":
+            if self._rolls_back:
+                self._db.execute("ROLLBACK")
+            msg = "database or disk is full"
+            raise sqlite3.OperationalError(msg)
+        return self._db.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+
+@pytest.mark.parametrize("rolls_back", [True, False], ids=["rolled-back", "left-open"])
+def test_a_full_disk_uses_up_no_seq_and_the_outbox_goes_on_when_space_returns(
+    tmp_path: Path, rolls_back: bool
+) -> None:
+    """Samples a full disk refuses get no seq: the next stored one follows the last stored
+    one, so no seq is ever missing without a row or a drop report (the server's ack
+    watermark would wait for it for ever). A refused ack deletes nothing and is asked again."""
+    outbox = Outbox(tmp_path / "o.db")
+    outbox.append([(n, VALUES) for n in range(3)])
+    real = outbox._db
+    outbox._db = _FullDisk(real, rolls_back=rolls_back)  # type: ignore[assignment]
+    for n in range(5):
+        with pytest.raises(sqlite3.OperationalError, match="full"):
+            outbox.append([(n, VALUES)])
+    with pytest.raises(sqlite3.OperationalError, match="full"):
+        outbox.acknowledge(2)
+    assert (outbox.next_seq, outbox.depth, outbox.acked_seq) == (4, 3, 0)
+    outbox._db = real  # space again
+    assert [s.seq for s in outbox.append([(9, VALUES)])] == [4]
+    assert outbox.acknowledge(2) == 2
+    assert [s.seq for s in outbox.pending(0, 10)] == [3, 4]
+    assert (outbox.depth, outbox.acked_seq) == (2, 2)
+    outbox.close()
+    assert [s.seq for s in Outbox(tmp_path / "o.db").pending(0, 10)] == [3, 4]
+
+
+def test_a_full_disk_while_the_cap_drops_reports_nothing_it_did_not_drop(
+    tmp_path: Path,
+) -> None:
+    """A drop of the oldest rows that a full disk undoes is neither counted nor reported."""
+    outbox = Outbox(tmp_path / "o.db", max_rows=2, policy=CapPolicy.DROP_OLDEST)
+    outbox.append([(n, VALUES) for n in range(2)])
+    real = outbox._db
+    outbox._db = _FullDisk(real, rolls_back=True)  # type: ignore[assignment]
+    with pytest.raises(sqlite3.OperationalError, match="full"):
+        outbox.append([(9, VALUES)])
+    outbox._db = real
+    assert (outbox.dropped_total, outbox.depth, outbox.dropped()) == (0, 2, [])
+    assert [s.seq for s in outbox.append([(9, VALUES)])] == [3]
+    assert outbox.dropped() == [DroppedRange(1, 1, 1, "outbox_cap")]
+    assert (outbox.dropped_total, outbox.depth) == (1, 2)
