@@ -47,6 +47,7 @@ from bench import fleet_raw, fleet_stations
 from bench.command_stations import p50, p99
 from bench.cpu import machine_seconds
 from bench.fleet_parts import STOP_S, Parts
+from bench.server_metrics import rates, scrape
 from bench.server_process import ServerProcess, settings_for
 from bench.stack import DEFAULT_DATABASE, database_of_its_own
 from bench.usage import Group, Use, named_below, postgres_backends, postgres_others, tree, use
@@ -63,6 +64,7 @@ HELD_SHARE = 0.98  # of the scheduled samples taken: a station's loop keeping it
 GRACE_S = 10.0  # after the window, for its last samples' acks; later ones count as waited
 READY_S = 240.0  # spawn, import, open 250 outboxes and connect them, on a loaded machine
 RAW_WARMUP_S = 3.0  # the bare clients have nothing to settle but their first publishes
+WINDOW_LEAD_S = 0.5  # a window starts this long after it is told: every process has heard it
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class Rig:
     port: int
     credentials: dict[str, str]
     key_pem: bytes
+    server_url: str
     groups: list[Group]  # the server, the broker, PostgreSQL: read around every window
 
 
@@ -89,24 +92,34 @@ async def _register(url: str, workdir: Path, credentials: dict[str, str]) -> byt
     return key.public_key().to_pem()
 
 
-async def _window(
-    parts: Parts, groups: list[Group], warmup_s: float, seconds: float
-) -> tuple[list[dict[str, Any]], dict[str, Use], float]:
-    """One measured window: the processes' figures, each group's use, the machine's busy
-    share (of all its cores)."""
-    start = time.time() + warmup_s
+@dataclass(frozen=True)
+class Window:
+    """One measured window: the processes' figures, each group's use, the server's counters'
+    rates, and the machine's busy share (of all its cores)."""
+
+    answers: list[dict[str, Any]]
+    uses: dict[str, Use]
+    server: dict[str, float]
+    busy: float
+
+
+async def _window(parts: Parts, rig: Rig, groups: list[Group], seconds: float) -> Window:
+    """Tell the processes a window starting now, read every group around it."""
+    start = time.time() + WINDOW_LEAD_S
     end = start + seconds
     parts.tell((start, end, GRACE_S))
     await asyncio.sleep(max(0.0, start - time.time()))
     before, machine = [g.read() for g in groups], machine_seconds()
+    scraped = await asyncio.to_thread(scrape, rig.server_url)
     await asyncio.sleep(max(0.0, end - time.time()))
     after, machine_after = [g.read() for g in groups], machine_seconds()
     wall = seconds + (time.time() - end)
+    server = rates(scraped, await asyncio.to_thread(scrape, rig.server_url), wall)
     uses = {g.name: use(b, a, wall) for g, b, a in zip(groups, before, after, strict=True)}
     busy = (machine_after[0] - machine[0]) / max(1e-9, machine_after[1] - machine[1])
     answers = await parts.answers("figures", GRACE_S + 120)
     await parts.answers("stopped", STOP_S)
-    return [answer[1] for answer in answers], uses, busy
+    return Window([answer[1] for answer in answers], uses, server, busy)
 
 
 async def step(rig: Rig, args: argparse.Namespace, rate: float) -> dict[str, Any]:
@@ -124,13 +137,21 @@ async def step(rig: Rig, args: argparse.Namespace, rate: float) -> dict[str, Any
     )
     try:
         ready = await parts.answers("ready", READY_S)
-        _progress(f"{rate:g} Hz: {sum(a[1] for a in ready)} connected; measuring")
+        _progress(f"{rate:g} Hz: {sum(a[1] for a in ready)} connected; warming up")
+        parts.tell((args.warmup, args.warmup_max))
+        warm = await parts.answers("warm", args.warmup_max + 60)
+        _progress(f"{rate:g} Hz: backlog {sum(a[1] for a in warm)} after the warm-up; measuring")
         fleets = [Group(f"fleet_{n}", partial(tree, pid)) for n, pid in enumerate(parts.pids, 1)]
-        answers, uses, busy = await _window(parts, fleets + rig.groups, args.warmup, args.seconds)
+        window = await _window(parts, rig, fleets + rig.groups, args.seconds)
     finally:
         await asyncio.to_thread(parts.stop)
-    figures = _figures(args, rate, ready, answers, uses)
-    figures |= {"load_avg_1m_at_start": load, "machine_busy_share": busy}
+    figures = _figures(args, rate, ready, window)
+    figures |= {
+        "warmup_s": max(a[2] for a in warm),
+        "load_avg_1m_at_start": load,
+        "machine_busy_share": window.busy,
+        **window.server,
+    }
     if args.raw:
         figures["raw"] = await _raw(rig, args, rate)
         figures["fleet_vs_raw_cpu"] = figures["cpu"]["fleets"] / figures["raw"]["cpu"]["raws"]
@@ -143,24 +164,26 @@ async def _raw(rig: Rig, args: argparse.Namespace, rate: float) -> dict[str, Any
     parts = Parts(fleet_raw.process, rig.port, rig.credentials, args.processes, rate, args.channels)
     try:
         await parts.answers("ready", READY_S)
+        await asyncio.sleep(RAW_WARMUP_S)
         raws = [Group(f"raw_{n}", partial(tree, pid)) for n, pid in enumerate(parts.pids, 1)]
-        answers, uses, _ = await _window(parts, raws + rig.groups, RAW_WARMUP_S, args.seconds)
+        window = await _window(parts, rig, raws + rig.groups, args.seconds)
     finally:
         await asyncio.to_thread(parts.stop)
+    answers, uses = window.answers, window.uses
     sent = sum(a["sent"] for a in answers) / max(a["window_s"] for a in answers)
     cpu = {name: u.cpu_share for name, u in uses.items()}
     cpu["raws"] = sum(u.cpu_share for name, u in uses.items() if name.startswith("raw_"))
-    return {"samples_per_s": sent, "cpu": cpu}
+    return {"samples_per_s": sent, "cpu": cpu, **window.server}
 
 
 def _figures(
     args: argparse.Namespace,
     rate: float,
     ready: list[tuple[Any, ...]],
-    answers: list[dict[str, Any]],
-    uses: dict[str, Use],
+    window: Window,
 ) -> dict[str, Any]:
     """One step's figures from the processes' answers and the groups' use."""
+    answers, uses = window.answers, window.uses
     lags = array("d")
     for answer in answers:
         lags.frombytes(answer["lags"])
@@ -235,11 +258,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             Group("postgres_backends", lambda: postgres_backends(database)),
             Group("postgres_other", lambda: postgres_others(database)),
         ]
-        rig = Rig(broker.port, args.credentials, key_pem, groups)
+        rig = Rig(broker.port, args.credentials, key_pem, server.url, groups)
         for rate in args.rates:
             steps.append(await step(rig, args, rate))
-    shutil.rmtree(workdir, ignore_errors=True)
     held = [s["rate_hz"] for s in steps if s["held"]]
+    if len(held) == len(steps):
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:  # what the server said while it did not keep up
+        _progress(f"the server's log is kept: {workdir / 'server.log'}")
     return {
         "devices": args.devices,
         "processes": args.processes,
@@ -306,7 +332,15 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=4, help="processes the stations share")
     parser.add_argument("--rates", default="1", help="samples a second each, a step per rate")
     parser.add_argument("--channels", type=int, default=10, help="channels a sample")
-    parser.add_argument("--warmup", type=float, default=10, help="seconds before each window")
+    parser.add_argument(
+        "--warmup", type=float, default=10, help="seconds at least before each window"
+    )
+    parser.add_argument(
+        "--warmup-max",
+        type=float,
+        default=120,
+        help="seconds at most waiting for the start-up's backlog to be acked",
+    )
     parser.add_argument("--seconds", type=float, default=30, help="each step's window")
     parser.add_argument("--raw", action="store_true", help="bare clients after each step")
     parser.add_argument("--database-url", default=DEFAULT_DATABASE)

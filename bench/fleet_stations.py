@@ -11,10 +11,11 @@ commit to the outbox) to the arrival at its station of the server's ack that cov
 (the station's router has decoded it; the outbox deletes the rows right after). The server
 acks after its commit, so this is taking → stored → told, end to end.
 
-The process answers on its results queue: ``ready`` once every station is connected; then,
-told a window (wall-clock times, the same clock for every process of the machine), the
-window's figures once the window's samples are acked or the grace is over; then it stops
-every station and says ``stopped``.
+The process answers on its results queue: ``ready`` once every station is connected;
+``warm`` once the start-up's backlog is acked (or the most it may wait is over); then, told
+a window (wall-clock times, one clock for every process of the machine), the window's
+figures once its samples are acked or the grace is over; then it stops every station and
+says ``stopped``.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from desktop.agent.fleet import Fleet, template
 Queue = Any  # multiprocessing's queues are not subscriptable types at runtime
 CONNECT_S = 120.0  # 250 stations a process connecting on a 2-core box shared with the rest
 POLL_S = 0.1  # how often the grace looks whether the window's samples are all acked
+WARM_S = 2.0  # a settled station's backlog: the samples of its last 2 s (the lag target)
 TICK_S = 0.05  # the loop-lag probe's period: how late a timer fires says how busy the loop is
 
 
@@ -158,12 +160,28 @@ async def _run(
                 while fleet.connected() < len(fleet.agents):  # noqa: ASYNC110 (a bench)
                     await asyncio.sleep(POLL_S)
         results.put(("ready", fleet.connected(), time.monotonic() - began))
+        least_s, most_s = await asyncio.to_thread(commands.get)
+        results.put(("warm", *await _warm(fleet, rate_hz, least_s, most_s)))
         start, end, grace_s = await asyncio.to_thread(commands.get)
         results.put(("figures", await _window(fleet, timings, lags, start, end, grace_s)))
     finally:
         await fleet.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
     results.put(("stopped",))
+
+
+async def _warm(fleet: Fleet, rate_hz: float, least_s: float, most_s: float) -> tuple[int, float]:
+    """Past the start-up: ``least_s``, then until the backlog is down to WARM_S of samples a
+    station (what the connects' replays left is acked), ``most_s`` at most. The backlog
+    left and the seconds waited."""
+    began = time.monotonic()
+    await asyncio.sleep(least_s)
+    settled = len(fleet.agents) * max(1.0, rate_hz * WARM_S)
+    backlog = sum(a.state.depth for a in fleet.agents)
+    while backlog > settled and time.monotonic() - began < most_s:
+        await asyncio.sleep(POLL_S)
+        backlog = sum(a.state.depth for a in fleet.agents)
+    return backlog, time.monotonic() - began
 
 
 async def _window(
