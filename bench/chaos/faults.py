@@ -12,12 +12,10 @@ database) at a time, and one fault at a time on each station's process and on ea
 from __future__ import annotations
 
 import asyncio
-import importlib
 import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import asyncpg
 
@@ -66,10 +64,10 @@ LOSS_P = (0.05, 0.3)  # chance each chunk is dropped
 INGEST_WATCH_S = 10.0
 WATCH_APP = "pp-chaos-watch"  # the poller's own connection, left out of what it looks for
 OPEN_INGEST = (
-    "SELECT pid, state, left(query, 80) AS query, "
+    "SELECT pid, state, left(query, 80) AS query, backend_xid::text AS xid, "
     "extract(epoch FROM clock_timestamp() - xact_start) * 1000 AS open_ms "
     "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
-    "AND application_name <> $1 AND xact_start IS NOT NULL "
+    "AND application_name <> $1 AND backend_xid IS NOT NULL "
     "AND state IN ('active', 'idle in transaction') AND query ILIKE '%telemetry_%' LIMIT 1"
 )
 
@@ -78,9 +76,10 @@ OPEN_INGEST = (
 class Fault:
     """One fault: what, on what, when it was planned, injected, cleared and recovered from.
 
-    Times are seconds since the run started. ``recovered_at`` is set by the run's monitor:
-    the first moment after ``cleared_at`` when every station runs and its backlog is under
-    the run's threshold (so its acked watermark has caught up with its live seq).
+    Times are seconds since the run started. ``recovered_at`` is set by the run's monitor
+    (bench.chaos.monitor): the first moment after ``cleared_at`` when the stations it
+    touched run with their backlog under the run's threshold (their acked watermark has
+    caught up with their live seq).
     """
 
     n: int
@@ -92,6 +91,11 @@ class Fault:
     cleared_at: float | None = None
     recovered_at: float | None = None
     detail: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def station(self) -> int | None:
+        """The station a station or proxy fault is on; None for a shared part's."""
+        return int(self.target.rsplit("-", 1)[1]) if self.target.startswith("station-") else None
 
     @property
     def recovery_s(self) -> float | None:
@@ -145,13 +149,17 @@ class Injector:
     @staticmethod
     def index(fault: Fault) -> int:
         """The station a station or proxy fault is on."""
-        return int(fault.target.rsplit("-", 1)[1])
+        assert fault.station is not None, fault
+        return fault.station
 
     async def run(self, fault: Fault) -> None:
         """Wait for the fault's part to be free, inject it, hold it, clear it."""
         async with self._lock(fault):
             fault.started_at = self.now()
             clear = await self._inject(fault)
+            if "skipped" in fault.detail:  # not injected: not counted
+                fault.started_at = None
+                return
             await asyncio.sleep(fault.hold_s)
             await clear()
             fault.cleared_at = self.now()
@@ -184,11 +192,11 @@ class Injector:
             stage.start_station(index, skew_s=self.base_skew_s[index] + skew)
             return self._restarter(index, stop=True)
         if kind == DISK_FULL:
-            fill = _helper("fill_disk")
-            if fill is None:
-                fault.detail = {"skipped": "bench.chaos.station has no fill_disk yet"}
+            disk = stage.disks[index]
+            if disk is None:
+                fault.detail = {"skipped": "no small disk (bench.chaos.station.SmallDisk) here"}
                 return _now(lambda: None)
-            fault.detail = await asyncio.to_thread(fill, station.data_dir)
+            fault.detail = {"bytes_filled": await asyncio.to_thread(disk.fill)}
             return self._unfiller(fault, index)
         if kind == DELAY:
             delay = rng.uniform(*DELAY_S)
@@ -221,9 +229,7 @@ class Injector:
 
     def _unfiller(self, fault: Fault, index: int) -> Callable[[], Awaitable[None]]:
         async def unfill() -> None:
-            undo = fault.detail.pop("undo", None)
-            if callable(undo):
-                await asyncio.to_thread(undo)
+            await asyncio.to_thread(self.stage.disks[index].free)
             station = self.stage.stations[index]
             if not station.running:  # a full disk may have stopped it: start it again
                 fault.detail["station_exited"] = True
@@ -234,34 +240,50 @@ class Injector:
     async def _kill_in_transaction(self) -> dict[str, object]:
         """SIGKILL the server while one of its ingest transactions is open in PostgreSQL.
 
-        The evidence: the backend seen with an open transaction on telemetry tables, how
-        long it had been open, and how long after that sighting the kill was sent.
+        The poller looks for a server backend whose transaction has written (it holds a
+        transaction id) to the telemetry tables, and kills the server at once. The proof it
+        was in the middle: that transaction id's status afterwards is ``aborted`` (a fresh
+        cluster's epoch is 0, so the 32-bit id is the full one).
         """
         watch = await asyncpg.connect(
             self.stage.database_url, server_settings={"application_name": WATCH_APP}
         )
         try:
-            deadline = time.monotonic() + INGEST_WATCH_S
-            polls = 0
+            deadline, polls = time.monotonic() + INGEST_WATCH_S, 0
             while time.monotonic() < deadline:
                 polls += 1
                 row = await watch.fetchrow(OPEN_INGEST, WATCH_APP)
                 if row is not None:
                     seen = time.perf_counter()
-                    self.stage.kill_server()
+                    self.stage.signal_server()
+                    signalled_ms = (time.perf_counter() - seen) * 1000
+                    await asyncio.to_thread(self.stage.kill_server)  # reaped
                     return {
                         "in_transaction": True,
                         "backend_state": row["state"],
                         "query": row["query"],
                         "open_ms": round(float(row["open_ms"]), 2),
-                        "kill_after_seen_ms": round((time.perf_counter() - seen) * 1000, 3),
+                        "kill_after_seen_ms": round(signalled_ms, 3),
+                        "xid": row["xid"],
+                        "xid_status": await _final_status(watch, row["xid"]),
                         "polls": polls,
                     }
                 await asyncio.sleep(0.001)
+            await asyncio.to_thread(self.stage.kill_server)
+            return {"in_transaction": False, "polls": polls}
         finally:
             await watch.close()
-        self.stage.kill_server()
-        return {"in_transaction": False, "polls": polls}
+
+
+async def _final_status(watch: asyncpg.Connection, xid: str) -> str:
+    """The transaction's status once it has ended (committed or aborted), waited for a while."""
+    status = "unknown"
+    for _ in range(100):
+        status = str(await watch.fetchval("SELECT pg_xact_status($1::text::xid8)", xid))
+        if status != "in progress":
+            break
+        await asyncio.sleep(0.05)
+    return status
 
 
 def _now(action: Callable[[], object]) -> Callable[[], Awaitable[None]]:
@@ -269,13 +291,3 @@ def _now(action: Callable[[], object]) -> Callable[[], Awaitable[None]]:
         action()
 
     return clear
-
-
-def _helper(name: str) -> Callable[..., Any] | None:
-    """A function of bench.chaos.station (written beside this suite), None while it is not."""
-    try:
-        module = importlib.import_module("bench.chaos.station")
-    except ImportError:
-        return None
-    found = getattr(module, name, None)
-    return found if callable(found) else None

@@ -3,9 +3,11 @@
 Every TICK_S it reads each station's outbox (read-only) and notes its backlog, the samples
 committed and not yet acked by the server (last seq minus acked seq). The run is *healthy* when
 every process runs (database, broker, server, each station) and every station's backlog is
-at most ``backlog_ok``: its acked watermark has caught up with its live seq. A fault is
-recovered at the first healthy tick after it was cleared; with overlapping faults that is
-when the whole run is healthy again, whichever fault held it back.
+at most ``backlog_ok``: its acked watermark has caught up with its live seq. A fault of a
+shared part (broker, server, database) is recovered at the first healthy tick after it was
+cleared. A fault of one station (its process or its proxy) is recovered at the first tick
+after it was cleared when the shared parts run and *that* station runs with its backlog
+under the threshold: another station's trouble is its own fault's recovery, not this one's.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class Tick:
     at: float
     backlogs: list[int]
     healthy: bool
+    stations_ok: list[bool] = field(default_factory=list)  # each one running, caught up
 
 
 @dataclass
@@ -48,19 +51,19 @@ class Monitor:
         summaries = await asyncio.to_thread(lambda: [s.outbox() for s in self.stage.stations])
         backlogs = [0 if s is None else s.last_seq - s.acked_seq for s in summaries]
         stage = self.stage
-        up = (
-            stage.server_running
-            and stage.broker.running
-            and stage.cluster.running
-            and all(s.running for s in stage.stations)
-        )
-        healthy = up and all(b <= self.backlog_ok for b in backlogs) and None not in summaries
-        tick = Tick(round(self.now(), 2), backlogs, healthy)
+        shared = stage.server_running and stage.broker.running and stage.cluster.running
+        fine = [
+            shared and station.running and summary is not None and backlog <= self.backlog_ok
+            for station, summary, backlog in zip(stage.stations, summaries, backlogs, strict=True)
+        ]
+        tick = Tick(round(self.now(), 2), backlogs, all(fine), fine)
         self.ticks.append(tick)
-        if healthy:
-            for fault in self.faults:
-                if fault.cleared_at is not None and fault.recovered_at is None:
-                    fault.recovered_at = tick.at
+        for fault in self.faults:
+            if fault.cleared_at is None or fault.recovered_at is not None:
+                continue
+            station = fault.station
+            if tick.healthy or (station is not None and fine[station]):
+                fault.recovered_at = tick.at
         return tick
 
     async def run(self) -> None:

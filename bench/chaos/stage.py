@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import os
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench.chaos.cluster import Cluster
 from bench.chaos.proxy import FaultProxy
@@ -25,7 +27,7 @@ from core.db import migrations
 from core.db.engine import Database
 from core.db.models import Device
 from core.passwords import mosquitto_hash
-from core.services import audit_checkpoints, roles, users
+from core.services import audit_checkpoints, device_configs, roles, users
 from webui.backbone.server import server_signing_key
 
 SERVER = ("server", "chaos-server-secret")
@@ -33,6 +35,7 @@ ADMIN = ("admin", "chaos-admin-password")
 # Reads the stations' retained statuses at the end: a server account of its own (the broker
 # binds a client id to its account, so it must not take the server's).
 WATCH = ("chaos-watch", "chaos-watch-secret")
+DISK_MB = 64  # a station's disk: ten minutes at 10 Hz take a few MB; room for its WAL too
 
 
 @dataclass
@@ -44,6 +47,9 @@ class Stage:
     broker: MosquittoProcess
     stations: list[StationProcess]
     proxies: list[FaultProxy] = field(default_factory=list)
+    # Each station's data directory on a small disk of its own (bench.chaos.station), so it
+    # can be filled; None where that cannot be done (mounting needs root).
+    disks: list[Any] = field(default_factory=list)
     server: ServerProcess | None = None
     server_starts: int = 0
 
@@ -68,12 +74,18 @@ class Stage:
         self.server = ServerProcess(home, settings, broker_url=self.broker.url, account=SERVER)
         await asyncio.to_thread(self.server.wait_until_linked)
 
-    def kill_server(self) -> None:
-        """SIGKILL the server's whole group: a crash, no goodbye, no drained ingest."""
+    def signal_server(self) -> None:
+        """Send SIGKILL to the server's whole group (not waiting for it to go)."""
         server = self.server
         if server is not None and server.process.poll() is None:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.process.wait()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(server.pid, signal.SIGKILL)
+
+    def kill_server(self) -> None:
+        """SIGKILL the server's whole group: a crash, no goodbye, no drained ingest."""
+        self.signal_server()
+        if self.server is not None:
+            self.server.process.wait()
 
     @property
     def server_running(self) -> bool:
@@ -106,8 +118,22 @@ class Stage:
         for proxy in self.proxies:
             with contextlib.suppress(Exception):
                 await proxy.stop()
+        for disk in self.disks:
+            if disk is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(disk.__exit__, None, None, None)
         await self.broker.stop()
         await asyncio.to_thread(self.cluster.remove)
+
+
+def _small_disk() -> Any:
+    """bench.chaos.station's SmallDisk when it is there and can mount here; else None."""
+    try:
+        module = importlib.import_module("bench.chaos.station")
+    except ImportError:
+        return None
+    small_disk = getattr(module, "SmallDisk", None)
+    return small_disk if small_disk is not None and small_disk.possible() else None
 
 
 async def _prepare(url: str, workdir: Path, devices: dict[str, str]) -> None:
@@ -125,6 +151,7 @@ async def _prepare(url: str, workdir: Path, devices: dict[str, str]) -> None:
             )
             for device_id, password in devices.items():
                 session.add(Device(id=device_id, mqtt_password_hash=mosquitto_hash(password)))
+                await device_configs.create(session, device_id=device_id)  # UpdateConfig needs it
     finally:
         await database.close()
 
@@ -152,6 +179,12 @@ async def build(workdir: Path, devices: dict[str, str], interval_s: float) -> St
     ]
     stage = Stage(workdir, cluster, broker, stations)
     try:
+        small_disk = _small_disk()
+        for station in stations:
+            disk = small_disk(station.data_dir, size_mb=DISK_MB) if small_disk else None
+            if disk is not None:
+                await asyncio.to_thread(disk.__enter__)
+            stage.disks.append(disk)
         await asyncio.to_thread(cluster.init)
         await _prepare(stage.database_url, workdir, devices)
         await broker.start()

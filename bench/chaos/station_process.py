@@ -24,12 +24,18 @@ from desktop.agent.config import outbox_file
 from desktop.agent.outbox import OutboxSummary, summary
 
 STOP_S = 10.0  # a clean stop says goodbye on the broker; a station past this is killed
-SKEWED = (
-    "import sys, time\n"
+# The agent, its clock moved by argv[1] seconds, its events (replays, links) logged at INFO
+# with wall times: what the report's reader needs to explain a slow recovery.
+WRAPPER = (
+    "import logging, sys, time\n"
     "skew = float(sys.argv.pop(1))\n"
-    "real, real_ns = time.time, time.time_ns\n"
-    "time.time = lambda: real() + skew\n"
-    "time.time_ns = lambda: real_ns() + int(skew * 1e9)\n"
+    "logging.basicConfig(format='%(asctime)s %(levelname)s %(name)s: %(message)s')\n"
+    "for name in ('desktop', 'core'):\n"
+    "    logging.getLogger(name).setLevel(logging.INFO)\n"
+    "if skew:\n"
+    "    real, real_ns = time.time, time.time_ns\n"
+    "    time.time = lambda: real() + skew\n"
+    "    time.time_ns = lambda: real_ns() + int(skew * 1e9)\n"
     "from core.cli import main\n"
     "sys.exit(main(sys.argv[1:]))\n"
 )
@@ -87,10 +93,7 @@ class StationProcess:
             "--source",
             "bench.chaos.source:simulated",
         ]
-        if skew_s:
-            command = [sys.executable, "-c", SKEWED, str(skew_s), *arguments]
-        else:
-            command = [sys.executable, "-m", "core.cli", *arguments]
+        command = [sys.executable, "-c", WRAPPER, str(skew_s), *arguments]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 command,
