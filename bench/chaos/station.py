@@ -120,6 +120,11 @@ def _run(*command: str) -> None:
         raise RuntimeError(msg)
 
 
+def command(skew_s: float = 0.0) -> list[str]:
+    """The start of a station's command line, its clock moved by ``skew_s``: add ``agent …``."""
+    return [sys.executable, "-m", "bench.chaos.station", "--skew-s", repr(skew_s)]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``[--skew-s S] <precisionpulse arguments>``: the command line, its clock moved."""
     parser = argparse.ArgumentParser(

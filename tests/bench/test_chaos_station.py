@@ -8,7 +8,6 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from bench.chaos.station import SmallDisk
+from bench.chaos.station import command as station_command
 from broker.mosquitto_process import free_port
 from desktop.agent.config import outbox_file
 
@@ -46,10 +46,12 @@ def broker_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         process.wait()
 
 
-def _station(data_dir: Path, log: Path, broker_port: int, *skew: str) -> subprocess.Popen[bytes]:
-    """``python -m bench.chaos.station [--skew-s S] agent …``, as the orchestrator runs it."""
+def _station(
+    data_dir: Path, log: Path, broker_port: int, skew_s: float = 0.0
+) -> subprocess.Popen[bytes]:
+    """``python -m bench.chaos.station --skew-s S agent …``, as the orchestrator runs it."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PP_")}
-    command = [sys.executable, "-m", "bench.chaos.station", *skew, "agent", "--device", DEVICE]
+    command = [*station_command(skew_s), "agent", "--device", DEVICE]
     command += ["--password-stdin", "--broker", f"mqtt://127.0.0.1:{broker_port}"]
     command += ["--data-dir", str(data_dir), "--interval", INTERVAL]
     with log.open("ab") as out:
@@ -109,7 +111,7 @@ def test_a_skewed_station_stamps_its_samples_with_its_own_clock(
     """Five minutes ahead: every sample's ts is five minutes past the real time it was taken."""
     data_dir = tmp_path / DEVICE
     before = time.time()
-    process = _station(data_dir, tmp_path / "station.log", broker_port, "--skew-s", str(SKEW_S))
+    process = _station(data_dir, tmp_path / "station.log", broker_port, SKEW_S)
     try:
         _until("three samples", lambda: len(_rows(data_dir)) >= 3, process)
     finally:
