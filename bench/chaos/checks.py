@@ -167,6 +167,9 @@ def untruths(command: CommandEvidence) -> list[str]:
         wrong.append(f"not terminal: {command.state}")
     elif command.state != "succeeded" and not command.detail.strip():
         wrong.append(f"{command.state} without a reason")
+    ended_unapplied = command.state in ("expired", "canceled")
+    if command.kind == "UpdateConfig" and ended_unapplied and command.version_outcome == "applied":
+        wrong.append(f"{command.state}, but the station applied its version")
     if command.kind == "UpdateConfig" and command.state == "succeeded":
         version = command.config_version or 0
         if command.station_config_version < version:

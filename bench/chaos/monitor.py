@@ -4,8 +4,10 @@ Every TICK_S it reads each station's outbox (read-only) and notes its backlog, t
 committed and not yet acked by the server (last seq minus acked seq). The run is *healthy* when
 every process runs (database, broker, server, each station) and every station's backlog is
 at most ``backlog_ok``: its acked watermark has caught up with its live seq. A fault of a
-shared part (broker, server, database) is recovered at the first healthy tick after it was
-cleared. A fault of one station (its process or its proxy) is recovered at the first tick
+shared part (broker, server, database) is recovered at the first tick after it was cleared
+when every process runs and every station is caught up, save the stations under a fault of
+their own (injected, not yet recovered from): theirs is measured on that fault. A fault of one
+station (its process or its proxy) is recovered at the first tick
 after it was cleared when the shared parts run and *that* station runs with its backlog
 under the threshold: another station's trouble is its own fault's recovery, not this one's.
 """
@@ -62,9 +64,25 @@ class Monitor:
             if fault.cleared_at is None or fault.recovered_at is not None:
                 continue
             station = fault.station
-            if tick.healthy or (station is not None and fine[station]):
+            if station is not None:
+                recovered = fine[station]
+            else:
+                excused = self._in_trouble(fault)
+                recovered = shared and all(ok or n in excused for n, ok in enumerate(fine))
+            if recovered:
                 fault.recovered_at = tick.at
         return tick
+
+    def _in_trouble(self, shared: Fault) -> set[int]:
+        """Stations under a fault of their own, injected and not yet recovered from."""
+        return {
+            f.station
+            for f in self.faults
+            if f is not shared
+            and f.station is not None
+            and f.started_at is not None
+            and f.recovered_at is None
+        }
 
     async def run(self) -> None:
         """Tick until cancelled."""

@@ -5,9 +5,9 @@ quietable simulated source at the run's rate, and keeps its outbox in its own di
 ``outbox`` reads that file read-only (``desktop.agent.outbox.summary``): it never waits for
 nor blocks the station, and works while the station is down.
 
-A skewed clock runs the same agent with ``time.time`` (and ``time.time_ns``) moved by
-``skew_s`` before anything is imported: the sampler's timestamps, command deadlines and
-hybrid clock all read that clock, while ``time.monotonic`` (pacing, timeouts) is untouched.
+Every station runs through ``bench.chaos.station``'s wrapper, its wall clock moved by
+``skew_s`` (0: not moved): the sampler's timestamps, command deadlines and hybrid clock all
+read that clock, while ``time.monotonic`` (pacing, timeouts) is untouched.
 """
 
 from __future__ import annotations
@@ -16,29 +16,14 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
+from bench.chaos import station
 from bench.chaos.source import QUIET_ENV
 from desktop.agent.config import outbox_file
 from desktop.agent.outbox import OutboxSummary, summary
 
 STOP_S = 10.0  # a clean stop says goodbye on the broker; a station past this is killed
-# The agent, its clock moved by argv[1] seconds, its events (replays, links) logged at INFO
-# with wall times: what the report's reader needs to explain a slow recovery.
-WRAPPER = (
-    "import logging, sys, time\n"
-    "skew = float(sys.argv.pop(1))\n"
-    "logging.basicConfig(format='%(asctime)s %(levelname)s %(name)s: %(message)s')\n"
-    "for name in ('desktop', 'core'):\n"
-    "    logging.getLogger(name).setLevel(logging.INFO)\n"
-    "if skew:\n"
-    "    real, real_ns = time.time, time.time_ns\n"
-    "    time.time = lambda: real() + skew\n"
-    "    time.time_ns = lambda: real_ns() + int(skew * 1e9)\n"
-    "from core.cli import main\n"
-    "sys.exit(main(sys.argv[1:]))\n"
-)
 
 
 class StationProcess:
@@ -93,7 +78,7 @@ class StationProcess:
             "--source",
             "bench.chaos.source:simulated",
         ]
-        command = [sys.executable, "-c", WRAPPER, str(skew_s), *arguments]
+        command = [*station.command(skew_s), *arguments]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 command,

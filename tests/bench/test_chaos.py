@@ -95,11 +95,13 @@ def _command(state: str, detail: str = "", **extra: object) -> CommandEvidence:
 
 
 def test_commands_must_end_truthfully() -> None:
-    assert command_findings([_command("succeeded"), _command("expired", "not delivered")])["ok"]
+    expired = _command("expired", "not delivered", version_outcome=None)
+    assert command_findings([_command("succeeded"), expired])["ok"]
     assert not command_findings([_command("sent")])["ok"]  # not terminal
     assert not command_findings([_command("failed")])["ok"]  # no reason given
     wrong = command_findings([_command("succeeded", station_config_version=2)])
     assert not wrong["ok"]  # succeeded, yet the station runs an older configuration
+    assert not command_findings([_command("expired", "not delivered")])["ok"]  # yet applied
 
 
 def test_the_schedule_rotates_every_kind_and_repeats_from_its_seed() -> None:
