@@ -168,22 +168,28 @@ async def _run_on(plan: Plan, st: stage.Stage, devices: dict[str, str]) -> dict[
     progress(f"injecting {len(schedule)} faults over {seconds:.0f} s")
     watching = asyncio.create_task(monitor.run())
     ordering = asyncio.create_task(orders.run())
+    trouble: list[str] = []
     try:
         await _inject(plan, injector, schedule)
+    except TimeoutError:
+        trouble.append(f"faults still held {SHUTDOWN_S:.0f} s after the last one started")
     finally:
         ordering.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await ordering
     injected_s = injector.now()
     progress(f"injection over at {injected_s:.0f} s; starting whatever is down, then draining")
-    await _everything_up(plan, st, injector)
+    try:
+        await _everything_up(plan, st, injector)
+    except Exception as error:  # reported: the checks below say what it cost
+        trouble.append(f"starting everything again failed: {type(error).__name__}: {error}")
     watching.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await watching
     drained = await _drain(plan, st, monitor)
     progress(f"drained: {drained}; waiting for the commands to end")
     active = await wait_all_ended(st.database_url, plan.command_timeout_s + COMMAND_GRACE_S)
-    return await _verdict(plan, st, monitor, schedule, orders, drained, active)
+    return await _verdict(plan, st, monitor, schedule, orders, drained, active, trouble)
 
 
 async def _verdict(
@@ -194,6 +200,7 @@ async def _verdict(
     orders: Orders,
     drained: dict[str, bool],
     active: int,
+    trouble: list[str],
 ) -> dict[str, Any]:
     """Read everything, check it, and put the result together."""
     stations = {
@@ -237,6 +244,7 @@ async def _verdict(
     ]
     if active:
         problems.append(f"{active} commands still not ended")
+    problems += trouble
     recovery = report.recovery_figures(injected)
     result: dict[str, Any] = {
         "faults": len(injected),
