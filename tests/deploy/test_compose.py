@@ -116,6 +116,14 @@ def test_every_service_has_a_healthcheck_and_a_restart_policy(config: dict[str, 
         assert service.get("restart") == "unless-stopped", name
 
 
+def test_our_image_is_built_wherever_it_runs(config: dict[str, Any]) -> None:
+    """Every service on the project's image builds it: `up` never looks for it in a registry."""
+    ours = {n: s for n, s in config["services"].items() if s["image"] == "precisionpulse"}
+    assert set(ours) == {"init", "server", "stations"}
+    for name, service in ours.items():
+        assert Path(service["build"]["context"]) == COMPOSE.parent, name
+
+
 def test_dependencies_name_their_condition(config: dict[str, Any]) -> None:
     """Every depends_on says what to wait for; the init job is waited for to complete."""
     for name, service in config["services"].items():
