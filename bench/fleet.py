@@ -218,6 +218,8 @@ def _figures(
         "backlog_growing": growing,
         "station_loop_lag_p99_ms": max(a["loop_lag_p99_ms"] for a in answers),
         "cpu": cpu,
+        # Each process's CPU a sample taken: what a sample costs where (the box's budget).
+        "cpu_ms_per_sample": {k: 1000 * v / max(taken, 1e-9) for k, v in cpu.items()},
         "rss_mb": {name: u.rss_mb for name, u in uses.items()},
         "pss_mb": {name: u.pss_mb for name, u in uses.items()},
         "busiest": max((n for n in uses), key=lambda n: uses[n].cpu_share),
