@@ -62,6 +62,7 @@ def test_the_secrets_are_required() -> None:
     assert _required() == [
         "POSTGRES_PASSWORD",
         "PP_ADMIN_PASSWORD",
+        "PP_METRICS_TOKEN",
         "PP_MQTT_SERVER_PASSWORD",
         "PP_SECRET_KEY",
     ]
