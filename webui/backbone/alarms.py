@@ -14,6 +14,11 @@ checked after it) and again for a device when its desired configuration changes
 Pages read ``active``/``count``/``revision``, from memory, changed once the write has
 committed (as the hub shows only what is stored); ``changes`` names each device whose
 alarms changed.
+
+With several server replicas each checks the samples it ingested and writes their
+transitions; ``stored`` names the devices of each write once committed, and the fan-out
+tells the other replicas, which ``read_again`` those devices (thresholds too, when another
+replica changed a desired configuration) from the database: the truth, never their guess.
 """
 
 from __future__ import annotations
@@ -64,6 +69,8 @@ class Alarms:
         self._held = 0  # samples in them
         # The id of each device whose active alarms changed, once the change is stored.
         self.changes: Listeners[str] = Listeners("alarm changes")
+        # The devices of each write this server stored (not of a read): for other replicas.
+        self.stored: Listeners[list[str]] = Listeners("alarms stored")
 
     def on_commit(self, batches: list[Batch]) -> None:
         """Check the samples of a commit (the ingest listener); never raises, never waits."""
@@ -149,7 +156,23 @@ class Alarms:
                 self._stored.setdefault(outcome.device_id, {})[outcome.key[1:]] = outcome
             else:
                 self._stored.get(outcome[0], {}).pop(outcome[1:], None)
-        self._announce(dict.fromkeys(t.device_id for t in transitions))
+        devices = list(dict.fromkeys(t.device_id for t in transitions))
+        self._announce(devices)
+        self.stored.emit(devices)
+
+    async def read_again(self, device_id: str, *, thresholds: bool = False) -> None:
+        """Another replica stored a change of the device's alarms (or, with ``thresholds``,
+        of its desired configuration): take them from the database. Never raises."""
+        if thresholds:
+            try:
+                async with self._database.session() as session:
+                    desired = await device_configs.desired(session, device_id=device_id)
+            except Exception:
+                log.exception("reading the thresholds of %s failed", device_id)
+            else:
+                # Its clears are the other replica's to write: it changed the configuration.
+                self._checker.set_limits(device_id, limits_of(desired.settings if desired else {}))
+        await self._reload([device_id])
 
     async def _reload(self, devices: list[str]) -> None:
         """Take the devices' active alarms from the database, for checks and pages alike."""

@@ -5,8 +5,8 @@
   the commit) sets the events of that command. Nothing else is woken: a caller waits for
   the end, and a move it does not wait for costs it nothing.
 - An event only says "read again": the caller re-reads the database, which stays the sole
-  truth. A move made by another server replica announces nothing here, so a caller also
-  re-reads every ``REREAD_S`` on its own (``webui.api.commands``).
+  truth. A move made by another server replica comes through the fan-out (``wake``), at
+  most once, so a caller also re-reads every ``REREAD_S`` on its own (``webui.api.commands``).
 - At most ``MAX_WAITERS`` at once: past that ``watch`` hands out no event and the caller is
   told to come back (429), rather than a server holding an unbounded number of requests.
 - A waiter is removed when its caller leaves: on return, on error and on cancellation.
@@ -25,7 +25,7 @@ from core.protocol.commands import TERMINAL
 # Requests long-polling at once. Each is a parked coroutine (a few KB) that re-reads once a
 # REREAD_S: 1000 of them cost ~1000 small reads a second at most, within one server's reach.
 MAX_WAITERS = 1000
-# A caller re-reads this often even if no event came: another replica's moves are silent here.
+# A caller re-reads this often even if no event came: another replica's fan-out may be lost.
 REREAD_S = 1.0
 
 
@@ -42,6 +42,10 @@ class CommandWaiters:
 
     async def on_changed(self, event: CommandChanged) -> None:
         """A committed move: wake the callers waiting for this command, if it has ended."""
+        self.wake(event)
+
+    def wake(self, event: CommandChanged) -> None:
+        """A committed move (here or on another replica): wake this command's callers, if ended."""
         if event.state in TERMINAL:
             for woken in self._waiting.get(event.command_id, ()):
                 woken.set()

@@ -1,7 +1,10 @@
 """The live hub: the latest samples of every device in memory, for pages to read.
 
-Ingest calls ``on_commit`` after each commit, so a page shows only what is stored. Each
-device keeps a ring of its latest samples, numbered as they arrive; a page remembers the
+Ingest calls ``on_commit`` after each commit, so a page shows only what is stored; so does
+the fan-out with the commits of the other server replicas (each sample is stored by one
+replica, and a replica ignores its own fan-out, so each sample arrives here once). Each
+device keeps a ring of its latest samples, numbered as they arrive (in commit order, not
+time order: concurrent ingest workers, and replicas, commit out of it); a page remembers the
 number it read up to and asks for what came since, on its own timer. Nothing here pushes
 to pages and nothing here queries the database, so a page tick costs a dict lookup.
 """

@@ -1,9 +1,17 @@
-"""The server's MQTT side put together: one supervisor feeding ingest and presence."""
+"""The server's MQTT side put together: one supervisor feeding ingest and presence.
+
+Replicas of the server on one database hear each other's commits through the fan-out
+(PostgreSQL only): the hub, last seen, identity, alarms, command waiters and the device
+directory of each then agree with what any of them stored. Presence needs none: every
+replica subscribes to every status and heartbeat (only ingest and sync are ``$share``d).
+"""
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +24,7 @@ from core.mqtt.supervisor import Supervisor
 from core.protocol import topics
 from core.protocol.messages import encode
 from core.protocol.signing import SigningKey, load_or_create
-from core.protocol.telemetry import Limits
+from core.protocol.telemetry import Batch, Limits
 from core.settings import Settings
 from core.tasks import TaskSet
 from webui.backbone.accounts import BrokerAccounts
@@ -25,8 +33,9 @@ from webui.backbone.command_waiters import CommandWaiters
 from webui.backbone.commands import CommandDispatcher
 from webui.backbone.configs import DeviceConfigs
 from webui.backbone.directory import DeviceDirectory
+from webui.backbone.fanout import Fanout
 from webui.backbone.hub import Hub
-from webui.backbone.identity import Identity
+from webui.backbone.identity import Identity, Sighting
 from webui.backbone.ingest import Ingest, IngestOptions
 from webui.backbone.last_seen import LastSeen
 from webui.backbone.metrics import Metrics
@@ -134,6 +143,17 @@ class Backbone:
         )
         self.presence.changes.add(self.commands.on_presence)
         self.command_waiters = CommandWaiters()  # API long polls, woken by committed ends
+        # A replica's id: a process's own, so a restarted or misnamed replica never takes
+        # another's messages for its own.
+        self.fanout = Fanout(database, replica=f"{settings.node_id}-{uuid.uuid4().hex[:8]}")
+        self.ingest.commits.add(self.fanout.on_commit)  # after the hub and alarms: told last
+        self.fanout.telemetry.add(self.hub.on_commit)
+        self.fanout.telemetry.add(self._committed_elsewhere)
+        self.alarms.stored.add(self.fanout.alarms_written)
+        self.fanout.alarms.add(self._alarms_elsewhere)
+        self.fanout.configs.add(self._config_elsewhere)
+        self.fanout.commands.add(self.command_waiters.wake)
+        self.fanout.devices.add(lambda event: self.directory.forget(event.device_id))
         self.sync = SyncWire(
             database,
             settings,
@@ -169,6 +189,20 @@ class Backbone:
         """A device was created, edited, disabled or given new credentials (committed)."""
         self.directory.forget(event.device_id)
         await self._sync_accounts()
+
+    def _committed_elsewhere(self, batches: list[Batch]) -> None:
+        """Another replica stored these: their devices were heard, by these instances."""
+        now = datetime.now(UTC)
+        for batch in batches:
+            self.last_seen.heard(batch.device_id, now)
+            self.identity.seen(Sighting(batch.device_id, batch.stream, now))
+
+    def _alarms_elsewhere(self, device_id: str) -> None:
+        self._background.spawn(self.alarms.read_again(device_id), name="alarms read again")
+
+    def _config_elsewhere(self, event: DesiredConfigChanged) -> None:
+        read = self.alarms.read_again(event.device_id, thresholds=True)
+        self._background.spawn(read, name="thresholds read again")
 
     async def _config_changed(self, event: DesiredConfigChanged) -> None:
         """A device's desired configuration changed (committed): publish it."""
@@ -248,6 +282,7 @@ class Backbone:
         await self._sync_accounts()
         await self.upkeep.start()  # the days ahead made first, in the background
         await self.alarms.start()  # loads in the background; earlier commits wait for it
+        await self.fanout.start()  # before ingest: its first commits are told
         await self.ingest.start()
         await self.presence.start()
         await self.last_seen.start()
@@ -266,6 +301,7 @@ class Backbone:
         await self.upkeep.stop()
         await self.ingest.stop()
         await self.alarms.stop()  # after ingest: the last commits' alarms are stored too
+        await self.fanout.stop()  # after both: what they stored last is told
         await self.presence.stop()
         await self.sync.stop()  # before the link: pulls and edits received are answered
         if self.supervisor is not None:

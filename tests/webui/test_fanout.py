@@ -1,0 +1,196 @@
+"""Fan-out between server replicas: what one commits reaches the others' live state, once.
+
+PostgreSQL's NOTIFY carries it (SQLite has no LISTEN: a single server runs without). Two
+fan-outs on one database stand for two replicas; then two whole backbones on one database
+and one Mosquitto, splitting a station's samples through ``$share``, show the same samples,
+the same alarm and the same command ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from broker import config
+from broker.credentials import PasswordFile
+from broker.mosquitto_process import MosquittoProcess, configure_mosquitto
+from core.db.engine import Database
+from core.events import CommandChanged, DeviceChanged, record
+from core.passwords import mosquitto_hash
+from core.protocol.telemetry import Batch, Sample, encode_batch
+from core.services import device_configs
+from core.services.actor import Actor
+from core.settings import Settings
+from tests.mqtt.broker import DEVICES, SERVER, eventually
+from tests.mqtt.server import register
+from tests.webui.test_ingest import station
+from webui.backbone.fanout import PAYLOAD_BYTES, Fanout, encode, telemetry_items
+from webui.backbone.hub import Hub
+from webui.backbone.server import Backbone
+
+pytestmark = pytest.mark.backends("one")
+REPLICA_B = ("server-b", "server-b-secret-1")  # each replica its own broker account
+ADMIN = Actor(name="ada", permissions=frozenset({"devices:write", "config:write"}))
+T0 = 1_764_504_000_000
+
+
+def _batch(device: str, first: int, count: int, stream: str = "s1") -> Batch:
+    samples = tuple(
+        Sample(seq, T0 + seq, {"temp": Decimal(f"{seq}.25"), "parts": seq, "ok": True})
+        for seq in range(first, first + count)
+    )
+    return Batch(device, stream, "live", samples)
+
+
+class Boom(Exception):
+    """Raised to roll a transaction back."""
+
+
+@pytest.fixture
+async def pair(database: Database) -> AsyncIterator[tuple[Fanout, Fanout]]:
+    """Two replicas' fan-outs on the test database (PostgreSQL)."""
+    if database.dialect != "postgresql":
+        pytest.skip("NOTIFY is PostgreSQL's")
+    a, b = Fanout(database, replica="a"), Fanout(database, replica="b")
+    await a.start()
+    await b.start()
+    yield a, b
+    await a.stop()
+    await b.stop()
+
+
+async def test_a_commit_reaches_the_other_hub_once_whole_and_in_order(
+    pair: tuple[Fanout, Fanout],
+) -> None:
+    a, b = pair
+    hub_a, hub_b = Hub(), Hub()
+    a.telemetry.add(hub_a.on_commit)
+    b.telemetry.add(hub_b.on_commit)
+    big = _batch("press-07", 1, 600)  # ~30 KB: several NOTIFY payloads
+    assert len(telemetry_items([big])) > 1
+    a.on_commit([big, _batch("lathe-1", 1, 2)])
+    await eventually(lambda: hub_b.cursor("press-07") == 600 and hub_b.cursor("lathe-1") == 2)
+    assert [p.ts_ms for p in hub_b.since("press-07", 0)] == [T0 + n for n in range(1, 601)]
+    assert hub_b.latest("press-07")["temp"].value == Decimal("600.25")
+    assert hub_b.latest("press-07")["ok"].value is True
+    b.on_commit([_batch("press-07", 601, 1)])
+    await eventually(lambda: hub_a.cursor("press-07") == 1)
+    assert hub_a.cursor("lathe-1") == 0  # its own commits never came back to A
+    assert hub_b.cursor("press-07") == 600  # nor B's to B
+    assert a.received == 1 and b.received > 1
+
+
+def test_payloads_stay_under_notifys_limit() -> None:
+    items = telemetry_items([_batch("press-07", 1, 2_000)])
+    payloads = encode("a", "t", items)
+    assert len(payloads) > 10
+    assert max(len(p.encode()) for p in payloads) < PAYLOAD_BYTES < 8_000
+
+
+async def test_a_rolled_back_change_is_told_to_nobody(
+    pair: tuple[Fanout, Fanout], database: Database
+) -> None:
+    _, b = pair
+    heard: list[object] = []
+    b.devices.add(heard.append)
+    b.commands.add(heard.append)
+    command = CommandChanged(uuid.uuid4(), "press-07", "succeeded")
+    with pytest.raises(Boom):
+        async with database.session() as session:
+            record(session, DeviceChanged("press-07"))
+            raise Boom
+    async with database.session() as session:
+        record(session, command)
+    await eventually(lambda: len(heard) == 1)
+    # The rolled-back one was never sent: the committed one, sent after it, came alone.
+    await asyncio.sleep(0.05)
+    assert heard == [command]
+
+
+async def test_sqlite_runs_a_single_server_without_fan_out(database: Database) -> None:
+    if database.dialect == "postgresql":
+        pytest.skip("the single server's case")
+    fanout = Fanout(database)
+    await fanout.start()
+    fanout.on_commit([_batch("press-07", 1, 1)])
+    assert not fanout.running and fanout.sent == 0
+    await fanout.stop()
+
+
+# -- two whole replicas -----------------------------------------------------------------
+
+
+@pytest.fixture
+async def broker(tmp_path: Path) -> AsyncIterator[MosquittoProcess]:
+    """Mosquitto with our ACL and two server accounts, one per replica."""
+    usernames = (SERVER[0], REPLICA_B[0])
+    broker = configure_mosquitto(tmp_path / "broker", server_usernames=usernames)
+    accounts = PasswordFile(broker.config_file.parent / config.PASSWORD_FILE_NAME)
+    for username, password in {SERVER[0]: SERVER[1], REPLICA_B[0]: REPLICA_B[1], **DEVICES}.items():
+        accounts.set(username, mosquitto_hash(password))
+    await broker.start()
+    yield broker
+    await broker.stop()
+
+
+async def test_two_replicas_split_ingest_and_show_the_same_samples_and_alarm(
+    settings: Settings, database: Database, broker: MosquittoProcess
+) -> None:
+    if database.dialect != "postgresql":
+        pytest.skip("replicas share a PostgreSQL database")
+    await register(database, ["press-07"])
+    async with database.session() as session:
+        await device_configs.create(session, device_id="press-07")
+    url = f"mqtt://127.0.0.1:{broker.port}"
+    replicas = []
+    async with AsyncExitStack() as stack:
+        for n, (username, password) in enumerate([SERVER, REPLICA_B]):
+            own = settings.model_copy(
+                update={
+                    "mqtt_url": url,
+                    "mqtt_username": username,
+                    "mqtt_password": password,
+                    "signing_key_file": settings.signing_key_file.with_name(f"key-{n}.pem"),
+                }
+            )
+            backbone = Backbone(own, database)
+            await backbone.start()
+            stack.push_async_callback(backbone.stop)
+            assert backbone.supervisor is not None
+            await backbone.supervisor.wait_connected()
+            replicas.append(backbone)
+        a, b = replicas
+        async with database.session() as session:
+            await device_configs.update_desired(
+                session,
+                actor=ADMIN,
+                device_id="press-07",
+                changes={"thresholds": {"temp": {"high": "90"}}},
+            )
+        press = await stack.enter_async_context(station(broker, "press-07"))
+        now = int(time.time() * 1000)
+        for seq in range(1, 41):
+            value = "95.5" if seq == 40 else "20.5"
+            sample = Sample(seq, now + seq, {"temp": Decimal(value)})
+            batch = encode_batch(device_id="press-07", stream="s1", origin="live", samples=[sample])
+            await press.publish(batch, replay=False)
+        await eventually(lambda: press.acks.get("s1") == 40)
+        await eventually(lambda: a.hub.cursor("press-07") == b.hub.cursor("press-07") == 40)
+        ingested = [
+            r.metrics.registry.get_sample_value("pp_telemetry_rows_total") for r in replicas
+        ]
+        assert all(rows for rows in ingested) and sum(filter(None, ingested)) == 40, ingested
+        for replica in replicas:  # each sample once, whichever replica stored it
+            seqs = sorted(p.ts_ms - now for p in replica.hub.since("press-07", 0))
+            assert seqs == list(range(1, 41))
+            assert replica.hub.latest("press-07")["temp"].value == Decimal("95.5")
+        await eventually(lambda: a.alarms.count("press-07") == b.alarms.count("press-07") == 1)
+        for replica in replicas:
+            assert replica.last_seen.at("press-07") is not None
