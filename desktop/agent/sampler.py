@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -42,6 +43,7 @@ class Sampler:
         self._replay = replay
         self._live = TaskSet(f"live sends of {station.config.device_id}")
         self._retimed = asyncio.Event()  # the sampling interval changed
+        self._unwritten = 0  # samples the outbox could not write since the last one it did
 
     # -- as a part of the station -------------------------------------------------------
 
@@ -82,6 +84,14 @@ class Sampler:
             if state.refused == 1 or state.refused % CAP_REPORT_EVERY == 0:
                 station.events.record("cap", f"{error} ({state.refused} refused so far)")
             return None
+        except sqlite3.Error as error:  # a full or failing disk: the sample is not taken
+            self._not_written(error)
+            return None
+        if self._unwritten:
+            station.events.record(
+                "disk", f"writing samples again, after {self._unwritten} could not be written"
+            )
+            self._unwritten = 0
         state.values, state.last_seq, state.last_ts = values, sample.seq, ts
         state.count(outbox)
         if self._replay.live(sample.seq):
@@ -93,6 +103,18 @@ class Sampler:
             )
             self._send_live(payload)
         return sample
+
+    def _not_written(self, error: sqlite3.Error) -> None:
+        """Say once, then every CAP_REPORT_EVERY samples, that samples go unwritten.
+
+        Such a sample gets no seq (the outbox moves its counters only after a commit), so
+        nothing is lost that the server waits for; a traceback per sample helps no one.
+        """
+        self._unwritten += 1
+        if self._unwritten == 1 or self._unwritten % CAP_REPORT_EVERY == 0:
+            text = f"samples not written ({self._unwritten} so far): {error}"
+            self._station.events.record("disk", text)
+            log.warning("%s: %s", self._station.config.device_id, text)
 
     def _send_live(self, payload: bytes) -> None:
         """Publish a live sample without waiting: a dying link must never stall sampling.
