@@ -134,6 +134,7 @@ async def step(rig: Rig, args: argparse.Namespace, rate: float) -> dict[str, Any
         rig.key_pem,
         rate,
         args.channels,
+        args.nice,
     )
     try:
         ready = await parts.answers("ready", READY_S)
@@ -271,6 +272,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "devices": args.devices,
         "processes": args.processes,
+        "station_niceness": args.nice,
         "channels": args.channels,
         "warmup_s": args.warmup,
         "seconds": args.seconds,
@@ -345,6 +347,12 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=30, help="each step's window")
     parser.add_argument("--raw", action="store_true", help="bare clients after each step")
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="niceness of the station processes (10: the server's cores come first)",
+    )
     parser.add_argument("--database-url", default=DEFAULT_DATABASE)
     args = parser.parse_args()
     try:

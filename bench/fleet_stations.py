@@ -24,6 +24,7 @@ import asyncio
 import bisect
 import contextlib
 import logging
+import os
 import random
 import resource
 import shutil
@@ -123,10 +124,16 @@ def process(
     key_pem: bytes,
     rate_hz: float,
     channels: int,
+    niceness: int,
     commands: Queue,
     results: Queue,
 ) -> None:
-    """The station process: connect every station, time one window, stop."""
+    """The station process: connect every station, time one window, stop.
+
+    ``niceness`` lowers its priority: real stations run on machines of their own, and
+    here their load would otherwise take its share of the server's cores.
+    """
+    os.nice(niceness)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("core.mqtt.supervisor").setLevel(logging.CRITICAL)  # 250 lines a drop
     raise_open_files()
