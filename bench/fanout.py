@@ -10,6 +10,24 @@ process (both ends, the pacing included: the same for both) and of the server si
 database backends of the bench's database, or Mosquitto).
 
     python -m bench.fanout [--seconds 5] [--rates 1000,10000]
+
+Measured (2026-11-30, 2 cores shared with other work, load average ~10; three runs of 5 s;
+CPU in cores, the process's being both ends and the codec, the same code for both):
+
+    transport  rate/s  p50 ms     p99 ms     process CPU  server CPU
+    notify      1,000  1.0-1.3    14-79      0.07-0.08    0.02 (backends)
+    mqtt        1,000  0.7-14     55-519     0.07-0.08    0.004 (Mosquitto)
+    notify     10,000  2.0-2.6    32-55      0.13-0.16    0.02-0.024
+    mqtt       10,000  1.2-15     11-121     0.14-0.15    0.005-0.009
+
+Both arrive in milliseconds, far inside a page's tick, and cost the same in the process
+(the codec); Mosquitto spends less than the database's backends, 0.02 core at most. The
+p99s are this loaded machine's. NOTIFY was taken for what it promises, not its speed: it
+is sent after the commit, from what committed, and a rolled-back write sends nothing; a
+statement's payloads arrive together and in commit order; it needs no topic, ACL or
+broker traffic of its own, and a replica whose broker link is down still hears the
+others. Its price: payloads under 8,000 bytes (split by samples), and every replica of a
+database hears every commit of every other (as it would on an MQTT topic).
 """
 
 from __future__ import annotations
