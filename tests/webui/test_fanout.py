@@ -194,3 +194,8 @@ async def test_two_replicas_split_ingest_and_show_the_same_samples_and_alarm(
         await eventually(lambda: a.alarms.count("press-07") == b.alarms.count("press-07") == 1)
         for replica in replicas:
             assert replica.last_seen.at("press-07") is not None
+            assert b"pp_fanout_payloads_received_total" in replica.metrics.render()
+        told = [
+            r.metrics.registry.get_sample_value("pp_fanout_payloads_sent_total") for r in replicas
+        ]
+        assert all(told), told

@@ -42,6 +42,27 @@ class _LinkCollector(Collector):
         )
 
 
+class _FanoutCollector(Collector):
+    """Reads the fan-out's counters at scrape time (they stay 0 on a single server)."""
+
+    def __init__(self, counts: Callable[[], tuple[int, int, int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        sent, received, dropped = self._counts()
+        yield CounterMetricFamily(
+            "pp_fanout_payloads_sent", "NOTIFY payloads told to the other replicas", sent
+        )
+        yield CounterMetricFamily(
+            "pp_fanout_payloads_received", "NOTIFY payloads of other replicas taken", received
+        )
+        yield CounterMetricFamily(
+            "pp_fanout_samples_dropped",
+            "samples not told to the other replicas (the fan-out fell behind)",
+            dropped,
+        )
+
+
 class Metrics:
     """The instruments ingest updates, and the text ``GET /metrics`` returns."""
 
@@ -92,6 +113,10 @@ class Metrics:
             "day partitions of telemetry_samples at the last upkeep (PostgreSQL; 0 on SQLite)",
             registry=self.registry,
         )
+
+    def watch_fanout(self, counts: Callable[[], tuple[int, int, int]]) -> None:
+        """Report the fan-out's (sent, received, dropped) counts, read at each scrape."""
+        self.registry.register(_FanoutCollector(counts))
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

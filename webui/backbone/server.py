@@ -147,6 +147,9 @@ class Backbone:
         # another's messages for its own.
         self.fanout = Fanout(database, replica=f"{settings.node_id}-{uuid.uuid4().hex[:8]}")
         self.ingest.commits.add(self.fanout.on_commit)  # after the hub and alarms: told last
+        self.metrics.watch_fanout(
+            lambda: (self.fanout.sent, self.fanout.received, self.fanout.dropped)
+        )
         self.fanout.telemetry.add(self.hub.on_commit)
         self.fanout.telemetry.add(self._committed_elsewhere)
         self.alarms.stored.add(self.fanout.alarms_written)
