@@ -188,7 +188,17 @@ def command_findings(commands: Iterable[CommandEvidence]) -> dict[str, object]:
     """The commands by kind and end state, and every one not terminal or not truthful."""
     by_state: dict[str, dict[str, int]] = {}
     wrong: list[dict[str, object]] = []
+    otherwise: list[dict[str, object]] = []  # ended, not succeeded: the reasons given
     for command in commands:
+        if command.state != "succeeded" and len(otherwise) < SHOWN:
+            otherwise.append(
+                {
+                    "kind": command.kind,
+                    "device_id": command.device_id,
+                    "state": command.state,
+                    "detail": command.detail[:200],
+                }
+            )
         states = by_state.setdefault(command.kind, {})
         states[command.state] = states.get(command.state, 0) + 1
         if problems := untruths(command):
@@ -202,4 +212,4 @@ def command_findings(commands: Iterable[CommandEvidence]) -> dict[str, object]:
                     "problems": problems,
                 }
             )
-    return {"by_kind": by_state, "wrong": wrong, "ok": not wrong}
+    return {"by_kind": by_state, "wrong": wrong, "not_succeeded": otherwise, "ok": not wrong}

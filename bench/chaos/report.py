@@ -189,6 +189,23 @@ def markdown(result: dict[str, Any]) -> str:
     for kind, count in result["faults_by_kind"].items():
         rec = result["recovery_by_kind"].get(kind, {})
         lines.append(f"| {kind} | {count} | {rec.get('p50_s')} | {rec.get('max_s')} |")
+    lines += [
+        "",
+        "Recovery: from a fault's clearing (the process started again, the proxy's fault "
+        "removed) to the first moment every process runs and the stations it touched (all, "
+        "for the broker, server and database, save those under a fault of their own) have "
+        "a backlog of at most two seconds of samples: their acked watermark caught up.",
+        "",
+        "## Server kills in the middle of an ingest transaction",
+        "",
+        "| fault | backend | open for ms | killed ms after seen | its transaction ended |",
+        "|---|---|---|---|---|",
+    ]
+    for kill in result.get("ingest_kills", []):
+        lines.append(
+            f"| #{kill['n']} | {kill.get('backend_state')} | {kill.get('open_ms')} | "
+            f"{kill.get('kill_after_seen_ms')} | {kill.get('xid_status')} |"
+        )
     lines += ["", "## Stations", "", "```json", json.dumps(result["streams"], indent=1), "```"]
     lines += ["", "## Commands", "", "```json", json.dumps(result["commands"], indent=1), "```"]
     if result.get("problems"):

@@ -265,6 +265,7 @@ async def _verdict(
         "ingest_kills_in_transaction": sum(
             1 for f in injected if f.kind == faults.INGEST_KILL and f.detail.get("in_transaction")
         ),
+        "ingest_kills": [{"n": f.n, **f.detail} for f in injected if f.kind == faults.INGEST_KILL],
         "seed": plan.seed,
         "minutes": plan.minutes,
         "stations": plan.stations,
