@@ -194,7 +194,7 @@ async def mqtt_run(port: int, broker_pid: int, rate: int, seconds: float) -> Non
         async def send() -> None:
             while True:
                 batches = await queue.get()
-                for payload in encode("a", "t", telemetry_items(batches, 1 << 20), 1 << 20):
+                for payload in encode("a", "t", telemetry_items(batches, 1 << 20), 1 << 21):
                     await a.publish(TOPIC, payload, qos=0)
 
         sending = asyncio.create_task(send())

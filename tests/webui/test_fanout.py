@@ -16,6 +16,7 @@ from contextlib import AsyncExitStack
 from decimal import Decimal
 from pathlib import Path
 
+import orjson
 import pytest
 
 from broker import config
@@ -31,7 +32,14 @@ from core.settings import Settings
 from tests.mqtt.broker import DEVICES, SERVER, eventually
 from tests.mqtt.server import register
 from tests.webui.test_ingest import station
-from webui.backbone.fanout import PAYLOAD_BYTES, Fanout, encode, telemetry_items
+from webui.backbone.fanout import (
+    PAYLOAD_BYTES,
+    Fanout,
+    decode_batches,
+    encode,
+    room,
+    telemetry_items,
+)
 from webui.backbone.hub import Hub
 from webui.backbone.server import Backbone
 
@@ -74,7 +82,7 @@ async def test_a_commit_reaches_the_other_hub_once_whole_and_in_order(
     a.telemetry.add(hub_a.on_commit)
     b.telemetry.add(hub_b.on_commit)
     big = _batch("press-07", 1, 600)  # ~30 KB: several NOTIFY payloads
-    assert len(telemetry_items([big])) > 1
+    assert len(telemetry_items([big], room("a", "t"))) > 1
     a.on_commit([big, _batch("lathe-1", 1, 2)])
     await eventually(lambda: hub_b.cursor("press-07") == 600 and hub_b.cursor("lathe-1") == 2)
     assert [p.ts_ms for p in hub_b.since("press-07", 0)] == [T0 + n for n in range(1, 601)]
@@ -87,11 +95,17 @@ async def test_a_commit_reaches_the_other_hub_once_whole_and_in_order(
     assert a.received == 1 and b.received > 1
 
 
-def test_payloads_stay_under_notifys_limit() -> None:
-    items = telemetry_items([_batch("press-07", 1, 2_000)])
-    payloads = encode("a", "t", items)
-    assert len(payloads) > 10
-    assert max(len(p.encode()) for p in payloads) < PAYLOAD_BYTES < 8_000
+def test_payloads_stay_under_notifys_limit_and_lose_no_sample(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    batch = _batch("press-07", 1, 2_000)
+    for replica in ("a", "replica-" + "x" * 60):  # a long node id leaves less room
+        payloads = encode(replica, "t", telemetry_items([batch], room(replica, "t")))
+        assert len(payloads) > 10
+        assert max(len(p.encode()) for p in payloads) < PAYLOAD_BYTES < 8_000
+        told = [b for p in payloads for b in decode_batches(orjson.loads(p)["i"])]
+        assert [s for b in told for s in b.samples] == list(batch.samples)
+    assert "dropped" not in caplog.text
 
 
 async def test_a_rolled_back_change_is_told_to_nobody(

@@ -81,9 +81,21 @@ def _batch_parts(batch: Batch, limit: int) -> Iterator[bytes]:
         yield head + b",[" + b",".join(part) + b"]]"
 
 
+def _head(replica: str, kind: str) -> bytes:
+    return orjson.dumps({"r": replica, "k": kind})[:-1] + b',"i":['
+
+
+def room(replica: str, kind: str, limit: int = PAYLOAD_BYTES) -> int:
+    """The bytes an item of ``encode`` may take: ``limit`` less its envelope."""
+    return limit - len(_head(replica, kind)) - 2
+
+
 def encode(replica: str, kind: str, items: list[bytes], limit: int = PAYLOAD_BYTES) -> list[str]:
-    """Payloads ``{"r": replica, "k": kind, "i": [item, ...]}``, each under ``limit`` bytes."""
-    head = orjson.dumps({"r": replica, "k": kind})[:-1] + b',"i":['
+    """Payloads ``{"r": replica, "k": kind, "i": [item, ...]}``, each under ``limit`` bytes.
+
+    An item over ``room`` is dropped (logged): telemetry items are cut to fit it.
+    """
+    head = _head(replica, kind)
     payloads: list[str] = []
     taken: list[bytes] = []
     size = len(head) + 2
@@ -101,8 +113,9 @@ def encode(replica: str, kind: str, items: list[bytes], limit: int = PAYLOAD_BYT
     return payloads
 
 
-def telemetry_items(batches: list[Batch], limit: int = PAYLOAD_BYTES) -> list[bytes]:
-    """A commit's batches as fan-out items (a batch over ``limit`` split by samples)."""
+def telemetry_items(batches: list[Batch], limit: int) -> list[bytes]:
+    """A commit's batches as fan-out items of ``limit`` bytes at most (``room``), a batch
+    split by samples as it needs."""
     return [part for batch in batches if batch.samples for part in _batch_parts(batch, limit)]
 
 
@@ -131,6 +144,7 @@ class Fanout:
     def __init__(self, database: Database, *, replica: str | None = None) -> None:
         self._database = database
         self.replica = replica or uuid.uuid4().hex[:12]
+        self._room = room(self.replica, "t")
         self._queue: asyncio.Queue[tuple[str, list[bytes], int]] = asyncio.Queue()
         self._queued = 0  # samples in the queue
         self._tasks = TaskSet("fan-out")
@@ -160,7 +174,7 @@ class Fanout:
             self.dropped += samples
             return
         self._queued += samples
-        self._queue.put_nowait(("t", telemetry_items(batches), samples))
+        self._queue.put_nowait(("t", telemetry_items(batches, self._room), samples))
 
     def alarms_written(self, device_ids: list[str]) -> None:
         """Tell that the devices' active alarms changed (stored by this replica)."""
