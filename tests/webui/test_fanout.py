@@ -95,6 +95,15 @@ async def test_a_commit_reaches_the_other_hub_once_whole_and_in_order(
     assert a.received == 1 and b.received > 1
 
 
+async def test_what_is_queued_at_stop_is_still_told(pair: tuple[Fanout, Fanout]) -> None:
+    a, b = pair
+    hub = Hub()
+    b.telemetry.add(hub.on_commit)
+    a.on_commit([_batch("press-07", 1, 3)])
+    await a.stop()  # a replica shutting down after its last commit
+    await eventually(lambda: hub.cursor("press-07") == 3)
+
+
 def test_payloads_stay_under_notifys_limit_and_lose_no_sample(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -54,6 +54,7 @@ PAYLOAD_BYTES = 7_800
 # fan-out drops rather than grow, since the others' pages can read the history instead.
 QUEUE_SAMPLES = 100_000
 RECONNECT_S = 1.0  # a lost listening connection is made again this often
+STOP_WAIT_S = 2.0  # how long stop waits to tell what is queued (one send takes milliseconds)
 
 
 def _value(value: Value) -> Any:
@@ -210,6 +211,9 @@ class Fanout:
                 self.sent += len(payloads)
             except Exception as error:  # at most once: the others' pages miss these points
                 log.warning("fan-out of %d payloads failed: %s", len(payloads), error)
+            finally:
+                for _ in taken:
+                    self._queue.task_done()
 
     # -- hearing ----------------------------------------------------------------------
 
@@ -286,7 +290,11 @@ class Fanout:
             )
 
     async def stop(self) -> None:
-        """Stop telling and listening."""
+        """Tell what is queued (briefly), then stop telling and listening."""
+        if self.running:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(STOP_WAIT_S):
+                    await self._queue.join()
         self.running = False
         for unsubscribe in self._unsubscribe:
             unsubscribe()
