@@ -31,6 +31,7 @@ SUMMARY_KEYS = (
     "samples",
     "max_backlog",
     "presence_online",
+    "presence_wait_s",
     "drained",
     "commands_ok",
     "commands_sent",

@@ -35,6 +35,9 @@ WARM_S = 90.0  # stations start (an import each, on 2 shared cores) and send the
 SKEW_BASE_S = 150.0  # the stations skewed from the start run this far ahead or behind
 SHUTDOWN_S = 60.0  # a running fault finishing its hold and clear at the end of injection
 COMMAND_GRACE_S = 20.0  # past the last deadline, for the server's expiry sweep to run
+# A station's link up and its birth heard, once everything runs: a connect and the server's
+# presence write take a second; a dead connection's last will, its keepalive (45 s) at most.
+PRESENCE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,22 @@ async def _drain(plan: Plan, st: stage.Stage, monitor: Monitor) -> dict[str, boo
     return drained
 
 
+async def _presence(
+    st: stage.Stage, devices: list[str], within_s: float
+) -> tuple[dict[str, str], set[str], dict[str, bool]]:
+    """Each device's retained status, its open offline period, and so whether it is online;
+    read again until all are online, at most ``within_s`` (a station started last may be
+    drained, with nothing new to send, before its link is up)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        retained = await evidence.retained_statuses(st.broker.port, stage.WATCH, devices)
+        offline = await evidence.open_offline_periods(st.database_url)
+        online = {d: retained[d] == "online" and d not in offline for d in devices}
+        if all(online.values()) or time.monotonic() > deadline:
+            return retained, offline, online
+        await asyncio.sleep(1.0)
+
+
 async def run(plan: Plan) -> dict[str, Any]:
     """The whole run; its result (``ok`` when every target is met)."""
     workdir = Path(tempfile.mkdtemp(prefix="pp-chaos-"))
@@ -209,9 +228,9 @@ async def _verdict(
         )
         for s in st.stations
     }
-    retained = await evidence.retained_statuses(st.broker.port, stage.WATCH, list(stations))
-    offline = await evidence.open_offline_periods(st.database_url)
-    online = {d: retained[d] == "online" and d not in offline for d in stations}
+    asked = time.monotonic()
+    retained, offline, online = await _presence(st, list(stations), PRESENCE_S)
+    presence_wait_s = round(time.monotonic() - asked, 1)
     servers = await evidence.read_server(st.database_url, online)
     streams = [check_stream(stations[d], servers[d]) for d in sorted(stations)]
     commands = command_findings(await evidence.read_commands(st.database_url, stations))
@@ -258,6 +277,7 @@ async def _verdict(
         "samples": sum(s.last_seq for s in streams),
         "max_backlog": monitor.max_backlog,
         "presence_online": all(online.values()),
+        "presence_wait_s": presence_wait_s,
         "drained": all(drained.values()),
         "commands_ok": commands["ok"] and not active,
         "commands_sent": orders.sent,
