@@ -4,6 +4,7 @@ Replicas of the server on one database hear each other's commits through the fan
 (PostgreSQL only): the hub, last seen, identity, alarms, command waiters and the device
 directory of each then agree with what any of them stored. Presence needs none: every
 replica subscribes to every status and heartbeat (only ingest and sync are ``$share``d).
+The server's own retained status stays online while any replica is (``replica_status``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from webui.backbone.ingest import Ingest, IngestOptions
 from webui.backbone.last_seen import LastSeen
 from webui.backbone.metrics import Metrics
 from webui.backbone.presence import Presence
+from webui.backbone.replica_status import ReplicaStatus
 from webui.backbone.sync import SyncWire
 from webui.backbone.telemetry_upkeep import TelemetryUpkeep
 
@@ -166,8 +168,14 @@ class Backbone:
             drop=self.router.drop,
             link_up=self._link_up,
         )
+        self._birth = _server_status(settings.node_id, "online")
+        self.replica_status = ReplicaStatus(
+            settings.node_id, birth=self._say_birth, link_up=self._link_up
+        )
         for route in [*self.ingest.routes(), *self.presence.routes(), *self.configs.routes()]:
             self.router.add(route)
+        for status_route in self.replica_status.routes():
+            self.router.add(status_route)
         for command_route in self.commands.routes():
             self.router.add(command_route)
         for sync_route in self.sync.routes():
@@ -236,6 +244,12 @@ class Backbone:
 
     def _link_up(self) -> bool:
         return self.supervisor is not None and self.supervisor.connected
+
+    async def _say_birth(self) -> None:
+        """Our birth again, retained (another replica's will or farewell replaced it)."""
+        assert self.supervisor is not None  # said only while the link is up
+        birth = self._birth
+        await self.supervisor.publish(birth.topic, birth.payload, qos=birth.qos, retain=True)
 
     async def _publish_retained(self, topic: str, payload: bytes) -> None:
         assert self.supervisor is not None  # configurations are published only when linked
