@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -34,9 +35,11 @@ from tests.mqtt.server import register
 from tests.webui.test_ingest import station
 from webui.backbone.fanout import (
     PAYLOAD_BYTES,
+    TOLD_REPLAY_MS,
     Fanout,
     decode_batches,
     encode,
+    recent,
     room,
     telemetry_items,
 )
@@ -102,6 +105,19 @@ async def test_what_is_queued_at_stop_is_still_told(pair: tuple[Fanout, Fanout])
     a.on_commit([_batch("press-07", 1, 3)])
     await a.stop()  # a replica shutting down after its last commit
     await eventually(lambda: hub.cursor("press-07") == 3)
+
+
+def test_replayed_samples_older_than_a_live_chart_keeps_are_not_told() -> None:
+    now = T0 + 10 * TOLD_REPLAY_MS
+    old, new = _batch("press-07", 1, 3), _batch("press-07", 1, 3)
+    old = replace(old, origin="replay", samples=tuple(
+        replace(s, ts=now - TOLD_REPLAY_MS - 2 + i) for i, s in enumerate(old.samples)
+    ))  # fmt: skip
+    live = replace(new, samples=tuple(replace(s, ts=now - 2 * TOLD_REPLAY_MS) for s in new.samples))
+    [told, live_told] = recent([old, live], now)
+    assert [s.seq for s in told.samples] == [3]  # the one inside the window
+    assert live_told == live  # live samples are told whatever their time
+    assert recent([replace(old, samples=old.samples[:2])], now) == []
 
 
 def test_payloads_stay_under_notifys_limit_and_lose_no_sample(
