@@ -60,8 +60,9 @@ PAYLOAD_BYTES = 7_800
 QUEUE_SAMPLES = 100_000
 RECONNECT_S = 1.0  # a lost listening connection is made again this often
 # Replayed samples older than this are not told. The live chart keeps ten minutes
-# (webui.components.live_chart.WINDOW_MS); decoding a told sample costs the other replica
-# ~10 us on its loop (the sender ~4 us), half of what storing one costs (~20 us at 50k/s).
+# (webui.components.live_chart.WINDOW_MS); decoding a told sample of three channels costs
+# the other replica ~10 us on its loop (the sender ~4 us), a tenth of the ~100 us a replay
+# takes to store one of five (bench.replay: ~50k values a second on one loop).
 TOLD_REPLAY_MS = 10 * 60_000
 STOP_WAIT_S = 2.0  # how long stop waits to tell what is queued (one send takes milliseconds)
 
