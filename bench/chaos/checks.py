@@ -158,6 +158,7 @@ class CommandEvidence:
     station_config_version: int  # from the station's own outbox
     reported_version: int  # what the server heard the station applied
     version_outcome: str | None = None  # the config version's outcome, for UpdateConfig
+    times: str = ""  # when it was created, sent, due, ended; its version's outcome: evidence
 
 
 def untruths(command: CommandEvidence) -> list[str]:
@@ -210,6 +211,7 @@ def command_findings(commands: Iterable[CommandEvidence]) -> dict[str, object]:
                     "state": command.state,
                     "detail": command.detail,
                     "problems": problems,
+                    "times": command.times,
                 }
             )
     return {"by_kind": by_state, "wrong": wrong, "not_succeeded": otherwise, "ok": not wrong}

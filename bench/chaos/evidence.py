@@ -28,7 +28,10 @@ STORED = (
 )
 COMMANDS = (
     "SELECT c.id::text AS id, c.device_id, c.kind, c.state, c.detail, c.config_version, "
-    "coalesce(d.reported_version, 0) AS reported_version, v.outcome "
+    "coalesce(d.reported_version, 0) AS reported_version, v.outcome, "
+    "concat_ws(' ', 'created', c.created_at, 'attempts', c.attempts, 'sent', c.sent_at, "
+    "'expires', c.expires_at, 'finished', c.finished_at, 'version outcome at', v.outcome_at, "
+    "v.outcome_detail) AS times "
     "FROM commands c LEFT JOIN device_configs d ON d.device_id = c.device_id "
     "LEFT JOIN device_config_versions v ON v.device_id = c.device_id "
     "AND v.version = c.config_version ORDER BY c.created_at"
@@ -127,6 +130,7 @@ async def read_commands(url: str, stations: dict[str, StationEvidence]) -> list[
             else 0,
             reported_version=row["reported_version"],
             version_outcome=row["outcome"],
+            times=row["times"],
         )
         for row in rows
     ]

@@ -263,6 +263,10 @@ async def _verdict(
     ]
     if active:
         problems.append(f"{active} commands still not ended")
+    problems += [
+        f"command {w['kind']} {w['id']} to {w['device_id']} {w['state']}: {w['problems']}"
+        for w in commands["wrong"]  # type: ignore[attr-defined]
+    ]
     problems += trouble
     recovery = report.recovery_figures(injected)
     result: dict[str, Any] = {
