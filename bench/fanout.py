@@ -51,7 +51,8 @@ from bench.cpu import process_seconds
 from broker.mosquitto_process import free_port
 from core.db.engine import Database
 from core.protocol.telemetry import Batch, Sample, Value
-from webui.backbone.fanout import Fanout, decode_batches, encode, telemetry_items
+from webui.backbone.fanout import Fanout
+from webui.backbone.fanout_wire import decode_batches, encode, telemetry_items
 
 COMMIT_MS = 10  # ingest commits about this often under load (linger plus the round trips)
 DEVICES = 10  # each commit holds a batch of each

@@ -33,10 +33,10 @@ from core.settings import Settings
 from tests.mqtt.broker import DEVICES, SERVER, eventually
 from tests.mqtt.server import register
 from tests.webui.test_ingest import station
-from webui.backbone.fanout import (
+from webui.backbone.fanout import Fanout
+from webui.backbone.fanout_wire import (
     PAYLOAD_BYTES,
     TOLD_REPLAY_MS,
-    Fanout,
     decode_batches,
     encode,
     recent,

@@ -17,15 +17,17 @@ The rules:
 - Each message names its replica; a replica ignores its own, so nothing it stored reaches
   its hub twice. A sample reaches each other hub once: ``$share`` gave it to one replica.
 - NOTIFY refuses payloads of 8,000 bytes or more: batches are split by samples into
-  payloads under PAYLOAD_BYTES, all sent in one statement, so the others get all of a
-  send or none of it. A lone sample over the limit is dropped (and counted).
+  payloads under PAYLOAD_BYTES (``fanout_wire``), all sent in one statement, so the others
+  get all of a send or none of it. A lone sample over the limit is dropped (and logged).
 - Replayed samples older than TOLD_REPLAY_MS are not told: no live page would draw them
   (the history reads them from the database), and a backlog replayed after an outage would
   otherwise cost every replica its decoding, on the loop the replay is bound by.
 - At most, never more: a replica that is down or reconnecting misses what was said
-  meanwhile (its hub fills again from the next samples; the database is the truth, and
-  its alarms and waiters read it again). When the sender falls behind by QUEUE_SAMPLES,
-  newer commits are dropped from the fan-out (counted), never holding ingest up.
+  meanwhile: its hub fills again from the next samples, its command waiters re-read the
+  database on their own, and its alarms of a device are read again at that device's next
+  change (the pages' history and alarm list read the database, the truth). When the
+  sender falls behind by QUEUE_SAMPLES, newer commits are dropped from the fan-out
+  (counted), never holding ingest up.
 - SQLite has no LISTEN: a single server (the demo) runs without fan-out.
 
 bench/fanout.py measured NOTIFY against an MQTT fan-out topic; the numbers are there.
@@ -38,9 +40,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import replace
-from decimal import Decimal
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -48,116 +48,17 @@ import orjson
 
 from core.db.engine import Database
 from core.events import CommandChanged, DesiredConfigChanged, DeviceChanged
-from core.protocol.telemetry import Batch, Sample, Value
+from core.protocol.telemetry import Batch
 from core.tasks import Listeners, TaskSet
+from webui.backbone.fanout_wire import decode_batches, encode, recent, room, telemetry_items
 
 log = logging.getLogger(__name__)
 CHANNEL = "pp_fanout"  # one channel for every replica on a database
-# NOTIFY refuses a payload of 8,000 bytes or more; the margin covers the closing brackets.
-PAYLOAD_BYTES = 7_800
 # Samples waiting to be told at most: ten seconds of 10,000 samples a second. Past that the
 # fan-out drops rather than grow, since the others' pages can read the history instead.
 QUEUE_SAMPLES = 100_000
 RECONNECT_S = 1.0  # a lost listening connection is made again this often
-# Replayed samples older than this are not told. The live chart keeps ten minutes
-# (webui.components.live_chart.WINDOW_MS); decoding a told sample of three channels costs
-# the other replica ~10 us on its loop (the sender ~4 us), a tenth of the ~100 us a replay
-# takes to store one of five (bench.replay: ~50k values a second on one loop).
-TOLD_REPLAY_MS = 10 * 60_000
 STOP_WAIT_S = 2.0  # how long stop waits to tell what is queued (one send takes milliseconds)
-
-
-def _value(value: Value) -> Any:
-    return str(value) if isinstance(value, Decimal) else value  # JSON would lose its digits
-
-
-def _parsed(value: Any) -> Value:
-    return Decimal(value) if isinstance(value, str) else value
-
-
-def _batch_parts(batch: Batch, limit: int) -> Iterator[bytes]:
-    """The batch's samples as encoded parts under ``limit`` bytes each, in order."""
-    head = orjson.dumps([batch.device_id, batch.stream, batch.origin])[:-1]
-    part: list[bytes] = []
-    size = len(head) + 4
-    for sample in batch.samples:
-        values = {channel: _value(value) for channel, value in sample.values.items()}
-        encoded = orjson.dumps([sample.seq, sample.ts, values])
-        if size + len(encoded) + 1 > limit and part:
-            yield head + b",[" + b",".join(part) + b"]]"
-            part, size = [], len(head) + 4
-        part.append(encoded)
-        size += len(encoded) + 1
-    if part:
-        yield head + b",[" + b",".join(part) + b"]]"
-
-
-def _head(replica: str, kind: str) -> bytes:
-    return orjson.dumps({"r": replica, "k": kind})[:-1] + b',"i":['
-
-
-def room(replica: str, kind: str, limit: int = PAYLOAD_BYTES) -> int:
-    """The bytes an item of ``encode`` may take: ``limit`` less its envelope."""
-    return limit - len(_head(replica, kind)) - 2
-
-
-def encode(replica: str, kind: str, items: list[bytes], limit: int = PAYLOAD_BYTES) -> list[str]:
-    """Payloads ``{"r": replica, "k": kind, "i": [item, ...]}``, each under ``limit`` bytes.
-
-    An item over ``room`` is dropped (logged): telemetry items are cut to fit it.
-    """
-    head = _head(replica, kind)
-    payloads: list[str] = []
-    taken: list[bytes] = []
-    size = len(head) + 2
-    for item in items:
-        if len(head) + len(item) + 2 > limit:
-            log.warning("a fan-out item of %d bytes is over NOTIFY's limit: dropped", len(item))
-            continue
-        if size + len(item) + 1 > limit and taken:
-            payloads.append((head + b",".join(taken) + b"]}").decode())
-            taken, size = [], len(head) + 2
-        taken.append(item)
-        size += len(item) + 1
-    if taken:
-        payloads.append((head + b",".join(taken) + b"]}").decode())
-    return payloads
-
-
-def telemetry_items(batches: list[Batch], limit: int) -> list[bytes]:
-    """A commit's batches as fan-out items of ``limit`` bytes at most (``room``), a batch
-    split by samples as it needs."""
-    return [part for batch in batches if batch.samples for part in _batch_parts(batch, limit)]
-
-
-def recent(batches: list[Batch], now_ms: int) -> list[Batch]:
-    """The batches as told: live ones whole, replayed ones from ``TOLD_REPLAY_MS`` ago on."""
-    since = now_ms - TOLD_REPLAY_MS
-    told = []
-    for batch in batches:
-        if batch.origin == "live" or all(sample.ts >= since for sample in batch.samples):
-            told.append(batch)
-            continue
-        kept = tuple(sample for sample in batch.samples if sample.ts >= since)
-        if kept:
-            told.append(replace(batch, samples=kept, quarantined=(), gaps=()))
-    return told
-
-
-def decode_batches(items: list[Any]) -> list[Batch]:
-    """The batches of a telemetry message."""
-    return [
-        Batch(
-            device_id,
-            stream,
-            origin,
-            tuple(
-                Sample(seq, ts, {k: _parsed(v) for k, v in values.items()})
-                for seq, ts, values in samples
-            ),
-        )
-        for device_id, stream, origin, samples in items
-    ]
 
 
 Send = Callable[[list[str]], Awaitable[None]]
