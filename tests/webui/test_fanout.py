@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -27,12 +28,13 @@ from core.db.engine import Database
 from core.events import CommandChanged, DeviceChanged, record
 from core.passwords import mosquitto_hash
 from core.protocol.telemetry import Batch, Sample, encode_batch
-from core.services import device_configs
+from core.services import alarms, device_configs
 from core.services.actor import Actor
 from core.settings import Settings
 from tests.mqtt.broker import DEVICES, SERVER, eventually
 from tests.mqtt.server import register
 from tests.webui.test_ingest import station
+from webui.backbone.alarms import Alarms
 from webui.backbone.fanout import Fanout
 from webui.backbone.fanout_wire import (
     PAYLOAD_BYTES,
@@ -105,6 +107,44 @@ async def test_what_is_queued_at_stop_is_still_told(pair: tuple[Fanout, Fanout])
     a.on_commit([_batch("press-07", 1, 3)])
     await a.stop()  # a replica shutting down after its last commit
     await eventually(lambda: hub.cursor("press-07") == 3)
+
+
+async def test_a_lost_listening_connection_listens_again_and_says_so(
+    pair: tuple[Fanout, Fanout], database: Database
+) -> None:
+    a, b = pair
+    hub = Hub()
+    b.telemetry.add(hub.on_commit)
+    resumed: list[int] = []
+    b.resumed.add(resumed.append)
+    async with database.raw_connection() as connection:  # as a database restart would
+        await connection.execute("SELECT pg_terminate_backend($1)", b.listening_pid)
+    await eventually(lambda: resumed == [1])
+    a.on_commit([_batch("press-07", 1, 2)])
+    await eventually(lambda: hub.cursor("press-07") == 2)
+
+
+async def test_alarms_stored_while_a_replica_heard_nothing_are_read_again(
+    database: Database,
+) -> None:
+    await register(database, ["press-07"])
+    replica = Alarms(database)
+    await replica.start()
+    await replica.written()
+    async with database.session() as session:  # another replica, its news missed
+        await alarms.raise_alarm(
+            session,
+            device_id="press-07",
+            channel="temp",
+            bound="high",
+            threshold=Decimal(90),
+            value=Decimal("95.5"),
+            at=datetime.now(UTC),
+        )
+    assert replica.count("press-07") == 0
+    await replica.read_all_again()
+    assert [a.value for a in replica.active("press-07")] == [Decimal("95.5")]
+    await replica.stop()
 
 
 def test_replayed_samples_older_than_a_live_chart_keeps_are_not_told() -> None:

@@ -160,6 +160,21 @@ class Alarms:
         self._announce(devices)
         self.stored.emit(devices)
 
+    async def read_all_again(self) -> None:
+        """Take every device's thresholds and active alarms from the database (the news of
+        other replicas was missed meanwhile). Never raises."""
+        try:
+            async with self._database.session() as session:
+                configs = await device_configs.all_desired(session)
+                rows = await alarms.all_active(session)
+        except Exception:
+            log.exception("reading thresholds and alarms again failed")
+            return
+        for config in configs:  # their clears are the replica's that changed them to write
+            self._checker.set_limits(config.device_id, limits_of(config.settings))
+        active = [_active(row) for row in rows]
+        self._take(active, set(self._stored) | {alarm.device_id for alarm in active})
+
     async def read_again(self, device_id: str, *, thresholds: bool = False) -> None:
         """Another replica stored a change of the device's alarms (or, with ``thresholds``,
         of its desired configuration): take them from the database. Never raises."""

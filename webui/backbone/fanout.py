@@ -24,8 +24,8 @@ The rules:
   otherwise cost every replica its decoding, on the loop the replay is bound by.
 - At most, never more: a replica that is down or reconnecting misses what was said
   meanwhile: its hub fills again from the next samples, its command waiters re-read the
-  database on their own, and its alarms of a device are read again at that device's next
-  change (the pages' history and alarm list read the database, the truth). When the
+  database on their own, and once it listens again (``resumed``) its alarms and thresholds
+  are read again from the database, the truth. When the
   sender falls behind by QUEUE_SAMPLES, newer commits are dropped from the fan-out
   (counted), never holding ingest up.
 - SQLite has no LISTEN: a single server (the demo) runs without fan-out.
@@ -86,6 +86,10 @@ class Fanout:
         self.commands: Listeners[CommandChanged] = Listeners("fan-out commands")
         self.configs: Listeners[DesiredConfigChanged] = Listeners("fan-out configs")
         self.devices: Listeners[DeviceChanged] = Listeners("fan-out devices")
+        # Listening again after a lost connection: what was said meanwhile is missed, so
+        # what is kept of it (alarms, thresholds) is read again. Told the number of times.
+        self.resumed: Listeners[int] = Listeners("fan-out resumed")
+        self.resumes = 0
 
     # -- telling ----------------------------------------------------------------------
 
@@ -197,6 +201,11 @@ class Fanout:
         connection.add_termination_listener(self._lost)
         self._listening = connection
 
+    @property
+    def listening_pid(self) -> int | None:
+        """The database backend that listens for this replica (None when not listening)."""
+        return None if self._listening is None else self._listening.get_server_pid()
+
     def _lost(self, _connection: Any) -> None:
         if self.running:
             log.warning("fan-out listening connection lost; listening again")
@@ -206,10 +215,13 @@ class Fanout:
         while self.running:
             try:
                 await self._listen()
-                return
             except Exception as error:
                 log.warning("fan-out not listening (%s); again in %s s", error, RECONNECT_S)
                 await asyncio.sleep(RECONNECT_S)
+                continue
+            self.resumes += 1
+            self.resumed.emit(self.resumes)
+            return
 
     async def _notify(self, payloads: list[str]) -> None:
         async with self._database.raw_connection() as connection:

@@ -157,6 +157,7 @@ class Backbone:
         self.alarms.stored.add(self.fanout.alarms_written)
         self.fanout.alarms.add(self._alarms_elsewhere)
         self.fanout.configs.add(self._config_elsewhere)
+        self.fanout.resumed.add(self._news_missed)
         self.fanout.commands.add(self.command_waiters.wake)
         self.fanout.devices.add(lambda event: self.directory.forget(event.device_id))
         self.sync = SyncWire(
@@ -210,6 +211,9 @@ class Backbone:
 
     def _alarms_elsewhere(self, device_id: str) -> None:
         self._background.spawn(self.alarms.read_again(device_id), name="alarms read again")
+
+    def _news_missed(self, _resumes: int) -> None:
+        self._background.spawn(self.alarms.read_all_again(), name="alarms read again")
 
     def _config_elsewhere(self, event: DesiredConfigChanged) -> None:
         read = self.alarms.read_again(event.device_id, thresholds=True)
