@@ -34,6 +34,7 @@ SUMMARY_KEYS = (
     "presence_wait_s",
     "drained",
     "commands_ok",
+    "commands_terminal",
     "commands_sent",
     "ingest_kills_in_transaction",
     "seed",

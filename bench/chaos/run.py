@@ -284,6 +284,12 @@ async def _verdict(
         "presence_wait_s": presence_wait_s,
         "drained": all(drained.values()),
         "commands_ok": commands["ok"] and not active,
+        "commands_terminal": not active
+        and not any(
+            p.startswith("not terminal")
+            for w in commands["wrong"]  # type: ignore[attr-defined]
+            for p in w["problems"]
+        ),
         "commands_sent": orders.sent,
         "commands_refused": len(orders.refused),
         "ingest_kills_in_transaction": sum(
