@@ -94,7 +94,7 @@ async def _guarded(injector: faults.Injector, fault: faults.Fault) -> None:
             fault.cleared_at = injector.now()
 
 
-async def _everything_up(plan: Plan, st: stage.Stage, injector: faults.Injector) -> None:
+async def _everything_up(st: stage.Stage, injector: faults.Injector) -> None:
     """Clear every proxy; start whatever is down."""
     for proxy in st.proxies:
         proxy.clear()
@@ -199,7 +199,7 @@ async def _run_on(plan: Plan, st: stage.Stage, devices: dict[str, str]) -> dict[
     injected_s = injector.now()
     progress(f"injection over at {injected_s:.0f} s; starting whatever is down, then draining")
     try:
-        await _everything_up(plan, st, injector)
+        await _everything_up(st, injector)
     except Exception as error:  # reported: the checks below say what it cost
         trouble.append(f"starting everything again failed: {type(error).__name__}: {error}")
     watching.cancel()
