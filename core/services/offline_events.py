@@ -9,13 +9,21 @@ stale) or a stale one is found lost, ``device.online`` when one ends, or when a 
 server has never seen comes online. A heartbeat, a repeated birth or a will for a period
 already open changes nothing, so writes nothing: a flapping station leaves one entry per
 real transition, and a server restart none for devices whose presence it did not change.
+
+Several server replicas hear the same status messages and heartbeats, and each calls
+``begin`` or ``end`` for the same transition at nearly the same time. On PostgreSQL each
+call first takes a transaction-scoped advisory lock of its device (``_lock``), held until it
+commits: the replica that comes second waits, then reads what the first wrote, and finds
+nothing left to do. So each transition is written, and audited, once across replicas.
+SQLite has one writer and one server, whose presence runs one transition at a time.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import hashlib
+from datetime import UTC, datetime
 
-from sqlalchemy import Subquery, func, literal, or_, select, update
+from sqlalchemy import Subquery, func, literal, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import OfflineEvent
@@ -28,6 +36,24 @@ RECENT_LIMIT = 50  # a device page shows the last few weeks of a flaky link, not
 LATEST_LIMIT = 8  # the overview shows the fleet's last few, beside its other cards
 WENT_ONLINE = "device.online"
 WENT_OFFLINE = "device.offline"
+# Mixed into each device's advisory lock key, so it differs from the lock of anything else
+# keyed by a device id (any constant works; these bytes spell "offline").
+LOCK_SALT = b"offline"
+EVER = datetime(2000, 1, 1, tzinfo=UTC)  # older than any audit entry: "was it ever written"
+
+
+def lock_key(device_id: str) -> int:
+    """The device's advisory lock key: a stable signed 64-bit hash of its id."""
+    digest = hashlib.blake2b(device_id.encode(), digest_size=8, key=LOCK_SALT).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+async def _lock(session: AsyncSession, device_id: str) -> None:
+    """Hold the device's transition lock until this transaction ends (PostgreSQL only)."""
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(device_id)}
+        )
 
 
 async def _audit(
@@ -57,6 +83,7 @@ async def begin(
     ``first_news``: the first the server hears of the device since it started (a retained
     will, say), so the period began when the device was last seen, if it ever was.
     """
+    await _lock(session, device_id)
     open_event = await session.scalar(
         select(OfflineEvent).where(
             OfflineEvent.device_id == device_id, OfflineEvent.ended_at.is_(None)
@@ -77,8 +104,10 @@ async def end(session: AsyncSession, *, device_id: str, at: datetime, first_news
     """The device is back: its open offline period, if any, ends ``at``.
 
     ``first_news``: the first the server hears of the device since it started; with no
-    period open it was online before, unless it was never seen at all (a new station).
+    period open it was online before, unless it was never seen at all (a new station):
+    that is audited once, even when several replicas (or restarts) hear its first news.
     """
+    await _lock(session, device_id)
     ended = await session.execute(
         update(OfflineEvent)
         .where(OfflineEvent.device_id == device_id, OfflineEvent.ended_at.is_(None))
@@ -89,7 +118,15 @@ async def end(session: AsyncSession, *, device_id: str, at: datetime, first_news
     if reasons:
         await _audit(session, device_id, WENT_ONLINE, before={"reason": reasons[0]})
     elif first_news and await devices.last_seen_at(session, device_id) is None:
-        await _audit(session, device_id, WENT_ONLINE)
+        await audit.lock(session)  # the look below stays true until this entry is written
+        if not await audit.has_since(
+            session,
+            action=WENT_ONLINE,
+            actor=DEVICE_ACTOR + device_id,
+            target_id=device_id,
+            since=EVER,
+        ):
+            await _audit(session, device_id, WENT_ONLINE)
 
 
 async def recent(
