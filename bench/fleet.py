@@ -37,20 +37,19 @@ import shutil
 import sys
 import tempfile
 import time
-from array import array
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from bench import fleet_raw, fleet_stations
-from bench.command_stations import p50, p99
 from bench.cpu import machine_seconds
 from bench.fleet_parts import STOP_S, Parts
+from bench.fleet_report import P99_TARGET_MS, Window, figures_of, line_of, rounded, summary
 from bench.server_metrics import rates, scrape
 from bench.server_process import ServerProcess, settings_for
 from bench.stack import DEFAULT_DATABASE, database_of_its_own
-from bench.usage import Group, Use, named_below, postgres_backends, postgres_others, tree, use
+from bench.usage import Group, named_below, postgres_backends, postgres_others, tree, use
 from broker.launcher import embedded_broker
 from core.db.engine import Database
 from core.db.models import Device
@@ -59,8 +58,6 @@ from desktop.agent.fleet import new_credentials
 from webui.backbone.server import server_signing_key
 
 SERVER = ("server", "bench-server-secret")
-P99_TARGET_MS = 2_000.0  # issue 18's target: a sample's ack back at its station within 2 s
-HELD_SHARE = 0.98  # of the scheduled samples taken: a station's loop keeping its pace
 GRACE_S = 10.0  # after the window, for its last samples' acks; later ones count as waited
 READY_S = 240.0  # spawn, import, open 250 outboxes and connect them, on a loaded machine
 RAW_WARMUP_S = 3.0  # the bare clients have nothing to settle but their first publishes
@@ -90,17 +87,6 @@ async def _register(url: str, workdir: Path, credentials: dict[str, str]) -> byt
     finally:
         await database.close()
     return key.public_key().to_pem()
-
-
-@dataclass(frozen=True)
-class Window:
-    """One measured window: the processes' figures, each group's use, the server's counters'
-    rates, and the machine's busy share (of all its cores)."""
-
-    answers: list[dict[str, Any]]
-    uses: dict[str, Use]
-    server: dict[str, float]
-    busy: float
 
 
 async def _window(parts: Parts, rig: Rig, groups: list[Group], seconds: float) -> Window:
@@ -146,7 +132,7 @@ async def step(rig: Rig, args: argparse.Namespace, rate: float) -> dict[str, Any
         window = await _window(parts, rig, fleets + rig.groups, args.seconds)
     finally:
         await asyncio.to_thread(parts.stop)
-    figures = _figures(args, rate, ready, window)
+    figures = figures_of(args, rate, ready, window)
     figures |= {
         "warmup_s": max(a[2] for a in warm),
         "load_avg_1m_at_start": load,
@@ -156,7 +142,7 @@ async def step(rig: Rig, args: argparse.Namespace, rate: float) -> dict[str, Any
     if args.raw:
         figures["raw"] = await _raw(rig, args, rate)
         figures["fleet_vs_raw_cpu"] = figures["cpu"]["fleets"] / figures["raw"]["cpu"]["raws"]
-    _progress(f"{rate:g} Hz: {_line(figures)}")
+    _progress(f"{rate:g} Hz: {line_of(figures)}")
     return figures
 
 
@@ -175,57 +161,6 @@ async def _raw(rig: Rig, args: argparse.Namespace, rate: float) -> dict[str, Any
     cpu = {name: u.cpu_share for name, u in uses.items()}
     cpu["raws"] = sum(u.cpu_share for name, u in uses.items() if name.startswith("raw_"))
     return {"samples_per_s": sent, "cpu": cpu, **window.server}
-
-
-def _figures(
-    args: argparse.Namespace,
-    rate: float,
-    ready: list[tuple[Any, ...]],
-    window: Window,
-) -> dict[str, Any]:
-    """One step's figures from the processes' answers and the groups' use."""
-    answers, uses = window.answers, window.uses
-    lags = array("d")
-    for answer in answers:
-        lags.frombytes(answer["lags"])
-    lags_ms = sorted(lag * 1000 for lag in lags)
-    window = max(a["window_s"] for a in answers)
-    scheduled = len(args.credentials) * rate
-    taken = sum(a["taken"] for a in answers) / window
-    acked = sum(a["acked"] for a in answers) / window
-    backlog_start = sum(a["backlog_start"] for a in answers)
-    backlog_end = sum(a["backlog_end"] for a in answers)
-    lag_p99 = p99(lags_ms)
-    growing = backlog_end > backlog_start + scheduled * P99_TARGET_MS / 1000
-    cpu = {name: u.cpu_share for name, u in uses.items()}
-    cpu["fleets"] = sum(u.cpu_share for name, u in uses.items() if name.startswith("fleet_"))
-    return {
-        "rate_hz": rate,
-        "connected": sum(a[1] for a in ready),
-        "connect_s": max(a[2] for a in ready),
-        "scheduled_samples_per_s": scheduled,
-        "samples_per_s": taken,
-        "share_of_schedule": taken / scheduled,
-        "acked_samples_per_s": acked,
-        "points_per_s": acked * args.channels,
-        "ack_lag_p50_ms": p50(lags_ms),
-        "ack_lag_p99_ms": lag_p99,
-        "ack_lag_max_ms": lags_ms[-1] if lags_ms else float("nan"),
-        "lagged_samples": len(lags_ms),
-        "unacked_after_grace": sum(a["unacked"] for a in answers),
-        "stations_acked": sum(a["stations_acked"] for a in answers),
-        "backlog_start": backlog_start,
-        "backlog_end": backlog_end,
-        "backlog_growing": growing,
-        "station_loop_lag_p99_ms": max(a["loop_lag_p99_ms"] for a in answers),
-        "cpu": cpu,
-        # Each process's CPU a sample taken: what a sample costs where (the box's budget).
-        "cpu_ms_per_sample": {k: 1000 * v / max(taken, 1e-9) for k, v in cpu.items()},
-        "rss_mb": {name: u.rss_mb for name, u in uses.items()},
-        "pss_mb": {name: u.pss_mb for name, u in uses.items()},
-        "busiest": max((n for n in uses), key=lambda n: uses[n].cpu_share),
-        "held": lag_p99 <= P99_TARGET_MS and taken >= HELD_SHARE * scheduled and not growing,
-    }
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -284,47 +219,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _line(s: dict[str, Any]) -> str:
-    cpu = "  ".join(f"{k} {v:.0%}" for k, v in s["cpu"].items() if not k.startswith("fleet_"))
-    return (
-        f"{s['samples_per_s']:,.0f}/{s['scheduled_samples_per_s']:,.0f} samples/s, "
-        f"{s['points_per_s']:,.0f} points/s acked, ack lag p50 {s['ack_lag_p50_ms']:.0f} ms "
-        f"p99 {s['ack_lag_p99_ms']:.0f} ms, backlog {s['backlog_start']}→{s['backlog_end']}, "
-        f"CPU {cpu}; held {s['held']}"
-    )
-
-
-def summary(line: dict[str, Any]) -> None:
-    """Print each step's figures for a person."""
-    print(
-        f"fleet: {line['devices']} stations x {line['channels']} channels over "
-        f"{line['processes']} processes, {line['seconds']:g} s measured a step"
-    )
-    for s in line["steps"]:
-        print(f"  {s['rate_hz']:g} Hz (load {s['load_avg_1m_at_start']:.2f}): {_line(s)}")
-        memory = "  ".join(f"{k} {v:.0f}" for k, v in s["rss_mb"].items())
-        print(
-            f"      RSS MB {memory}; PostgreSQL backends PSS {s['pss_mb']['postgres_backends']:.0f}"
-        )
-        if "raw" in s:
-            print(
-                f"      bare clients {s['raw']['samples_per_s']:,.0f} samples/s at "
-                f"{s['raw']['cpu']['raws']:.0%} of a core: the fleet {s['fleet_vs_raw_cpu']:.1f}x"
-            )
-    target = f"p99 ≤ {P99_TARGET_MS:.0f} ms, ≥ {HELD_SHARE:.0%} of schedule"
-    print(f"  held ({target}): {line['held_rates_hz']}")
-
-
-def _rounded(value: Any) -> Any:
-    if isinstance(value, float):
-        return round(value, 4)
-    if isinstance(value, dict):
-        return {k: _rounded(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_rounded(v) for v in value]
-    return value
-
-
 def _progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
@@ -364,7 +258,7 @@ def main() -> None:
     args.processes = min(args.processes, args.devices)
     line = asyncio.run(run(args))
     summary(line)
-    print(json.dumps(_rounded(line)))
+    print(json.dumps(rounded(line)))
 
 
 if __name__ == "__main__":
