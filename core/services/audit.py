@@ -134,6 +134,27 @@ async def has_since(
     return found is not None
 
 
+async def newest_of(
+    session: AsyncSession, *, actions: Sequence[str], actor: str, target_id: str
+) -> AuditEntry | None:
+    """The newest entry of one of ``actions`` by ``actor`` on ``target_id``, or None.
+
+    For a writer that writes an entry only if no other writer (another replica) has: under
+    ``lock``, it stays the newest until its transaction ends.
+    """
+    query = (
+        select(AuditEntry)
+        .where(
+            AuditEntry.action.in_(list(actions)),
+            AuditEntry.actor == actor,
+            AuditEntry.target_id == target_id,
+        )
+        .order_by(AuditEntry.id.desc())
+        .limit(1)
+    )
+    return await session.scalar(query)
+
+
 async def key_fits(session: AsyncSession) -> bool:
     """Whether this session's audit key made the chain's newest keyed entry (True if none).
 

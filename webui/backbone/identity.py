@@ -9,6 +9,16 @@ own previous message, all within WINDOW, and it lasts until at most one stream h
 heard for a whole WINDOW. Each episode writes one audit entry when it starts and one when it
 ends; everything else stays in memory (no database on a message).
 
+Every server replica hears every birth, and every batch (its own, and the others' through
+the fan-out), so each finds the same episode, within moments of the others. The audit log
+is shared: the first replica to find an episode's start writes it, and the first to find
+its end writes that. Under the audit log's lock, a start is left out when the device's
+newest conflict entry is a start of an episode that began after this one's start less a
+WINDOW (another replica's, of this episode; an older one was left open by a server that
+stopped mid-episode, and a new episode deserves its own), and an end is left out unless
+the newest is a start (another replica wrote this end already). Each replica's pages keep
+their own view, from memory, until their own sweep finds the end.
+
 A sighting carries the time its message arrived, not the time it is reported here: replayed
 batches are parsed in threads and may be reported after a later live one, and an earlier
 arrival reported late must not look like a turn.
@@ -23,6 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.engine import Database
 from core.services import audit
@@ -183,9 +195,26 @@ class Identity:
     def _audit(self, action: str, conflict: Conflict, detail: dict[str, Any]) -> None:
         self._entries.put_nowait(_Entry(action, conflict, detail))
 
+    async def _written_elsewhere(self, session: AsyncSession, entry: _Entry) -> bool:
+        """Whether another replica has written this entry of the episode (under audit.lock)."""
+        device_id = entry.conflict.device_id
+        newest = await audit.newest_of(
+            session, actions=(ACTION, ENDED), actor=f"device:{device_id}", target_id=device_id
+        )
+        if entry.action == ENDED:
+            return newest is None or newest.action == ENDED
+        if newest is None or newest.action != ACTION:
+            return False
+        began = (newest.after or {}).get("since")  # as the other replica wrote it
+        same_episode = entry.conflict.since - self.window
+        return isinstance(began, str) and datetime.fromisoformat(began) > same_episode
+
     async def _write(self, entry: _Entry) -> None:
         conflict = entry.conflict
         async with self._database.session() as session:
+            await audit.lock(session)  # what the look below finds stays true until written
+            if await self._written_elsewhere(session, entry):
+                return
             await audit.record(
                 session,
                 actor=f"device:{conflict.device_id}",
