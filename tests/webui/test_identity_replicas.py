@@ -120,3 +120,20 @@ async def test_a_start_left_open_by_a_stopped_server_does_not_hide_a_new_episode
         _hear((restarted,), clock, stream)
     assert await _actions((restarted,), database) == [ACTION, ACTION]
     await restarted.stop()
+
+
+async def test_a_replica_slow_to_write_the_start_writes_none_after_the_end(
+    replicas: tuple[Identity, Identity], clock: Clock, database: Database
+) -> None:
+    """The second replica's start comes after the first wrote the episode's start and end."""
+    first, second = replicas
+    heard = [Sighting("press-07", stream, clock.advance(1)) for stream in (A, B, A)]
+    for sighting in heard:
+        first.seen(sighting)
+    clock.advance(first.window.total_seconds() + 1)
+    first.sweep()
+    assert await _actions(replicas, database) == [ACTION, ENDED]
+    for sighting in heard:  # the same messages, written down late
+        second.seen(sighting)
+    second.sweep()
+    assert await _actions(replicas, database) == [ACTION, ENDED]

@@ -13,10 +13,11 @@ Every server replica hears every birth, and every batch (its own, and the others
 the fan-out), so each finds the same episode, within moments of the others. The audit log
 is shared: the first replica to find an episode's start writes it, and the first to find
 its end writes that. Under the audit log's lock, a start is left out when the device's
-newest conflict entry is a start of an episode that began after this one's start less a
-WINDOW (another replica's, of this episode; an older one was left open by a server that
-stopped mid-episode, and a new episode deserves its own), and an end is left out unless
-the newest is a start (another replica wrote this end already). Each replica's pages keep
+newest conflict entry is of an episode that began after this one's start less a WINDOW
+(another replica's start of this episode, or even its end; an episode that ended began a
+WINDOW at least before the next, and a start left open by a server that stopped
+mid-episode is older still), and an end is left out unless the newest is a start (another
+replica wrote this end already). Each replica's pages keep
 their own view, from memory, until their own sweep finds the end.
 
 A sighting carries the time its message arrived, not the time it is reported here: replayed
@@ -203,7 +204,7 @@ class Identity:
         )
         if entry.action == ENDED:
             return newest is None or newest.action == ENDED
-        if newest is None or newest.action != ACTION:
+        if newest is None:
             return False
         began = (newest.after or {}).get("since")  # as the other replica wrote it
         same_episode = entry.conflict.since - self.window
