@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -11,6 +10,7 @@ from pathlib import Path
 
 from core.mqtt.endpoint import Endpoint
 from core.protocol.signing import VerifyingKey
+from core.station_accounts import read_credentials
 from desktop.agent.agent import Agent
 from desktop.agent.config import AgentConfig
 from desktop.agent.sources import Simulated, Source
@@ -20,18 +20,13 @@ SourcesOf = Callable[[int], Sequence[Source]]  # the sources of the station at t
 
 
 def load_credentials(path: Path) -> dict[str, str]:
-    """Device id → MQTT password, from a JSON object file."""
+    """Device id → MQTT password, from a JSON object file that must exist."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
+        path.stat()
+    except OSError as error:
         msg = f"cannot read credentials from {path}: {error}"
         raise ValueError(msg) from error
-    if not isinstance(data, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in data.items()
-    ):
-        msg = f"{path} must hold a JSON object of device id → password"
-        raise ValueError(msg)
-    return data
+    return read_credentials(path)
 
 
 def new_credentials(prefix: str, count: int) -> dict[str, str]:
