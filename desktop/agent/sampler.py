@@ -88,9 +88,9 @@ class Sampler:
             self._not_written(error)
             return None
         if self._unwritten:
-            station.events.record(
-                "disk", f"writing samples again, after {self._unwritten} could not be written"
-            )
+            text = f"writing samples again, after {self._unwritten} could not be written"
+            station.events.record("disk", text)
+            log.warning("%s: %s", station.config.device_id, text)  # ends the warning above
             self._unwritten = 0
         state.values, state.last_seq, state.last_ts = values, sample.seq, ts
         state.count(outbox)
