@@ -36,7 +36,7 @@ SKEW_BASE_S = 150.0  # the stations skewed from the start run this far ahead or 
 SHUTDOWN_S = 60.0  # a running fault finishing its hold and clear at the end of injection
 COMMAND_GRACE_S = 20.0  # past the last deadline, for the server's expiry sweep to run
 # A station's link up and its birth heard, once everything runs: a connect and the server's
-# presence write take a second; a dead connection's last will, its keepalive (45 s) at most.
+# presence write take a second; a dead connection's last will, 1.5x its keepalive (15 s).
 PRESENCE_S = 60.0
 
 

@@ -3,7 +3,7 @@
 The short run starts everything as ``python -m bench.chaos`` does (its own PostgreSQL
 cluster, Mosquitto, the server, three station processes behind fault proxies) and injects
 a fault every ~3 s for 36 s: every kind comes up once. It takes ~70 s, most of it the
-stations noticing a blackholed connection (their MQTT keepalive, 30 s) and the server's
+stations noticing a blackholed connection (twice their MQTT keepalive, 10 s) and the server's
 restarts: the only way to see every guarantee hold through every fault in CI.
 """
 
