@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,8 +77,23 @@ def write_credentials(path: Path, credentials: dict[str, str]) -> None:
     os.replace(temp, path)
 
 
-async def ensure_stations(database: Database, ids: list[str], path: Path) -> Provisioned:
-    """Register or re-key the stations ``ids`` as needed; keep their passwords in ``path``."""
+def station_name(device_id: str) -> str:
+    """The name a station registered here is listed under: ``station <id>``."""
+    return f"station {device_id}"
+
+
+async def ensure_stations(
+    database: Database,
+    ids: list[str],
+    path: Path,
+    *,
+    actor: Actor = PROVISIONING,
+    name: Callable[[str], str] = station_name,
+) -> Provisioned:
+    """Register or re-key the stations ``ids`` as needed; keep their passwords in ``path``.
+
+    ``actor`` is who the audit log says did it; ``name`` names a station it registers.
+    """
     stored = await asyncio.to_thread(read_credentials, path)
     registered, rekeyed, kept, disabled = [], [], [], []
     async with database.session() as session:
@@ -85,14 +101,12 @@ async def ensure_stations(database: Database, ids: list[str], path: Path) -> Pro
             opens = await devices.opens(session, device_id, stored.get(device_id, ""))
             if opens is None:
                 made = await devices.create_device(
-                    session, actor=PROVISIONING, device_id=device_id, name=f"station {device_id}"
+                    session, actor=actor, device_id=device_id, name=name(device_id)
                 )
                 stored[device_id] = made.password
                 registered.append(device_id)
             elif not opens:
-                made = await devices.rotate_credentials(
-                    session, actor=PROVISIONING, device_id=device_id
-                )
+                made = await devices.rotate_credentials(session, actor=actor, device_id=device_id)
                 stored[device_id] = made.password
                 rekeyed.append(device_id)
             else:

@@ -10,18 +10,18 @@ the command that opens its window reads it from there (``--password-stdin < file
 
 from __future__ import annotations
 
-import json
+import asyncio
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from core import station_accounts
 from core.db.engine import Database
 from core.errors import NotFoundError
 from core.rbac import ADMIN
-from core.services import device_configs, devices, users
+from core.services import device_configs, users
 from core.services.actor import Actor
-from desktop.agent.fleet import load_credentials
 
 ADMIN_USERNAME = "admin"
 STATIONS = ("press-01", "lathe-02", "oven-03")  # names a control room would recognise
@@ -81,47 +81,41 @@ UNITS = {"temp": "°C", "parts": "pcs"}
 async def ensure_stations(
     database: Database, credentials_file: Path, window_password_file: Path
 ) -> Stations:
-    """Register or re-key the stations as needed, then save every password to the file."""
-    stored = _load(credentials_file)
-    renewed, disabled = [], []
-    async with database.session() as session:
-        for device_id in (*STATIONS, WINDOW_STATION):
-            password = stored.get(device_id, "")
-            opens = await devices.opens(session, device_id, password)
-            if opens is None:
-                kind = "station window" if device_id == WINDOW_STATION else "simulated"
-                made = await devices.create_device(
-                    session, actor=_DEMO, device_id=device_id, name=f"{device_id} ({kind})"
-                )
+    """Register or re-key the stations as needed (core.station_accounts), keeping the file."""
+    await asyncio.to_thread(_drop_if_unreadable, credentials_file)
+    done = await station_accounts.ensure_stations(
+        database, [*STATIONS, WINDOW_STATION], credentials_file, actor=_DEMO, name=_name
+    )
+    if done.registered:
+        async with database.session() as session:
+            for device_id in done.registered:
                 await device_configs.update_desired(
                     session, actor=_DEMO, device_id=device_id, changes={"units": UNITS}
                 )
-            elif not opens:
-                made = await devices.rotate_credentials(session, actor=_DEMO, device_id=device_id)
-            else:
-                made = None
-            if made is not None:
-                stored[device_id], password = made.password, made.password
-                renewed.append(device_id)
-            if opens is not None and not await devices.enabled(session, device_id):
-                disabled.append(device_id)
-    _save(credentials_file, json.dumps(stored, indent=1))
-    window = WINDOW_STATION not in disabled
+    stored = await asyncio.to_thread(station_accounts.read_credentials, credentials_file)
+    window = WINDOW_STATION not in done.disabled
     if window:
-        _save(window_password_file, f"{stored[WINDOW_STATION]}\n")
-    started = {d: stored[d] for d in STATIONS if d not in disabled}
-    return Stations(started, tuple(renewed), tuple(disabled), window)
+        await asyncio.to_thread(_save, window_password_file, f"{stored[WINDOW_STATION]}\n")
+    started = {d: stored[d] for d in STATIONS if d not in done.disabled}
+    renewed = tuple(d for d in (*STATIONS, WINDOW_STATION) if d in done.registered + done.rekeyed)
+    return Stations(started, renewed, done.disabled, window)
 
 
-def _load(path: Path) -> dict[str, str]:
+def _name(device_id: str) -> str:
+    kind = "station window" if device_id == WINDOW_STATION else "simulated"
+    return f"{device_id} ({kind})"
+
+
+def _drop_if_unreadable(path: Path) -> None:
+    """An unreadable file is as good as none: every station then gets a new password."""
     try:
-        return load_credentials(path)
-    except ValueError:  # missing or unreadable: every station gets a new password
-        return {}
+        station_accounts.read_credentials(path)
+    except ValueError:
+        path.unlink()
 
 
 def _save(path: Path, text: str) -> None:
-    """Write atomically, readable by the owner only (it holds broker passwords)."""
+    """Write atomically, readable by the owner only (it holds a broker password)."""
     temp = path.with_name(f".{path.name}.tmp")
     temp.unlink(missing_ok=True)
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
