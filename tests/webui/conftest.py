@@ -1,17 +1,21 @@
-"""Fixtures for the server: an API client, signed-in callers, and simulated browser users."""
+"""Fixtures for the server: an API client, signed-in callers, simulated browser users, and
+a broker two replicas share."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import httpx
 import pytest
 from nicegui.testing.user import User
 
+from broker.mosquitto_process import MosquittoProcess
 from core.db.engine import Database
 from core.services import users
 from core.settings import Settings
 from tests.harness import running_app, simulated_user
+from tests.webui.replicas import replica_broker as started_replica_broker
 
 ADMIN_PASSWORD = "admin-password-1"
 VIEWER_PASSWORD = "viewer-password-1"
@@ -28,6 +32,13 @@ async def accounts(database: Database) -> dict[str, str]:
             session, username="vic", password=VIEWER_PASSWORD, roles=["Viewer"]
         )
     return {"ada": ADMIN_PASSWORD, "vic": VIEWER_PASSWORD}
+
+
+@pytest.fixture
+async def replica_broker(tmp_path: Path) -> AsyncIterator[MosquittoProcess]:
+    """Mosquitto with our ACL and two server accounts, one per replica (tests.webui.replicas)."""
+    async with started_replica_broker(tmp_path) as broker:
+        yield broker
 
 
 @pytest.fixture

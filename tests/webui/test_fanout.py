@@ -16,23 +16,20 @@ from contextlib import AsyncExitStack
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import orjson
 import pytest
 
-from broker import config
-from broker.credentials import PasswordFile
-from broker.mosquitto_process import MosquittoProcess, configure_mosquitto
+from broker.mosquitto_process import MosquittoProcess
 from core.db.engine import Database
 from core.events import CommandChanged, DeviceChanged, record
-from core.passwords import mosquitto_hash
 from core.protocol.telemetry import Batch, Sample, encode_batch
 from core.services import alarms, device_configs
 from core.services.actor import Actor
 from core.settings import Settings
-from tests.mqtt.broker import DEVICES, SERVER, eventually
+from tests.mqtt.broker import eventually
 from tests.mqtt.server import register
+from tests.webui.replicas import start_replicas
 from tests.webui.test_ingest import station
 from webui.backbone.alarms import Alarms
 from webui.backbone.fanout import Fanout
@@ -46,10 +43,8 @@ from webui.backbone.fanout_wire import (
     telemetry_items,
 )
 from webui.backbone.hub import Hub
-from webui.backbone.server import Backbone
 
 pytestmark = pytest.mark.backends("one")
-REPLICA_B = ("server-b", "server-b-secret-1")  # each replica its own broker account
 ADMIN = Actor(name="ada", permissions=frozenset({"devices:write", "config:write"}))
 T0 = 1_764_504_000_000
 
@@ -206,45 +201,16 @@ async def test_sqlite_runs_a_single_server_without_fan_out(database: Database) -
 # -- two whole replicas -----------------------------------------------------------------
 
 
-@pytest.fixture
-async def broker(tmp_path: Path) -> AsyncIterator[MosquittoProcess]:
-    """Mosquitto with our ACL and two server accounts, one per replica."""
-    usernames = (SERVER[0], REPLICA_B[0])
-    broker = configure_mosquitto(tmp_path / "broker", server_usernames=usernames)
-    accounts = PasswordFile(broker.config_file.parent / config.PASSWORD_FILE_NAME)
-    for username, password in {SERVER[0]: SERVER[1], REPLICA_B[0]: REPLICA_B[1], **DEVICES}.items():
-        accounts.set(username, mosquitto_hash(password))
-    await broker.start()
-    yield broker
-    await broker.stop()
-
-
 async def test_two_replicas_split_ingest_and_show_the_same_samples_and_alarm(
-    settings: Settings, database: Database, broker: MosquittoProcess
+    settings: Settings, database: Database, replica_broker: MosquittoProcess
 ) -> None:
     if database.dialect != "postgresql":
         pytest.skip("replicas share a PostgreSQL database")
     await register(database, ["press-07"])
     async with database.session() as session:
         await device_configs.create(session, device_id="press-07")
-    url = f"mqtt://127.0.0.1:{broker.port}"
-    replicas = []
     async with AsyncExitStack() as stack:
-        for n, (username, password) in enumerate([SERVER, REPLICA_B]):
-            own = settings.model_copy(
-                update={
-                    "mqtt_url": url,
-                    "mqtt_username": username,
-                    "mqtt_password": password,
-                    "signing_key_file": settings.signing_key_file.with_name(f"key-{n}.pem"),
-                }
-            )
-            backbone = Backbone(own, database)
-            await backbone.start()
-            stack.push_async_callback(backbone.stop)
-            assert backbone.supervisor is not None
-            await backbone.supervisor.wait_connected()
-            replicas.append(backbone)
+        replicas = await start_replicas(stack, settings, database, replica_broker)
         a, b = replicas
         async with database.session() as session:
             await device_configs.update_desired(
@@ -253,7 +219,7 @@ async def test_two_replicas_split_ingest_and_show_the_same_samples_and_alarm(
                 device_id="press-07",
                 changes={"thresholds": {"temp": {"high": "90"}}},
             )
-        press = await stack.enter_async_context(station(broker, "press-07"))
+        press = await stack.enter_async_context(station(replica_broker, "press-07"))
         now = int(time.time() * 1000)
         for seq in range(1, 41):
             value = "95.5" if seq == 40 else "20.5"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
@@ -11,6 +11,7 @@ from sqlalchemy import select
 from core.db.engine import Database
 from core.db.models import AuditEntry
 from core.mqtt.takeover import Takeover
+from tests.webui.hand_clock import Clock
 from webui.backbone import identity
 from webui.backbone.identity import Conflict, Identity, Sighting
 
@@ -23,23 +24,9 @@ C = "c3" * 16
 T0 = datetime(2025, 11, 26, 22, 41, 7, tzinfo=UTC)
 
 
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> datetime:
-        self.now += timedelta(seconds=seconds)
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(T0)
 
 
 @pytest.fixture

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
 
 from core.db.engine import Database
 from core.db.models import AuditEntry
+from tests.webui.hand_clock import Clock
 from webui.backbone import identity
 from webui.backbone.identity import ACTION, ENDED, Identity, Sighting
 
@@ -21,23 +22,10 @@ B = "b2" * 16
 ROUNDS = 5  # episodes in a row; without the look at the log each is written twice
 
 
-class Clock:
-    """A clock the test moves by hand, from the real now (audit entries carry real times)."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> datetime:
-        self.now += timedelta(seconds=seconds)
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    """From the real now: audit entries carry real times."""
+    return Clock(datetime.now(UTC))
 
 
 @pytest.fixture

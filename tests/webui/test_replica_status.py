@@ -3,39 +3,20 @@ leaves its farewell on the shared topic, and the one still serving says its birt
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from pathlib import Path
 
 import aiomqtt
 import orjson
 import pytest
 
-from broker import config
-from broker.credentials import PasswordFile
-from broker.mosquitto_process import MosquittoProcess, configure_mosquitto
+from broker.mosquitto_process import MosquittoProcess
 from core.db.engine import Database
-from core.passwords import mosquitto_hash
 from core.protocol import topics
 from core.settings import Settings
-from tests.mqtt.broker import DEVICES, SERVER, eventually
-from webui.backbone.server import Backbone
+from tests.mqtt.broker import DEVICES, eventually
+from tests.webui.replicas import start_replicas
 
 pytestmark = pytest.mark.backends("one")
-REPLICA_B = ("server-b", "server-b-secret-1")
-
-
-@pytest.fixture
-async def broker(tmp_path: Path) -> AsyncIterator[MosquittoProcess]:
-    """Mosquitto with our ACL and two server accounts, one per replica."""
-    usernames = (SERVER[0], REPLICA_B[0])
-    broker = configure_mosquitto(tmp_path / "broker", server_usernames=usernames)
-    accounts = PasswordFile(broker.config_file.parent / config.PASSWORD_FILE_NAME)
-    for username, password in {SERVER[0]: SERVER[1], REPLICA_B[0]: REPLICA_B[1], **DEVICES}.items():
-        accounts.set(username, mosquitto_hash(password))
-    await broker.start()
-    yield broker
-    await broker.stop()
 
 
 async def _retained(broker: MosquittoProcess) -> dict[str, str]:
@@ -52,30 +33,13 @@ async def _retained(broker: MosquittoProcess) -> dict[str, str]:
 
 
 async def test_a_replica_that_stops_leaves_the_status_online_while_another_serves(
-    settings: Settings, database: Database, broker: MosquittoProcess
+    settings: Settings, database: Database, replica_broker: MosquittoProcess
 ) -> None:
-    replicas = []
     async with AsyncExitStack() as stack:
-        for n, (username, password) in enumerate([SERVER, REPLICA_B]):
-            own = settings.model_copy(
-                update={
-                    "mqtt_url": f"mqtt://127.0.0.1:{broker.port}",
-                    "mqtt_username": username,
-                    "mqtt_password": password,
-                    "node_id": f"replica-{n}",
-                    "signing_key_file": settings.signing_key_file.with_name(f"key-{n}.pem"),
-                }
-            )
-            backbone = Backbone(own, database)
-            await backbone.start()
-            stack.push_async_callback(backbone.stop)
-            assert backbone.supervisor is not None
-            await backbone.supervisor.wait_connected()
-            replicas.append(backbone)
-        a, b = replicas
-        assert (await _retained(broker))["state"] == "online"
+        a, b = await start_replicas(stack, settings, database, replica_broker)
+        assert (await _retained(replica_broker))["state"] == "online"
         await a.stop()  # its farewell: offline, clean
         await eventually(lambda: b.replica_status.reborn >= 1)
-        said = await _retained(broker)
+        said = await _retained(replica_broker)
         assert (said["node"], said["state"]) == ("replica-1", "online")
         assert a.replica_status.reborn == 0  # B's births never made A answer
