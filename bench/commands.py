@@ -29,13 +29,11 @@ from typing import Any
 from bench import command_stations as stations
 from bench.command_stations import Helper, p50, p99
 from bench.command_trips import STEPS, Api, Cpu, get_round_trips, in_flight, phase_figures, steady
+from bench.seed import admin_and_devices
 from bench.server_process import ServerProcess, settings_for
 from bench.stack import DEFAULT_DATABASE, database_of_its_own
 from broker.launcher import embedded_broker
-from core.db.engine import Database
-from core.db.models import Device
-from core.passwords import mosquitto_hash
-from core.services import audit_checkpoints, roles, users
+from core.services.audit_checkpoints import keyed_database
 from desktop.agent.fleet import new_credentials
 from webui.backbone.server import server_signing_key
 
@@ -54,16 +52,10 @@ async def _prepare(url: str, workdir: Path, credentials: dict[str, str]) -> byte
     """The Admin and the devices in the database; the server's public key (PEM)."""
     settings = settings_for(workdir, url)
     key = server_signing_key(settings.signing_key_file)  # the key the server will load
-    audit_key = audit_checkpoints.load_or_create_key(audit_checkpoints.key_path(settings))
-    database = Database(settings.async_database_url, audit_key=audit_key)
+    database = keyed_database(settings)
     try:
         async with database.session() as session:
-            await roles.ensure_builtins(session)
-            await users.bootstrap_user(
-                session, username=ADMIN[0], password=ADMIN[1], roles=["Admin"]
-            )
-            for device_id, password in credentials.items():
-                session.add(Device(id=device_id, mqtt_password_hash=mosquitto_hash(password)))
+            await admin_and_devices(session, ADMIN, credentials)
     finally:
         await database.close()
     return key.public_key().to_pem()

@@ -37,14 +37,14 @@ from typing import Any
 import httpx
 
 from bench.cpu import process_seconds
+from bench.seed import admin_and_devices
 from bench.server_process import ServerProcess, settings_for
 from bench.stack import DEFAULT_DATABASE, database_of_its_own
 from bench.sync_rounds import Fleet, Round, baseline, figures_of
 from broker.launcher import embedded_broker
 from core.db.engine import Database
-from core.db.models import Device
-from core.passwords import mosquitto_hash
-from core.services import audit_checkpoints, roles, sync_log, users
+from core.services import sync_log, users
+from core.services.audit_checkpoints import keyed_database
 from desktop.agent.fleet import new_credentials
 from desktop.agent.replica import Replica
 from webui.backbone.server import server_signing_key
@@ -73,19 +73,13 @@ async def _prepare(
     """The Admin, the person (renamed ``history`` times), the devices; the server's key (PEM)."""
     settings = settings_for(workdir, url)
     key = server_signing_key(settings.signing_key_file)  # the key the server will load
-    audit_key = audit_checkpoints.load_or_create_key(audit_checkpoints.key_path(settings))
-    database = Database(settings.async_database_url, audit_key=audit_key)
+    database = keyed_database(settings)
     try:
         async with database.session() as session:
-            await roles.ensure_builtins(session)
-            await users.bootstrap_user(
-                session, username=ADMIN[0], password=ADMIN[1], roles=["Admin"]
-            )
+            await admin_and_devices(session, ADMIN, credentials)
             person = await users.bootstrap_user(
                 session, username=PERSON[0], password=PERSON[1], roles=["Viewer"]
             )
-            for device_id, password in credentials.items():
-                session.add(Device(id=device_id, mqtt_password_hash=mosquitto_hash(password)))
             person_id = str(person.id)
         for number in range(history):  # each save its own transaction, as the API's are
             async with database.session() as session:

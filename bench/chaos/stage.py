@@ -20,14 +20,13 @@ from typing import Any
 from bench.chaos.cluster import Cluster
 from bench.chaos.proxy import FaultProxy
 from bench.chaos.station_process import StationProcess
+from bench.seed import admin_and_devices
 from bench.server_process import ServerProcess, settings_for
 from broker.credentials import PasswordFile
 from broker.mosquitto_process import MosquittoProcess, configure_mosquitto
 from core.db import migrations
-from core.db.engine import Database
-from core.db.models import Device
 from core.passwords import mosquitto_hash
-from core.services import audit_checkpoints, device_configs, roles, users
+from core.services.audit_checkpoints import keyed_database
 from webui.backbone.server import server_signing_key
 
 SERVER = ("server", "chaos-server-secret")
@@ -141,17 +140,10 @@ async def _prepare(url: str, workdir: Path, devices: dict[str, str]) -> None:
     await asyncio.to_thread(migrations.upgrade, url)
     settings = settings_for(workdir, url)
     server_signing_key(settings.signing_key_file)  # and its .pub.pem beside it
-    audit_key = audit_checkpoints.load_or_create_key(audit_checkpoints.key_path(settings))
-    database = Database(settings.async_database_url, audit_key=audit_key)
+    database = keyed_database(settings)
     try:
         async with database.session() as session:
-            await roles.ensure_builtins(session)
-            await users.bootstrap_user(
-                session, username=ADMIN[0], password=ADMIN[1], roles=["Admin"]
-            )
-            for device_id, password in devices.items():
-                session.add(Device(id=device_id, mqtt_password_hash=mosquitto_hash(password)))
-                await device_configs.create(session, device_id=device_id)  # UpdateConfig needs it
+            await admin_and_devices(session, ADMIN, devices, configs=True)
     finally:
         await database.close()
 
