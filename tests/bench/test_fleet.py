@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-PG_ENV = "PP_TEST_DATABASE_URL"
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench.bench_runs import NEEDS, run_bench
+
 DEVICES, PROCESSES, RATE, CHANNELS = 20, 2, 2.0, 10
 RUN_S = 150  # a server, two station processes, one short step: ~25 s; a hung run fails
 GROUPS = {"fleet_1", "fleet_2", "server", "mosquitto", "postgres_backends", "postgres_other"}
@@ -52,28 +46,13 @@ STEP_KEYS = {
     "server_ingest_lag_mean_ms",
 }
 
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.skipif(shutil.which("mosquitto") is None, reason="needs the mosquitto binary"),
-]
+pytestmark = NEEDS
 
 
 def test_a_small_fleet_is_measured_and_every_station_acked() -> None:
-    database = os.environ.get(PG_ENV)
-    if not database:
-        pytest.skip(f"{PG_ENV} is not set")
     size = ["--devices", str(DEVICES), "--processes", str(PROCESSES), "--rates", str(RATE)]
     times = ["--warmup", "2", "--seconds", "4"]
-    run = subprocess.run(
-        [sys.executable, "-m", "bench.fleet", *size, *times, "--database-url", database],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=RUN_S,
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    line = json.loads(run.stdout.strip().splitlines()[-1])
+    line, _ = run_bench("bench.fleet", *size, *times, timeout_s=RUN_S)
     assert (line["devices"], line["processes"], line["channels"]) == (DEVICES, PROCESSES, CHANNELS)
     (step,) = line["steps"]
     assert set(step) - {k for k in step if k.startswith("server_dropped_")} == STEP_KEYS

@@ -2,42 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
-import pytest
+from tests.bench.bench_runs import NEEDS, run_bench
 
-PG_ENV = "PP_TEST_DATABASE_URL"
-ROOT = Path(__file__).resolve().parents[2]
 STATIONS = 5
 RUN_S = 150  # the bench's own watchdog is shorter: a hung run fails, never stalls the suite
 
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.skipif(shutil.which("mosquitto") is None, reason="needs the mosquitto binary"),
-]
+pytestmark = NEEDS
 
 
 def test_one_change_reaches_every_station_and_the_line_says_so() -> None:
-    database = os.environ.get(PG_ENV)
-    if not database:
-        pytest.skip(f"{PG_ENV} is not set")
-    command = [sys.executable, "-m", "bench.sync", "--stations", str(STATIONS), "--rounds", "1"]
-    run = subprocess.run(
-        [*command, "--processes", "2", "--database-url", database],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=RUN_S,
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    line = json.loads(run.stdout.strip().splitlines()[-1])
+    size = ["--stations", str(STATIONS), "--rounds", "1", "--processes", "2"]
+    line, stdout = run_bench("bench.sync", *size, timeout_s=RUN_S)
     assert (line["stations"], line["rounds"]) == (STATIONS, 1)
     # Every station connected, caught up with the log, applied the change and shows it.
     counts = ("connected", "caught_up", "expected", "applied", "shown", "raw_received")
@@ -50,4 +27,4 @@ def test_one_change_reaches_every_station_and_the_line_says_so() -> None:
     assert 0 < line["raw_p50_ms"] <= line["raw_p99_ms"] <= line["raw_max_ms"]
     assert line["server_cpu_ms_per_change"] > 0  # taken from the server's own process
     assert isinstance(line["p99_within_target"], bool)
-    assert "applied 5/5" in run.stdout
+    assert "applied 5/5" in stdout
