@@ -18,6 +18,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from core.db.availability import database_unavailable
 from core.db.engine import Database
 from core.db.types import utcnow
 from core.protocol import signing
@@ -236,7 +237,15 @@ class AuditTrail:
         )
 
     async def _check(self, when: str) -> None:
-        report = await self.verify()
+        try:
+            report = await self.verify()
+        except Exception as error:
+            if not database_unavailable(error):
+                raise
+            # Nothing to walk while the database is away; the next check walks it all. At
+            # shutdown, raising would skip the handlers after this one (the database's close).
+            log.warning("audit chain %s not checked: the database is unavailable", when)
+            return
         if report.intact:
             log.info("audit chain %s: %s", when, report.detail)
         else:

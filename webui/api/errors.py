@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from core.db.availability import database_unavailable
 from core.errors import (
     AuthError,
     BusyError,
@@ -35,6 +39,22 @@ _STATUS: list[tuple[type[DomainError], int]] = [
     (PreconditionRequiredError, status.HTTP_428_PRECONDITION_REQUIRED),
     (UnavailableError, status.HTTP_503_SERVICE_UNAVAILABLE),
 ]
+# How soon a client may ask again while the database is away: PostgreSQL starting up or
+# recovering takes seconds, and the pool pings before lending, so the next request after it
+# answers again gets through.
+DATABASE_RETRY_AFTER_S = 5
+DATABASE_AWAY = "the database is not answering (starting up or unreachable); ask again shortly"
+# What may carry a database outage out of a handler: SQLAlchemy's errors, the driver's raised
+# unwrapped (asyncpg while connecting), the socket's. database_unavailable decides which of
+# them are one; the others stay the 500s they were.
+_MAYBE_AWAY: tuple[type[Exception], ...] = (
+    DBAPIError,
+    PoolTimeout,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    OSError,
+)
+log = logging.getLogger(__name__)
 # Pydantic's words for text that is not Unicode (a lone UTF-16 surrogate in the JSON) say
 # nothing a client can act on.
 _NOT_UNICODE = "must be Unicode text: a lone UTF-16 surrogate (\\ud800-\\udfff) is not"
@@ -117,8 +137,37 @@ async def _integrity_error(_: Request, error: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=status.HTTP_409_CONFLICT)
 
 
+def _database_away() -> JSONResponse:
+    """The 503 of a request the database could not serve, with when to ask again."""
+    return JSONResponse(
+        {"detail": DATABASE_AWAY},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+    )
+
+
+async def _maybe_database_away(request: Request, error: Exception) -> Response:
+    if getattr(request.state, "page_failed", False):
+        # A page: NiceGUI drew its error page (webui.components.page_error) and logged it,
+        # then calls every matching handler anyway, its answer unused.
+        return Response(status_code=status.HTTP_500_INTERNAL_SERVER_ERROR)
+    if not database_unavailable(error):
+        raise error  # a fault of the code or the request: the 500 (and traceback) it was
+    # One line, no traceback: an outage fails every request alike, and its stack says nothing.
+    log.warning(
+        "%s %s: database unavailable (%s: %s)",
+        request.method,
+        request.url.path,
+        type(error).__name__,
+        str(error).splitlines()[0] if str(error) else "",
+    )
+    return _database_away()
+
+
 def install(app: FastAPI) -> None:
-    """Map every DomainError raised by a service onto its HTTP status."""
+    """Map every DomainError raised by a service onto its HTTP status; a database away, 503."""
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
+    for kind in _MAYBE_AWAY:
+        app.add_exception_handler(kind, _maybe_database_away)
     app.add_exception_handler(RequestValidationError, _invalid_request)

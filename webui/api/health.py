@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db.availability import database_unavailable
 from core.services.actor import Actor
+from webui.api.errors import DATABASE_RETRY_AFTER_S
 from webui.deps import BackboneDep, SessionDep, require
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -29,8 +33,8 @@ class LinkDetailOut(LinkOut):
 
 
 class HealthOut(BaseModel):
-    status: str
-    database: str
+    status: str = Field(description="ok, or unavailable while the database does not answer")
+    database: str = Field(description="ok, or unavailable (down, starting up, unreachable)")
     broker: LinkOut
 
 
@@ -38,16 +42,43 @@ class HealthDetailOut(HealthOut):
     broker: LinkDetailOut
 
 
-@router.get("")
-async def health(session: SessionDep, backbone: BackboneDep) -> HealthOut:
+async def _database_answers(session: AsyncSession) -> bool:
+    """Whether the database answers a query; any other failure stays the 500 it is."""
+    try:
+        await session.execute(text("SELECT 1"))
+    except Exception as error:
+        if not database_unavailable(error):
+            raise
+        return False
+    return True
+
+
+@router.get(
+    "",
+    response_model=HealthOut,
+    responses={
+        status.HTTP_503_SERVICE_UNAVAILABLE: {
+            "model": HealthOut,
+            "description": "Not ready: the database does not answer (Retry-After says when)",
+        }
+    },
+)
+async def health(session: SessionDep, backbone: BackboneDep) -> HealthOut | JSONResponse:
     """Up, with the database answering; the broker link's state (down is not an error).
 
-    Anyone may ask (load balancers do), so it names no account, host or reason.
+    A database away (down, starting up, unreachable) is not ready: 503, the same body with
+    ``unavailable`` in it, and Retry-After. Anyone may ask (load balancers do), so it names
+    no account, host or reason.
     """
-    await session.execute(text("SELECT 1"))
     link = backbone.link()
-    return HealthOut(
-        status="ok", database="ok", broker=LinkOut(state=link["state"], since=link["since"])
+    broker = LinkOut(state=link["state"], since=link["since"])
+    if await _database_answers(session):
+        return HealthOut(status="ok", database="ok", broker=broker)
+    away = HealthOut(status="unavailable", database="unavailable", broker=broker)
+    return JSONResponse(
+        away.model_dump(),
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
     )
 
 

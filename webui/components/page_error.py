@@ -13,9 +13,8 @@ from typing import Any
 
 from fastapi import Request
 from nicegui import app, context, ui
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from core.db.availability import database_unavailable
 from webui.layout import frame, guarded_actor
 from webui.services import Services
 
@@ -27,9 +26,6 @@ FAILED = (
     "Something went wrong while this page was being built, so it could not be shown. "
     "Try again in a moment; if it keeps happening, tell your administrator."
 )
-# What "the database did not answer" looks like from here: the driver's errors (SQLAlchemy
-# wraps them in DBAPIError), an exhausted pool, or the connection itself refused or cut.
-_UNREACHABLE: tuple[type[BaseException], ...] = (DBAPIError, PoolTimeout, OSError, TimeoutError)
 
 
 def install(services: Services) -> None:
@@ -55,8 +51,12 @@ def install(services: Services) -> None:
 
 
 def words_for(error: Exception) -> str:
-    """The sentence a person reads for ``error`` (never its type or message)."""
-    return DATABASE_AWAY if isinstance(error, _UNREACHABLE) else FAILED
+    """The sentence a person reads for ``error`` (never its type or message).
+
+    "The database did not answer" when it did not (``core.db.availability``: down, starting
+    up, refusing, a pool with nothing to lend); a query the database refused is a failure.
+    """
+    return DATABASE_AWAY if database_unavailable(error) else FAILED
 
 
 def page_failed(services: Services, error: Exception) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 
 import pytest
 from nicegui import app
@@ -16,10 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.protocol.messages import Status
 from core.services import devices
 from core.services.actor import Actor
+from tests.harness import simulated_user
 from tests.webui.conftest import ADMIN_PASSWORD
+from tests.webui.database_away import KINDS, away_settings
 from tests.webui.pages.test_admin_screens import eventually
 from tests.webui.pages.test_login import signed_in
 from webui import signin
+from webui.backbone import alarms
 from webui.components.page_error import DATABASE_AWAY
 from webui.components.ticker import PAUSED, RESUMED
 from webui.services import Services
@@ -126,6 +131,22 @@ async def test_a_page_that_cannot_even_check_who_is_signed_in_says_so_too(
         await user.should_not_see(text)
     caplog.clear()
     monkeypatch.undo()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_page_while_postgresql_is_away_says_the_database_did_not_answer(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(alarms, "STOP_WAIT_S", 0.1)  # its load cannot succeed: stop at once
+    async with away_settings(kind, tmp_path) as settings, simulated_user(settings) as user:
+        await user.http_client.get("/login")  # the browser's storage, made
+        # A browser signed in before PostgreSQL went away: its sign-in session is in the
+        # database, which the page must ask about (NiceGUI keeps no public way in).
+        for browser in app.storage._users.values():
+            browser[signin.SESSION_KEY] = str(uuid.uuid4())
+        assert await _open_failed(user, "/fleet") == 500
+        await user.should_see(content=DATABASE_AWAY, marker="page-error")
+        await user.should_see(content="Try again", marker="try-again")
 
 
 async def test_a_live_page_whose_ticks_fail_says_so_once_and_recovers(
