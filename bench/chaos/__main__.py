@@ -70,7 +70,11 @@ def main() -> None:
         skewed=args.skewed if args.skewed is not None else max(1, args.stations // 3),
     )
     print(f"chaos seed: {seed}", flush=True)
-    result = asyncio.run(run(plan))
+    try:
+        result = asyncio.run(run(plan))
+    except asyncio.CancelledError:  # SIGTERM: run() stopped everything it started
+        progress("stopped by SIGTERM before the checks; no report")
+        sys.exit(143)
     for problem in result["problems"]:
         progress(f"PROBLEM {problem}")
     progress(f"report: {plan.out_dir / 'summary.md'} (and chaos.json, timeline.svg)")
