@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import signal
 import sys
 import tempfile
 import time
@@ -146,7 +147,14 @@ async def _presence(
 
 
 async def run(plan: Plan) -> dict[str, Any]:
-    """The whole run; its result (``ok`` when every target is met)."""
+    """The whole run; its result (``ok`` when every target is met).
+
+    Everything it started is stopped on the way out, on an error, Ctrl-C or SIGTERM too
+    (``timeout`` sends one): the stations, their disks, the server, the broker, the cluster.
+    """
+    main = asyncio.current_task()
+    assert main is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
     workdir = Path(tempfile.mkdtemp(prefix="pp-chaos-"))
     devices = {f"chaos-{n}": secrets.token_urlsafe(16) for n in range(plan.stations)}
     progress(f"seed {plan.seed}; building the stage in {workdir}")
