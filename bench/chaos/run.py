@@ -30,12 +30,15 @@ from bench.chaos import evidence, faults, report, stage
 from bench.chaos.checks import check_stream, command_findings
 from bench.chaos.monitor import Monitor
 from bench.chaos.orders import Orders, wait_all_ended
+from core.services.commands import EXPIRY_GRACE
 from desktop.agent.config import outbox_file
 
 WARM_S = 90.0  # stations start (an import each, on 2 shared cores) and send their first acks
 SKEW_BASE_S = 150.0  # the stations skewed from the start run this far ahead or behind
 SHUTDOWN_S = 60.0  # a running fault finishing its hold and clear at the end of injection
-COMMAND_GRACE_S = 20.0  # past the last deadline, for the server's expiry sweep to run
+# Past the last deadline: a command a station may have received is only called expired
+# EXPIRY_GRACE later (a station may still accept it), then the server's sweep runs.
+COMMAND_GRACE_S = EXPIRY_GRACE.total_seconds() + 20.0
 # A station's link up and its birth heard, once everything runs: a connect and the server's
 # presence write take a second; a dead connection's last will, 1.5x its keepalive (15 s).
 PRESENCE_S = 60.0

@@ -33,6 +33,7 @@ import orjson
 from core.protocol.drops import Drop, DropReason
 from core.protocol.messages import encode, json_count, read_envelope, unwrap_signed, wrap_signed
 from core.protocol.signing import (
+    DEFAULT_LEEWAY_MS,
     ExpiredError,
     SignatureError,
     SigningKey,
@@ -73,6 +74,16 @@ STATION_STATES: Final = frozenset({"delivered", "succeeded", "failed", "rejected
 # loaded link takes a second or two; a bulk change may wait a week for a station that is off.
 MIN_TIMEOUT_S, MAX_TIMEOUT_S = 1, 7 * 24 * 3600
 DEFAULT_TIMEOUT_S = 30
+# How long past its signed ``expires_at`` a station still accepts a command: the signing
+# leeway, for clocks that disagree. The server's deadlines count from this same figure
+# (core.services.commands), so it never calls expired what a station may still run.
+ACCEPT_LEEWAY_MS: Final = DEFAULT_LEEWAY_MS
+# A command accepted at or past its expiry still gets this long to run on the station:
+# refusing it later than its acceptance would tell the server nothing new.
+MIN_RUN_S: Final = 1.0
+# A station's answer on its way to the server's record: QoS 1 through the broker, a result
+# worker's queue, one transaction; generous, since it only delays a verdict of silence.
+ANSWER_TRANSIT_S: Final = 30.0
 
 
 class ArgsError(ValueError):
@@ -209,7 +220,7 @@ def read_command(
         return Refusal(signed)
     token, trusted = signed
     try:
-        body = verify_envelope(token, trusted, now_ms=now_ms)
+        body = verify_envelope(token, trusted, now_ms=now_ms, leeway_ms=ACCEPT_LEEWAY_MS)
     except ExpiredError as error:
         return _refuse_expired(token, trusted, str(error))
     except SignatureError as error:

@@ -12,7 +12,7 @@ one:
   answer (``record_result``), accepted from ``sent`` or ``delivered``, and from ``queued``
   once a publish has begun (``attempts > 0``: the answer can beat ``mark_sent``'s commit);
 - ``queued`` / ``sent`` → ``expired`` and ``delivered`` → ``timed_out`` at the deadline
-  (``expire_due``);
+  (``expire_due``), as the deadlines below say;
 - ``queued`` → ``canceled`` by a person, only before any publish began: once a command has
   been handed to the broker it may reach the station, and cannot be withdrawn.
 
@@ -23,6 +23,27 @@ move is announced (``CommandChanged``) after its commit, so pages and the dispat
 An ``UpdateConfig`` that ends ``expired`` or ``canceled`` has its configuration version
 withdrawn (core.services.command_withdrawal), so the station never applies a change whose
 command says it did not happen.
+
+Deadlines tell the truth. A station accepts a signed command up to
+``protocol.ACCEPT_LEEWAY_MS`` past its ``expires_at`` by its own clock, a leeway for clocks
+that disagree by up to that much; so in the server's time a station may accept it until
+twice the leeway past ``expires_at``. The server ends a command only when no station whose
+clock keeps within the leeway can still be running it unheard:
+
+- never handed to the broker (``queued``, no publish begun): ``expired`` at ``expires_at``,
+  since nothing is published after it (``attempt``);
+- published but unanswered: ``expired`` at ``expires_at`` + ``EXPIRY_GRACE`` (twice the
+  station's leeway, its shortest run and the answer's transit, computed from the station's
+  own figures so the two sides cannot drift apart);
+- ``delivered``: ``timed_out`` at ``EXPIRY_GRACE`` past the later of ``expires_at`` and the
+  station's ``delivered``.
+
+An answer can still come later than that (a station clock further behind than the leeway,
+or an answer held back by a broken link). ``expired`` says the station never ran it, so the
+station's own verified word that it did (``delivered``, ``succeeded``, ``failed``) corrects
+that record to what it said, audited as ``command.corrected``; it is the only terminal state
+that moves, and only so. An ``UpdateConfig`` that ends ``succeeded`` after its version was
+withdrawn has the version reinstated, so the configuration asked for is the one applied.
 """
 
 from __future__ import annotations
@@ -33,7 +54,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import Select, and_, func, literal, or_, select, update
+from sqlalchemy import Select, and_, case, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import events
@@ -51,6 +72,14 @@ MAX_PAGE = 200  # commands per page: a day of a busy station at a glance, still 
 # under the station's limit, protocol.MAX_BYTES.
 MAX_ARGS_BYTES = protocol.MAX_BYTES // 2
 SYSTEM = "system"  # the audit's actor for the deadline
+# How long past ``expires_at`` a command that may have reached a station is still waited for:
+# the station accepts it up to its signing leeway late by a clock that may itself be up to
+# the leeway behind ours, runs it at least MIN_RUN_S, and its answer needs time to arrive.
+# Derived from the station's figures, never set apart, so the two sides cannot drift.
+EXPIRY_GRACE = timedelta(
+    milliseconds=2 * protocol.ACCEPT_LEEWAY_MS,  # its leeway, by a clock a leeway behind
+    seconds=protocol.MIN_RUN_S + protocol.ANSWER_TRANSIT_S,
+)
 
 Outcome = Literal["moved", "unchanged", "late", "refused"]
 
@@ -370,6 +399,8 @@ async def _not_moved(
     if command.state == "queued" and command.attempts == 0:
         await _refused(session, actor, result, "the command was never sent")
         return "refused"
+    if command.state == "expired" and command.attempts > 0 and result.state != "rejected":
+        return await _correct(session, command, result, actor)
     repeat = result.state == command.state or (
         result.state == "delivered" and command.delivered_at is not None
     )
@@ -399,6 +430,37 @@ async def _not_moved(
     return "late"
 
 
+async def _correct(
+    session: AsyncSession, command: Command, result: protocol.Result, actor: str
+) -> Outcome:
+    """The station ran a command recorded ``expired``: the record takes the station's word."""
+    before = {"state": command.state, "detail": command.detail}
+    now = utcnow()
+    values: dict[str, Any] = {
+        "state": result.state,
+        "delivered_at": _or_now(Command.delivered_at, now),
+    }
+    if result.state != "delivered":
+        values.update(detail=result.detail, result=result.result, finished_at=now)
+    else:  # running again: its end comes from the station, or from the deadline once more
+        values.update(detail="", finished_at=None)
+    moved = await _move(session, command.id, Command.state == "expired", **values)
+    if moved is None:  # another replica corrected it first
+        return "unchanged"
+    await audit.record(
+        session,
+        actor=actor,
+        action="command.corrected",
+        target_type="command",
+        target_id=str(moved.id),
+        before=before,
+        after={"state": moved.state, "detail": result.detail, "result": result.result},
+    )
+    if moved.state in protocol.TERMINAL:
+        await _ended(session, moved, actor, action=f"command.{moved.state}")
+    return "moved"
+
+
 async def _refused(session: AsyncSession, actor: str, result: protocol.Result, reason: str) -> None:
     await audit.record(
         session,
@@ -416,16 +478,28 @@ async def _refused(session: AsyncSession, actor: str, result: protocol.Result, r
 
 
 async def expire_due(session: AsyncSession, *, now: datetime | None = None) -> list[Command]:
-    """End every command past its deadline: never delivered ``expired``, else ``timed_out``."""
+    """End every command past its deadline: never delivered ``expired``, else ``timed_out``.
+
+    A command a station may have received waits ``EXPIRY_GRACE`` longer (module docstring).
+    """
     now = now or utcnow()
+    waited = now - EXPIRY_GRACE
+    unsent = and_(Command.state == "queued", Command.attempts == 0, Command.expires_at <= now)
+    unanswered = and_(_published_unanswered(), Command.expires_at <= waited)
+    running = and_(
+        Command.state == "delivered",
+        Command.expires_at <= waited,
+        or_(Command.delivered_at.is_(None), Command.delivered_at <= waited),
+    )
     ended: list[Command] = []
-    for states, state, detail in (
-        (("queued", "sent"), "expired", "not delivered before its deadline"),
-        (("delivered",), "timed_out", "delivered, but no result before its deadline"),
+    for due, state, detail in (
+        (unsent, "expired", "not delivered before its deadline"),
+        (unanswered, "expired", _UNANSWERED),
+        (running, "timed_out", "delivered, but no result before its deadline"),
     ):
         statement = (
             update(Command)
-            .where(Command.state.in_(states), Command.expires_at <= now)
+            .where(due)
             .values(state=state, detail=detail, finished_at=now)
             .returning(Command)
             .execution_options(synchronize_session=False, populate_existing=True)
@@ -437,11 +511,33 @@ async def expire_due(session: AsyncSession, *, now: datetime | None = None) -> l
     return ended
 
 
+_UNANSWERED = (
+    "not delivered before its deadline, nor in the "
+    f"{EXPIRY_GRACE.total_seconds():.0f} s after it that a station could still accept it"
+)
+
+
+def _published_unanswered() -> Any:
+    """Published (or being published), and no answer from the station yet."""
+    return or_(Command.state == "sent", and_(Command.state == "queued", Command.attempts > 0))
+
+
 async def next_deadline(session: AsyncSession) -> datetime | None:
-    """The earliest deadline of a command not yet ended (None: there is none)."""
-    return await session.scalar(
-        select(func.min(Command.expires_at)).where(Command.state.in_(ACTIVE))
+    """The earliest moment ``expire_due`` has a command to end (None: none is waiting)."""
+    ran_until = case(
+        (Command.delivered_at > Command.expires_at, Command.delivered_at),
+        else_=Command.expires_at,
     )
+    query = select(
+        func.min(
+            case((and_(Command.state == "queued", Command.attempts == 0), Command.expires_at))
+        ),
+        func.min(case((_published_unanswered(), Command.expires_at))),
+        func.min(case((Command.state == "delivered", ran_until))),
+    ).where(Command.state.in_(ACTIVE))
+    unsent, unanswered, running = (await session.execute(query)).one()
+    waited = [at + EXPIRY_GRACE for at in (unanswered, running) if at is not None]
+    return min([*waited, *([unsent] if unsent is not None else [])], default=None)
 
 
 # -- shared steps ----------------------------------------------------------------------
@@ -475,6 +571,10 @@ async def _ended(session: AsyncSession, command: Command, actor: str, *, action:
         withdrawn = await command_withdrawal.withdraw(session, command)
         if withdrawn:  # flushed with the audit entry below
             command.detail = f"{command.detail}; {withdrawn}" if command.detail else withdrawn
+    elif command.state == "succeeded":  # applied after all: a withdrawal must not stand
+        reinstated = await command_withdrawal.reinstate(session, command)
+        if reinstated:
+            command.detail = f"{command.detail}; {reinstated}" if command.detail else reinstated
     await audit.record(
         session,
         actor=actor,

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from core.protocol.signing import DEFAULT_LEEWAY_MS
+from core.protocol.commands import ACCEPT_LEEWAY_MS
 from desktop.agent.sqlite_tx import immediate
 
 SCHEMA = """
@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS command_ledger (
 INTERRUPTED = "interrupted by a station restart"
 # A command may be accepted up to the signing leeway past its expires_at (clock skew): its
 # id must be remembered at least that long, or a late duplicate would run again.
-KEEP_PAST_EXPIRY_MS = DEFAULT_LEEWAY_MS
+KEEP_PAST_EXPIRY_MS = ACCEPT_LEEWAY_MS
 BUSY_TIMEOUT_S = 10.0  # the outbox's writer holds the file for milliseconds at a time
 LedgerState = Literal["running", "succeeded", "failed", "rejected"]
 

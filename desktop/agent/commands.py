@@ -27,15 +27,19 @@ from typing import Any, Literal
 from core.mqtt.link import LinkEvent, LinkState
 from core.mqtt.routing import Route
 from core.protocol import topics
-from core.protocol.commands import Command, Refusal, Result, StationState, read_command
+from core.protocol.commands import (
+    MIN_RUN_S,
+    Command,
+    Refusal,
+    Result,
+    StationState,
+    read_command,
+)
 from core.tasks import TaskSet
 from desktop.agent.command_ledger import CommandLedger, Entry
 from desktop.agent.station import Station
 
 log = logging.getLogger(__name__)
-# A command accepted within the signing leeway of its expiry (the clocks disagree) still gets
-# this long to run: refusing it later than its acceptance would tell the server nothing new.
-MIN_RUN_S = 1.0
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ The short run starts everything as ``python -m bench.chaos`` does (its own Postg
 cluster, Mosquitto, the server, three station processes behind fault proxies) and injects
 a fault every ~3 s for 36 s: every kind comes up once. It takes ~70 s, most of it the
 stations noticing a blackholed connection (twice their MQTT keepalive, 10 s) and the server's
-restarts: the only way to see every guarantee hold through every fault in CI.
+restarts: the only way to see every guarantee hold through every fault in CI. A command a
+fault left published but unanswered adds ~11 min: the server calls it expired only once no
+station could still accept it.
 """
 
 from __future__ import annotations
@@ -25,9 +27,13 @@ from bench.chaos.checks import (
     command_findings,
 )
 from bench.chaos.faults import KINDS, schedule
+from core.services.commands import EXPIRY_GRACE
 
 ROOT = Path(__file__).resolve().parents[2]
-RUN_S = 240  # the run's own bounds (drain 60 s, commands 15 s) end it well before
+# The run's own bounds (drain 60 s, commands 15 s) end it well before 240 s, unless a
+# command was published and never answered: the server waits out the time a station could
+# still accept it (core.services.commands.EXPIRY_GRACE) before it calls it expired.
+RUN_S = 240 + EXPIRY_GRACE.total_seconds()
 POSTGRES = Path("/usr/lib/postgresql/15/bin/initdb")
 
 

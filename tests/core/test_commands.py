@@ -15,7 +15,17 @@ from core.db.models import AuditEntry, Command
 from core.db.types import utcnow
 from core.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from core.events import CommandChanged
-from core.protocol.commands import Result
+from core.protocol.commands import (
+    ACCEPT_LEEWAY_MS,
+    MIN_RUN_S,
+    Refusal,
+    Result,
+    read_command,
+)
+from core.protocol.commands import (
+    Command as SignedCommand,
+)
+from core.protocol.signing import generate_signing_key
 from core.services import commands, config_history, device_configs, devices
 from core.services.actor import Actor
 
@@ -290,20 +300,138 @@ async def test_deadlines_end_commands_truthfully(database_with_devices: Database
         ended = await commands.expire_due(session, now=due)
         assert await commands.attempt(session, command_id=queued.id, now=due) is None
         assert [c.id for c in await commands.pending(session, now=due)] == [later.id]
+        assert [c.id for c in ended] == [queued.id]
+        # A station may still accept the published ones, up to its leeway past expires_at:
+        # the unsent one, due later, comes first.
+        assert await commands.next_deadline(session) == later.expires_at
+        grace_ends = delivered.expires_at + commands.EXPIRY_GRACE
+        ended += await commands.expire_due(session, now=grace_ends)
     assert {c.id: c.state for c in ended} == {
         queued.id: "expired",
         sent.id: "expired",
         delivered.id: "timed_out",
+        later.id: "expired",
     }
-    assert (await _state(database, later.id)).state == "queued"
+    assert (await _state(database, sent.id)).detail.startswith("not delivered before its dead")
     assert await _answer(database, delivered.id, "succeeded") == "late"
     ends = [(a, who) for a, who, _ in await _audit(database) if a != "command.create"]
     assert ends == [
         ("command.expired", "system"),
         ("command.expired", "system"),
         ("command.timed_out", "system"),
+        ("command.expired", "system"),
         ("command.late_result", "device:press-07"),
     ]
+
+
+async def test_a_command_never_published_expires_at_its_time(
+    database_with_devices: Database,
+) -> None:
+    database = database_with_devices
+    command = await _create(database, "UpdateConfig", args={"interval_s": 2})
+    async with database.session() as session:
+        assert await commands.next_deadline(session) == command.expires_at
+        assert await commands.expire_due(session, now=command.expires_at - timedelta(0.001)) == []
+        [ended] = await commands.expire_due(session, now=command.expires_at)
+    assert (ended.id, ended.state) == (command.id, "expired")
+    assert "v1 withdrawn" in (await _state(database, command.id)).detail
+
+
+async def test_a_station_applying_within_its_leeway_ends_applied_not_expired(
+    database_with_devices: Database,
+) -> None:
+    """The station accepts a command up to its signing leeway past expires_at: the server
+    waits that long before it calls the command expired, and withdraws nothing."""
+    database = database_with_devices
+    await _edit(database, interval_s=1)
+    command = await _create(database, "UpdateConfig", args={"interval_s": 2})
+    await _sent(database, command.id)
+    # The station's clock, the whole leeway behind ours, reads expires_at + its leeway.
+    late = command.expires_at + timedelta(milliseconds=2 * ACCEPT_LEEWAY_MS)
+    async with database.session() as session:
+        assert await commands.expire_due(session, now=command.expires_at) == []
+        assert await commands.expire_due(session, now=late) == []
+    assert await _answer(database, command.id, "delivered") == "moved"
+    assert await _answer(database, command.id, "succeeded") == "moved"
+    async with database.session() as session:
+        assert await commands.expire_due(session, now=late + commands.EXPIRY_GRACE) == []
+    assert (await _state(database, command.id)).state == "succeeded"
+    assert await _desired(database) == (2, {"interval_s": 2.0})
+    assert "command.expired" not in [a for a, _, _ in await _audit(database)]
+
+
+async def test_an_answer_later_still_corrects_expired_and_reinstates_the_version(
+    database_with_devices: Database,
+) -> None:
+    """A station whose answer waited out a broken link: ``expired`` was wrong, its word wins."""
+    database = database_with_devices
+    await _edit(database, interval_s=1)
+    command = await _create(database, "UpdateConfig", args={"interval_s": 2})
+    await _sent(database, command.id)
+    async with database.session() as session:
+        [ended] = await commands.expire_due(session, now=command.expires_at + commands.EXPIRY_GRACE)
+    assert ended.state == "expired"
+    assert await _desired(database) == (3, {"interval_s": 1.0})  # withdrawn
+    assert await _answer(database, command.id, "succeeded") == "moved"
+    corrected = await _state(database, command.id)
+    assert (corrected.state, corrected.delivered_at is not None) == ("succeeded", True)
+    assert "v2 reinstated: v4" in corrected.detail
+    assert await _desired(database) == (4, {"interval_s": 2.0})
+    assert await _answer(database, command.id, "succeeded") == "unchanged"
+    actions = [(a, who) for a, who, _ in await _audit(database)]
+    assert actions[-2:] == [
+        ("command.corrected", "device:press-07"),
+        ("command.succeeded", "device:press-07"),
+    ]
+
+
+async def test_a_late_delivered_reopens_an_expired_command_until_its_result(
+    database_with_devices: Database,
+) -> None:
+    database = database_with_devices
+    command = await _create(database)
+    await _sent(database, command.id)
+    async with database.session() as session:
+        await commands.expire_due(session, now=command.expires_at + commands.EXPIRY_GRACE)
+    at = command.expires_at + 2 * commands.EXPIRY_GRACE  # held back by a broken link
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(commands, "utcnow", lambda: at)
+        assert await _answer(database, command.id, "delivered") == "moved"
+    reopened = await _state(database, command.id)
+    assert (reopened.state, reopened.finished_at) == ("delivered", None)
+    assert reopened.delivered_at == at
+    async with database.session() as session:
+        assert (
+            await commands.next_deadline(session) == reopened.delivered_at + commands.EXPIRY_GRACE
+        )
+        assert await commands.expire_due(session, now=at + timedelta(minutes=1)) == []
+    assert await _answer(database, command.id, "succeeded") == "moved"
+    assert await _answer(database, command.id, "rejected") == "late"  # never moves it back
+
+
+async def test_a_late_refusal_keeps_expired(database_with_devices: Database) -> None:
+    database = database_with_devices
+    command = await _create(database)
+    await _sent(database, command.id)
+    async with database.session() as session:
+        await commands.expire_due(session, now=command.expires_at + commands.EXPIRY_GRACE)
+    assert await _answer(database, command.id, "rejected") == "late"
+    assert (await _state(database, command.id)).state == "expired"
+
+
+def test_the_server_waits_out_the_last_moment_a_station_accepts() -> None:
+    """The station's acceptance and the server's deadline come from one figure."""
+    key = generate_signing_key()
+    expires_at = 1_800_000_000_000
+    signed = SignedCommand(str(uuid.uuid4()), "press-07", "Ping", {}, expires_at - 5000, expires_at)
+    payload = signed.signed(key)
+    last = expires_at + ACCEPT_LEEWAY_MS
+    keys = [key.public_key()]
+    assert isinstance(read_command(payload, "press-07", keys, now_ms=last), SignedCommand)
+    assert isinstance(read_command(payload, "press-07", keys, now_ms=last + 1), Refusal)
+    # Its last moment, by a clock the whole leeway behind ours, plus its shortest run.
+    station_done = timedelta(milliseconds=2 * ACCEPT_LEEWAY_MS, seconds=MIN_RUN_S)
+    assert station_done < commands.EXPIRY_GRACE
 
 
 # -- UpdateConfig --------------------------------------------------------------------------
@@ -373,7 +501,7 @@ async def test_a_delivered_update_config_is_kept_whatever_its_end(
     await _sent(database, command.id)
     await _answer(database, command.id, "delivered")
     async with database.session() as session:
-        await commands.expire_due(session, now=command.expires_at)
+        await commands.expire_due(session, now=command.expires_at + commands.EXPIRY_GRACE)
     assert (await _state(database, command.id)).state == "timed_out"
     assert await _desired(database) == (1, {"interval_s": 2.0})
 

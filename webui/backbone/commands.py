@@ -17,9 +17,11 @@
   always by the same worker, in the order they came, so the receive loop never waits on
   the database and one device's answers never overtake each other. Answers that queued up
   meanwhile (``delivered`` and ``succeeded`` back to back) share one transaction.
-- One loop ends what is past its deadline, sleeping until the earliest deadline stored (at
-  most ``DEADLINE_POLL_S``; woken when a command is created). Nothing lives only in
-  memory: after a restart the database says what is pending and when it expires.
+- One loop ends what is past its deadline, sleeping until the earliest one due
+  (``commands.next_deadline``: a command a station may have received is due only once no
+  station can still accept it; at most ``DEADLINE_POLL_S``; woken when a command is
+  created). Nothing lives only in memory: after a restart the database says what is
+  pending and when it expires.
 """
 
 from __future__ import annotations
