@@ -40,10 +40,12 @@ class ServerProcess:
         self.log = workdir / "server.log"
         # Our own PP_* settings would leak into the server's; PYTEST_CURRENT_TEST would put
         # NiceGUI in its test mode.
+        # The ingest knobs (PP_INGEST_*) pass, so a bench can measure the server with them.
         environ = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith("PP_") and k != "PYTEST_CURRENT_TEST"
+            if (not k.startswith("PP_") or k.startswith("PP_INGEST_"))
+            and k != "PYTEST_CURRENT_TEST"
         }
         environ |= {
             "PP_DATABASE_URL": settings.database_url,
