@@ -229,6 +229,8 @@ class Command(Base):
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
     delivered_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    # When the server asked the station what became of it, past its deadline unanswered.
+    asked_at: Mapped[datetime | None] = mapped_column(default=None)
 
     __table_args__ = (
         Index("ix_commands_device_created", "device_id", "created_at"),

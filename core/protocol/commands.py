@@ -16,6 +16,15 @@ a repeat about one is a replay, audited. A message it cannot verify is answered 
 ``cmd_id: null`` and the id it claimed in ``claimed_id``: an unsigned message must not move
 a real command's state.
 
+At a published command's deadline, if the station has not answered, the server asks it once
+what became of it: a ``command.query`` on the same ``cmd`` topic (so it arrives after any
+copy of the command published before it), signed like a command, naming the command id and
+its ``expires_at``, with a short life of its own (``QUERY_LIFE_MS``). The station answers on
+``cmd/result`` from its ledger (repeat: it never runs anything because of a question); an id
+it has never seen it claims as refused (``NOT_RECEIVED``), so the command, should it still
+arrive, is refused as well: its ``rejected`` answer says, truthfully, never run. A query
+that does not verify changes nothing.
+
 Both sides check arguments here (``check_args``): the server refuses a bad command with the
 field named before anything is stored, and the station refuses it again.
 """
@@ -46,6 +55,7 @@ from core.protocol.station_config import ConfigError, check_settings
 VERSION = 1
 COMMAND_TYPE = "command"
 RESULT_TYPE = "command.result"
+QUERY_TYPE = "command.query"
 # A command carries at most a partial configuration (a full units table fits); a result
 # at most a detail and a small object of figures.
 MAX_BYTES = 128 * 1024
@@ -84,6 +94,12 @@ MIN_RUN_S: Final = 1.0
 # A station's answer on its way to the server's record: QoS 1 through the broker, a result
 # worker's queue, one transaction; generous, since it only delays a verdict of silence.
 ANSWER_TRANSIT_S: Final = 30.0
+# A status query's own life: a round trip takes a second or two; one held up longer (the
+# broker queued it for a station that was away) is stale, and the server's grace sweep rules.
+QUERY_LIFE_MS: Final = 60_000
+# What a station answers (``rejected``) for a command it was asked about and never received:
+# it is refused from then on, so the server may say it never ran.
+NOT_RECEIVED: Final = "not received before its deadline"
 
 
 class ArgsError(ValueError):
@@ -248,6 +264,76 @@ def _refuse_expired(token: str, trusted: list[VerifyingKey], detail: str) -> Ref
     body = verify(token, trusted)  # cannot fail: verify_envelope got past the signature
     cmd_id = _uuid(body.get("cmd_id"))
     return Refusal(detail, cmd_id, cmd_id or "", json_count(body.get("expires_at")) or 0)
+
+
+@dataclass(frozen=True)
+class Query:
+    """The server asking a station what became of one command (signed like a command)."""
+
+    cmd_id: str
+    device_id: str
+    cmd_expires_at: int  # the command's own expires_at: how long its refusal is kept
+    issued_at: int  # ms since the epoch, the server's clock
+    expires_at: int  # the query's: issued_at + QUERY_LIFE_MS
+
+    def signed(self, key: SigningKey) -> bytes:
+        """The ``cmd`` payload: an envelope of type ``command.query`` holding the JWS."""
+        body = {
+            "cmd_id": self.cmd_id,
+            "device_id": self.device_id,
+            "cmd_expires_at": self.cmd_expires_at,
+            "issued_at": self.issued_at,
+            "expires_at": self.expires_at,
+        }
+        return wrap_signed(QUERY_TYPE, self.device_id, body, key)
+
+
+@dataclass(frozen=True)
+class QueryRefusal:
+    """A ``command.query`` the station will not answer (unsigned, forged, stale), and why."""
+
+    detail: str
+
+
+def _is_query(payload: bytes) -> bool:
+    """Whether a ``cmd`` message says it is a query (its envelope's type; checked later)."""
+    try:
+        message = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(message, dict) and message.get("type") == QUERY_TYPE
+
+
+def read_query(
+    payload: bytes, device_id: str, keys: Iterable[VerifyingKey], *, now_ms: int
+) -> Query | QueryRefusal:
+    """The verified query in ``payload`` for ``device_id``, or why it is refused."""
+    signed = unwrap_signed(payload, QUERY_TYPE, device_id, keys, max_bytes=MAX_BYTES, what="query")
+    if isinstance(signed, str):
+        return QueryRefusal(signed)
+    token, trusted = signed
+    try:
+        body = verify_envelope(token, trusted, now_ms=now_ms)
+    except SignatureError as error:  # ExpiredError included
+        return QueryRefusal(f"signature: {error}")
+    cmd_id = _uuid(body.get("cmd_id"))
+    cmd_expires_at = json_count(body.get("cmd_expires_at"))
+    if cmd_id is None or cmd_expires_at is None:
+        return QueryRefusal("query: command id or expires_at malformed")
+    if body.get("device_id") != device_id:
+        return QueryRefusal(f"query signed for {body.get('device_id')!r}, not {device_id!r}")
+    issued_at = json_count(body.get("issued_at")) or 0
+    expires_at = json_count(body.get("expires_at")) or 0
+    return Query(cmd_id, device_id, cmd_expires_at, issued_at, expires_at)
+
+
+def read_cmd_message(
+    payload: bytes, device_id: str, keys: Iterable[VerifyingKey], *, now_ms: int
+) -> Command | Refusal | Query | QueryRefusal:
+    """Whatever the server sent on the ``cmd`` topic: a command or a query, verified."""
+    if _is_query(payload):
+        return read_query(payload, device_id, keys, now_ms=now_ms)
+    return read_command(payload, device_id, keys, now_ms=now_ms)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,17 @@ clock keeps within the leeway can still be running it unheard:
 - ``delivered``: ``timed_out`` at ``EXPIRY_GRACE`` past the later of ``expires_at`` and the
   station's ``delivered``.
 
+The grace is a fallback for a station that cannot be asked. At ``expires_at`` +
+``ASK_AFTER`` a published command still unanswered is asked about, once (``ask_due``
+records ``asked_at``; the dispatcher signs and publishes the ``command.query``, and asks
+again whenever the device or the link comes back while it stays unanswered, within the
+grace: ``asked_unanswered``). The station answers from its ledger without running
+anything: what it ran is recorded as any answer is; one it never received it refuses from
+then on and answers ``rejected`` ``protocol.NOT_RECEIVED``, which ends the command
+``expired`` ("the station confirms it never received it before its deadline": it was not
+run, and an ``UpdateConfig``'s version is withdrawn). So a lost command ends seconds after
+its deadline, and no command runs past it because of the question.
+
 An answer can still come later than that (a station clock further behind than the leeway,
 or an answer held back by a broken link). ``expired`` says the station never ran it, so the
 station's own verified word that it did (``delivered``, ``succeeded``, ``failed``) corrects
@@ -80,6 +91,13 @@ EXPIRY_GRACE = timedelta(
     milliseconds=2 * protocol.ACCEPT_LEEWAY_MS,  # its leeway, by a clock a leeway behind
     seconds=protocol.MIN_RUN_S + protocol.ANSWER_TRANSIT_S,
 )
+
+# Past ``expires_at``, before a still unanswered command is asked about: a publish begun just
+# before the deadline (``attempt`` committed) reaches the broker first, from any replica, so
+# the question follows the command on the station's topic and is answered after it.
+ASK_AFTER = timedelta(seconds=5)
+# The record of a command its station confirmed, asked at its deadline, it never received.
+NEVER_RECEIVED = "the station confirms it never received it before its deadline"
 
 Outcome = Literal["moved", "unchanged", "late", "refused"]
 
@@ -371,6 +389,8 @@ async def record_result(
     if result.state == "delivered":
         guards.append(Command.state.in_(("queued", "sent")))
         values["delivered_at"] = now
+    elif _never_received(result):  # asked at its deadline: it never ran, and never will
+        values.update(state="expired", detail=NEVER_RECEIVED, finished_at=now)
     else:
         values.update(detail=result.detail, result=result.result, finished_at=now)
         if result.state != "rejected":  # it ran, so it was delivered, answer lost or not
@@ -401,6 +421,8 @@ async def _not_moved(
         return "refused"
     if command.state == "expired" and command.attempts > 0 and result.state != "rejected":
         return await _correct(session, command, result, actor)
+    if command.state == "expired" and _never_received(result):
+        return "unchanged"  # asked again, or the command arrived late: refused, as recorded
     repeat = result.state == command.state or (
         result.state == "delivered" and command.delivered_at is not None
     )
@@ -459,6 +481,11 @@ async def _correct(
     if moved.state in protocol.TERMINAL:
         await _ended(session, moved, actor, action=f"command.{moved.state}")
     return "moved"
+
+
+def _never_received(result: protocol.Result) -> bool:
+    """The station's answer to a query about a command it never received (and now refuses)."""
+    return result.state == "rejected" and result.detail == protocol.NOT_RECEIVED
 
 
 async def _refused(session: AsyncSession, actor: str, result: protocol.Result, reason: str) -> None:
@@ -522,8 +549,43 @@ def _published_unanswered() -> Any:
     return or_(Command.state == "sent", and_(Command.state == "queued", Command.attempts > 0))
 
 
+async def ask_due(session: AsyncSession, *, now: datetime | None = None) -> list[Command]:
+    """Published commands unanswered ``ASK_AFTER`` past their deadline, not yet asked about:
+    each is marked asked (``asked_at``, by one replica only) and returned, for the
+    dispatcher to ask its station what became of it."""
+    now = now or utcnow()
+    statement = (
+        update(Command)
+        .where(
+            _published_unanswered(),
+            Command.asked_at.is_(None),
+            Command.expires_at <= now - ASK_AFTER,
+        )
+        .values(asked_at=now)
+        .returning(Command)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    return sorted(await session.scalars(statement), key=lambda c: (c.created_at, str(c.id)))
+
+
+async def asked_unanswered(
+    session: AsyncSession, *, device_id: str | None = None, now: datetime | None = None
+) -> list[Command]:
+    """Commands asked about and still unanswered within the grace: to ask again when the
+    device or the link comes back (the question may have been lost with the connection)."""
+    query = select(Command).where(
+        _published_unanswered(),
+        Command.asked_at.is_not(None),
+        Command.expires_at > (now or utcnow()) - EXPIRY_GRACE,
+    )
+    if device_id is not None:
+        query = query.where(Command.device_id == device_id)
+    return list(await session.scalars(query.order_by(Command.created_at)))
+
+
 async def next_deadline(session: AsyncSession) -> datetime | None:
-    """The earliest moment ``expire_due`` has a command to end (None: none is waiting)."""
+    """The earliest moment ``expire_due`` has a command to end or ``ask_due`` one to ask
+    about (None: none is waiting)."""
     ran_until = case(
         (Command.delivered_at > Command.expires_at, Command.delivered_at),
         else_=Command.expires_at,
@@ -534,10 +596,14 @@ async def next_deadline(session: AsyncSession) -> datetime | None:
         ),
         func.min(case((_published_unanswered(), Command.expires_at))),
         func.min(case((Command.state == "delivered", ran_until))),
+        func.min(
+            case((and_(_published_unanswered(), Command.asked_at.is_(None)), Command.expires_at))
+        ),
     ).where(Command.state.in_(ACTIVE))
-    unsent, unanswered, running = (await session.execute(query)).one()
+    unsent, unanswered, running, unasked = (await session.execute(query)).one()
     waited = [at + EXPIRY_GRACE for at in (unanswered, running) if at is not None]
-    return min([*waited, *([unsent] if unsent is not None else [])], default=None)
+    due = [*waited, *([unsent] if unsent is not None else [])]
+    return min([*due, *([unasked + ASK_AFTER] if unasked is not None else [])], default=None)
 
 
 # -- shared steps ----------------------------------------------------------------------

@@ -18,6 +18,7 @@ from core.events import CommandChanged
 from core.protocol.commands import (
     ACCEPT_LEEWAY_MS,
     MIN_RUN_S,
+    NOT_RECEIVED,
     Refusal,
     Result,
     read_command,
@@ -302,7 +303,10 @@ async def test_deadlines_end_commands_truthfully(database_with_devices: Database
         assert [c.id for c in await commands.pending(session, now=due)] == [later.id]
         assert [c.id for c in ended] == [queued.id]
         # A station may still accept the published ones, up to its leeway past expires_at:
-        # the unsent one, due later, comes first.
+        # the unanswered one is asked about first, then the unsent one is due.
+        ask_at = sent.expires_at + commands.ASK_AFTER
+        assert await commands.next_deadline(session) == ask_at
+        assert [c.id for c in await commands.ask_due(session, now=ask_at)] == [sent.id]
         assert await commands.next_deadline(session) == later.expires_at
         grace_ends = delivered.expires_at + commands.EXPIRY_GRACE
         ended += await commands.expire_due(session, now=grace_ends)
@@ -417,6 +421,53 @@ async def test_a_late_refusal_keeps_expired(database_with_devices: Database) -> 
         await commands.expire_due(session, now=command.expires_at + commands.EXPIRY_GRACE)
     assert await _answer(database, command.id, "rejected") == "late"
     assert (await _state(database, command.id)).state == "expired"
+
+
+async def test_an_unanswered_command_is_asked_about_once_just_past_its_deadline(
+    database_with_devices: Database,
+) -> None:
+    """The question comes at the deadline, not at its grace: the station's word ends it."""
+    database = database_with_devices
+    await _edit(database, interval_s=1)
+    lost = await _create(database, "UpdateConfig", args={"interval_s": 2})
+    ran = await _create(database)
+    for command in (lost, ran):
+        await _sent(database, command.id)
+    ask_at = lost.expires_at + commands.ASK_AFTER
+    async with database.session() as session:
+        assert await commands.next_deadline(session) == ask_at
+        assert await commands.ask_due(session, now=ask_at - timedelta(milliseconds=1)) == []
+        asked = await commands.ask_due(session, now=ran.expires_at + commands.ASK_AFTER)
+        assert [c.id for c in asked] == [lost.id, ran.id]
+        assert {c.asked_at for c in asked} == {ran.expires_at + commands.ASK_AFTER}
+        assert await commands.ask_due(session, now=ran.expires_at + commands.EXPIRY_GRACE) == []
+        again = await commands.asked_unanswered(session, device_id="press-07")
+        assert [c.id for c in again] == [lost.id, ran.id]
+    # The station never got one: it refuses it from now on, and says so.
+    never = Result("press-07", str(lost.id), "rejected", NOT_RECEIVED)
+    async with database.session() as session:
+        assert await commands.record_result(session, result=never, device_id="press-07") == "moved"
+    ended = await _state(database, lost.id)
+    assert (ended.state, ended.finished_at is not None) == ("expired", True)
+    assert ended.detail.startswith(commands.NEVER_RECEIVED)
+    assert "v2 withdrawn: v3" in ended.detail
+    assert await _desired(database) == (3, {"interval_s": 1.0})
+    # The other ran, its answer lost: the station answers the question from its ledger.
+    assert await _answer(database, ran.id, "succeeded") == "moved"
+    assert (await _state(database, ran.id)).state == "succeeded"
+    # Asked again (a reconnect), or the command arrived after all: refused, as recorded.
+    repeat = Result("press-07", str(lost.id), "rejected", NOT_RECEIVED, repeat=True)
+    async with database.session() as session:
+        assert await commands.record_result(session, result=repeat, device_id="press-07") == (
+            "unchanged"
+        )
+        assert await commands.asked_unanswered(session) == []
+        assert await commands.next_deadline(session) is None
+    actions = [(a, who) for a, who, _ in await _audit(database) if a != "command.create"]
+    assert actions == [
+        ("command.expired", "device:press-07"),
+        ("command.succeeded", "device:press-07"),
+    ]
 
 
 def test_the_server_waits_out_the_last_moment_a_station_accepts() -> None:
