@@ -11,6 +11,13 @@ its result data. A second delivery of an id is answered from the ledger (``deliv
 while it still runs) and never runs. An answer the link could not carry is sent again on
 the next connect. Each command is told in the station's log, in words.
 
+A verified status query (``command.query``, the server asking about a command at its
+deadline) is answered from the ledger as a second delivery would be (``delivered`` while it
+runs, else the final answer, marked ``repeat``). An id the ledger does not hold is claimed
+there as ``rejected`` (``NOT_RECEIVED``) and answered so: the command is then refused should
+it still arrive, since the server was told it never ran. A query never runs anything; one
+that does not verify is noted in the log and changes nothing.
+
 Handlers are a table, kind -> ``async (args, deadline) -> Outcome`` (``command_handlers``);
 a handler that raises fails its command with the reason and never stops the station.
 """
@@ -29,11 +36,14 @@ from core.mqtt.routing import Route
 from core.protocol import topics
 from core.protocol.commands import (
     MIN_RUN_S,
+    NOT_RECEIVED,
     Command,
+    Query,
+    QueryRefusal,
     Refusal,
     Result,
     StationState,
-    read_command,
+    read_cmd_message,
 )
 from core.tasks import TaskSet
 from desktop.agent.command_ledger import CommandLedger, Entry
@@ -94,15 +104,21 @@ class CommandExecutor:
 
     # -- receiving ----------------------------------------------------------------------
 
-    def _decode(self, topic: topics.ParsedTopic, payload: bytes) -> Command | Refusal:
+    def _decode(
+        self, topic: topics.ParsedTopic, payload: bytes
+    ) -> Command | Refusal | Query | QueryRefusal:
         config = self._station.config
-        return read_command(payload, config.device_id, config.server_keys, now_ms=_now_ms())
+        return read_cmd_message(payload, config.device_id, config.server_keys, now_ms=_now_ms())
 
-    async def on_command(self, command: Command | Refusal) -> None:
-        """Claim and start a verified command, answer a refusal or a repeat; never wait long.
+    async def on_command(self, command: Command | Refusal | Query | QueryRefusal) -> None:
+        """Claim and start a verified command, answer a refusal, a repeat or a query.
 
-        Runs in the link's receive loop: only the ledger's claim is awaited here.
+        Runs in the link's receive loop: only the ledger's claim is awaited here, so a
+        query is answered after every command that came before it.
         """
+        if isinstance(command, Query | QueryRefusal):
+            await self._on_query(command)
+            return
         if isinstance(command, Command) and command.kind not in self.handlers:
             detail = f"this station cannot run {command.kind}"
             command = Refusal(detail, command.cmd_id, command.cmd_id, command.expires_at)
@@ -141,6 +157,27 @@ class CommandExecutor:
         events.record("command", f"refused a command: {refusal.detail}")
         self._tasks.spawn(self._final(self._result(cmd_id, "rejected", refusal.detail)))
 
+    async def _on_query(self, query: Query | QueryRefusal) -> None:
+        """What became of a command: the ledger's word, or never received (claimed refused)."""
+        if isinstance(query, QueryRefusal):  # forged or stale: nothing it names is trusted
+            self._station.events.record("command", f"ignored a status query: {query.detail}")
+            return
+        seen = await asyncio.to_thread(
+            self._ledger.claim,
+            query.cmd_id,
+            "",
+            query.cmd_expires_at,
+            now_ms=_now_ms(),
+            state="rejected",
+            detail=NOT_RECEIVED,
+        )
+        if seen is not None:
+            self._tasks.spawn(self._repeat(seen, "asked about"), name=f"query {query.cmd_id}")
+            return
+        self._station.events.record("command", f"asked about a command: {NOT_RECEIVED}")
+        answer = self._result(query.cmd_id, "rejected", NOT_RECEIVED)
+        self._tasks.spawn(self._final(answer), name=f"query {query.cmd_id}")
+
     # -- running ------------------------------------------------------------------------
 
     async def _run(self, command: Command) -> None:
@@ -166,15 +203,15 @@ class CommandExecutor:
             self._station.events.record("command", f"{kind} failed: {outcome.detail}")
         await self._final(self._result(cmd_id, outcome.state, outcome.detail, outcome.result))
 
-    async def _repeat(self, entry: Entry) -> None:
-        """A second delivery of an id: what it answered last, and never a second run."""
+    async def _repeat(self, entry: Entry, how: str = "delivered again") -> None:
+        """A second delivery of an id (or a query): what it answered last, never a second run."""
         what = entry.kind or "command"
         if entry.state == "running":
-            self._station.events.record("command", f"{what} delivered again: still running")
+            self._station.events.record("command", f"{what} {how}: still running")
             await self._send(replace(self._result(entry.cmd_id, "delivered"), repeat=True))
             return
         self._station.events.record(
-            "command", f"{what} delivered again: answered {entry.state} from the record"
+            "command", f"{what} {how}: answered {entry.state} from the record"
         )
         answer = self._result(entry.cmd_id, entry.state, entry.detail, entry.result)
         await self._final(replace(answer, repeat=True))

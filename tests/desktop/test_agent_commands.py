@@ -23,9 +23,12 @@ from core.mqtt.endpoint import Endpoint
 from core.protocol import topics
 from core.protocol.commands import (
     FLUSH_OUTBOX,
+    NOT_RECEIVED,
     PING,
+    QUERY_LIFE_MS,
     UPDATE_CONFIG,
     Command,
+    Query,
     Result,
 )
 from core.protocol.drops import Drop
@@ -96,6 +99,12 @@ class Server:
         payload = command.signed(key)
         await self.publish(payload)
         return command.cmd_id, payload
+
+    async def ask(self, cmd_id: str, cmd_expires_at: int, *, key: SigningKey = KEY) -> None:
+        """Ask the station what became of ``cmd_id``, as the server does at its deadline."""
+        now = _now_ms()
+        query = Query(cmd_id, DEVICE, cmd_expires_at, now, now + QUERY_LIFE_MS)
+        await self.publish(query.signed(key))
 
     async def publish(self, payload: bytes) -> None:
         await self.client.publish(topics.cmd(DEVICE), payload, qos=2)
@@ -244,6 +253,48 @@ async def test_a_command_delivered_again_is_answered_from_the_ledger_and_runs_on
         failed = await server.until(failing, "failed")
         assert "the sensor bus is gone" in failed.detail
         assert _said(agent, "Ping failed: the station could not run it")
+
+
+async def test_a_status_query_is_answered_from_the_ledger_and_runs_nothing(
+    server: Server, mosquitto: RunningBroker, tmp_path: Path
+) -> None:
+    async with running(_agent(mosquitto, tmp_path)) as agent:
+        runs = counting(agent, PING)
+        # A command the station ran: asked about it, it answers its result again.
+        ran, _ = await server.send(PING)
+        done = await server.until(ran, "succeeded")
+        await server.ask(ran, _now_ms())
+        again = await server.until(ran, "succeeded", count=2)
+        assert again.repeat and (again.detail, again.result) == (done.detail, done.result)
+        assert _said(agent, "Ping asked about: answered succeeded from the record")
+        # One it never received: refused from now on, so the server may say it never ran.
+        lost = Command(str(uuid.uuid4()), DEVICE, PING, {}, _now_ms(), _now_ms() + 30_000)
+        await server.ask(lost.cmd_id, lost.expires_at)
+        never = await server.until(lost.cmd_id, "rejected")
+        assert (never.detail, never.repeat) == (NOT_RECEIVED, False)
+        await server.publish(lost.signed(KEY))  # the command arrives after all
+        late = await server.until(lost.cmd_id, "rejected", count=2)
+        assert (late.detail, late.repeat) == (NOT_RECEIVED, True)
+        assert server.states(lost.cmd_id) == ["rejected", "rejected"]
+        assert len(runs) == 1
+
+
+async def test_a_forged_status_query_changes_nothing(
+    server: Server, mosquitto: RunningBroker, tmp_path: Path
+) -> None:
+    async with running(_agent(mosquitto, tmp_path)) as agent:
+        runs = counting(agent, PING)
+        command = Command(str(uuid.uuid4()), DEVICE, PING, {}, _now_ms(), _now_ms() + 30_000)
+        await server.ask(command.cmd_id, command.expires_at, key=generate_signing_key())
+        await eventually(lambda: _said(agent, "ignored a status query: signature"))
+        unsigned = orjson.loads(Query(command.cmd_id, DEVICE, command.expires_at, 0, 0).signed(KEY))
+        await server.publish(orjson.dumps({**unsigned, "jws": "not.a.token"}))
+        await eventually(lambda: _said(agent, "ignored a status query: signature: malformed token"))
+        # Neither was answered nor claimed the id: the genuine command still runs.
+        await server.publish(command.signed(KEY))
+        await server.until(command.cmd_id, "succeeded")
+        assert server.states(command.cmd_id) == ["delivered", "succeeded"]
+        assert len(runs) == 1 and server.of(None) == []
 
 
 async def test_the_ledger_survives_a_restart(

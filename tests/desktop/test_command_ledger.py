@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from core.protocol.commands import NOT_RECEIVED
 from desktop.agent.command_ledger import INTERRUPTED, KEEP_PAST_EXPIRY_MS, CommandLedger, Entry
 from desktop.agent.outbox import Outbox, summary
 
@@ -43,6 +44,20 @@ def test_the_ledger_survives_a_reopen_and_what_ran_never_runs_again(tmp_path: Pa
     interrupted = Entry(OTHER, "FlushOutbox", "failed", INTERRUPTED, {}, NOW + 30_000)
     assert again.claim(OTHER, "FlushOutbox", NOW + 30_000, now_ms=NOW) == interrupted
     assert again.unreported() == [interrupted]  # the server is told on the next connect
+    again.close()
+
+
+def test_an_id_claimed_unreceived_refuses_its_command_for_good(tmp_path: Path) -> None:
+    """Asked about an id it never saw, the station claims it refused: the command, should it
+    arrive later (a restart between included), is answered from the ledger, never run."""
+    path = tmp_path / "station.outbox.db"
+    ledger = CommandLedger(path)
+    unseen = ledger.claim(ID, "", NOW, now_ms=NOW, state="rejected", detail=NOT_RECEIVED)
+    assert unseen is None
+    ledger.close()
+    again = CommandLedger(path)
+    refused = Entry(ID, "", "rejected", NOT_RECEIVED, {}, NOW)
+    assert again.claim(ID, "Ping", NOW, now_ms=NOW + KEEP_PAST_EXPIRY_MS) == refused
     again.close()
 
 
