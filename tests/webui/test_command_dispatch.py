@@ -1,18 +1,22 @@
 """Commands over a real Mosquitto: out when the station is there, answers in, deadlines kept.
 
 A tiny fake station stands in for the real executor: it verifies each command with
-``read_command``, answers ``delivered`` and then its result, answers an id it has seen from
-its cache, and can be told to hold its final answer, lose it, or say nothing at all.
+``read_cmd_message``, answers ``delivered`` and then its result, answers an id it has seen
+(or been asked about) from its cache, answers a query about an id it never saw ``rejected``
+(``NOT_RECEIVED``) and refuses that id from then on, and can be told to hold its final
+answer, lose it, never get the command at all, or say nothing at all.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import aiomqtt
@@ -47,12 +51,15 @@ class FakeStation:
     def __init__(self, broker: RunningBroker, device_id: str, key: VerifyingKey) -> None:
         self.broker, self.device_id, self.key = broker, device_id, key
         self.received: list[protocol.Command | protocol.Refusal] = []
+        self.queries: list[protocol.Query | protocol.QueryRefusal] = []
         self.ran: list[str] = []
         self.answers: dict[str, protocol.Result] = {}
         self.release = asyncio.Event()  # cleared: hold the final answer until set
         self.release.set()
         self.silent = False  # say nothing at all
         self.lose_final = False  # run and remember the result, but the answer never leaves
+        self.lose_commands = False  # commands never reach it (lost on their way)
+        self.lose_answers = False  # runs commands, but none of its answers leaves
         self._client: aiomqtt.Client | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -102,11 +109,32 @@ class FakeStation:
         async for message in client.messages:
             assert isinstance(message.payload, bytes)
             now_ms = int(time.time() * 1000)
-            read = protocol.read_command(message.payload, self.device_id, [self.key], now_ms=now_ms)
+            read = protocol.read_cmd_message(
+                message.payload, self.device_id, [self.key], now_ms=now_ms
+            )
+            if isinstance(read, protocol.Query | protocol.QueryRefusal):
+                self.queries.append(read)
+                if isinstance(read, protocol.Query) and not self.silent:
+                    await self._on_query(read)  # in order, as the station's receive loop does
+                continue
+            if self.lose_commands:
+                continue
             self.received.append(read)
             task = asyncio.create_task(self._handle(read))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    async def _on_query(self, query: protocol.Query) -> None:
+        """From the cache; an id never seen is refused for good, and said so."""
+        if query.cmd_id in self.answers:
+            await self.answer(dataclasses.replace(self.answers[query.cmd_id], repeat=True))
+        elif query.cmd_id in self.ran:
+            delivered = protocol.Result(self.device_id, query.cmd_id, "delivered", repeat=True)
+            await self.answer(delivered)
+        else:
+            never = protocol.Result(self.device_id, query.cmd_id, "rejected", protocol.NOT_RECEIVED)
+            self.answers[query.cmd_id] = never
+            await self.answer(never)
 
     async def _handle(self, read: protocol.Command | protocol.Refusal) -> None:
         if self.silent:
@@ -123,13 +151,14 @@ class FakeStation:
         if read.cmd_id in self.ran:
             return  # still running: its answer comes when it is done
         self.ran.append(read.cmd_id)
-        await self.answer(protocol.Result(self.device_id, read.cmd_id, "delivered"))
+        if not self.lose_answers:
+            await self.answer(protocol.Result(self.device_id, read.cmd_id, "delivered"))
         await self.release.wait()
         done = protocol.Result(
             self.device_id, read.cmd_id, "succeeded", f"{read.kind} done", {"args": read.args}
         )
         self.answers[read.cmd_id] = done
-        if not self.lose_final:
+        if not (self.lose_final or self.lose_answers):
             await self.answer(done)
 
 
@@ -328,3 +357,59 @@ async def test_a_failed_publish_is_tried_again_while_the_link_stays_up(
         command = await _create(fleet, "press-07")
         done = await _reaches(fleet, command.id, "succeeded")
     assert (done.attempts, failures) == (2, [])
+
+
+async def test_a_command_lost_on_its_way_ends_just_past_its_deadline_on_the_stations_word(
+    backbone: Backbone, fleet: Database, mosquitto: RunningBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the question it would stay sent for the whole expiry grace (10.5 min)."""
+    monkeypatch.setattr(commands, "ASK_AFTER", timedelta(milliseconds=100))
+    station = _station(backbone, mosquitto, "press-07")
+    station.lose_commands = True
+    async with station.connected():
+        await eventually(lambda: _online(backbone, "press-07"))
+        lost = await _create(fleet, "press-07", timeout_s=1)
+        await _reaches(fleet, lost.id, "sent")
+        ended = await _reaches(fleet, lost.id, "expired")
+        assert ended.finished_at is not None
+        assert ended.finished_at - ended.expires_at < timedelta(seconds=5)
+        assert ended.detail == commands.NEVER_RECEIVED
+        assert [q.cmd_id for q in station.queries if isinstance(q, protocol.Query)] == [
+            str(lost.id)
+        ]
+        assert station.ran == []
+    [audited] = await _audited(fleet, "command.expired")
+    assert audited.actor == "device:press-07"
+
+
+async def test_a_station_whose_answers_were_lost_answers_the_question_with_its_result(
+    backbone: Backbone, fleet: Database, mosquitto: RunningBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(commands, "ASK_AFTER", timedelta(milliseconds=100))
+    station = _station(backbone, mosquitto, "press-07")
+    station.lose_answers = True
+    async with station.connected():
+        await eventually(lambda: _online(backbone, "press-07"))
+        ran = await _create(fleet, "press-07", timeout_s=1)
+        await eventually(lambda: str(ran.id) in station.answers)
+        assert (await _get(fleet, ran.id)).state == "sent"  # the server heard nothing
+        done = await _reaches(fleet, ran.id, "succeeded")
+    assert (done.detail, station.ran) == ("Ping done", [str(ran.id)])
+    assert done.finished_at is not None and done.finished_at - done.expires_at < timedelta(5)
+
+
+async def test_a_question_lost_with_the_connection_is_asked_again_when_the_station_returns(
+    backbone: Backbone, fleet: Database, mosquitto: RunningBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(commands, "ASK_AFTER", timedelta(milliseconds=100))
+    station = _station(backbone, mosquitto, "press-07")
+    station.lose_commands = station.silent = True
+    async with station.connected():
+        await eventually(lambda: _online(backbone, "press-07"))
+        lost = await _create(fleet, "press-07", timeout_s=1)
+        await eventually(lambda: len(station.queries) == 1, within=5)
+        assert (await _get(fleet, lost.id)).state == "sent"  # asked once, no answer
+        station.silent = False
+        await station.announce()  # back, as a new instance: asked again
+        ended = await _reaches(fleet, lost.id, "expired")
+    assert ended.detail == commands.NEVER_RECEIVED and len(station.queries) == 2

@@ -22,6 +22,12 @@
   station can still accept it; at most ``DEADLINE_POLL_S``; woken when a command is
   created). Nothing lives only in memory: after a restart the database says what is
   pending and when it expires.
+- The same loop asks, once, about a published command still unanswered just past its
+  deadline (``commands.ask_due``): a signed ``command.query`` on the device's ``cmd``
+  topic, behind any copy of the command, answered from the station's ledger without
+  running anything (core.services.commands says what each answer does). When the device
+  or the link comes back, what was asked and is still unanswered is asked again, as
+  pending commands are sent again: the question may have been lost with the connection.
 """
 
 from __future__ import annotations
@@ -156,9 +162,11 @@ class CommandDispatcher:
     async def _pending(self, device_id: str | None) -> None:
         async with self._database.session() as session:
             waiting = await commands.pending(session, device_id=device_id)
+            asked = await commands.asked_unanswered(session, device_id=device_id)
         for command in waiting:
             if self._online(command.device_id):
                 self._send(command.id, command.device_id)
+        self._ask([c for c in asked if self._online(c.device_id)])
 
     def _send(self, command_id: uuid.UUID, device_id: str) -> None:
         if command_id not in self._sending and not self._stopping:
@@ -207,6 +215,31 @@ class CommandDispatcher:
             expires_at=int(command.expires_at.timestamp() * 1000),
         )
         return wire.signed(self._key)
+
+    def _ask(self, unanswered: list[CommandRow]) -> None:
+        """Ask each command's station what became of it (never sends the command again)."""
+        if unanswered and self._link_up() and not self._stopping:
+            queries = [(c.device_id, self._query(c)) for c in unanswered]
+            self._sends.spawn(self._publish_queries(queries), name="command queries")
+
+    async def _publish_queries(self, queries: list[tuple[str, bytes]]) -> None:
+        for device_id, payload in queries:
+            try:
+                async with self._window:
+                    await self._publish(topics.cmd(device_id), payload)
+            except Exception as error:  # asked again on the next connect, or the grace rules
+                log.warning("command query to %s not sent: %s", device_id, error)
+
+    def _query(self, command: CommandRow) -> bytes:
+        now_ms = int(time.time() * 1000)
+        query = protocol.Query(
+            cmd_id=str(command.id),
+            device_id=command.device_id,
+            cmd_expires_at=int(command.expires_at.timestamp() * 1000),
+            issued_at=now_ms,
+            expires_at=now_ms + protocol.QUERY_LIFE_MS,
+        )
+        return query.signed(self._key)
 
     # -- answers -----------------------------------------------------------------------
 
@@ -263,10 +296,16 @@ class CommandDispatcher:
         now = utcnow()
         async with self._database.session() as session:
             deadline = await commands.next_deadline(session)
+            asked: list[CommandRow] = []
             if deadline is not None and deadline <= now:
                 ended = await commands.expire_due(session, now=now)
-                log.info("%d commands ended at their deadline", len(ended))
+                if ended:
+                    log.info("%d commands ended at their deadline", len(ended))
+                asked = await commands.ask_due(session, now=now)
                 deadline = await commands.next_deadline(session)
+        if asked:  # committed: no other replica asks about these
+            log.info("asking about %d unanswered commands past their deadline", len(asked))
+            self._ask(asked)
         if deadline is None:
             return DEADLINE_POLL_S
         return min(DEADLINE_POLL_S, max(0.0, (deadline - utcnow()).total_seconds()))
