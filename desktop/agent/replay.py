@@ -7,10 +7,18 @@ stored wire JSON in a thread, nothing decoded nor encoded again: the loop stays 
 samples (bench.replay: 11 CPU-seconds per million points replayed before, 4 now).
 At most ``replay_in_flight`` messages await their PUBACK and at most ``replay_ahead``
 samples run past the watermark, so live samples are never stuck behind a deep backlog: the
-broker and the server hold a few messages of it at most, whatever its size. When
-the watermark stalls for RESEND_AFTER with rows waiting (a live message the broker dropped,
-say), the replay starts again from it; so it does at once when the server's status says it
-is back after being away. Acks move the watermark, and only they delete rows.
+broker and the server hold a few messages of it at most, whatever its size. Acks move the
+watermark, and only they delete rows.
+
+When the watermark stands still with rows waiting (a live message the broker dropped, say),
+the replay starts again from it, but only once the stall is past the station's patience, so
+that a slow server is not fed everything twice (bench.fleet: resending every 5 s made a
+server 40 s behind fall further behind). The patience (``desktop.agent.patience``) is
+``max(RESEND_AFTER, RESEND_LAG_FACTOR * the recent ack lag)``, the lag timed from each live
+send to the ack that covers it; doubled for each resend in a row the watermark has not
+passed; never past RESEND_CAP, so a lost message is still resent, within a minute. The
+replay starts again at once, whatever the patience, on a connect and when the server's
+status says it is back after being away.
 
 ``flush`` (the ``FlushOutbox`` command) replays now what a connect would, without the
 ``replay_ahead`` pacing: the in-flight window still bounds what awaits a PUBACK, samples
@@ -35,10 +43,10 @@ from core.protocol.messages import Ack, server_online
 from core.protocol.telemetry import MAX_GAPS, Gap, Sample, encode_batch
 from core.tasks import TaskSet
 from desktop.agent.outbox import Row
+from desktop.agent.patience import Patience
 from desktop.agent.station import Station
 
 log = logging.getLogger(__name__)
-RESEND_AFTER = 5.0  # seconds an unacknowledged sample waits before it is replayed again
 IDLE_LOOK_S = 1.0  # with nothing to send, how often the replay looks for a stalled watermark
 # Bytes of values a replay message carries at most: half the protocol's default payload
 # limit (256 KiB), so wide samples (up to 256 channels) never make a message the server drops.
@@ -69,6 +77,7 @@ class Replay:
         self._from = 0  # seq after which the current replay continues
         self._until = 0  # first seq that went (or goes) live on this connection
         self._ack_moved = time.monotonic()
+        self._patience = Patience()  # how long a stalled watermark means a lost message
         self._wake = asyncio.Event()  # a connect or an ack: there may be more to send
         self._window = asyncio.Semaphore(station.config.replay_in_flight)
         self._in_flight = TaskSet(f"replay of {station.config.device_id}")
@@ -102,11 +111,17 @@ class Replay:
         """Whether sample ``seq`` goes out live: connected, and past what the replay covers."""
         return self._station.link.connected and seq >= self._until
 
+    def sending_live(self, seq: int) -> None:
+        """Sample ``seq`` goes out live now: the ack that covers it measures the server's lag."""
+        self._patience.sent(seq, time.monotonic())
+
     def on_link(self, event: LinkEvent) -> None:
         """On a connect, replay everything before the connection's first live sample."""
         if event.state is not LinkState.CONNECTED:
             return
         self._restart()
+        self._ack_moved = time.monotonic()  # a stall counts from this connect's replay
+        self._patience.restart(self._until - 1, self._ack_moved)
         state = self._station.state
         state.replay_total, state.replay_sent = max(0, self._until - 1 - self._from), 0
         self._wake.set()
@@ -128,6 +143,7 @@ class Replay:
                 if outbox.depth:
                     self._restart()
                     self._ack_moved = time.monotonic()
+                    self._patience.restart(self._until - 1, self._ack_moved)
                     station.events.record(
                         "replay", f"the server is back: resending from {self._from + 1}"
                     )
@@ -176,19 +192,21 @@ class Replay:
             log.info("replay batch %d..%d not sent: %s", last - count + 1, last, error)
 
     def _resend_if_stalled(self) -> None:
-        """Replay again from the watermark if it has not moved for a while with rows waiting."""
-        stalled = time.monotonic() - self._ack_moved > RESEND_AFTER
+        """Replay again from the watermark if it stood still past the patience, rows waiting."""
+        wait = self._patience.wait()
+        stalled = time.monotonic() - self._ack_moved > wait
         if stalled and self._station.outbox.depth and self._station.state.last_ts:
             self._restart()
             self._ack_moved = time.monotonic()
+            self._patience.resent(self._until - 1, self._ack_moved)
             self._station.events.record(
-                "replay", f"no ack for {RESEND_AFTER:.0f} s: resending from {self._from + 1}"
+                "replay", f"no ack for {wait:.0f} s: resending from {self._from + 1}"
             )
 
     async def _on_server_status(self, online: bool) -> None:
         """A server that went away lost what it had received and not stored (it acknowledges
         messages to the broker as they arrive): once it is back, replay from the watermark
-        at once rather than RESEND_AFTER later. The retained status a connect brings finds
+        at once rather than a patience later. The retained status a connect brings finds
         nothing away and does nothing."""
         if not online:
             self._server_away = True
@@ -244,6 +262,7 @@ class Replay:
         async with station.io:
             await asyncio.to_thread(outbox.acknowledge, ack.acked_seq)
         self._ack_moved = time.monotonic()
+        self._patience.acked(ack.acked_seq, self._ack_moved)
         station.state.count(outbox)
         self._wake.set()
         self._acked.set()

@@ -101,6 +101,7 @@ class Sampler:
                 origin="live",
                 samples=[sample],
             )
+            self._replay.sending_live(sample.seq)
             self._send_live(payload)
         return sample
 
