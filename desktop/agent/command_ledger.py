@@ -6,8 +6,9 @@ claimed *before* it runs, so a crash between ``delivered`` and the result leaves
 ``running``, and the next open turns it into ``failed`` ("interrupted by a station
 restart") instead of running it again. A status query about an id never seen claims it
 ``rejected`` (never received), so the command is refused should it arrive after all.
-Each final answer is kept until the server has been sent it (``reported``) and until the command's signed ``expires_at`` plus the signing
-leeway has passed: after that the id is refused as expired anyway, so it is forgotten.
+Each final answer is kept until the server has been sent it (``reported``) and until the
+command's signed ``expires_at`` plus the signing leeway has passed: after that the id is
+refused as expired anyway, so it is forgotten.
 Blocking calls, one at a time (a lock): run them in a thread.
 """
 
