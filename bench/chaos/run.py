@@ -36,8 +36,9 @@ from desktop.agent.config import outbox_file
 WARM_S = 90.0  # stations start (an import each, on 2 shared cores) and send their first acks
 SKEW_BASE_S = 150.0  # the stations skewed from the start run this far ahead or behind
 SHUTDOWN_S = 60.0  # a running fault finishing its hold and clear at the end of injection
-# Past the last deadline: a command a station may have received is only called expired
-# EXPIRY_GRACE later (a station may still accept it), then the server's sweep runs.
+# Past the last deadline: a published command unanswered is asked about 5 s past it and
+# ends once the station answers; a station that cannot answer (its query lost twice) is
+# only called expired EXPIRY_GRACE later (it may still accept it), then the sweep runs.
 COMMAND_GRACE_S = EXPIRY_GRACE.total_seconds() + 20.0
 # A station's link up and its birth heard, once everything runs: a connect and the server's
 # presence write take a second; a dead connection's last will, 1.5x its keepalive (15 s).
