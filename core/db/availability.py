@@ -17,7 +17,9 @@ The rule, applied to the error and everything it wraps (SQLAlchemy's ``orig``, t
 from __future__ import annotations
 
 import errno
+import logging
 import socket
+import sys
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -63,6 +65,26 @@ def database_unavailable(error: BaseException) -> bool:
             if isinstance(wrapped, BaseException):
                 pending.append(wrapped)
     return False
+
+
+def log_failure(log: logging.Logger, message: str, *args: object) -> None:
+    """Log the error being handled (call it in an ``except`` block) as a background round's
+    failure: one warning line naming the cause when the database is away, the traceback
+    otherwise. A loop retrying through an outage fails alike every round, and a traceback
+    a round buries the line that says why; a fault of the code still gets its stack."""
+    error = sys.exc_info()[1]
+    if error is None or not database_unavailable(error):
+        log.exception(message, *args)
+        return
+    log.warning(
+        "%s: database unavailable (%s)", message % args if args else message, describe(error)
+    )
+
+
+def describe(error: BaseException) -> str:
+    """The error's kind and the first line of its words, for a one-line log entry."""
+    words = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {words}" if words else type(error).__name__
 
 
 def _away(error: BaseException) -> bool:

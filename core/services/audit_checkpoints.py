@@ -18,7 +18,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from core.db.availability import database_unavailable
+from core.db.availability import database_unavailable, log_failure
 from core.db.engine import Database
 from core.db.types import utcnow
 from core.protocol import signing
@@ -220,7 +220,7 @@ class AuditTrail:
                 if await self._due():
                     await self._check("periodic")
             except Exception:  # a database away for a while: the next poll tries again
-                log.exception("audit checkpoint failed")
+                log_failure(log, "audit checkpoint failed")
 
     async def _due(self) -> bool:
         async with self._database.session() as session:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import errno
+import logging
 
 import asyncpg
 import pytest
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from core.db.availability import database_unavailable
+from core.db.availability import database_unavailable, log_failure
 
 
 def _wrapped(driver_error: Exception, kind: type[DBAPIError] = DBAPIError) -> DBAPIError:
@@ -61,3 +62,33 @@ def test_an_outage_is_unavailable(error: Exception) -> None:
 @pytest.mark.parametrize("error", FAULTS.values(), ids=FAULTS.keys())
 def test_a_fault_is_not(error: Exception) -> None:
     assert not database_unavailable(error)
+
+
+def _log_while_handling(error: Exception) -> None:
+    try:
+        raise error
+    except Exception:
+        log_failure(logging.getLogger("pp.test.rounds"), "sweep failed; again in %s s", 5)
+
+
+def test_a_round_failing_in_an_outage_logs_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="pp.test.rounds"):
+        _log_while_handling(_wrapped(asyncpg.CannotConnectNowError("starting up\nDETAIL: x")))
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING
+    assert record.exc_info is None
+    assert record.getMessage() == (
+        "sweep failed; again in 5 s: database unavailable (DBAPIError: "
+        "(asyncpg.exceptions.CannotConnectNowError) starting up)"
+    )
+
+
+def test_a_round_failing_on_a_fault_keeps_its_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="pp.test.rounds"):
+        _log_while_handling(FAULTS["no such table"])
+    [record] = caplog.records
+    assert record.levelno == logging.ERROR
+    assert record.exc_info is not None
+    assert record.getMessage() == "sweep failed; again in 5 s"

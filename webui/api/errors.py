@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from core.db.availability import database_unavailable
+from core.db.availability import database_unavailable, describe
 from core.errors import (
     AuthError,
     BusyError,
@@ -155,11 +155,7 @@ async def _maybe_database_away(request: Request, error: Exception) -> Response:
         raise error  # a fault of the code or the request: the 500 (and traceback) it was
     # One line, no traceback: an outage fails every request alike, and its stack says nothing.
     log.warning(
-        "%s %s: database unavailable (%s: %s)",
-        request.method,
-        request.url.path,
-        type(error).__name__,
-        str(error).splitlines()[0] if str(error) else "",
+        "%s %s: database unavailable (%s)", request.method, request.url.path, describe(error)
     )
     return _database_away()
 

@@ -29,6 +29,7 @@ import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
+from core.db.availability import log_failure
 from core.db.engine import Database
 from core.db.models import Alarm
 from core.events import DesiredConfigChanged
@@ -168,7 +169,7 @@ class Alarms:
                 configs = await device_configs.all_desired(session)
                 rows = await alarms.all_active(session)
         except Exception:
-            log.exception("reading thresholds and alarms again failed")
+            log_failure(log, "reading thresholds and alarms again failed")
             return
         for config in configs:  # their clears are the replica's that changed them to write
             self._checker.set_limits(config.device_id, limits_of(config.settings))
@@ -253,7 +254,9 @@ class Alarms:
                     rows = await alarms.all_active(session)
                 break
             except Exception:
-                log.exception("loading thresholds and alarms failed; again in %s s", LOAD_RETRY_S)
+                log_failure(
+                    log, "loading thresholds and alarms failed; again in %s s", LOAD_RETRY_S
+                )
                 await asyncio.sleep(LOAD_RETRY_S)
         active = [_active(row) for row in rows]
         self._take(active, {alarm.device_id for alarm in active})

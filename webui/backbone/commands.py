@@ -39,6 +39,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
+from core.db.availability import log_failure
 from core.db.engine import Database
 from core.db.models import Command as CommandRow
 from core.db.types import utcnow
@@ -285,7 +286,7 @@ class CommandDispatcher:
             try:
                 delay = await self._expire()
             except Exception:
-                log.exception("command deadlines not kept this round")
+                log_failure(log, "command deadlines not kept this round")
                 delay = DEADLINE_POLL_S
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):

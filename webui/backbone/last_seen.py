@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from core.db.availability import log_failure
 from core.db.engine import Database
 from core.mqtt.routing import Delivery
 from core.protocol.messages import Status
@@ -96,7 +97,7 @@ class LastSeen:
         try:
             await self.flush()
         except Exception:
-            log.exception("last seen times not stored at stop")
+            log_failure(log, "last seen times not stored at stop")
 
     async def _flush_forever(self) -> None:
         while True:
@@ -104,4 +105,6 @@ class LastSeen:
             try:
                 await self.flush()
             except Exception:
-                log.exception("storing last seen times failed; tried again in %s s", FLUSH_SECONDS)
+                log_failure(
+                    log, "storing last seen times failed; tried again in %s s", FLUSH_SECONDS
+                )

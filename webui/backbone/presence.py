@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from core.db.availability import log_failure
 from core.db.engine import Database
 from core.mqtt.routing import Route
 from core.protocol import topics
@@ -217,7 +218,7 @@ class Presence:
             try:
                 await self.sweep()
             except Exception:
-                log.exception("presence sweep failed")
+                log_failure(log, "presence sweep failed")
 
 
 def _decode_status(topic: topics.ParsedTopic, payload: bytes) -> Status | Drop:

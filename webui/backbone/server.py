@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from core.db.availability import log_failure
 from core.db.engine import Database
 from core.events import CommandChanged, DesiredConfigChanged, DeviceChanged, SyncChanged
 from core.mqtt.endpoint import Endpoint
@@ -235,7 +236,7 @@ class Backbone:
         try:
             await self.configs.publish_all()
         except Exception:  # the next connect tries again; a change publishes on its own
-            log.exception("publishing desired configurations failed")
+            log_failure(log, "publishing desired configurations failed")
 
     async def _sync_accounts(self) -> None:
         """Write the broker's accounts; a broker that cannot be told must not stop ingest."""

@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from core.db.availability import log_failure
 from core.db.engine import Database
 from core.events import SyncChanged
 from core.mqtt.routing import Route
@@ -130,7 +131,7 @@ class SyncWire:
             try:
                 await self._round()
             except Exception:
-                log.exception("sync round failed; the next sweep tries again")
+                log_failure(log, "sync round failed; the next sweep tries again")
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(SWEEP_S):
                     await self._wake.wait()

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from core.db.availability import log_failure
 from core.db.engine import Database
 from core.services.telemetry import ingest_hours, retention
 from core.tasks import TaskSet
@@ -99,7 +100,7 @@ class TelemetryUpkeep:
                 async with self._round:
                     await self.summarize()
             except Exception:
-                log.exception("ingest summary failed; tried again in %s s", SUMMARY_INTERVAL_S)
+                log_failure(log, "ingest summary failed; tried again in %s s", SUMMARY_INTERVAL_S)
             await asyncio.sleep(SUMMARY_INTERVAL_S)
 
     async def _forever(self) -> None:
@@ -108,5 +109,5 @@ class TelemetryUpkeep:
                 async with self._round:
                     await self.run_round()
             except Exception:
-                log.exception("telemetry upkeep failed; tried again in %s s", INTERVAL_S)
+                log_failure(log, "telemetry upkeep failed; tried again in %s s", INTERVAL_S)
             await asyncio.sleep(INTERVAL_S)
