@@ -22,6 +22,9 @@ HELD_SHARE of the schedule or more, and the backlog does not grow past what that
 allows. ``--raw`` adds, after each step, bare aiomqtt clients publishing the same samples
 at the same rate from as many processes (``bench.fleet_raw``): the cost of the MQTT traffic
 alone, set against the fleet's CPU. It doubles each step's time, so it is off by default.
+``--bare`` runs only those clients, timing their acks: the server, broker and database with
+the box to themselves but for the stations' traffic, as with stations on machines of their
+own (on this box the agents alone take more than a core at 1,000 samples/s).
 
     python -m bench.fleet [--devices 1000 --processes 4 --rates 1,2,5,10 --seconds 30]
 """
@@ -45,7 +48,16 @@ from typing import Any
 from bench import fleet_raw, fleet_stations
 from bench.cpu import machine_seconds
 from bench.fleet_parts import STOP_S, Parts
-from bench.fleet_report import P99_TARGET_MS, Window, figures_of, line_of, rounded, summary
+from bench.fleet_report import (
+    P99_TARGET_MS,
+    Window,
+    bare_figures,
+    bare_line_of,
+    figures_of,
+    line_of,
+    rounded,
+    summary,
+)
 from bench.server_metrics import rates, scrape
 from bench.server_process import ServerProcess, settings_for
 from bench.stack import DEFAULT_DATABASE, database_of_its_own
@@ -156,11 +168,16 @@ async def _raw(rig: Rig, args: argparse.Namespace, rate: float) -> dict[str, Any
         window = await _window(parts, rig, raws + rig.groups, args.seconds)
     finally:
         await asyncio.to_thread(parts.stop)
-    answers, uses = window.answers, window.uses
-    sent = sum(a["sent"] for a in answers) / max(a["window_s"] for a in answers)
-    cpu = {name: u.cpu_share for name, u in uses.items()}
-    cpu["raws"] = sum(u.cpu_share for name, u in uses.items() if name.startswith("raw_"))
-    return {"samples_per_s": sent, "cpu": cpu, **window.server}
+    return bare_figures(args, rate, window)
+
+
+async def bare_step(rig: Rig, args: argparse.Namespace, rate: float) -> dict[str, Any]:
+    """One rate with bare clients only: the server side's capacity on this box."""
+    load = os.getloadavg()[0]
+    _progress(f"{rate:g} Hz: {len(rig.credentials)} bare clients (load {load:.2f})")
+    figures = await _raw(rig, args, rate) | {"load_avg_1m_at_start": load}
+    _progress(f"{rate:g} Hz: {bare_line_of(figures)}")
+    return figures
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -198,7 +215,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         ]
         rig = Rig(broker.port, args.credentials, key_pem, server.url, groups)
         for rate in args.rates:
-            steps.append(await step(rig, args, rate))
+            steps.append(await (bare_step if args.bare else step)(rig, args, rate))
     held = [s["rate_hz"] for s in steps if s["held"]]
     if len(held) == len(steps):
         shutil.rmtree(workdir, ignore_errors=True)
@@ -208,6 +225,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "devices": args.devices,
         "processes": args.processes,
         "station_niceness": args.nice,
+        "bare": args.bare,
         "channels": args.channels,
         "warmup_s": args.warmup,
         "seconds": args.seconds,
@@ -241,6 +259,11 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=30, help="each step's window")
     parser.add_argument("--raw", action="store_true", help="bare clients after each step")
+    parser.add_argument(
+        "--bare",
+        action="store_true",
+        help="bare clients only, acks timed: the server side as with stations elsewhere",
+    )
     parser.add_argument(
         "--nice",
         type=int,

@@ -80,6 +80,39 @@ def figures_of(
     }
 
 
+def bare_figures(args: argparse.Namespace, rate: float, window: Window) -> dict[str, Any]:
+    """The bare clients' figures over a window: what they sent and got acked, the ack lag
+    (unacked samples at what they waited), each process's CPU; held by the same rule,
+    what was sent standing for what was taken (a bare client has no backlog to grow)."""
+    answers, uses = window.answers, window.uses
+    lags = array("d")
+    for answer in answers:
+        lags.frombytes(answer["lags"])
+    lags_ms = sorted(lag * 1000 for lag in lags)
+    seconds = max(a["window_s"] for a in answers)
+    scheduled = len(args.credentials) * rate
+    sent = sum(a["sent"] for a in answers) / seconds
+    cpu = {name: u.cpu_share for name, u in uses.items()}
+    cpu["raws"] = sum(u.cpu_share for name, u in uses.items() if name.startswith("raw_"))
+    lag_p99 = p99(lags_ms)
+    return {
+        "rate_hz": rate,
+        "scheduled_samples_per_s": scheduled,
+        "samples_per_s": sent,
+        "acked_samples_per_s": sum(a["acked"] for a in answers) / seconds,
+        "ack_lag_p50_ms": p50(lags_ms),
+        "ack_lag_p99_ms": lag_p99,
+        "ack_lag_max_ms": lags_ms[-1] if lags_ms else float("nan"),
+        "unacked_after_grace": sum(a["unacked"] for a in answers),
+        "cpu": cpu,
+        "cpu_ms_per_sample": {k: 1000 * v / max(sent, 1e-9) for k, v in cpu.items()},
+        "rss_mb": {name: u.rss_mb for name, u in uses.items()},
+        "machine_busy_share": window.busy,
+        "held": lag_p99 <= P99_TARGET_MS and sent >= HELD_SHARE * scheduled,
+        **window.server,
+    }
+
+
 def line_of(s: dict[str, Any]) -> str:
     """One step in a line: pace, acks, lag, backlog, CPU, held."""
     cpu = "  ".join(f"{k} {v:.0%}" for k, v in s["cpu"].items() if not k.startswith("fleet_"))
@@ -91,14 +124,30 @@ def line_of(s: dict[str, Any]) -> str:
     )
 
 
+def bare_line_of(s: dict[str, Any]) -> str:
+    """One bare step in a line: pace, acks, lag, CPU, held."""
+    cpu = "  ".join(f"{k} {v:.0%}" for k, v in s["cpu"].items() if not k.startswith("raw_"))
+    return (
+        f"{s['samples_per_s']:,.0f}/{s['scheduled_samples_per_s']:,.0f} samples/s sent, "
+        f"{s['acked_samples_per_s']:,.0f} acked, ack lag p50 {s['ack_lag_p50_ms']:.0f} ms "
+        f"p99 {s['ack_lag_p99_ms']:.0f} ms, unacked {s['unacked_after_grace']}, "
+        f"CPU {cpu}; held {s['held']}"
+    )
+
+
 def summary(line: dict[str, Any]) -> None:
     """Print each step's figures for a person."""
     print(
         f"fleet: {line['devices']} stations x {line['channels']} channels over "
         f"{line['processes']} processes, {line['seconds']:g} s measured a step"
     )
+    if line.get("bare"):
+        print("  bare clients only (no station agents): the server side's capacity")
     for s in line["steps"]:
-        print(f"  {s['rate_hz']:g} Hz (load {s['load_avg_1m_at_start']:.2f}): {line_of(s)}")
+        shown = bare_line_of(s) if line.get("bare") else line_of(s)
+        print(f"  {s['rate_hz']:g} Hz (load {s['load_avg_1m_at_start']:.2f}): {shown}")
+        if line.get("bare"):
+            continue
         memory = "  ".join(f"{k} {v:.0f}" for k, v in s["rss_mb"].items())
         print(
             f"      RSS MB {memory}; PostgreSQL backends PSS {s['pss_mb']['postgres_backends']:.0f}"

@@ -46,7 +46,7 @@ from desktop.agent.fleet import Fleet, template
 
 Queue = Any  # multiprocessing's queues are not subscriptable types at runtime
 CONNECT_S = 120.0  # 250 stations a process connecting on a 2-core box shared with the rest
-POLL_S = 0.1  # how often the grace looks whether the window's samples are all acked
+POLL_S = 0.1  # how often connects, the warm-up and the grace look again
 WARM_S = 2.0  # a settled station's backlog: the samples of its last 2 s (the lag target)
 TICK_S = 0.05  # the loop-lag probe's period: how late a timer fires says how busy the loop is
 
@@ -78,17 +78,28 @@ class Channels:
 
 
 class Timing:
-    """One station's acks, timed against its samples' taking, for samples in the window."""
+    """One stream's acks, timed against its samples' taking, for samples in the window."""
 
-    def __init__(self, agent: Agent, source: Channels, lags: array[float]) -> None:
-        self._agent, self._source, self._lags = agent, source, lags
+    def __init__(self, stream: str, source: Channels, lags: array[float]) -> None:
+        self._stream, self._source, self._lags = stream, source, lags
         self.acked = 0  # the highest seq an ack covered
         self.window = (float("inf"), float("inf"))
-        agent.supervisor.router.delivered.add(self._on_delivery)
 
-    def _on_delivery(self, delivery: Delivery) -> None:
-        ack = delivery.envelope
-        if not isinstance(ack, Ack) or ack.stream != self._agent.outbox.stream:
+    @classmethod
+    def of_agent(cls, agent: Agent, source: Channels, lags: array[float]) -> Timing:
+        """Timing fed by the acks an agent's link delivers."""
+        timing = cls(agent.outbox.stream, source, lags)
+
+        def delivered(delivery: Delivery) -> None:
+            if isinstance(delivery.envelope, Ack):
+                timing.on_ack(delivery.envelope)
+
+        agent.supervisor.router.delivered.add(delivered)
+        return timing
+
+    def on_ack(self, ack: Ack) -> None:
+        """Each newly covered sample of the window: its lag, taking to now."""
+        if ack.stream != self._stream:
             return
         now, taken = time.time(), self._source.taken
         start, end = self.window
@@ -158,7 +169,7 @@ async def _run(
         sources=lambda n: [sources[n]],
     )
     lags: array[float] = array("d")
-    timings = [Timing(a, s, lags) for a, s in zip(fleet.agents, sources, strict=True)]
+    timings = [Timing.of_agent(a, s, lags) for a, s in zip(fleet.agents, sources, strict=True)]
     try:
         began = time.monotonic()
         await fleet.start()

@@ -76,3 +76,22 @@ def test_a_small_fleet_is_measured_and_every_station_acked() -> None:
     assert step["server_rows_per_s"] >= 0.9 * step["points_per_s"]
     assert step["server_acks_per_s"] > 0 and step["server_store_failures_per_s"] == 0
     assert step["held"] is True and line["held_rates_hz"] == [RATE]
+
+
+def test_bare_clients_time_their_acks_as_stations_do() -> None:
+    """``--bare``: no agents, only their MQTT traffic; each sample still timed to its ack."""
+    size = ["--devices", str(DEVICES), "--processes", str(PROCESSES), "--rates", str(RATE)]
+    line, _ = run_bench("bench.fleet", *size, "--bare", "--seconds", "4", timeout_s=RUN_S)
+    assert line["bare"] is True
+    (step,) = line["steps"]
+    assert set(step["rss_mb"]) == {"raw_1", "raw_2"} | GROUPS - {"fleet_1", "fleet_2"}
+    assert step["scheduled_samples_per_s"] == DEVICES * RATE
+    assert step["samples_per_s"] == pytest.approx(DEVICES * RATE, rel=0.1)
+    # Every sample of the window acked (a lost one would stall its stream and be counted).
+    assert step["unacked_after_grace"] == 0
+    assert step["acked_samples_per_s"] == pytest.approx(step["samples_per_s"], rel=0.1)
+    lags = [step[k] for k in ("ack_lag_p50_ms", "ack_lag_p99_ms", "ack_lag_max_ms")]
+    assert all(math.isfinite(v) and v > 0 for v in lags) and lags == sorted(lags)
+    assert lags[1] < line["p99_target_ms"]
+    assert step["server_rows_per_s"] >= 0.9 * step["acked_samples_per_s"] * CHANNELS
+    assert step["cpu"]["raws"] > 0 and step["held"] is True and line["held_rates_hz"] == [RATE]
