@@ -18,7 +18,7 @@ STARTING_UP = "57P03"  # cannot_connect_now: "the database system is starting up
 _ENCRYPTION_REQUESTS = {80877103, 80877104}
 
 
-def _free_port() -> int:
+def free_port() -> int:
     """A loopback port nobody listens on (bound, then let go)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -59,7 +59,7 @@ async def away_settings(kind: str, tmp_path: Path) -> AsyncIterator[Settings]:
     with "the database system is starting up" (``starting-up``, asyncpg's
     CannotConnectNowError)."""
     if kind == "refused":
-        yield _settings(f"postgresql://root@127.0.0.1:{_free_port()}/test", tmp_path)
+        yield _settings(f"postgresql://root@127.0.0.1:{free_port()}/test", tmp_path)
         return
     server = await asyncio.start_server(_starting_up, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]

@@ -46,6 +46,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from core.db.availability import database_unavailable, describe
 from core.db.engine import Database
 from core.events import CommandChanged, DesiredConfigChanged, DeviceChanged
 from core.protocol.telemetry import Batch
@@ -182,10 +183,22 @@ class Fanout:
         return url.render_as_string(hide_password=False)
 
     async def start(self) -> None:
-        """Listen and start telling (PostgreSQL); on SQLite, nothing: a single server."""
+        """Listen and start telling (PostgreSQL); on SQLite, nothing: a single server.
+
+        A database away at start is waited for in the background, as a lost listening
+        connection is: the rest of the server (ingest, presence, the deadlines) must start
+        all the same, and recover when the database answers.
+        """
         if self._database.dialect != "postgresql":
             return
-        await self._listen()
+        listening = True
+        try:
+            await self._listen()
+        except Exception as error:
+            if not database_unavailable(error):
+                raise
+            log.warning("fan-out not listening (%s); again in %s s", describe(error), RECONNECT_S)
+            listening = False
         bus = self._database.events
         self._unsubscribe = [
             bus.subscribe(CommandChanged, self._command),
@@ -194,6 +207,8 @@ class Fanout:
         ]
         self._tasks.spawn(self._send_forever(self._notify), name="fan-out sender")
         self.running = True
+        if not listening:
+            self._tasks.spawn(self._listen_again(), name="fan-out listen")
 
     async def _listen(self) -> None:
         connection = await asyncpg.connect(self._dsn())

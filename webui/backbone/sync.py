@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from core.db.availability import log_failure
+from core.db.availability import database_unavailable, log_failure
 from core.db.engine import Database
 from core.events import SyncChanged
 from core.mqtt.routing import Route
@@ -109,9 +109,18 @@ class SyncWire:
         self._wake.set()
 
     async def start(self) -> None:
-        """Sequence what is waiting (pulls answered from now on see it), start the publisher."""
-        async with self._database.session() as session:
-            await sync_log.sequence(session)
+        """Sequence what is waiting (pulls answered from now on see it), start the publisher.
+
+        A database away at start leaves the sequencing to the publisher's rounds, which do
+        it first: the server starts all the same.
+        """
+        try:
+            async with self._database.session() as session:
+                await sync_log.sequence(session)
+        except Exception as error:
+            if not database_unavailable(error):
+                raise
+            log_failure(log, "sync log not sequenced at start; the publisher's rounds will")
         self._loop.spawn(self._publish_forever(), name="sync publisher")
 
     async def stop(self) -> None:

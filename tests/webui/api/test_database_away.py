@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import make_url
 
 from core import tokens
+from core.db.availability import database_unavailable
 from core.db.types import utcnow
 from core.settings import Settings
 from tests.harness import running_app
-from tests.webui.database_away import KINDS, away_settings
+from tests.webui.database_away import KINDS, away_settings, free_port
 from webui.backbone import alarms
+from webui.backbone.server import Backbone
 
 # The loggers of a request's answer (the server's background tasks have their own, and meet
 # the same outage while the test runs).
@@ -82,3 +88,89 @@ async def test_health_reports_not_ready(away: tuple[httpx.AsyncClient, Settings]
     body = response.json()
     assert body["status"] == "unavailable" and body["database"] == "unavailable"
     assert body["broker"]["state"] == "disabled"
+
+
+async def test_background_rounds_say_so_in_a_line_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server starts whole and its own loops (alarms loader, upkeep, checkpoints, the
+    fan-out's listener…) wait the outage out, each failed round one line."""
+    monkeypatch.setattr(alarms, "STOP_WAIT_S", 0.1)
+    monkeypatch.setattr(alarms, "LOAD_RETRY_S", 0.2)  # a few failed rounds within the test
+    with caplog.at_level(logging.WARNING):
+        async with away_settings("refused", tmp_path) as settings, running_app(settings):
+            for _ in range(100):
+                await asyncio.sleep(0.05)
+                said = [r for r in caplog.records if r.name == alarms.__name__]
+                if len(said) >= 2:
+                    break
+    said = [r for r in caplog.records if r.name == alarms.__name__]
+    assert len(said) >= 2, [r.getMessage() for r in caplog.records]
+    assert all("database unavailable" in r.getMessage() for r in said)
+    outage_tracebacks = [
+        r.getMessage()
+        for r in caplog.records
+        if r.exc_info and r.exc_info[1] and database_unavailable(r.exc_info[1])
+    ]
+    assert not outage_tracebacks
+    # Nothing failed outright: a start step that raised (the fan-out's first listen, the
+    # sync log's first sequencing did) left the rest of the server unstarted, for good.
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors
+
+
+@asynccontextmanager
+async def _forwarding(port: int, to: tuple[str, int]) -> AsyncIterator[None]:
+    """Listen on ``port`` and pipe each connection to ``to``: the database coming back."""
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(*to)
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+    server = await asyncio.start_server(forward, "127.0.0.1", port)
+    async with server:
+        yield
+
+
+@pytest.mark.production_database
+async def test_a_server_started_before_its_database_recovers_when_it_answers(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the fan-out and a database that comes back are PostgreSQL's")
+    monkeypatch.setattr(alarms, "STOP_WAIT_S", 0.1)
+    monkeypatch.setattr(alarms, "LOAD_RETRY_S", 0.2)
+    started: list[Backbone] = []
+    start = Backbone.start
+
+    async def recorded(self: Backbone) -> None:
+        started.append(self)
+        await start(self)
+
+    monkeypatch.setattr(Backbone, "start", recorded)
+    real = make_url(database_url)
+    port = free_port()
+    settings = Settings(
+        database_url=real.set(port=port).render_as_string(hide_password=False),
+        mqtt_url="",
+        signing_key_file=tmp_path / "keys" / "server-signing-key.pem",
+    )
+    async with running_app(settings) as client:
+        assert (await client.get("/api/v1/health")).status_code == 503
+        [backbone] = started
+        assert backbone.fanout.listening_pid is None
+        async with _forwarding(port, (real.host or "127.0.0.1", real.port or 5432)):
+            for _ in range(300):
+                healthy = (await client.get("/api/v1/health")).status_code == 200
+                if healthy and backbone.fanout.listening_pid is not None:
+                    break
+                await asyncio.sleep(0.1)
+            assert healthy, "the API never came back"
+            assert backbone.fanout.listening_pid is not None, "the fan-out never listened"
