@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core.db.availability import log_failure
+from core.db.availability import database_unavailable, describe, log_failure
 from core.db.engine import Database
 from core.events import CommandChanged, DesiredConfigChanged, DeviceChanged, SyncChanged
 from core.mqtt.endpoint import Endpoint
@@ -244,8 +244,14 @@ class Backbone:
             return
         try:
             await self.accounts.sync()
-        except (OSError, RuntimeError, ValueError) as error:  # BrokerReloadError included
-            log.error("broker accounts not synced: %s", error)
+        except Exception as error:
+            if database_unavailable(error):  # the broker keeps the accounts it was last told
+                why = f"database unavailable ({describe(error)}); the broker keeps its file"
+                log.warning("broker accounts not synced: %s", why)
+            elif isinstance(error, OSError | RuntimeError | ValueError):  # BrokerReloadError too
+                log.error("broker accounts not synced: %s", error)
+            else:
+                raise
 
     def _link_up(self) -> bool:
         return self.supervisor is not None and self.supervisor.connected

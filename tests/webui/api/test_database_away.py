@@ -90,20 +90,24 @@ async def test_health_reports_not_ready(away: tuple[httpx.AsyncClient, Settings]
     assert body["broker"]["state"] == "disabled"
 
 
+@pytest.mark.parametrize("kind", KINDS)
 async def test_background_rounds_say_so_in_a_line_not_a_traceback(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The server starts whole and its own loops (alarms loader, upkeep, checkpoints, the
     fan-out's listener…) wait the outage out, each failed round one line."""
     monkeypatch.setattr(alarms, "STOP_WAIT_S", 0.1)
     monkeypatch.setattr(alarms, "LOAD_RETRY_S", 0.2)  # a few failed rounds within the test
     with caplog.at_level(logging.WARNING):
-        async with away_settings("refused", tmp_path) as settings, running_app(settings):
-            for _ in range(100):
-                await asyncio.sleep(0.05)
-                said = [r for r in caplog.records if r.name == alarms.__name__]
-                if len(said) >= 2:
-                    break
+        async with away_settings(kind, tmp_path) as away:
+            # The broker's accounts are written from the database at start too.
+            settings = away.model_copy(update={"broker_password_file": tmp_path / "passwd"})
+            async with running_app(settings):
+                for _ in range(100):
+                    await asyncio.sleep(0.05)
+                    said = [r for r in caplog.records if r.name == alarms.__name__]
+                    if len(said) >= 2:
+                        break
     said = [r for r in caplog.records if r.name == alarms.__name__]
     assert len(said) >= 2, [r.getMessage() for r in caplog.records]
     assert all("database unavailable" in r.getMessage() for r in said)
