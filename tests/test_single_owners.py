@@ -168,7 +168,7 @@ TABLE_HOMES: dict[str, Path | None] = {
     "RefreshToken": SERVICES / "sessions.py",
     "Device": SERVICES / "devices.py",
     "DeviceConfig": SERVICES / "device_configs.py",
-    "Command": SERVICES / "commands.py",
+    "Command": SERVICES / "commands",
     "DeviceConfigVersion": SERVICES / "config_history.py",
     "Alarm": SERVICES / "alarms.py",
     "OfflineEvent": SERVICES / "offline_events.py",

@@ -86,7 +86,7 @@ MIN_TIMEOUT_S, MAX_TIMEOUT_S = 1, 7 * 24 * 3600
 DEFAULT_TIMEOUT_S = 30
 # How long past its signed ``expires_at`` a station still accepts a command: the signing
 # leeway, for clocks that disagree. The server's deadlines count from this same figure
-# (core.services.commands), so it never calls expired what a station may still run.
+# (core.services.commands.deadlines), so it never calls expired what a station may still run.
 ACCEPT_LEEWAY_MS: Final = DEFAULT_LEEWAY_MS
 # A command accepted at or past its expiry still gets this long to run on the station:
 # refusing it later than its acceptance would tell the server nothing new.

@@ -32,7 +32,7 @@ from core.services.commands import EXPIRY_GRACE
 ROOT = Path(__file__).resolve().parents[2]
 # The run's own bounds (drain 60 s, commands 15 s) end it well before 240 s, unless a
 # command was published and never answered: the server waits out the time a station could
-# still accept it (core.services.commands.EXPIRY_GRACE) before it calls it expired.
+# still accept it (core.services.commands.deadlines.EXPIRY_GRACE) before it calls it expired.
 RUN_S = 240 + EXPIRY_GRACE.total_seconds()
 POSTGRES = Path("/usr/lib/postgresql/15/bin/initdb")
 

@@ -29,6 +29,7 @@ from core.protocol.commands import (
 from core.protocol.signing import generate_signing_key
 from core.services import commands, config_history, device_configs, devices
 from core.services.actor import Actor
+from core.services.commands import answers
 
 ADMIN = Actor(
     name="ada",
@@ -399,7 +400,7 @@ async def test_a_late_delivered_reopens_an_expired_command_until_its_result(
         await commands.expire_due(session, now=command.expires_at + commands.EXPIRY_GRACE)
     at = command.expires_at + 2 * commands.EXPIRY_GRACE  # held back by a broken link
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(commands, "utcnow", lambda: at)
+        patch.setattr(answers, "utcnow", lambda: at)  # the station's answer is timed there
         assert await _answer(database, command.id, "delivered") == "moved"
     reopened = await _state(database, command.id)
     assert (reopened.state, reopened.finished_at) == ("delivered", None)

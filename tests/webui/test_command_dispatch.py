@@ -31,6 +31,7 @@ from core.protocol.messages import Status
 from core.protocol.signing import VerifyingKey
 from core.services import commands, devices
 from core.services.actor import Actor
+from core.services.commands import deadlines
 from core.settings import Settings
 from tests.mqtt.broker import DEVICES, RunningBroker, eventually
 from tests.mqtt.server import running_backbone
@@ -363,7 +364,7 @@ async def test_a_command_lost_on_its_way_ends_just_past_its_deadline_on_the_stat
     backbone: Backbone, fleet: Database, mosquitto: RunningBroker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without the question it would stay sent for the whole expiry grace (10.5 min)."""
-    monkeypatch.setattr(commands, "ASK_AFTER", timedelta(milliseconds=100))
+    monkeypatch.setattr(deadlines, "ASK_AFTER", timedelta(milliseconds=100))
     station = _station(backbone, mosquitto, "press-07")
     station.lose_commands = True
     async with station.connected():
@@ -385,7 +386,7 @@ async def test_a_command_lost_on_its_way_ends_just_past_its_deadline_on_the_stat
 async def test_a_station_whose_answers_were_lost_answers_the_question_with_its_result(
     backbone: Backbone, fleet: Database, mosquitto: RunningBroker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(commands, "ASK_AFTER", timedelta(milliseconds=100))
+    monkeypatch.setattr(deadlines, "ASK_AFTER", timedelta(milliseconds=100))
     station = _station(backbone, mosquitto, "press-07")
     station.lose_answers = True
     async with station.connected():
@@ -401,7 +402,7 @@ async def test_a_station_whose_answers_were_lost_answers_the_question_with_its_r
 async def test_a_question_lost_with_the_connection_is_asked_again_when_the_station_returns(
     backbone: Backbone, fleet: Database, mosquitto: RunningBroker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(commands, "ASK_AFTER", timedelta(milliseconds=100))
+    monkeypatch.setattr(deadlines, "ASK_AFTER", timedelta(milliseconds=100))
     station = _station(backbone, mosquitto, "press-07")
     station.lose_commands = station.silent = True
     async with station.connected():
