@@ -393,7 +393,9 @@ async def test_a_station_whose_answers_were_lost_answers_the_question_with_its_r
         await eventually(lambda: _online(backbone, "press-07"))
         ran = await _create(fleet, "press-07", timeout_s=1)
         await eventually(lambda: str(ran.id) in station.answers)
-        assert (await _get(fleet, ran.id)).state == "sent"  # the server heard nothing
+        # The server heard nothing: the command is (or, once mark_sent's commit lands, which
+        # the station's lost answer may beat, becomes) sent, and stays so until asked.
+        await _reaches(fleet, ran.id, "sent")
         done = await _reaches(fleet, ran.id, "succeeded")
     assert (done.detail, station.ran) == ("Ping done", [str(ran.id)])
     assert done.finished_at is not None and done.finished_at - done.expires_at < timedelta(5)
