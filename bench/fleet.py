@@ -52,7 +52,6 @@ from bench.fleet_report import (
     P99_TARGET_MS,
     Window,
     bare_figures,
-    bare_line_of,
     figures_of,
     line_of,
     rounded,
@@ -176,7 +175,7 @@ async def bare_step(rig: Rig, args: argparse.Namespace, rate: float) -> dict[str
     load = os.getloadavg()[0]
     _progress(f"{rate:g} Hz: {len(rig.credentials)} bare clients (load {load:.2f})")
     figures = await _raw(rig, args, rate) | {"load_avg_1m_at_start": load}
-    _progress(f"{rate:g} Hz: {bare_line_of(figures)}")
+    _progress(f"{rate:g} Hz: {line_of(figures)}")
     return figures
 
 

@@ -37,10 +37,7 @@ def figures_of(
 ) -> dict[str, Any]:
     """One step's figures from the processes' answers and the groups' use."""
     answers, uses = window.answers, window.uses
-    lags = array("d")
-    for answer in answers:
-        lags.frombytes(answer["lags"])
-    lags_ms = sorted(lag * 1000 for lag in lags)
+    lags_ms = _lags_ms(answers)
     window = max(a["window_s"] for a in answers)
     scheduled = len(args.credentials) * rate
     taken = sum(a["taken"] for a in answers) / window
@@ -85,10 +82,7 @@ def bare_figures(args: argparse.Namespace, rate: float, window: Window) -> dict[
     (unacked samples at what they waited), each process's CPU; held by the same rule,
     what was sent standing for what was taken (a bare client has no backlog to grow)."""
     answers, uses = window.answers, window.uses
-    lags = array("d")
-    for answer in answers:
-        lags.frombytes(answer["lags"])
-    lags_ms = sorted(lag * 1000 for lag in lags)
+    lags_ms = _lags_ms(answers)
     seconds = max(a["window_s"] for a in answers)
     scheduled = len(args.credentials) * rate
     sent = sum(a["sent"] for a in answers) / seconds
@@ -113,26 +107,29 @@ def bare_figures(args: argparse.Namespace, rate: float, window: Window) -> dict[
     }
 
 
+def _lags_ms(answers: list[dict[str, Any]]) -> list[float]:
+    """Every process's ack lags of the window, in ms, sorted."""
+    lags = array("d")
+    for answer in answers:
+        lags.frombytes(answer["lags"])
+    return sorted(lag * 1000 for lag in lags)
+
+
 def line_of(s: dict[str, Any]) -> str:
-    """One step in a line: pace, acks, lag, backlog, CPU, held."""
-    cpu = "  ".join(f"{k} {v:.0%}" for k, v in s["cpu"].items() if not k.startswith("fleet_"))
-    return (
-        f"{s['samples_per_s']:,.0f}/{s['scheduled_samples_per_s']:,.0f} samples/s, "
-        f"{s['points_per_s']:,.0f} points/s acked, ack lag p50 {s['ack_lag_p50_ms']:.0f} ms "
-        f"p99 {s['ack_lag_p99_ms']:.0f} ms, backlog {s['backlog_start']}→{s['backlog_end']}, "
-        f"CPU {cpu}; held {s['held']}"
-    )
-
-
-def bare_line_of(s: dict[str, Any]) -> str:
-    """One bare step in a line: pace, acks, lag, CPU, held."""
-    cpu = "  ".join(f"{k} {v:.0%}" for k, v in s["cpu"].items() if not k.startswith("raw_"))
-    return (
-        f"{s['samples_per_s']:,.0f}/{s['scheduled_samples_per_s']:,.0f} samples/s sent, "
-        f"{s['acked_samples_per_s']:,.0f} acked, ack lag p50 {s['ack_lag_p50_ms']:.0f} ms "
-        f"p99 {s['ack_lag_p99_ms']:.0f} ms, unacked {s['unacked_after_grace']}, "
-        f"CPU {cpu}; held {s['held']}"
-    )
+    """One step in a line: pace, acks, lag, backlog (a bare step's: what stayed unacked),
+    CPU, held."""
+    bare = "backlog_start" not in s
+    each = "raw_" if bare else "fleet_"
+    cpu = "  ".join(f"{k} {v:.0%}" for k, v in s["cpu"].items() if not k.startswith(each))
+    pace = f"{s['samples_per_s']:,.0f}/{s['scheduled_samples_per_s']:,.0f} samples/s"
+    if bare:
+        acked = f" sent, {s['acked_samples_per_s']:,.0f} acked"
+        queue = f"unacked {s['unacked_after_grace']}"
+    else:
+        acked = f", {s['points_per_s']:,.0f} points/s acked"
+        queue = f"backlog {s['backlog_start']}→{s['backlog_end']}"
+    lag = f"ack lag p50 {s['ack_lag_p50_ms']:.0f} ms p99 {s['ack_lag_p99_ms']:.0f} ms"
+    return f"{pace}{acked}, {lag}, {queue}, CPU {cpu}; held {s['held']}"
 
 
 def summary(line: dict[str, Any]) -> None:
@@ -144,8 +141,7 @@ def summary(line: dict[str, Any]) -> None:
     if line.get("bare"):
         print("  bare clients only (no station agents): the server side's capacity")
     for s in line["steps"]:
-        shown = bare_line_of(s) if line.get("bare") else line_of(s)
-        print(f"  {s['rate_hz']:g} Hz (load {s['load_avg_1m_at_start']:.2f}): {shown}")
+        print(f"  {s['rate_hz']:g} Hz (load {s['load_avg_1m_at_start']:.2f}): {line_of(s)}")
         if line.get("bare"):
             continue
         memory = "  ".join(f"{k} {v:.0f}" for k, v in s["rss_mb"].items())

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import make_url
 
+from bench.chaos.proxy import FaultProxy
 from core import tokens
 from core.db.availability import database_unavailable
 from core.db.types import utcnow
@@ -123,26 +122,6 @@ async def test_background_rounds_say_so_in_a_line_not_a_traceback(
     assert not errors
 
 
-@asynccontextmanager
-async def _forwarding(port: int, to: tuple[str, int]) -> AsyncIterator[None]:
-    """Listen on ``port`` and pipe each connection to ``to``: the database coming back."""
-
-    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError):
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        writer.close()
-
-    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream_reader, upstream_writer = await asyncio.open_connection(*to)
-        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
-
-    server = await asyncio.start_server(forward, "127.0.0.1", port)
-    async with server:
-        yield
-
-
 @pytest.mark.production_database
 async def test_a_server_started_before_its_database_recovers_when_it_answers(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -166,11 +145,14 @@ async def test_a_server_started_before_its_database_recovers_when_it_answers(
         mqtt_url="",
         signing_key_file=tmp_path / "keys" / "server-signing-key.pem",
     )
-    async with running_app(settings) as client:
-        assert (await client.get("/api/v1/health")).status_code == 503
-        [backbone] = started
-        assert backbone.fanout.listening_pid is None
-        async with _forwarding(port, (real.host or "127.0.0.1", real.port or 5432)):
+    # The database comes back later: a plain forwarder starts listening on that port.
+    forwarder = FaultProxy(real.host or "127.0.0.1", real.port or 5432, listen_port=port)
+    try:
+        async with running_app(settings) as client:
+            assert (await client.get("/api/v1/health")).status_code == 503
+            [backbone] = started
+            assert backbone.fanout.listening_pid is None
+            await forwarder.start()
             for _ in range(300):
                 healthy = (await client.get("/api/v1/health")).status_code == 200
                 if healthy and backbone.fanout.listening_pid is not None:
@@ -178,3 +160,5 @@ async def test_a_server_started_before_its_database_recovers_when_it_answers(
                 await asyncio.sleep(0.1)
             assert healthy, "the API never came back"
             assert backbone.fanout.listening_pid is not None, "the fan-out never listened"
+    finally:
+        await forwarder.stop()  # after the server's stop, which may still use the database
