@@ -9,6 +9,7 @@ The server's own retained status stays online while any replica is (``replica_st
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable
@@ -47,6 +48,9 @@ from webui.backbone.sync import SyncWire
 from webui.backbone.telemetry_upkeep import TelemetryUpkeep
 
 log = logging.getLogger(__name__)
+# A database away when the broker's accounts are due: written again this often until it
+# answers (the broker keeps the file it has meanwhile, so known stations still connect).
+ACCOUNTS_RETRY_S = 5.0
 
 
 def _server_status(node: str, state: str, reason: str | None = None) -> Outgoing:
@@ -246,12 +250,17 @@ class Backbone:
             await self.accounts.sync()
         except Exception as error:
             if database_unavailable(error):  # the broker keeps the accounts it was last told
-                why = f"database unavailable ({describe(error)}); the broker keeps its file"
+                why = f"database unavailable ({describe(error)}); again in {ACCOUNTS_RETRY_S} s"
                 log.warning("broker accounts not synced: %s", why)
+                self._background.spawn(self._sync_accounts_later(), name="broker accounts")
             elif isinstance(error, OSError | RuntimeError | ValueError):  # BrokerReloadError too
                 log.error("broker accounts not synced: %s", error)
             else:
                 raise
+
+    async def _sync_accounts_later(self) -> None:
+        await asyncio.sleep(ACCOUNTS_RETRY_S)
+        await self._sync_accounts()  # which tries again later if the database is still away
 
     def _link_up(self) -> bool:
         return self.supervisor is not None and self.supervisor.connected

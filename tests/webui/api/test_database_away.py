@@ -20,7 +20,7 @@ from core.db.types import utcnow
 from core.settings import Settings
 from tests.harness import running_app
 from tests.webui.database_away import KINDS, away_settings, free_port
-from webui.backbone import alarms
+from webui.backbone import alarms, server
 from webui.backbone.server import Backbone
 
 # The loggers of a request's answer (the server's background tasks have their own, and meet
@@ -140,10 +140,15 @@ async def test_a_server_started_before_its_database_recovers_when_it_answers(
     monkeypatch.setattr(Backbone, "start", recorded)
     real = make_url(database_url)
     port = free_port()
+    monkeypatch.setattr(server, "ACCOUNTS_RETRY_S", 0.2)
+    passwords = tmp_path / "broker" / "passwd"
     settings = Settings(
         database_url=real.set(port=port).render_as_string(hide_password=False),
         mqtt_url="",
         signing_key_file=tmp_path / "keys" / "server-signing-key.pem",
+        broker_password_file=passwords,  # holding the server's own account, once written
+        mqtt_username="server",
+        mqtt_password="server-secret",
     )
     # The database comes back later: a plain forwarder starts listening on that port.
     forwarder = FaultProxy(real.host or "127.0.0.1", real.port or 5432, listen_port=port)
@@ -152,13 +157,15 @@ async def test_a_server_started_before_its_database_recovers_when_it_answers(
             assert (await client.get("/api/v1/health")).status_code == 503
             [backbone] = started
             assert backbone.fanout.listening_pid is None
+            assert not passwords.exists()
             await forwarder.start()
             for _ in range(300):
                 healthy = (await client.get("/api/v1/health")).status_code == 200
-                if healthy and backbone.fanout.listening_pid is not None:
+                if healthy and backbone.fanout.listening_pid is not None and passwords.exists():
                     break
                 await asyncio.sleep(0.1)
             assert healthy, "the API never came back"
             assert backbone.fanout.listening_pid is not None, "the fan-out never listened"
+            assert passwords.exists(), "the broker's accounts were never written"
     finally:
         await forwarder.stop()  # after the server's stop, which may still use the database
