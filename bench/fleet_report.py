@@ -44,10 +44,9 @@ def figures_of(
     acked = sum(a["acked"] for a in answers) / window
     backlog_start = sum(a["backlog_start"] for a in answers)
     backlog_end = sum(a["backlog_end"] for a in answers)
-    lag_p99 = p99(lags_ms)
+    lags = _lag_figures(lags_ms)
     growing = backlog_end > backlog_start + scheduled * P99_TARGET_MS / 1000
-    cpu = {name: u.cpu_share for name, u in uses.items()}
-    cpu["fleets"] = sum(u.cpu_share for name, u in uses.items() if name.startswith("fleet_"))
+    held = lags["ack_lag_p99_ms"] <= P99_TARGET_MS and taken >= HELD_SHARE * scheduled
     return {
         "rate_hz": rate,
         "connected": sum(a[1] for a in ready),
@@ -57,9 +56,7 @@ def figures_of(
         "share_of_schedule": taken / scheduled,
         "acked_samples_per_s": acked,
         "points_per_s": acked * args.channels,
-        "ack_lag_p50_ms": p50(lags_ms),
-        "ack_lag_p99_ms": lag_p99,
-        "ack_lag_max_ms": lags_ms[-1] if lags_ms else float("nan"),
+        **lags,
         "lagged_samples": len(lags_ms),
         "unacked_after_grace": sum(a["unacked"] for a in answers),
         "stations_acked": sum(a["stations_acked"] for a in answers),
@@ -67,13 +64,10 @@ def figures_of(
         "backlog_end": backlog_end,
         "backlog_growing": growing,
         "station_loop_lag_p99_ms": max(a["loop_lag_p99_ms"] for a in answers),
-        "cpu": cpu,
-        # Each process's CPU a sample taken: what a sample costs where (the box's budget).
-        "cpu_ms_per_sample": {k: 1000 * v / max(taken, 1e-9) for k, v in cpu.items()},
-        "rss_mb": {name: u.rss_mb for name, u in uses.items()},
+        **_use_figures(uses, "fleet", taken),
         "pss_mb": {name: u.pss_mb for name, u in uses.items()},
         "busiest": max((n for n in uses), key=lambda n: uses[n].cpu_share),
-        "held": lag_p99 <= P99_TARGET_MS and taken >= HELD_SHARE * scheduled and not growing,
+        "held": held and not growing,
     }
 
 
@@ -86,24 +80,39 @@ def bare_figures(args: argparse.Namespace, rate: float, window: Window) -> dict[
     seconds = max(a["window_s"] for a in answers)
     scheduled = len(args.credentials) * rate
     sent = sum(a["sent"] for a in answers) / seconds
-    cpu = {name: u.cpu_share for name, u in uses.items()}
-    cpu["raws"] = sum(u.cpu_share for name, u in uses.items() if name.startswith("raw_"))
-    lag_p99 = p99(lags_ms)
+    lags = _lag_figures(lags_ms)
     return {
         "rate_hz": rate,
         "scheduled_samples_per_s": scheduled,
         "samples_per_s": sent,
         "acked_samples_per_s": sum(a["acked"] for a in answers) / seconds,
-        "ack_lag_p50_ms": p50(lags_ms),
-        "ack_lag_p99_ms": lag_p99,
-        "ack_lag_max_ms": lags_ms[-1] if lags_ms else float("nan"),
+        **lags,
         "unacked_after_grace": sum(a["unacked"] for a in answers),
-        "cpu": cpu,
-        "cpu_ms_per_sample": {k: 1000 * v / max(sent, 1e-9) for k, v in cpu.items()},
-        "rss_mb": {name: u.rss_mb for name, u in uses.items()},
+        **_use_figures(uses, "raw", sent),
         "machine_busy_share": window.busy,
-        "held": lag_p99 <= P99_TARGET_MS and sent >= HELD_SHARE * scheduled,
+        "held": lags["ack_lag_p99_ms"] <= P99_TARGET_MS and sent >= HELD_SHARE * scheduled,
         **window.server,
+    }
+
+
+def _lag_figures(lags_ms: list[float]) -> dict[str, float]:
+    """Ack lag p50, p99 and max of sorted lags (NaN for none)."""
+    return {
+        "ack_lag_p50_ms": p50(lags_ms),
+        "ack_lag_p99_ms": p99(lags_ms),
+        "ack_lag_max_ms": lags_ms[-1] if lags_ms else float("nan"),
+    }
+
+
+def _use_figures(uses: dict[str, Use], group: str, samples_per_s: float) -> dict[str, Any]:
+    """Each process's CPU (with the ``group``'s processes summed as ``{group}s``), its CPU
+    a sample (what a sample costs where: the box's budget) and its memory."""
+    cpu = {name: u.cpu_share for name, u in uses.items()}
+    cpu[f"{group}s"] = sum(u.cpu_share for name, u in uses.items() if name.startswith(f"{group}_"))
+    return {
+        "cpu": cpu,
+        "cpu_ms_per_sample": {k: 1000 * v / max(samples_per_s, 1e-9) for k, v in cpu.items()},
+        "rss_mb": {name: u.rss_mb for name, u in uses.items()},
     }
 
 

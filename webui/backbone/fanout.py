@@ -46,7 +46,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from core.db.availability import database_unavailable, describe
+from core.db.availability import database_unavailable
 from core.db.engine import Database
 from core.events import CommandChanged, DesiredConfigChanged, DeviceChanged
 from core.protocol.telemetry import Batch
@@ -197,8 +197,7 @@ class Fanout:
         except Exception as error:
             if not database_unavailable(error):
                 raise
-            log.warning("fan-out not listening (%s); again in %s s", describe(error), RECONNECT_S)
-            listening = False
+            listening = False  # _listen_again says so, and tries again, from the first round
         bus = self._database.events
         self._unsubscribe = [
             bus.subscribe(CommandChanged, self._command),
